@@ -1,0 +1,129 @@
+//! Command dispatch: parse the command line, resolve the configuration, set up logging, run the
+//! command, map failures to exit codes.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::{CommandFactory, FromArgMatches};
+use parta_common::EXIT_CONFIG;
+use parta_common::settings::ConfigError;
+use parta_protocol::{Report, Sample};
+
+use crate::cli::{Cli, Command, OutputFormat};
+use crate::config::AgentConfig;
+use crate::sources::host::HostSource;
+use crate::uplink::UplinkError;
+
+/// Exit code when the collector permanently refuses the agent (`EX_NOPERM`).
+pub const EXIT_REJECTED: u8 = 77;
+
+/// Runs the agent's command line and returns the process exit code.
+pub fn main() -> u8 {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let config = match AgentConfig::resolve(&cli.global, &matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("parta-agent: {e}");
+            return EXIT_CONFIG as u8;
+        }
+    };
+    parta_common::logging::init(config.log_format, &config.log_level);
+    let result = match cli.command {
+        Command::Run => config
+            .uplink(&cli.global, &matches)
+            .map_err(anyhow::Error::from)
+            .and_then(|uplink| runtime()?.block_on(crate::runner::run(config, uplink))),
+        Command::Sample { format } => sample(&config, format),
+    };
+    match result {
+        Ok(()) => 0,
+        // `parta-agent sample | head`: the reader went away; not an error worth reporting.
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprintln!("parta-agent: {e:#}");
+            exit_code(&e)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<ConfigError>() || c.is::<crate::tls::TlsError>()) {
+        EXIT_CONFIG as u8
+    } else if e.chain().any(|c| c.is::<UplinkError>()) {
+        EXIT_REJECTED
+    } else {
+        1
+    }
+}
+
+/// The agent needs one thread: sampling is quick, the uplink is I/O.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `parta-agent sample`: one report's worth of samples, printed, not sent.
+fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
+    let mut host = HostSource::new(config.paths.clone())?;
+    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+    let metrics = host.metrics(std::time::Instant::now());
+    let report = Report {
+        seq: 0,
+        agent_time_ms: crate::runner::now_ms(),
+        samples: vec![Sample::HostInfo(host.info()), Sample::HostMetrics(metrics)],
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report.samples)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => write_text(&mut out, &report.samples)?,
+    }
+    Ok(())
+}
+
+fn write_text(out: &mut impl std::io::Write, samples: &[Sample]) -> std::io::Result<()> {
+    const MIB: u64 = 1024 * 1024;
+    for s in samples {
+        match s {
+            Sample::HostInfo(i) => {
+                writeln!(out, "host:      {}", i.hostname)?;
+                writeln!(out, "os:        {} {} {}", i.os.name, i.os.version, i.os.edition)?;
+                writeln!(out, "kernel:    {}", i.kernel)?;
+                let dmi = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                writeln!(out, "hardware:  {} {} serial {}", dmi(&i.dmi.vendor), dmi(&i.dmi.product), dmi(&i.dmi.serial))?;
+                for nic in &i.interfaces {
+                    let mac = nic.mac.map_or_else(|| "-".into(), |m| m.to_string());
+                    writeln!(out, "interface: {} {mac}", nic.name)?;
+                }
+            }
+            Sample::HostMetrics(m) => {
+                writeln!(out, "uptime:    {}", humantime::format_duration(std::time::Duration::from_secs(m.uptime_s)))?;
+                writeln!(out, "cpu:       {:.1} %", m.cpu_percent)?;
+                writeln!(out, "memory:    {} / {} MiB", m.mem_used / MIB, m.mem_total / MIB)?;
+                for fs in &m.filesystems {
+                    writeln!(out, "fs:        {} ({}) {} MiB free of {} MiB", fs.mount, fs.fs_type, fs.available / MIB, fs.total / MIB)?;
+                }
+                for nic in &m.interfaces {
+                    writeln!(out, "traffic:   {} rx {} B tx {} B", nic.name, nic.rx_bytes, nic.tx_bytes)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

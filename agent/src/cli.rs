@@ -1,0 +1,103 @@
+//! Command-line interface. Every subcommand accepts the global options, which are also settable
+//! by environment variables and in the configuration file (see [`crate::config`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Parta agent: reports uptime, usage, inventory and bandwidth of a school device to a Parta
+/// collector over QUIC.
+#[derive(Debug, Parser)]
+#[command(name = "parta-agent", version, about, long_about = None)]
+pub struct Cli {
+    /// Options shared by all commands.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by all commands. Precedence: flag, environment variable, configuration file,
+/// built-in default.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (TOML); its keys are the long option names with `_` for `-`.
+    #[arg(long, short = 'c', env = "PARTA_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Collector address, `host:port` (port 4433 when omitted).
+    #[arg(long, env = "PARTA_COLLECTOR", global = true, value_name = "HOST:PORT")]
+    pub collector: Option<String>,
+    /// Name expected in the collector's certificate [default: the host part of --collector].
+    #[arg(long, env = "PARTA_SERVER_NAME", global = true, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// CA certificate (PEM) that signed the collector's certificate.
+    #[arg(long, env = "PARTA_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Enrollment token of the school (from `parta-collector token create`).
+    #[arg(long, env = "PARTA_ENROLL_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub enroll_token: Option<String>,
+    /// File holding the enrollment token (keeps it out of process listings).
+    #[arg(long, env = "PARTA_ENROLL_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub enroll_token_file: Option<PathBuf>,
+    /// School id, e.g. 74-0012.
+    #[arg(long, env = "PARTA_SCHOOL", global = true, value_name = "ID")]
+    pub school: Option<String>,
+    /// Device kind: computer or panel [default: computer].
+    #[arg(long, env = "PARTA_KIND", global = true, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// State directory: device identity, sequence numbers [default: /var/lib/parta-agent].
+    #[arg(long, env = "PARTA_STATE_DIR", global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Sampling interval, e.g. 1s, 60s, 5m [default: 60s].
+    #[arg(long, env = "PARTA_INTERVAL", global = true, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Mount point of sysfs [default: /sys].
+    #[arg(long, env = "PARTA_SYSFS", global = true, value_name = "DIR")]
+    pub sysfs: Option<PathBuf>,
+    /// Mount point of procfs [default: /proc].
+    #[arg(long, env = "PARTA_PROCFS", global = true, value_name = "DIR")]
+    pub procfs: Option<PathBuf>,
+    /// Root filesystem to read /etc from [default: /].
+    #[arg(long, env = "PARTA_ROOTFS", global = true, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "PARTA_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or parta_agent=debug [default: info].
+    #[arg(long, env = "PARTA_LOG_LEVEL", global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Agent commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: sample every interval and deliver reports to the collector.
+    Run,
+    /// Take one sample and print it; nothing is sent or stored.
+    Sample {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
+    },
+}
+
+/// How commands print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// JSON for scripts.
+    Json,
+    /// Text for people.
+    Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn options_follow_the_naming_convention() {
+        super::Cli::command().debug_assert();
+        parta_common::settings::check_naming_convention(&super::Cli::command()).unwrap();
+    }
+}

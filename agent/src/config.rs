@@ -1,0 +1,353 @@
+//! Agent configuration: the TOML file, environment variables and flags resolved into one typed
+//! [`AgentConfig`]. Errors name the flag, variable or file key that holds the bad value.
+//!
+//! ```toml
+//! # /etc/parta/agent.toml
+//! collector = "parta.example.ru:4433"
+//! ca_cert = "/etc/parta/ca.pem"
+//! enroll_token_file = "/etc/parta/enroll-token"
+//! school = "74-0012"
+//! interval = "60s"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::ArgMatches;
+use parta_common::logging::{self, LogFormat};
+use parta_common::settings::{self, ConfigError, Layers, Origin};
+use parta_protocol::DeviceKind;
+use parta_protocol::validate::{self, MAX_TOKEN};
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+use crate::paths::HostPaths;
+
+/// Default collector QUIC port.
+pub const DEFAULT_PORT: u16 = 4433;
+/// Default sampling interval: one report a minute is the resolution usage questions need
+/// (hours per day) at ~130 bytes per report.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Default state directory (systemd `StateDirectory=parta-agent`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/parta-agent";
+
+/// The configuration file. Keys are the long option names with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    collector: Option<String>,
+    server_name: Option<String>,
+    ca_cert: Option<PathBuf>,
+    enroll_token: Option<String>,
+    enroll_token_file: Option<PathBuf>,
+    school: Option<String>,
+    kind: Option<String>,
+    state_dir: Option<PathBuf>,
+    interval: Option<String>,
+    sysfs: Option<PathBuf>,
+    procfs: Option<PathBuf>,
+    rootfs: Option<PathBuf>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+}
+
+/// Where the collector is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorAddr {
+    /// Host name or IP address (without brackets).
+    pub host: String,
+    /// UDP port.
+    pub port: u16,
+}
+
+impl CollectorAddr {
+    /// `host:port` for resolution, with brackets around IPv6 addresses.
+    pub fn to_socket_string(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.
+pub fn parse_collector(text: &str) -> Result<CollectorAddr, String> {
+    let t = text.trim();
+    let (host, port) = if let Some(rest) = t.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or("missing `]` after an IPv6 address")?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("expected `:port` after `]`")?),
+        };
+        (host, port)
+    } else {
+        match t.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => {
+                return Err("put IPv6 addresses in brackets, e.g. [2001:db8::1]:4433".into());
+            }
+            Some((h, p)) => (h, Some(p)),
+            None => (t, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("host is empty".into());
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("port {p:?} is not a number between 1 and 65535"))?,
+        None => DEFAULT_PORT,
+    };
+    Ok(CollectorAddr {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// Everything every agent command needs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Collector address, if configured.
+    pub collector: Option<CollectorAddr>,
+    /// TLS server name override.
+    pub server_name: Option<String>,
+    /// CA certificate file.
+    pub ca_cert: Option<PathBuf>,
+    /// Enrollment token.
+    pub enroll_token: Option<String>,
+    /// School id (validated).
+    pub school: Option<String>,
+    /// Device kind.
+    pub kind: DeviceKind,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Sampling interval.
+    pub interval: Duration,
+    /// Host paths for file-based sources.
+    pub paths: HostPaths,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// What `run` needs on top of [`AgentConfig`]: a complete uplink.
+#[derive(Debug, Clone)]
+pub struct UplinkSettings {
+    /// Collector address.
+    pub collector: CollectorAddr,
+    /// Name to verify in the collector's certificate.
+    pub server_name: String,
+    /// CA certificate file.
+    pub ca_cert: PathBuf,
+    /// Enrollment token.
+    pub enroll_token: String,
+    /// School id.
+    pub school: String,
+}
+
+impl AgentConfig {
+    /// Resolves the configuration from parsed arguments (`matches` are the top-level matches,
+    /// used to tell flags from environment variables in error messages).
+    pub fn resolve(args: &GlobalArgs, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let file: FileConfig = match &args.config {
+            Some(path) => settings::load_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::resolve_with(args, matches, args.config.as_deref(), file)
+    }
+
+    fn resolve_with(
+        a: &GlobalArgs,
+        m: &ArgMatches,
+        path: Option<&Path>,
+        f: FileConfig,
+    ) -> Result<Self, ConfigError> {
+        let l = Layers::new(m, path);
+        let collector = l
+            .parse("collector", a.collector.clone(), "collector", f.collector, parse_collector)?
+            .map(|v| v.0);
+        let school = l
+            .parse("school", a.school.clone(), "school", f.school, |s| {
+                validate::validate_school_id(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
+            })?
+            .map(|v| v.0);
+        let kind = l
+            .parse("kind", a.kind.clone(), "kind", f.kind, |s| s.parse::<DeviceKind>())?
+            .map_or(DeviceKind::Computer, |v| v.0);
+        let interval = l
+            .parse("interval", a.interval.clone(), "interval", f.interval, |s| {
+                settings::parse_duration_within(s, Duration::from_secs(1), Duration::from_secs(3600))
+            })?
+            .map_or(DEFAULT_INTERVAL, |v| v.0);
+        let log_format = l
+            .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| s.parse::<LogFormat>())?
+            .map_or(LogFormat::Text, |v| v.0);
+        let log_level = l
+            .parse("log_level", a.log_level.clone(), "log_level", f.log_level, logging::parse_filter)?
+            .map_or_else(|| "info".to_owned(), |v| v.0);
+        let enroll_token = resolve_token(&l, a, f.enroll_token, f.enroll_token_file)?;
+        let defaults = HostPaths::default();
+        let pick_path = |id: &str, cli: &Option<PathBuf>, file: Option<PathBuf>, default: PathBuf| {
+            l.pick(id, cli.clone(), id, file).map_or(default, |v| v.0)
+        };
+        Ok(Self {
+            collector,
+            server_name: l.pick("server_name", a.server_name.clone(), "server_name", f.server_name).map(|v| v.0),
+            ca_cert: l.pick("ca_cert", a.ca_cert.clone(), "ca_cert", f.ca_cert).map(|v| v.0),
+            enroll_token,
+            school,
+            kind,
+            state_dir: pick_path("state_dir", &a.state_dir, f.state_dir, PathBuf::from(DEFAULT_STATE_DIR)),
+            interval,
+            paths: HostPaths {
+                sysfs: pick_path("sysfs", &a.sysfs, f.sysfs, defaults.sysfs),
+                procfs: pick_path("procfs", &a.procfs, f.procfs, defaults.procfs),
+                rootfs: pick_path("rootfs", &a.rootfs, f.rootfs, defaults.rootfs),
+            },
+            log_format,
+            log_level,
+        })
+    }
+
+    /// The uplink settings `run` needs, or an error naming the first missing one.
+    pub fn uplink(&self, args: &GlobalArgs, matches: &ArgMatches) -> Result<UplinkSettings, ConfigError> {
+        let l = Layers::new(matches, args.config.as_deref());
+        let collector = self.collector.clone().ok_or_else(|| l.missing("collector", "collector"))?;
+        let ca_cert = self.ca_cert.clone().ok_or_else(|| l.missing("ca_cert", "ca_cert"))?;
+        let enroll_token = self
+            .enroll_token
+            .clone()
+            .ok_or_else(|| l.missing("enroll_token", "enroll_token"))?;
+        let school = self.school.clone().ok_or_else(|| l.missing("school", "school"))?;
+        Ok(UplinkSettings {
+            server_name: self.server_name.clone().unwrap_or_else(|| collector.host.clone()),
+            collector,
+            ca_cert,
+            enroll_token,
+            school,
+        })
+    }
+}
+
+fn resolve_token(
+    l: &Layers<'_>,
+    a: &GlobalArgs,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, ConfigError> {
+    let check = |token: String, origin: Origin| -> Result<String, ConfigError> {
+        let token = token.trim().to_owned();
+        if token.is_empty() || token.len() > MAX_TOKEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::Invalid {
+                origin,
+                value: "<redacted>".into(),
+                reason: format!("an enrollment token is 1–{MAX_TOKEN} printable characters without spaces"),
+            });
+        }
+        Ok(token)
+    };
+    if let Some((token, origin)) = l.pick("enroll_token", a.enroll_token.clone(), "enroll_token", inline) {
+        return check(token, origin).map(Some);
+    }
+    let Some((path, origin)) = l.pick("enroll_token_file", a.enroll_token_file.clone(), "enroll_token_file", file)
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+        origin: origin.clone(),
+        value: path.display().to_string(),
+        reason: format!("cannot read the token file: {e}"),
+    })?;
+    check(text, origin).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn resolve(argv: &[&str], toml: &str) -> Result<AgentConfig, ConfigError> {
+        let m = Cli::command().get_matches_from(argv);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let path = PathBuf::from("/etc/parta/agent.toml");
+        let file = settings::parse_file(&path, toml)?;
+        AgentConfig::resolve_with(&cli.global, &m, Some(&path), file)
+    }
+
+    #[test]
+    fn collector_addresses() {
+        let p = |s| parse_collector(s);
+        assert_eq!(p("c.example:5000").unwrap(), CollectorAddr { host: "c.example".into(), port: 5000 });
+        assert_eq!(p("c.example").unwrap().port, DEFAULT_PORT);
+        assert_eq!(p("[::1]:7").unwrap(), CollectorAddr { host: "::1".into(), port: 7 });
+        assert_eq!(p("[::1]").unwrap().to_socket_string(), "[::1]:4433");
+        assert!(p("::1:7").is_err());
+        assert!(p("host:0").is_err());
+        assert!(p("host:http").is_err());
+        assert!(p(":4433").is_err());
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve(&["parta-agent", "sample"], "").unwrap();
+        assert_eq!(c.interval, DEFAULT_INTERVAL);
+        assert_eq!(c.kind, DeviceKind::Computer);
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(c.paths, HostPaths::default());
+    }
+
+    #[test]
+    fn flag_overrides_file() {
+        let c = resolve(&["parta-agent", "run", "--interval", "5s"], "interval = \"5m\"\nschool = \"74-0012\"").unwrap();
+        assert_eq!(c.interval, Duration::from_secs(5));
+        assert_eq!(c.school.as_deref(), Some("74-0012"));
+    }
+
+    #[test]
+    fn bad_values_name_their_origin() {
+        let err = resolve(&["parta-agent", "run"], "interval = \"5 parsecs\"").unwrap_err().to_string();
+        assert!(err.starts_with("invalid value \"5 parsecs\" for key `interval` in /etc/parta/agent.toml"), "{err}");
+        let err = resolve(&["parta-agent", "run", "--school", "школа 5"], "").unwrap_err().to_string();
+        assert!(err.contains("command-line flag --school"), "{err}");
+        let err = resolve(&["parta-agent", "run"], "kind = \"toaster\"").unwrap_err().to_string();
+        assert!(err.contains("key `kind`") && err.contains("computer, panel"), "{err}");
+        let err = resolve(&["parta-agent", "run"], "interval = \"0s\"").unwrap_err().to_string();
+        assert!(err.contains("between 1s and 1h"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_line() {
+        let err = resolve(&["parta-agent", "run"], "school = \"1\"\nshcool = \"2\"").unwrap_err().to_string();
+        assert!(err.contains("/etc/parta/agent.toml") && err.contains("line 2") && err.contains("shcool"), "{err}");
+    }
+
+    #[test]
+    fn token_is_never_echoed_and_file_works() {
+        let err = resolve(&["parta-agent", "run", "--enroll-token", "has space"], "").unwrap_err().to_string();
+        assert!(!err.contains("has space") && err.contains("<redacted>"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "pt1_abc\n").unwrap();
+        let c = resolve(&["parta-agent", "run", "--enroll-token-file", f.to_str().unwrap()], "").unwrap();
+        assert_eq!(c.enroll_token.as_deref(), Some("pt1_abc"));
+    }
+
+    #[test]
+    fn missing_uplink_setting_names_all_places() {
+        let m = Cli::command().get_matches_from(["parta-agent", "run"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let c = AgentConfig::resolve_with(&cli.global, &m, None, FileConfig::default()).unwrap();
+        let err = c.uplink(&cli.global, &m).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "missing setting `collector`: set `collector` in the configuration file, --collector or PARTA_COLLECTOR"
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! # parta-agent — the Parta agent for school PCs, laptops and interactive panels
+//!
+//! ## Layout
+//! - [`app`]: command dispatch and exit codes; `main.rs` only calls it.
+//! - [`cli`]: command-line definition (clap); [`config`]: flags, environment and TOML resolved
+//!   into [`config::AgentConfig`], with errors that name the offending setting.
+//! - [`sources`]: what is measured. Sources sample on request and never sleep, send or store.
+//! - [`runner`]: the service loop — owns the interval, the outbox and the uplink.
+//! - [`outbox`]: reports awaiting acknowledgement and the persistent sequence counter.
+//! - [`uplink`]: the QUIC session with the collector (Hello/Welcome, reports, acks), reconnect
+//!   with [`backoff`]; [`tls`] builds the client configuration from the CA file.
+//! - [`identity`]: the device id kept in the state directory; [`paths`]: where host files are
+//!   read from (`--sysfs`, `--procfs`, `--rootfs`).
+//!
+//! Linux is the supported platform; OS-specific reading sits in [`sources`] and [`paths`].
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod outbox;
+pub mod paths;
+pub mod runner;
+pub mod sources;
+pub mod tls;
+pub mod uplink;

@@ -1,0 +1,175 @@
+//! HTTP API (axum): health, Prometheus metrics, and the JSON API under `/api/v1`.
+//!
+//! Errors are [`AppError`]s: the client gets a short JSON reason, the log gets the detail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metrics;
+use crate::storage::{Store, StoreError};
+
+/// What handlers share.
+#[derive(Debug)]
+pub struct ApiState {
+    /// Storage.
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The router.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/devices", get(devices))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A handler failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is wrong; the message says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// ClickHouse failed.
+    #[error("storage unavailable")]
+    Storage(#[from] StoreError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Storage(e) => {
+                tracing::warn!(error = %e, "API request failed in storage");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        (status, Json(ErrorBody { error: self.to_string() })).into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(ErrorBody { error: "no such endpoint".into() })).into_response()
+}
+
+/// Liveness: the process serves HTTP.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: ClickHouse answers.
+async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
+    let probe = tokio::time::timeout(Duration::from_secs(2), st.store.execute("SELECT 1")).await;
+    match probe {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "clickhouse unreachable\n").into_response(),
+    }
+}
+
+async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        st.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevicesQuery {
+    school: Option<String>,
+}
+
+/// A device in `/api/v1/devices`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeviceJson {
+    /// Device id.
+    pub device_id: String,
+    /// School id.
+    pub school_id: String,
+    /// Host name.
+    pub hostname: String,
+    /// `computer` or `panel`.
+    pub kind: String,
+    /// OS name and version, e.g. `Astra Linux 1.7.5`.
+    pub os: String,
+    /// Agent version.
+    pub agent_version: String,
+    /// Last report received, RFC 3339 UTC.
+    pub last_seen: String,
+    /// Highest sequence number received.
+    pub last_seq: u64,
+    /// Uptime at the last report, seconds.
+    pub uptime_s: u64,
+}
+
+/// `/api/v1/devices` response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DevicesJson {
+    /// Number of devices.
+    pub count: usize,
+    /// Devices, by school and host name.
+    pub devices: Vec<DeviceJson>,
+}
+
+async fn devices(
+    State(st): State<Arc<ApiState>>,
+    query: Result<Query<DevicesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DevicesJson>, AppError> {
+    let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    if let Some(s) = &q.school {
+        parta_protocol::validate::validate_school_id(s).map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
+    }
+    let rows = st.store.list_devices(q.school.as_deref()).await?;
+    let devices: Vec<DeviceJson> = rows
+        .into_iter()
+        .map(|r| DeviceJson {
+            device_id: r.device_id.to_string(),
+            school_id: r.school_id,
+            hostname: r.hostname,
+            kind: r.kind,
+            os: format!("{} {}", r.os_name, r.os_version).trim().to_owned(),
+            agent_version: r.agent_version,
+            last_seen: rfc3339(r.last_seen),
+            last_seq: r.last_seq,
+            uptime_s: r.uptime_s,
+        })
+        .collect();
+    Ok(Json(DevicesJson { count: devices.len(), devices }))
+}
+
+/// RFC 3339 UTC for a `DateTime` value.
+pub fn rfc3339(secs: u32) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::from(secs))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_763_802_060), "2025-11-22T09:01:00Z");
+    }
+}

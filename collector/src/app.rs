@@ -1,0 +1,271 @@
+//! Command dispatch: parse, resolve configuration, set up logging, run, map errors to exit codes.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{CommandFactory, FromArgMatches};
+use parta_common::EXIT_CONFIG;
+use parta_common::settings::ConfigError;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{self, ApiState};
+use crate::cli::{Cli, Command, OutputFormat, TokenAction};
+use crate::config::CollectorConfig;
+use crate::ingest::registry::Registry;
+use crate::ingest::session::SessionCtx;
+use crate::ingest::{batcher, server};
+use crate::metrics::Metrics;
+use crate::storage::schema::{self, ServerVersion};
+use crate::storage::{Store, now_secs};
+use crate::tokens::{self, TokenCache};
+
+/// Runs the collector's command line and returns the process exit code.
+pub fn main() -> u8 {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let config = match CollectorConfig::resolve(&cli.global, &matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("parta-collector: {e}");
+            return EXIT_CONFIG as u8;
+        }
+    };
+    parta_common::logging::init(config.log_format, &config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("parta-collector: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Migrate { print_sql, server_version } => migrate(&config, print_sql, server_version).await,
+            Command::Token { action } => token(&config, action).await,
+        }
+    });
+    // Sessions may still hold connections; do not wait for them at exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("parta-collector: {e:#}");
+            if e.chain().any(|c| c.is::<ConfigError>() || c.is::<crate::tls::TlsError>()) {
+                EXIT_CONFIG as u8
+            } else {
+                1
+            }
+        }
+    }
+}
+
+/// `serve`: everything, until SIGTERM/SIGINT.
+async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
+    let identity = crate::tls::identity(&config.tls, &config.data_dir)?;
+    let quic_config = crate::tls::server_config(&identity)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut stop_signal = std::pin::pin!(parta_common::shutdown::signal());
+
+    // ClickHouse may start after us (boot order, quick start): wait for it, saying so.
+    let store = tokio::select! {
+        s = connect_and_migrate(&config) => s,
+        () = &mut stop_signal => return Ok(()),
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let registry = Arc::new(Registry::new());
+    let tokens = Arc::new(TokenCache::new());
+    if let Err(e) = tokens.refresh(&store).await {
+        tracing::warn!(error = %e, "cannot load enrollment tokens yet");
+    }
+    let (jobs_tx, jobs_rx) = mpsc::channel(config.ingest.queue);
+    let batcher = tokio::spawn(batcher::run(jobs_rx, store.clone(), Arc::clone(&registry), Arc::clone(&metrics), config.ingest));
+    let refresher = tokio::spawn(refresh_tokens(Arc::clone(&tokens), store.clone(), stop_rx.clone()));
+
+    let endpoint = server::bind(config.quic_listen, quic_config)
+        .with_context(|| format!("cannot listen for agents on UDP {}", config.quic_listen))?;
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
+    let ctx = Arc::new(SessionCtx {
+        store: store.clone(),
+        tokens,
+        registry,
+        jobs: jobs_tx,
+        metrics: Arc::clone(&metrics),
+        collector_name: host_name(),
+        shutdown: stop_rx.clone(),
+    });
+    let quic = tokio::spawn(server::run(endpoint.clone(), ctx, stop_rx.clone()));
+    let app = api::router(Arc::new(ApiState { store: store.clone(), metrics }));
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                parta_common::shutdown::stopped(&mut http_stop).await;
+            })
+            .await
+    });
+    tracing::info!(quic = %endpoint.local_addr().map_or_else(|_| config.quic_listen.to_string(), |a| a.to_string()),
+        http = %config.http_listen, clickhouse = %config.clickhouse.url, database = %config.clickhouse.database,
+        server_version = %store.version(), "collector ready");
+    if let Some(ca) = &identity.generated_ca {
+        tracing::info!(ca_cert = %ca.display(), "agents must trust this CA certificate (PARTA_CA_CERT)");
+    }
+
+    stop_signal.await;
+    tracing::info!("stopping: no new sessions; storing what is queued");
+    let _ = stop_tx.send(true);
+    endpoint.close(quinn::VarInt::from_u32(parta_protocol::RejectReason::ShuttingDown.code()), b"collector stopping");
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = quic.await;
+        let _ = batcher.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("reports still queued at exit were not acknowledged; agents will resend them");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+    refresher.abort();
+    Ok(())
+}
+
+async fn connect_and_migrate(config: &CollectorConfig) -> Store {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match Store::connect(&config.clickhouse).await {
+            Ok(store) => match store.migrate().await {
+                Ok(_) => return store,
+                Err(e) => tracing::warn!(error = %e, retry_in = ?pause, "schema migration failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, retry_in = ?pause, "waiting for ClickHouse"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn refresh_tokens(tokens: Arc<TokenCache>, store: Store, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(tokens::REFRESH_EVERY) => {}
+            () = parta_common::shutdown::stopped(&mut stop) => return,
+        }
+        if let Err(e) = tokens.refresh(&store).await {
+            tracing::debug!(error = %e, "token refresh failed; keeping the cached set");
+        }
+    }
+}
+
+/// `migrate`.
+async fn migrate(config: &CollectorConfig, print_sql: bool, server_version: Option<String>) -> anyhow::Result<()> {
+    let db = &config.clickhouse.database;
+    if print_sql {
+        let version = match server_version {
+            Some(v) => ServerVersion::parse(&v).map_err(anyhow::Error::msg).context("--server-version")?,
+            None => Store::connect(&config.clickhouse).await?.version(),
+        };
+        let mut out = std::io::stdout().lock();
+        for stmt in schema::all_statements(db, version.caps()) {
+            writeln!(out, "{stmt};\n")?;
+        }
+        return Ok(());
+    }
+    let store = Store::connect(&config.clickhouse).await?;
+    let applied = store.migrate().await?;
+    if applied.is_empty() {
+        println!("schema of database {db} is up to date (ClickHouse {})", store.version());
+    } else {
+        println!("applied migrations {applied:?} to database {db} (ClickHouse {})", store.version());
+    }
+    Ok(())
+}
+
+/// `token …`.
+async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<()> {
+    let store = Store::connect(&config.clickhouse).await?;
+    store.migrate().await?;
+    match action {
+        TokenAction::Create { school, comment } => {
+            parta_protocol::validate::validate_school_id(&school).map_err(|e| anyhow::anyhow!("--school: {e}"))?;
+            let new = tokens::generate(&school, &comment, now_secs(), now_ms());
+            store.put_token(&new.row).await?;
+            eprintln!("created enrollment token {} for school {school}; it is shown only once:", new.row.token_id);
+            println!("{}", new.token);
+        }
+        TokenAction::List { format } => {
+            let rows = store.tokens().await?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                OutputFormat::Json => {
+                    #[derive(serde::Serialize)]
+                    struct Item<'a> {
+                        token_id: &'a str,
+                        school_id: &'a str,
+                        comment: &'a str,
+                        created_at: String,
+                        revoked: bool,
+                    }
+                    let items: Vec<Item<'_>> = rows
+                        .iter()
+                        .map(|r| Item {
+                            token_id: &r.token_id,
+                            school_id: &r.school_id,
+                            comment: &r.comment,
+                            created_at: api::rfc3339(r.created_at),
+                            revoked: r.revoked != 0,
+                        })
+                        .collect();
+                    serde_json::to_writer_pretty(&mut out, &items)?;
+                    writeln!(out)?;
+                }
+                OutputFormat::Text => {
+                    writeln!(out, "{:<14} {:<16} {:<8} {:<21} COMMENT", "ID", "SCHOOL", "STATE", "CREATED")?;
+                    for r in &rows {
+                        let state = if r.revoked != 0 { "revoked" } else { "active" };
+                        writeln!(out, "{:<14} {:<16} {:<8} {:<21} {}", r.token_id, r.school_id, state, api::rfc3339(r.created_at), r.comment)?;
+                    }
+                }
+            }
+        }
+        TokenAction::Revoke { token } => {
+            let rows = store.tokens().await?;
+            let hashed = tokens::hash(token.trim());
+            let Some(row) = rows.iter().find(|r| r.token_id == token.trim() || r.token_sha256 == hashed) else {
+                bail!("no enrollment token with id or value {:?} (see `parta-collector token list`)", abbreviate(&token));
+            };
+            if row.revoked != 0 {
+                println!("token {} of school {} was already revoked", row.token_id, row.school_id);
+                return Ok(());
+            }
+            let mut revoked = row.clone();
+            revoked.revoked = 1;
+            revoked.version = now_ms().max(row.version + 1);
+            store.put_token(&revoked).await?;
+            println!("revoked token {} of school {}; connected agents using it are refused from their next session", row.token_id, row.school_id);
+        }
+    }
+    Ok(())
+}
+
+/// Never echo a whole secret back.
+fn abbreviate(s: &str) -> String {
+    if s.len() > 16 { format!("{}…", s.chars().take(12).collect::<String>()) } else { s.to_owned() }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "collector".into(), |s| s.trim().to_owned())
+}
+

@@ -1,0 +1,142 @@
+//! Command-line interface. Every subcommand accepts the global options, which are also settable
+//! by environment variables and in the configuration file (see [`crate::config`]), so admin
+//! commands find the same database and data directory as `serve`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Parta collector: accepts agents over QUIC, stores their reports in ClickHouse and serves the
+/// HTTP API for regional operations.
+#[derive(Debug, Parser)]
+#[command(name = "parta-collector", version, about, long_about = None)]
+pub struct Cli {
+    /// Options shared by all commands.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by all commands. Precedence: flag, environment variable, configuration file,
+/// built-in default.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (TOML); its keys are the long option names with `_` for `-`.
+    #[arg(long, short = 'c', env = "PARTA_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// ClickHouse HTTP interface [default: http://127.0.0.1:8123].
+    #[arg(long, env = "PARTA_CLICKHOUSE_URL", global = true, value_name = "URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database [default: parta].
+    #[arg(long, env = "PARTA_CLICKHOUSE_DATABASE", global = true, value_name = "NAME")]
+    pub clickhouse_database: Option<String>,
+    /// ClickHouse user [default: default].
+    #[arg(long, env = "PARTA_CLICKHOUSE_USER", global = true, value_name = "USER")]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password [default: empty].
+    #[arg(long, env = "PARTA_CLICKHOUSE_PASSWORD", global = true, value_name = "PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+    /// UDP address for agents (QUIC) [default: 0.0.0.0:4433].
+    #[arg(long, env = "PARTA_QUIC_LISTEN", global = true, value_name = "ADDR")]
+    pub quic_listen: Option<String>,
+    /// TCP address of the HTTP API and /metrics [default: 127.0.0.1:8080].
+    #[arg(long, env = "PARTA_HTTP_LISTEN", global = true, value_name = "ADDR")]
+    pub http_listen: Option<String>,
+    /// Data directory: generated CA and certificates [default: /var/lib/parta-collector].
+    #[arg(long, env = "PARTA_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Server certificate chain (PEM); generated in the data directory when unset.
+    #[arg(long, env = "PARTA_TLS_CERT", global = true, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM), with --tls-cert.
+    #[arg(long, env = "PARTA_TLS_KEY", global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Extra names (comma-separated DNS names or IPs) for the generated server certificate.
+    #[arg(long, env = "PARTA_TLS_NAMES", global = true, value_name = "NAMES")]
+    pub tls_names: Option<String>,
+    /// Most reports in one ClickHouse insert [default: 50000].
+    #[arg(long, env = "PARTA_BATCH_MAX_REPORTS", global = true, value_name = "N")]
+    pub batch_max_reports: Option<String>,
+    /// Longest wait before a partial batch is inserted [default: 1s].
+    #[arg(long, env = "PARTA_BATCH_MAX_DELAY", global = true, value_name = "DURATION")]
+    pub batch_max_delay: Option<String>,
+    /// Most reports held in memory awaiting insert; agents are slowed beyond it [default: 100000].
+    #[arg(long, env = "PARTA_INGEST_QUEUE", global = true, value_name = "N")]
+    pub ingest_queue: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "PARTA_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or parta_collector=debug [default: info].
+    #[arg(long, env = "PARTA_LOG_LEVEL", global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Collector commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector: QUIC ingest, ClickHouse storage, HTTP API.
+    Serve,
+    /// Create or upgrade the ClickHouse schema, then exit.
+    Migrate {
+        /// Print the SQL instead of running it.
+        #[arg(long)]
+        print_sql: bool,
+        /// With --print-sql: render for this ClickHouse version (e.g. 18.16 or 26.9) instead of
+        /// asking the server.
+        #[arg(long, value_name = "X.Y", requires = "print_sql")]
+        server_version: Option<String>,
+    },
+    /// Manage school enrollment tokens.
+    Token {
+        /// Token action.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// Enrollment token actions.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token for a school and print it (shown once; only its hash is stored).
+    Create {
+        /// School id, e.g. 74-0012.
+        #[arg(long, value_name = "ID")]
+        school: String,
+        /// Note for administrators, e.g. who received the token.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// List tokens (ids, schools, state; never the tokens themselves).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Revoke a token by its id (from `token list`) or by the token itself.
+    Revoke {
+        /// Token id or token.
+        token: String,
+    },
+}
+
+/// How commands print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// JSON for scripts.
+    Json,
+    /// Text for people.
+    Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn options_follow_the_naming_convention() {
+        super::Cli::command().debug_assert();
+        parta_common::settings::check_naming_convention(&super::Cli::command()).unwrap();
+    }
+}

@@ -1,0 +1,251 @@
+//! Collector configuration: the TOML file, environment variables and flags resolved into one
+//! typed [`CollectorConfig`]. Errors name the flag, variable or file key that holds the bad value.
+//!
+//! ```toml
+//! # /etc/parta/collector.toml
+//! clickhouse_url = "http://127.0.0.1:8123"
+//! clickhouse_database = "parta"
+//! quic_listen = "0.0.0.0:4433"
+//! http_listen = "127.0.0.1:8080"
+//! data_dir = "/var/lib/parta-collector"
+//! tls_names = "parta.example.ru"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::ArgMatches;
+use parta_common::logging::{self, LogFormat};
+use parta_common::settings::{self, ConfigError, Layers};
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+
+/// The configuration file. Keys are the long option names with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    clickhouse_url: Option<String>,
+    clickhouse_database: Option<String>,
+    clickhouse_user: Option<String>,
+    clickhouse_password: Option<String>,
+    quic_listen: Option<String>,
+    http_listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_names: Option<String>,
+    batch_max_reports: Option<String>,
+    batch_max_delay: Option<String>,
+    ingest_queue: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+}
+
+/// ClickHouse connection settings.
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    /// HTTP URL.
+    pub url: String,
+    /// Database name.
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Where the server certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// Files configured by the operator.
+    Files {
+        /// Certificate chain (PEM).
+        cert: PathBuf,
+        /// Private key (PEM).
+        key: PathBuf,
+    },
+    /// Generated on first start in the data directory, with these extra names.
+    Generated {
+        /// Extra DNS names or IP addresses.
+        extra_names: Vec<String>,
+    },
+}
+
+/// Ingest batching and memory bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestConfig {
+    /// Most reports per insert. ClickHouse wants inserts of thousands of rows, about one per
+    /// second; 50,000 lets a reconnect storm drain in large inserts.
+    pub batch_max_reports: usize,
+    /// Longest wait before a partial batch is inserted.
+    pub batch_max_delay: Duration,
+    /// Most reports in memory awaiting insert.
+    pub queue: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            batch_max_reports: 50_000,
+            batch_max_delay: Duration::from_secs(1),
+            queue: 100_000,
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// ClickHouse.
+    pub clickhouse: ClickHouseConfig,
+    /// QUIC listen address.
+    pub quic_listen: SocketAddr,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Server certificate.
+    pub tls: TlsSource,
+    /// Ingest tuning.
+    pub ingest: IngestConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+impl CollectorConfig {
+    /// Resolves the configuration (`matches` are the top-level matches, to tell flags from
+    /// environment variables in error messages).
+    pub fn resolve(args: &GlobalArgs, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => settings::load_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::resolve_with(args, matches, args.config.as_deref(), file)
+    }
+
+    fn resolve_with(a: &GlobalArgs, m: &ArgMatches, path: Option<&Path>, f: FileConfig) -> Result<Self, ConfigError> {
+        let l = Layers::new(m, path);
+        let text = |id: &str, cli: &Option<String>, file: Option<String>| l.pick(id, cli.clone(), id, file).map(|v| v.0);
+        let url = l
+            .parse("clickhouse_url", a.clickhouse_url.clone(), "clickhouse_url", f.clickhouse_url, |s| {
+                if s.starts_with("http://") || s.starts_with("https://") {
+                    Ok(s.trim_end_matches('/').to_owned())
+                } else {
+                    Err("expected an http:// or https:// URL of ClickHouse's HTTP interface".into())
+                }
+            })?
+            .map_or_else(|| "http://127.0.0.1:8123".to_owned(), |v| v.0);
+        let database = l
+            .parse("clickhouse_database", a.clickhouse_database.clone(), "clickhouse_database", f.clickhouse_database, |s| {
+                let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !s.starts_with(|c: char| c.is_ascii_digit());
+                if ok { Ok(s.to_owned()) } else { Err("use letters, digits and `_`, not starting with a digit".into()) }
+            })?
+            .map_or_else(|| "parta".to_owned(), |v| v.0);
+        let addr = |id: &str, cli: &Option<String>, file: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+            Ok(l.parse(id, cli.clone(), id, file, |s| {
+                s.parse::<SocketAddr>().map_err(|_| "expected IP:PORT, e.g. 0.0.0.0:4433 or [::]:4433".to_owned())
+            })?
+            .map_or_else(|| default.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))), |v| v.0))
+        };
+        let count = |id: &str, cli: &Option<String>, file: Option<String>, default: usize, max: usize| -> Result<usize, ConfigError> {
+            Ok(l.parse(id, cli.clone(), id, file, |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| format!("expected a whole number between 1 and {max}"))
+            })?
+            .map_or(default, |v| v.0))
+        };
+        let defaults = IngestConfig::default();
+        let ingest = IngestConfig {
+            batch_max_reports: count("batch_max_reports", &a.batch_max_reports, f.batch_max_reports, defaults.batch_max_reports, 1_000_000)?,
+            batch_max_delay: l
+                .parse("batch_max_delay", a.batch_max_delay.clone(), "batch_max_delay", f.batch_max_delay, |s| {
+                    settings::parse_duration_within(s, Duration::from_millis(10), Duration::from_secs(60))
+                })?
+                .map_or(defaults.batch_max_delay, |v| v.0),
+            queue: count("ingest_queue", &a.ingest_queue, f.ingest_queue, defaults.queue, 10_000_000)?,
+        };
+        let tls_cert = l.pick("tls_cert", a.tls_cert.clone(), "tls_cert", f.tls_cert);
+        let tls_key = l.pick("tls_key", a.tls_key.clone(), "tls_key", f.tls_key);
+        let tls = match (tls_cert, tls_key) {
+            (Some((cert, _)), Some((key, _))) => TlsSource::Files { cert, key },
+            (None, None) => TlsSource::Generated {
+                extra_names: text("tls_names", &a.tls_names, f.tls_names)
+                    .map(|s| s.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect())
+                    .unwrap_or_default(),
+            },
+            (Some(_), None) => return Err(l.missing("tls_key", "tls_key")),
+            (None, Some(_)) => return Err(l.missing("tls_cert", "tls_cert")),
+        };
+        Ok(Self {
+            clickhouse: ClickHouseConfig {
+                url,
+                database,
+                user: text("clickhouse_user", &a.clickhouse_user, f.clickhouse_user).unwrap_or_else(|| "default".into()),
+                password: text("clickhouse_password", &a.clickhouse_password, f.clickhouse_password).unwrap_or_default(),
+            },
+            quic_listen: addr("quic_listen", &a.quic_listen, f.quic_listen, "0.0.0.0:4433")?,
+            http_listen: addr("http_listen", &a.http_listen, f.http_listen, "127.0.0.1:8080")?,
+            data_dir: l
+                .pick("data_dir", a.data_dir.clone(), "data_dir", f.data_dir)
+                .map_or_else(|| PathBuf::from("/var/lib/parta-collector"), |v| v.0),
+            tls,
+            ingest,
+            log_format: l
+                .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| s.parse::<LogFormat>())?
+                .map_or(LogFormat::Text, |v| v.0),
+            log_level: l
+                .parse("log_level", a.log_level.clone(), "log_level", f.log_level, logging::parse_filter)?
+                .map_or_else(|| "info".to_owned(), |v| v.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn resolve(argv: &[&str], toml: &str) -> Result<CollectorConfig, ConfigError> {
+        let m = Cli::command().get_matches_from(argv);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let path = PathBuf::from("/etc/parta/collector.toml");
+        let file = settings::parse_file(&path, toml)?;
+        CollectorConfig::resolve_with(&cli.global, &m, Some(&path), file)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve(&["parta-collector", "serve"], "").unwrap();
+        assert_eq!(c.clickhouse.database, "parta");
+        assert_eq!(c.clickhouse.url, "http://127.0.0.1:8123");
+        assert_eq!(c.quic_listen.port(), 4433);
+        assert!(matches!(c.tls, TlsSource::Generated { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let err = resolve(&["parta-collector", "serve"], "quic_listen = \"nowhere\"").unwrap_err().to_string();
+        assert!(err.contains("key `quic_listen` in /etc/parta/collector.toml"), "{err}");
+        let err = resolve(&["parta-collector", "serve", "--clickhouse-database", "x-y"], "").unwrap_err().to_string();
+        assert!(err.contains("--clickhouse-database"), "{err}");
+        let err = resolve(&["parta-collector", "serve", "--tls-cert", "/x.pem"], "").unwrap_err().to_string();
+        assert!(err.contains("missing setting `tls_key`"), "{err}");
+        let err = resolve(&["parta-collector", "serve"], "batch_max_reports = \"0\"").unwrap_err().to_string();
+        assert!(err.contains("between 1 and"), "{err}");
+    }
+
+    #[test]
+    fn tls_names_split() {
+        let c = resolve(&["parta-collector", "serve", "--tls-names", "a.example, 10.0.0.5,"], "").unwrap();
+        let TlsSource::Generated { extra_names } = c.tls else { panic!() };
+        assert_eq!(extra_names, ["a.example", "10.0.0.5"]);
+    }
+}

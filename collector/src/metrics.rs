@@ -1,0 +1,111 @@
+//! The collector's own health as Prometheus metrics, served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set with a single `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Reject reason, snake_case.
+    pub reason: String,
+}
+
+/// All metrics. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Reports stored and acknowledged.
+    pub reports_accepted: Counter,
+    /// Reports that were already stored (resends), acknowledged without storing again.
+    pub reports_duplicate: Counter,
+    /// Sessions and frames refused, by reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Sessions accepted.
+    pub sessions_accepted: Counter,
+    /// Open agent connections.
+    pub open_connections: Gauge,
+    /// Reports per insert batch.
+    pub batch_reports: Histogram,
+    /// Seconds per batch insert (all tables).
+    pub insert_seconds: Histogram,
+    /// Failed insert attempts (each is retried).
+    pub insert_errors: Counter,
+    /// Reports waiting in memory for insert.
+    pub ingest_queue: Gauge,
+    /// Bytes of accepted reports.
+    pub report_bytes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `parta` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("parta");
+        let m = Self {
+            reports_accepted: Counter::default(),
+            reports_duplicate: Counter::default(),
+            rejected: Family::default(),
+            sessions_accepted: Counter::default(),
+            open_connections: Gauge::default(),
+            batch_reports: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            insert_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            insert_errors: Counter::default(),
+            ingest_queue: Gauge::default(),
+            report_bytes: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("reports_accepted", "Reports stored and acknowledged", m.reports_accepted.clone());
+        registry.register(
+            "reports_duplicate",
+            "Resent reports that were already stored, acknowledged without storing again",
+            m.reports_duplicate.clone(),
+        );
+        registry.register("rejected", "Sessions and frames refused, by reason", m.rejected.clone());
+        registry.register("sessions_accepted", "Agent sessions accepted", m.sessions_accepted.clone());
+        registry.register("open_connections", "Open agent connections", m.open_connections.clone());
+        registry.register("batch_reports", "Reports per ClickHouse insert batch", m.batch_reports.clone());
+        registry.register("insert_seconds", "Duration of a batch insert into ClickHouse", m.insert_seconds.clone());
+        registry.register("insert_errors", "Failed insert attempts (retried)", m.insert_errors.clone());
+        registry.register("ingest_queue", "Reports in memory awaiting insert", m.ingest_queue.clone());
+        registry.register("report_bytes", "Bytes of accepted reports on the wire", m.report_bytes.clone());
+        Self { registry, ..m }
+    }
+
+    /// Counts a refusal.
+    pub fn reject(&self, reason: parta_protocol::RejectReason) {
+        self.rejected.get_or_create(&ReasonLabel { reason: reason.as_str().to_owned() }).inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_prefixed_names_and_reason_labels() {
+        let m = Metrics::new();
+        m.reports_accepted.inc();
+        m.reject(parta_protocol::RejectReason::RevokedToken);
+        let text = m.encode();
+        assert!(text.contains("parta_reports_accepted_total 1"), "{text}");
+        assert!(text.contains("parta_rejected_total{reason=\"revoked_token\"} 1"), "{text}");
+        assert!(text.contains("parta_open_connections 0"), "{text}");
+    }
+}

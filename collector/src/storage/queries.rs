@@ -1,0 +1,140 @@
+//! Reads: the device list, a device's stored sequence numbers, enrollment tokens.
+//!
+//! Every query here runs on ClickHouse 18.16 and on modern servers: one JOIN per SELECT
+//! (nested where more are needed), explicit `ANY LEFT JOIN`, no window functions, and aliases
+//! that never reuse a column name (18.16 resolves `argMax(x, v) … max(v) AS v` to a nested
+//! aggregate). Rows are read positionally (RowBinary), so alias names need not match fields.
+
+use clickhouse::Row;
+use parta_protocol::DeviceId;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::ranges::RangeSet;
+
+/// A device as the API lists it.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct DeviceListRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub kind: String,
+    pub agent_version: String,
+    pub last_seen: u32,
+    pub last_seq: u64,
+    pub uptime_s: u64,
+    pub hostname: String,
+    pub os_name: String,
+    pub os_version: String,
+}
+
+/// An enrollment token as stored (hash only).
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct TokenRow {
+    pub token_id: String,
+    pub token_sha256: String,
+    pub school_id: String,
+    pub comment: String,
+    pub created_at: u32,
+    pub revoked: u8,
+    pub version: u64,
+}
+
+impl Store {
+    /// Devices with their latest state and identity, optionally of one school.
+    pub async fn list_devices(&self, school: Option<&str>) -> Result<Vec<DeviceListRow>, StoreError> {
+        let sql = format!(
+            "SELECT device_id, latest_school, latest_kind, latest_agent, latest_seen, latest_seq,
+                    latest_uptime, info_hostname, info_os_name, info_os_version
+             FROM (
+                 SELECT device_id,
+                        argMax(school_id, last_seq) AS latest_school,
+                        argMax(kind, last_seq) AS latest_kind,
+                        argMax(agent_version, last_seq) AS latest_agent,
+                        max(last_seen) AS latest_seen,
+                        max(last_seq) AS latest_seq,
+                        argMax(uptime_s, last_seq) AS latest_uptime
+                 FROM devices
+                 {filter}
+                 GROUP BY device_id
+             )
+             ANY LEFT JOIN (
+                 SELECT device_id,
+                        argMax(hostname, seq) AS info_hostname,
+                        argMax(os_name, seq) AS info_os_name,
+                        argMax(os_version, seq) AS info_os_version
+                 FROM host_info
+                 {filter}
+                 GROUP BY device_id
+             ) USING device_id
+             ORDER BY latest_school, info_hostname, device_id",
+            filter = if school.is_some() { "WHERE school_id = ?" } else { "" },
+        );
+        let mut q = self.client().query(&sql);
+        if let Some(s) = school {
+            q = q.bind(s).bind(s);
+        }
+        q.fetch_all().await.map_err(|e| self.err(e))
+    }
+
+    /// The sequence numbers of a device present in the ledger. Cheap when they are contiguous
+    /// from 1 (one aggregate); otherwise the numbers are streamed and compressed into ranges.
+    pub async fn stored_seqs(&self, device: DeviceId) -> Result<RangeSet, StoreError> {
+        #[derive(Row, Deserialize)]
+        struct Summary {
+            n: u64,
+            lo: u64,
+            hi: u64,
+        }
+        let s: Summary = self
+            .client()
+            .query("SELECT uniqExact(seq) AS n, min(seq) AS lo, max(seq) AS hi FROM ingest_ledger WHERE device_id = toUUID(?)")
+            .bind(device.to_string())
+            .fetch_one()
+            .await
+            .map_err(|e| self.err(e))?;
+        if s.n == 0 {
+            return Ok(RangeSet::new());
+        }
+        if s.lo == 1 && s.hi == s.n {
+            return Ok(RangeSet::span(1, s.hi));
+        }
+        let mut cursor = self
+            .client()
+            .query("SELECT DISTINCT seq FROM ingest_ledger WHERE device_id = toUUID(?) ORDER BY seq")
+            .bind(device.to_string())
+            .fetch::<u64>()
+            .map_err(|e| self.err(e))?;
+        let mut set = RangeSet::new();
+        while let Some(seq) = cursor.next().await.map_err(|e| self.err(e))? {
+            set.insert(seq);
+        }
+        Ok(set)
+    }
+
+    /// Every enrollment token, latest state each.
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        self.client()
+            .query(
+                "SELECT token_id,
+                        argMax(token_sha256, version) AS t_sha,
+                        argMax(school_id, version) AS t_school,
+                        argMax(comment, version) AS t_comment,
+                        min(created_at) AS t_created,
+                        argMax(revoked, version) AS t_revoked,
+                        max(version) AS t_version
+                 FROM enroll_tokens
+                 GROUP BY token_id
+                 ORDER BY t_school, t_created, token_id",
+            )
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores a token row (creation or revocation).
+    pub async fn put_token(&self, row: &TokenRow) -> Result<(), StoreError> {
+        self.insert_rows("enroll_tokens", std::slice::from_ref(row)).await
+    }
+}

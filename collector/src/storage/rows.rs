@@ -1,0 +1,342 @@
+//! Row types of the ClickHouse tables, and [`Batch`]: accepted reports turned into rows.
+
+use clickhouse::Row;
+use parta_protocol::{DeviceId, DeviceKind, Report, Sample};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A report the collector accepted, with what the session knows about its sender.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Device.
+    pub device_id: DeviceId,
+    /// School from the authenticated `Hello`.
+    pub school_id: String,
+    /// Device kind from `Hello`.
+    pub kind: DeviceKind,
+    /// Agent version from `Hello`.
+    pub agent_version: String,
+    /// The report.
+    pub report: Report,
+    /// Encoded size on the wire.
+    pub bytes: u32,
+    /// Collector's clock at receipt, seconds since the epoch.
+    pub received: u32,
+}
+
+/// A session the collector accepted.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// Device.
+    pub device_id: DeviceId,
+    /// School.
+    pub school_id: String,
+    /// Kind.
+    pub kind: DeviceKind,
+    /// Agent version.
+    pub agent_version: String,
+    /// Collector instance name.
+    pub collector: String,
+    /// When, seconds since the epoch.
+    pub connected_at: u32,
+}
+
+/// `ingest_ledger` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct LedgerRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub agent_time: u32,
+    pub agent_time_ms: i64,
+    pub receive_time: u32,
+    pub bytes: u32,
+    pub samples: u16,
+}
+
+/// `host_metrics` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct MetricsRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub ts: u32,
+    pub boot_time: u32,
+    pub uptime_s: u64,
+    pub cpu_percent: f32,
+    pub mem_total: u64,
+    pub mem_used: u64,
+    pub swap_total: u64,
+    pub swap_used: u64,
+}
+
+/// `host_filesystems` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct FsRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub ts: u32,
+    pub mount: String,
+    pub fs_type: String,
+    pub total: u64,
+    pub available: u64,
+}
+
+/// `host_interfaces` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct IfRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub ts: u32,
+    pub name: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_rate: Option<u64>,
+    pub tx_rate: Option<u64>,
+}
+
+/// `host_info` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct InfoRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub ts: u32,
+    pub hostname: String,
+    pub os_id: String,
+    pub os_name: String,
+    pub os_version: String,
+    pub os_pretty: String,
+    pub os_edition: String,
+    pub kernel: String,
+    pub dmi_vendor: String,
+    pub dmi_product: String,
+    pub dmi_serial: String,
+    pub if_names: Vec<String>,
+    pub if_macs: Vec<String>,
+}
+
+/// `devices` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct DeviceStateRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub kind: String,
+    pub agent_version: String,
+    pub last_seen: u32,
+    pub last_seq: u64,
+    pub uptime_s: u64,
+    pub boot_time: u32,
+}
+
+/// `device_sessions` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct SessionRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub kind: String,
+    pub agent_version: String,
+    pub collector: String,
+    pub connected_at: u32,
+}
+
+/// Rows for one insert round, table by table.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub ledger: Vec<LedgerRow>,
+    pub metrics: Vec<MetricsRow>,
+    pub filesystems: Vec<FsRow>,
+    pub interfaces: Vec<IfRow>,
+    pub info: Vec<InfoRow>,
+    pub devices: Vec<DeviceStateRow>,
+    pub sessions: Vec<SessionRow>,
+}
+
+/// Seconds since the epoch for a millisecond timestamp, clamped to ClickHouse `DateTime`'s range
+/// (agents' clocks can be anywhere).
+pub fn datetime(ms: i64) -> u32 {
+    u32::try_from(ms.div_euclid(1000).max(0)).unwrap_or(u32::MAX)
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl Batch {
+    /// Adds the rows of one accepted report.
+    pub fn add_report(&mut self, a: &Accepted) {
+        let device_id = a.device_id.0;
+        let r = &a.report;
+        let ts = datetime(r.agent_time_ms);
+        let school = &a.school_id;
+        let mut state = DeviceStateRow {
+            device_id,
+            school_id: school.clone(),
+            kind: a.kind.as_str().to_owned(),
+            agent_version: a.agent_version.clone(),
+            last_seen: a.received,
+            last_seq: r.seq,
+            uptime_s: 0,
+            boot_time: 0,
+        };
+        for sample in &r.samples {
+            match sample {
+                Sample::HostMetrics(m) => {
+                    state.uptime_s = m.uptime_s;
+                    state.boot_time = clamp_u32(m.boot_time);
+                    self.metrics.push(MetricsRow {
+                        device_id,
+                        school_id: school.clone(),
+                        seq: r.seq,
+                        ts,
+                        boot_time: clamp_u32(m.boot_time),
+                        uptime_s: m.uptime_s,
+                        cpu_percent: m.cpu_percent,
+                        mem_total: m.mem_total,
+                        mem_used: m.mem_used,
+                        swap_total: m.swap_total,
+                        swap_used: m.swap_used,
+                    });
+                    self.filesystems.extend(m.filesystems.iter().map(|f| FsRow {
+                        device_id,
+                        school_id: school.clone(),
+                        seq: r.seq,
+                        ts,
+                        mount: f.mount.clone(),
+                        fs_type: f.fs_type.clone(),
+                        total: f.total,
+                        available: f.available,
+                    }));
+                    self.interfaces.extend(m.interfaces.iter().map(|i| IfRow {
+                        device_id,
+                        school_id: school.clone(),
+                        seq: r.seq,
+                        ts,
+                        name: i.name.clone(),
+                        rx_bytes: i.rx_bytes,
+                        tx_bytes: i.tx_bytes,
+                        rx_rate: i.rx_rate,
+                        tx_rate: i.tx_rate,
+                    }));
+                }
+                Sample::HostInfo(info) => self.info.push(InfoRow {
+                    device_id,
+                    school_id: school.clone(),
+                    seq: r.seq,
+                    ts,
+                    hostname: info.hostname.clone(),
+                    os_id: info.os.id.clone(),
+                    os_name: info.os.name.clone(),
+                    os_version: info.os.version.clone(),
+                    os_pretty: info.os.pretty_name.clone(),
+                    os_edition: info.os.edition.clone(),
+                    kernel: info.kernel.clone(),
+                    dmi_vendor: info.dmi.vendor.clone().unwrap_or_default(),
+                    dmi_product: info.dmi.product.clone().unwrap_or_default(),
+                    dmi_serial: info.dmi.serial.clone().unwrap_or_default(),
+                    if_names: info.interfaces.iter().map(|i| i.name.clone()).collect(),
+                    if_macs: info
+                        .interfaces
+                        .iter()
+                        .map(|i| i.mac.map(|m| m.to_string()).unwrap_or_default())
+                        .collect(),
+                }),
+            }
+        }
+        // One devices row per device per batch: keep the one with the highest sequence number.
+        match self.devices.iter_mut().find(|d| d.device_id == device_id) {
+            Some(d) if d.last_seq < state.last_seq => {
+                if state.uptime_s == 0 {
+                    state.uptime_s = d.uptime_s;
+                    state.boot_time = d.boot_time;
+                }
+                *d = state;
+            }
+            Some(_) => {}
+            None => self.devices.push(state),
+        }
+        self.ledger.push(LedgerRow {
+            device_id,
+            school_id: school.clone(),
+            seq: r.seq,
+            agent_time: ts,
+            agent_time_ms: r.agent_time_ms,
+            receive_time: a.received,
+            bytes: a.bytes,
+            samples: u16::try_from(r.samples.len()).unwrap_or(u16::MAX),
+        });
+    }
+
+    /// Adds an accepted session.
+    pub fn add_session(&mut self, s: &SessionRecord) {
+        self.sessions.push(SessionRow {
+            device_id: s.device_id.0,
+            school_id: s.school_id.clone(),
+            kind: s.kind.as_str().to_owned(),
+            agent_version: s.agent_version.clone(),
+            collector: s.collector.clone(),
+            connected_at: s.connected_at,
+        });
+    }
+
+    /// Reports in the batch.
+    pub fn reports(&self) -> usize {
+        self.ledger.len()
+    }
+
+    /// True when nothing is to be inserted.
+    pub fn is_empty(&self) -> bool {
+        self.ledger.is_empty() && self.sessions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parta_protocol::{Message, examples};
+
+    fn accepted(msg: Message, received: u32) -> Accepted {
+        let Message::Report(report) = msg else { unreachable!() };
+        Accepted {
+            device_id: examples::EXAMPLE_DEVICE,
+            school_id: "74-0012".into(),
+            kind: DeviceKind::Computer,
+            agent_version: "0.1.0".into(),
+            report,
+            bytes: 100,
+            received,
+        }
+    }
+
+    #[test]
+    fn report_fans_out_to_tables_and_one_device_row() {
+        let mut b = Batch::default();
+        b.add_report(&accepted(examples::first_report(), 10));
+        b.add_report(&accepted(examples::typical_report(2), 11));
+        assert_eq!(b.ledger.len(), 2);
+        assert_eq!(b.metrics.len(), 2);
+        assert_eq!(b.filesystems.len(), 4);
+        assert_eq!(b.interfaces.len(), 4);
+        assert_eq!(b.info.len(), 1);
+        assert_eq!(b.info[0].if_macs, ["00:1b:21:3a:4c:5d", "7c:2a:31:9e:04:b2"]);
+        assert_eq!(b.devices.len(), 1);
+        assert_eq!((b.devices[0].last_seq, b.devices[0].last_seen), (2, 11));
+        assert_eq!(b.ledger[1].agent_time, 1_763_802_180);
+    }
+
+    #[test]
+    fn datetimes_clamp() {
+        assert_eq!(datetime(-5), 0);
+        assert_eq!(datetime(1_999), 1);
+        assert_eq!(datetime(i64::MAX), u32::MAX);
+    }
+}

@@ -1,0 +1,317 @@
+//! Versioned schema migrations.
+//!
+//! Migrations are written for modern ClickHouse (23+) and rendered down for old servers: on
+//! servers without the feature, `LowCardinality(T)` becomes `T`, `CODEC(...)` clauses are dropped
+//! and `TTL` lines are removed. Debian's ClickHouse 18.16 gets the plain rendering; the test suite
+//! runs the modern rendering on ClickHouse 26 (chdb) and the plain one on the real 18.16 server.
+//!
+//! Every statement is idempotent (`IF NOT EXISTS`), so two collectors migrating at once, or a
+//! migration interrupted half-way, are harmless: the next run completes it. Applied versions are
+//! recorded in `schema_migrations`.
+
+use std::fmt;
+
+/// What the server supports, from its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerCaps {
+    /// `LowCardinality` columns.
+    pub low_cardinality: bool,
+    /// Column compression codecs (`Delta`, `DoubleDelta`, `Gorilla`, `ZSTD`).
+    pub codecs: bool,
+    /// Table `TTL`.
+    pub ttl: bool,
+}
+
+/// A ClickHouse version, `major.minor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion {
+    /// Major (year for modern releases).
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+}
+
+impl ServerVersion {
+    /// Parses `18.16.1`, `26.9.2.1`, `23.8`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.trim().split('.');
+        let num = |p: Option<&str>| p.and_then(|s| s.parse::<u32>().ok());
+        match (num(parts.next()), num(parts.next())) {
+            (Some(major), Some(minor)) => Ok(Self { major, minor }),
+            _ => Err(format!("not a ClickHouse version: {text:?} (expected e.g. 18.16 or 26.9)")),
+        }
+    }
+
+    /// Features this version supports. All three arrived during 2019 (19.x); 20.3, the first
+    /// long-term-support release with all of them stable, is the threshold.
+    pub fn caps(self) -> ServerCaps {
+        let modern = self >= Self { major: 20, minor: 3 };
+        ServerCaps { low_cardinality: modern, codecs: modern, ttl: modern }
+    }
+}
+
+impl fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// One schema change.
+#[derive(Debug)]
+pub struct Migration {
+    /// Increasing version number.
+    pub version: u32,
+    /// Short description.
+    pub name: &'static str,
+    /// Statements, in modern SQL with `{db}` for the database name.
+    pub statements: &'static [&'static str],
+}
+
+/// The table recording applied migrations (created before any migration runs).
+pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32,
+    name String,
+    applied_at DateTime
+) ENGINE = MergeTree ORDER BY version";
+
+/// All migrations, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "ingest ledger, host telemetry, devices, sessions, enrollment tokens",
+    statements: &[
+        // One row per accepted report: the proof of completeness. No TTL: auditors need the
+        // whole history. ReplacingMergeTree on (device_id, seq) collapses the rare duplicate a
+        // crash between insert and acknowledgement can leave; queries use FINAL or DISTINCT.
+        "CREATE TABLE IF NOT EXISTS {db}.ingest_ledger (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64 CODEC(Delta, ZSTD(1)),
+    agent_time DateTime CODEC(DoubleDelta, ZSTD(1)),
+    agent_time_ms Int64 CODEC(DoubleDelta, ZSTD(1)),
+    receive_time DateTime CODEC(DoubleDelta, ZSTD(1)),
+    bytes UInt32 CODEC(ZSTD(1)),
+    samples UInt16 CODEC(ZSTD(1))
+) ENGINE = ReplacingMergeTree
+ORDER BY (device_id, seq)",
+        // Host metrics, one row per report. Partitioned by the agent's time, which a resent
+        // report repeats exactly, so duplicates always meet in the same partition.
+        "CREATE TABLE IF NOT EXISTS {db}.host_metrics (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64 CODEC(Delta, ZSTD(1)),
+    ts DateTime CODEC(DoubleDelta, ZSTD(1)),
+    boot_time DateTime CODEC(DoubleDelta, ZSTD(1)),
+    uptime_s UInt64 CODEC(Delta, ZSTD(1)),
+    cpu_percent Float32 CODEC(Gorilla, ZSTD(1)),
+    mem_total UInt64 CODEC(ZSTD(1)),
+    mem_used UInt64 CODEC(ZSTD(1)),
+    swap_total UInt64 CODEC(ZSTD(1)),
+    swap_used UInt64 CODEC(ZSTD(1))
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (school_id, device_id, seq)
+TTL ts + INTERVAL 400 DAY",
+        "CREATE TABLE IF NOT EXISTS {db}.host_filesystems (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64 CODEC(Delta, ZSTD(1)),
+    ts DateTime CODEC(DoubleDelta, ZSTD(1)),
+    mount String,
+    fs_type LowCardinality(String),
+    total UInt64 CODEC(ZSTD(1)),
+    available UInt64 CODEC(ZSTD(1))
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (school_id, device_id, seq, mount)
+TTL ts + INTERVAL 400 DAY",
+        "CREATE TABLE IF NOT EXISTS {db}.host_interfaces (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64 CODEC(Delta, ZSTD(1)),
+    ts DateTime CODEC(DoubleDelta, ZSTD(1)),
+    name LowCardinality(String),
+    rx_bytes UInt64 CODEC(Delta, ZSTD(1)),
+    tx_bytes UInt64 CODEC(Delta, ZSTD(1)),
+    rx_rate Nullable(UInt64),
+    tx_rate Nullable(UInt64)
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (school_id, device_id, seq, name)
+TTL ts + INTERVAL 400 DAY",
+        // Host identity, sent at agent start and on change: its rows are the change history.
+        "CREATE TABLE IF NOT EXISTS {db}.host_info (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64,
+    ts DateTime,
+    hostname String,
+    os_id LowCardinality(String),
+    os_name LowCardinality(String),
+    os_version LowCardinality(String),
+    os_pretty LowCardinality(String),
+    os_edition LowCardinality(String),
+    kernel LowCardinality(String),
+    dmi_vendor String,
+    dmi_product String,
+    dmi_serial String,
+    if_names Array(String),
+    if_macs Array(String)
+) ENGINE = ReplacingMergeTree
+ORDER BY (device_id, seq)",
+        // Latest state per device, one row per device per insert batch; queries take the row
+        // with the highest last_seq.
+        "CREATE TABLE IF NOT EXISTS {db}.devices (
+    device_id UUID,
+    school_id LowCardinality(String),
+    kind LowCardinality(String),
+    agent_version LowCardinality(String),
+    last_seen DateTime,
+    last_seq UInt64,
+    uptime_s UInt64,
+    boot_time DateTime
+) ENGINE = ReplacingMergeTree(last_seq)
+ORDER BY device_id",
+        // Every accepted session (Hello): when agents connect, which version they run.
+        "CREATE TABLE IF NOT EXISTS {db}.device_sessions (
+    device_id UUID,
+    school_id LowCardinality(String),
+    kind LowCardinality(String),
+    agent_version LowCardinality(String),
+    collector LowCardinality(String),
+    connected_at DateTime CODEC(DoubleDelta, ZSTD(1))
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(connected_at)
+ORDER BY (device_id, connected_at)
+TTL connected_at + INTERVAL 400 DAY",
+        // Enrollment tokens: only SHA-256 hashes are stored. A revocation is a new row with a
+        // higher version; readers take the latest row per token.
+        "CREATE TABLE IF NOT EXISTS {db}.enroll_tokens (
+    token_id String,
+    token_sha256 String,
+    school_id String,
+    comment String,
+    created_at DateTime,
+    revoked UInt8,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY token_id",
+    ],
+}];
+
+/// Renders a statement for a server: substitutes the database and removes what the server does
+/// not support.
+pub fn render(sql: &str, db: &str, caps: ServerCaps) -> String {
+    let mut s = sql.replace("{db}", db);
+    if !caps.low_cardinality {
+        s = unwrap_calls(&s, "LowCardinality(");
+    }
+    if !caps.codecs {
+        s = remove_calls(&s, " CODEC(");
+    }
+    if !caps.ttl {
+        s = s
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("TTL "))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    s
+}
+
+/// `LowCardinality(String)` → `String`, for every occurrence.
+fn unwrap_calls(s: &str, open: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(open) {
+        out.push_str(&rest[..i]);
+        let inner_start = i + open.len();
+        let end = matching_paren(rest, inner_start);
+        out.push_str(&rest[inner_start..end]);
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Removes ` CODEC(...)` (with nested parentheses) everywhere.
+fn remove_calls(s: &str, open: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(open) {
+        out.push_str(&rest[..i]);
+        let end = matching_paren(rest, i + open.len());
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Index of the `)` closing the parenthesis opened just before `from`.
+fn matching_paren(s: &str, from: usize) -> usize {
+    let mut depth = 1usize;
+    for (i, c) in s[from..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return from + i;
+                }
+            }
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// Every statement of every migration, rendered, in order — what `migrate --print-sql` prints.
+pub fn all_statements(db: &str, caps: ServerCaps) -> Vec<String> {
+    let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {db}"), render(MIGRATIONS_TABLE, db, caps)];
+    for m in MIGRATIONS {
+        out.extend(m.statements.iter().map(|s| render(s, db, caps)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: ServerCaps = ServerCaps { low_cardinality: false, codecs: false, ttl: false };
+    const NEW: ServerCaps = ServerCaps { low_cardinality: true, codecs: true, ttl: true };
+
+    #[test]
+    fn versions() {
+        assert_eq!(ServerVersion::parse("18.16.1").unwrap().caps(), OLD);
+        assert_eq!(ServerVersion::parse("26.9.2.1").unwrap().caps(), NEW);
+        assert_eq!(ServerVersion::parse("20.3").unwrap().caps(), NEW);
+        assert_eq!(ServerVersion::parse("19.17.4").unwrap().caps(), OLD);
+        assert!(ServerVersion::parse("x").is_err());
+    }
+
+    #[test]
+    fn old_rendering_strips_modern_features() {
+        let sql = "CREATE TABLE {db}.t (\n  a LowCardinality(String),\n  b UInt64 CODEC(Delta, ZSTD(1)),\n  c Nullable(UInt64)\n) ENGINE = MergeTree\nORDER BY a\nTTL ts + INTERVAL 1 DAY";
+        assert_eq!(
+            render(sql, "parta", OLD),
+            "CREATE TABLE parta.t (\n  a String,\n  b UInt64,\n  c Nullable(UInt64)\n) ENGINE = MergeTree\nORDER BY a"
+        );
+        assert_eq!(render(sql, "parta", NEW), sql.replace("{db}", "parta"));
+    }
+
+    #[test]
+    fn every_statement_renders_without_leftovers_for_old_servers() {
+        for stmt in all_statements("parta", OLD) {
+            for bad in ["LowCardinality", "CODEC", "TTL", "{db}"] {
+                assert!(!stmt.contains(bad), "{bad} left in:\n{stmt}");
+            }
+            assert_eq!(stmt.matches('(').count(), stmt.matches(')').count(), "{stmt}");
+        }
+    }
+
+    #[test]
+    fn migration_versions_increase() {
+        let v: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]) && v[0] == 1);
+    }
+}

@@ -1,0 +1,25 @@
+//! # parta-common — plumbing shared by `parta-agent` and `parta-collector`
+//!
+//! ## Layout
+//! - [`settings`]: layered configuration (command-line flag → environment variable → TOML file →
+//!   default) that remembers where each value came from, so that errors name the flag, the
+//!   variable, or the file and key.
+//! - [`logging`]: `tracing` set-up with text or JSON output on stderr.
+//! - [`quic`]: framed protocol messages over quinn streams.
+//! - [`shutdown`]: stop flags and OS signals.
+//! - [`tls`]: PEM loading and the rustls crypto provider.
+//! - [`fsutil`]: durable file writes (write to a temporary file, fsync, rename, fsync the
+//!   directory) and private directories.
+
+#![forbid(unsafe_code)]
+
+pub mod fsutil;
+pub mod logging;
+pub mod quic;
+pub mod settings;
+pub mod shutdown;
+pub mod tls;
+
+/// Exit code for configuration errors (`EX_CONFIG` from sysexits.h). systemd units use
+/// `RestartPreventExitStatus=78` so that a broken configuration does not restart in a loop.
+pub const EXIT_CONFIG: i32 = 78;

@@ -1,0 +1,113 @@
+//! Framed messages over QUIC streams, shared by agent, collector and tests.
+
+use parta_protocol::{FrameDecoder, FrameError, Message, RejectReason, encode_frame};
+use quinn::{ConnectionError, ReadError, RecvStream, SendStream, WriteError};
+
+/// Largest chunk read from a stream at once; bounds the decoder's buffer growth per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a message could not be received.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The peer sent bytes that are not a valid frame.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The stream or connection failed.
+    #[error("{}", describe_read(.0))]
+    Read(#[from] ReadError),
+}
+
+impl RecvError {
+    /// The typed reason when the peer closed the connection with one of our close codes.
+    pub fn reject_reason(&self) -> Option<RejectReason> {
+        match self {
+            Self::Read(ReadError::ConnectionLost(e)) => close_reason(e),
+            _ => None,
+        }
+    }
+}
+
+/// The reason carried by an application close, if it is one of ours.
+pub fn close_reason(e: &ConnectionError) -> Option<RejectReason> {
+    match e {
+        ConnectionError::ApplicationClosed(close) => RejectReason::from_code(close.error_code.into_inner()),
+        _ => None,
+    }
+}
+
+fn describe_read(e: &ReadError) -> String {
+    match e {
+        ReadError::ConnectionLost(ConnectionError::ApplicationClosed(c)) => {
+            let reason = String::from_utf8_lossy(&c.reason);
+            match RejectReason::from_code(c.error_code.into_inner()) {
+                Some(r) => format!("peer closed the connection: {r}: {reason}"),
+                None if c.error_code.into_inner() == 0 => format!("peer closed the connection: {reason}"),
+                None => format!("peer closed the connection with code {}: {reason}", c.error_code),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A receive stream that yields decoded messages.
+#[derive(Debug)]
+pub struct FramedRecv {
+    stream: RecvStream,
+    decoder: FrameDecoder,
+}
+
+impl FramedRecv {
+    /// Wraps a stream; frames above `max_frame` bytes are refused.
+    pub fn new(stream: RecvStream, max_frame: usize) -> Self {
+        Self {
+            stream,
+            decoder: FrameDecoder::with_max_len(max_frame),
+        }
+    }
+
+    /// The next message; `Ok(None)` when the peer finished the stream cleanly between frames.
+    /// Cancel-safe: bytes already read stay buffered.
+    pub async fn next(&mut self) -> Result<Option<Message>, RecvError> {
+        loop {
+            if let Some(msg) = self.decoder.next_frame()? {
+                return Ok(Some(msg));
+            }
+            match self.stream.read_chunk(READ_CHUNK, true).await? {
+                Some(chunk) => self.decoder.push(&chunk.bytes),
+                None if self.decoder.buffered() == 0 => return Ok(None),
+                None => {
+                    return Err(RecvError::Frame(FrameError::Decode(
+                        parta_protocol::DecodeError::Truncated {
+                            len: self.decoder.buffered(),
+                        },
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Bytes received but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The message could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] parta_protocol::EncodeError),
+    /// The stream or connection failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Encodes and writes one message.
+pub async fn send_message(stream: &mut SendStream, msg: &Message) -> Result<(), SendError> {
+    let frame = encode_frame(msg)?;
+    stream.write_all(&frame).await?;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! # parta-protocol — the wire format between Parta agents and collectors
+//!
+//! Sans-IO: no sockets, no clocks, no async runtime. Both binaries drive it over QUIC streams.
+//!
+//! ## Layout
+//! - [`message`]: what agents and collectors say to each other — `Hello`, `Welcome`, `Report`,
+//!   `Ack`, `Reject` — and the typed reject reasons with their stable codes.
+//! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
+//!   samples are appended as new enum variants; existing variants are frozen.
+//! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
+//!   Decoding never panics and reports unknown versions and malformed bodies as typed errors.
+//! - [`frame`]: length-prefixed framing with a hard maximum frame size, and an incremental
+//!   [`frame::FrameDecoder`] for byte streams.
+//! - [`examples`]: messages shaped like real traffic, for golden fixtures and benchmarks.
+//! - [`validate`]: size and sanity limits a collector enforces on every report, shared with the
+//!   agent so that it never produces a report the collector would refuse.
+//!
+//! ## Compatibility
+//! postcard is not self-describing: the byte layout *is* the schema. Golden byte fixtures in
+//! `tests/golden/` freeze it; any change that breaks them needs a new [`PROTOCOL_VERSION`].
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod examples;
+pub mod frame;
+pub mod message;
+pub mod sample;
+pub mod validate;
+
+pub use codec::{DecodeError, EncodeError, decode, encode};
+pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, encode_frame};
+pub use message::{
+    Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
+};
+pub use sample::Sample;
+
+/// Version of the envelope and message layout this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// TLS ALPN identifier of the protocol on QUIC connections.
+pub const ALPN: &[u8] = b"parta/1";

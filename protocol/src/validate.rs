@@ -1,0 +1,355 @@
+//! Limits a collector enforces on every message, and the sanitiser agents run before sending so
+//! that they never produce a report the collector would refuse.
+//!
+//! Limits are structural (sizes, counts, finite numbers). Odd but possible values — a clock in
+//! the future, used memory above total — are accepted: refusing them would lose real data.
+
+use std::fmt;
+
+use crate::message::{Hello, Report};
+use crate::sample::{HostInfo, HostMetrics, Sample};
+
+/// Longest school id, in bytes.
+pub const MAX_SCHOOL_ID: usize = 64;
+/// Longest free-text field (host name, OS name, DMI strings, mount points…), in bytes.
+pub const MAX_TEXT: usize = 256;
+/// Longest version string, in bytes.
+pub const MAX_VERSION: usize = 64;
+/// Longest enrollment token, in bytes.
+pub const MAX_TOKEN: usize = 128;
+/// Most samples in one report.
+pub const MAX_SAMPLES: usize = 64;
+/// Most filesystems in one metrics sample.
+pub const MAX_FILESYSTEMS: usize = 128;
+/// Most network interfaces in one sample.
+pub const MAX_INTERFACES: usize = 256;
+
+/// A rule a message broke. `field` is a path such as `samples[1].interfaces[3].name`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// A text field is longer than allowed.
+    #[error("{field} is {len} bytes long, the limit is {max}")]
+    TooLong {
+        /// Field path.
+        field: String,
+        /// Actual length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A list has more elements than allowed.
+    #[error("{field} has {count} elements, the limit is {max}")]
+    TooMany {
+        /// Field path.
+        field: String,
+        /// Actual count.
+        count: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A number is NaN or infinite.
+    #[error("{field} is not a finite number")]
+    NotFinite {
+        /// Field path.
+        field: String,
+    },
+    /// Sequence numbers start at 1.
+    #[error("report sequence number 0 is invalid; sequences start at 1")]
+    SeqZero,
+    /// A school id is empty or has characters outside `[A-Za-z0-9._-]`.
+    #[error("school id {0:?} is invalid: use 1–64 characters of A–Z, a–z, 0–9, '.', '_', '-'")]
+    SchoolId(String),
+    /// A required text field is empty.
+    #[error("{field} must not be empty")]
+    Empty {
+        /// Field path.
+        field: String,
+    },
+}
+
+/// Checks a school id: 1–64 bytes of `[A-Za-z0-9._-]`.
+pub fn validate_school_id(id: &str) -> Result<(), ValidationError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_SCHOOL_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        // Show at most the limit, so that a huge id does not flood logs.
+        Err(ValidationError::SchoolId(
+            id.chars().take(MAX_SCHOOL_ID).collect(),
+        ))
+    }
+}
+
+/// Checks a `Hello`.
+pub fn validate_hello(hello: &Hello) -> Result<(), ValidationError> {
+    validate_school_id(&hello.school_id)?;
+    text("agent_version", &hello.agent_version, MAX_VERSION)?;
+    let crate::message::Credentials::EnrollToken(token) = &hello.credentials;
+    if token.is_empty() {
+        return Err(ValidationError::Empty {
+            field: "credentials.token".into(),
+        });
+    }
+    text("credentials.token", token, MAX_TOKEN)
+}
+
+/// Checks a `Report`.
+pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
+    if report.seq == 0 {
+        return Err(ValidationError::SeqZero);
+    }
+    count("samples", report.samples.len(), MAX_SAMPLES)?;
+    for (i, sample) in report.samples.iter().enumerate() {
+        let at = Path(&"samples", i);
+        match sample {
+            Sample::HostInfo(info) => validate_host_info(&at, info)?,
+            Sample::HostMetrics(m) => validate_host_metrics(&at, m)?,
+        }
+    }
+    Ok(())
+}
+
+fn validate_host_info(at: &Path<'_>, info: &HostInfo) -> Result<(), ValidationError> {
+    text(&format!("{at}.hostname"), &info.hostname, MAX_TEXT)?;
+    text(&format!("{at}.kernel"), &info.kernel, MAX_TEXT)?;
+    let os = &info.os;
+    for (name, value) in [
+        ("id", &os.id),
+        ("name", &os.name),
+        ("version", &os.version),
+        ("pretty_name", &os.pretty_name),
+        ("edition", &os.edition),
+    ] {
+        text(&format!("{at}.os.{name}"), value, MAX_TEXT)?;
+    }
+    for (name, value) in [
+        ("vendor", &info.dmi.vendor),
+        ("product", &info.dmi.product),
+        ("serial", &info.dmi.serial),
+    ] {
+        if let Some(v) = value {
+            text(&format!("{at}.dmi.{name}"), v, MAX_TEXT)?;
+        }
+    }
+    count(
+        &format!("{at}.interfaces"),
+        info.interfaces.len(),
+        MAX_INTERFACES,
+    )?;
+    for (i, nic) in info.interfaces.iter().enumerate() {
+        text(&format!("{at}.interfaces[{i}].name"), &nic.name, MAX_TEXT)?;
+    }
+    Ok(())
+}
+
+fn validate_host_metrics(at: &Path<'_>, m: &HostMetrics) -> Result<(), ValidationError> {
+    if !m.cpu_percent.is_finite() {
+        return Err(ValidationError::NotFinite {
+            field: format!("{at}.cpu_percent"),
+        });
+    }
+    count(
+        &format!("{at}.filesystems"),
+        m.filesystems.len(),
+        MAX_FILESYSTEMS,
+    )?;
+    for (i, fs) in m.filesystems.iter().enumerate() {
+        text(&format!("{at}.filesystems[{i}].mount"), &fs.mount, MAX_TEXT)?;
+        text(
+            &format!("{at}.filesystems[{i}].fs_type"),
+            &fs.fs_type,
+            MAX_TEXT,
+        )?;
+    }
+    count(
+        &format!("{at}.interfaces"),
+        m.interfaces.len(),
+        MAX_INTERFACES,
+    )?;
+    for (i, nic) in m.interfaces.iter().enumerate() {
+        text(&format!("{at}.interfaces[{i}].name"), &nic.name, MAX_TEXT)?;
+    }
+    Ok(())
+}
+
+/// Brings a report within every limit: truncates text (at a character boundary), drops list
+/// elements beyond the limits and replaces non-finite numbers by 0. Agents call it before a
+/// report is stored for sending. A report with `seq == 0` stays invalid: that is a caller bug.
+pub fn sanitize_report(report: &mut Report) {
+    report.samples.truncate(MAX_SAMPLES);
+    for sample in &mut report.samples {
+        match sample {
+            Sample::HostInfo(info) => {
+                for s in [
+                    &mut info.hostname,
+                    &mut info.kernel,
+                    &mut info.os.id,
+                    &mut info.os.name,
+                    &mut info.os.version,
+                    &mut info.os.pretty_name,
+                    &mut info.os.edition,
+                ] {
+                    truncate_text(s, MAX_TEXT);
+                }
+                for s in [
+                    &mut info.dmi.vendor,
+                    &mut info.dmi.product,
+                    &mut info.dmi.serial,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    truncate_text(s, MAX_TEXT);
+                }
+                info.interfaces.truncate(MAX_INTERFACES);
+                for nic in &mut info.interfaces {
+                    truncate_text(&mut nic.name, MAX_TEXT);
+                }
+            }
+            Sample::HostMetrics(m) => {
+                if !m.cpu_percent.is_finite() {
+                    m.cpu_percent = 0.0;
+                }
+                m.filesystems.truncate(MAX_FILESYSTEMS);
+                for fs in &mut m.filesystems {
+                    truncate_text(&mut fs.mount, MAX_TEXT);
+                    truncate_text(&mut fs.fs_type, MAX_TEXT);
+                }
+                m.interfaces.truncate(MAX_INTERFACES);
+                for nic in &mut m.interfaces {
+                    truncate_text(&mut nic.name, MAX_TEXT);
+                }
+            }
+        }
+    }
+}
+
+/// Truncates `s` to at most `max` bytes without splitting a character.
+pub fn truncate_text(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.len() > max {
+        return Err(ValidationError::TooLong {
+            field: field.to_owned(),
+            len: value.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn count(field: &str, n: usize, max: usize) -> Result<(), ValidationError> {
+    if n > max {
+        return Err(ValidationError::TooMany {
+            field: field.to_owned(),
+            count: n,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// `name[index]`, formatted lazily.
+struct Path<'a>(&'a &'a str, usize);
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{FsUsage, IfTraffic};
+
+    fn report_with(samples: Vec<Sample>) -> Report {
+        Report {
+            seq: 1,
+            agent_time_ms: 1_700_000_000_000,
+            samples,
+        }
+    }
+
+    #[test]
+    fn school_ids() {
+        for ok in ["74-0012", "a", "SCHOOL_1.b"] {
+            assert_eq!(validate_school_id(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "74 0012", "школа", "a/b", &"x".repeat(65)] {
+            assert!(validate_school_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seq_zero_is_refused() {
+        let mut r = report_with(vec![]);
+        r.seq = 0;
+        assert_eq!(validate_report(&r), Err(ValidationError::SeqZero));
+    }
+
+    #[test]
+    fn error_names_the_field_path() {
+        let m = HostMetrics {
+            interfaces: vec![IfTraffic {
+                name: "x".repeat(MAX_TEXT + 1),
+                rx_bytes: 0,
+                tx_bytes: 0,
+                rx_rate: None,
+                tx_rate: None,
+            }],
+            ..HostMetrics::default()
+        };
+        let r = report_with(vec![
+            Sample::HostInfo(HostInfo::default()),
+            Sample::HostMetrics(m),
+        ]);
+        let err = validate_report(&r).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "samples[1].interfaces[0].name is {} bytes long, the limit is {MAX_TEXT}",
+                MAX_TEXT + 1
+            )
+        );
+    }
+
+    #[test]
+    fn sanitize_fixes_what_validate_refuses() {
+        let m = HostMetrics {
+            cpu_percent: f32::NAN,
+            filesystems: vec![
+                FsUsage {
+                    mount: "é".repeat(200),
+                    fs_type: "ext4".into(),
+                    total: 1,
+                    available: 1,
+                };
+                MAX_FILESYSTEMS + 5
+            ],
+            ..HostMetrics::default()
+        };
+        let mut r = report_with(vec![Sample::HostMetrics(m); MAX_SAMPLES + 1]);
+        assert!(validate_report(&r).is_err());
+        sanitize_report(&mut r);
+        assert_eq!(validate_report(&r), Ok(()));
+        let Sample::HostMetrics(m) = &r.samples[0] else {
+            unreachable!()
+        };
+        assert_eq!(m.cpu_percent, 0.0);
+        assert_eq!(m.filesystems[0].mount.chars().count(), MAX_TEXT / 2);
+    }
+}

@@ -1,0 +1,202 @@
+//! Property tests: every message survives encode → frame → decode unchanged; no input makes the
+//! decoders panic; the sanitiser always yields a report the validator accepts.
+
+use parta_protocol::message::{
+    Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
+};
+use parta_protocol::sample::{
+    Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, MacAddr, NetInterface, OsInfo, Sample,
+};
+use parta_protocol::validate::{sanitize_report, validate_report};
+use parta_protocol::{FrameDecoder, decode, encode, encode_frame};
+use proptest::prelude::*;
+use proptest::option::of;
+
+fn text() -> impl Strategy<Value = String> {
+    // Mix ASCII, Cyrillic and the odd multi-byte character; lengths cross the 256-byte limit.
+    proptest::string::string_regex("[a-zA-Z0-9 ./_-]{0,12}|[а-яА-ЯёЁ ]{0,40}|[\\PC]{0,300}")
+        .unwrap()
+}
+
+fn device_id() -> impl Strategy<Value = DeviceId> {
+    any::<u128>().prop_map(|n| DeviceId(uuid::Uuid::from_u128(n)))
+}
+
+fn host_info() -> impl Strategy<Value = HostInfo> {
+    (
+        text(),
+        (text(), text(), text(), text(), text()),
+        text(),
+        (of(text()), of(text()), of(text())),
+        prop::collection::vec((text(), of(any::<[u8; 6]>())), 0..6),
+    )
+        .prop_map(|(hostname, os, kernel, dmi, nics)| HostInfo {
+            hostname,
+            os: OsInfo {
+                id: os.0,
+                name: os.1,
+                version: os.2,
+                pretty_name: os.3,
+                edition: os.4,
+            },
+            kernel,
+            dmi: Dmi {
+                vendor: dmi.0,
+                product: dmi.1,
+                serial: dmi.2,
+            },
+            interfaces: nics
+                .into_iter()
+                .map(|(name, mac)| NetInterface {
+                    name,
+                    mac: mac.map(MacAddr),
+                })
+                .collect(),
+        })
+}
+
+fn host_metrics() -> impl Strategy<Value = HostMetrics> {
+    (
+        any::<[u64; 6]>(),
+        // Finite values only: NaN != NaN would make equality checks meaningless.
+        -1.0e6f32..1.0e6,
+        prop::collection::vec((text(), text(), any::<u64>(), any::<u64>()), 0..5),
+        prop::collection::vec(
+            (text(), any::<u64>(), any::<u64>(), of(any::<u64>()), of(any::<u64>())),
+            0..5,
+        ),
+    )
+        .prop_map(|(n, cpu, fs, nics)| HostMetrics {
+            boot_time: n[0],
+            uptime_s: n[1],
+            cpu_percent: cpu,
+            mem_total: n[2],
+            mem_used: n[3],
+            swap_total: n[4],
+            swap_used: n[5],
+            filesystems: fs
+                .into_iter()
+                .map(|(mount, fs_type, total, available)| FsUsage {
+                    mount,
+                    fs_type,
+                    total,
+                    available,
+                })
+                .collect(),
+            interfaces: nics
+                .into_iter()
+                .map(|(name, rx_bytes, tx_bytes, rx_rate, tx_rate)| IfTraffic {
+                    name,
+                    rx_bytes,
+                    tx_bytes,
+                    rx_rate,
+                    tx_rate,
+                })
+                .collect(),
+        })
+}
+
+fn sample() -> impl Strategy<Value = Sample> {
+    prop_oneof![
+        host_info().prop_map(Sample::HostInfo),
+        host_metrics().prop_map(Sample::HostMetrics),
+    ]
+}
+
+fn report() -> impl Strategy<Value = Report> {
+    (
+        any::<u64>(),
+        any::<i64>(),
+        prop::collection::vec(sample(), 0..4),
+    )
+        .prop_map(|(seq, agent_time_ms, samples)| Report {
+            seq,
+            agent_time_ms,
+            samples,
+        })
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (text(), device_id(), text(), prop::sample::select(DeviceKind::ALL.to_vec()), text())
+            .prop_map(|(agent_version, device_id, school_id, kind, token)| {
+                Message::Hello(Hello {
+                    agent_version,
+                    device_id,
+                    school_id,
+                    kind,
+                    credentials: Credentials::EnrollToken(token),
+                })
+            }),
+        (text(), any::<u64>(), any::<u64>()).prop_map(|(v, a, b)| Message::Welcome(Welcome {
+            collector_version: v,
+            stored_up_to: a,
+            highest_seq: b,
+        })),
+        report().prop_map(Message::Report),
+        any::<u64>().prop_map(|up_to| Message::Ack(Ack { up_to })),
+        (prop::sample::select(RejectReason::ALL.to_vec()), text())
+            .prop_map(|(reason, detail)| Message::Reject(Reject { reason, detail })),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn envelope_round_trip(msg in message()) {
+        prop_assert_eq!(decode(&encode(&msg).unwrap()).unwrap(), msg);
+    }
+
+    #[test]
+    fn frames_round_trip_in_arbitrary_chunks(
+        msgs in prop::collection::vec(message(), 1..6),
+        chunk in 1usize..64,
+    ) {
+        let stream: Vec<u8> = msgs.iter().flat_map(|m| encode_frame(m).unwrap()).collect();
+        let mut dec = FrameDecoder::new();
+        let mut got = Vec::new();
+        for part in stream.chunks(chunk) {
+            dec.push(part);
+            while let Some(m) = dec.next_frame().unwrap() {
+                got.push(m);
+            }
+        }
+        prop_assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoders(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode(&bytes);
+        let mut dec = FrameDecoder::with_max_len(4096);
+        dec.push(&bytes);
+        for _ in 0..bytes.len() + 1 {
+            match dec.next_frame() {
+                Ok(Some(_)) | Err(parta_protocol::FrameError::Decode(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic(msg in message(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let mut bytes = encode(&msg).unwrap();
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        let _ = decode(&bytes);
+    }
+
+    #[test]
+    fn json_round_trip(msg in message()) {
+        // The agent prints samples as JSON; the JSON form must carry the same information.
+        let json = serde_json::to_string(&msg).unwrap();
+        prop_assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), msg);
+    }
+
+    #[test]
+    fn sanitized_reports_always_validate(mut r in report()) {
+        r.seq = r.seq.max(1);
+        sanitize_report(&mut r);
+        prop_assert_eq!(validate_report(&r), Ok(()));
+    }
+}
