@@ -38,6 +38,11 @@ pub fn main() -> u8 {
             .map_err(anyhow::Error::from)
             .and_then(|uplink| runtime()?.block_on(crate::runner::run(config, uplink))),
         Command::Sample { format } => sample(&config, format),
+        Command::Config => show_config(&config).and_then(|()| {
+            config.uplink(&cli.global, &matches)?;
+            eprintln!("configuration is complete for `parta-agent run`");
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => 0,
@@ -76,6 +81,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// `parta-agent config`: the resolved configuration as JSON, token redacted.
+fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
+    let v = serde_json::json!({
+        "collector": c.collector.as_ref().map(|a| a.to_socket_string()),
+        "server_name": c.server_name,
+        "ca_cert": c.ca_cert,
+        "enroll_token": c.enroll_token.as_ref().map(|_| "<redacted>"),
+        "school": c.school,
+        "kind": c.kind.as_str(),
+        "state_dir": c.state_dir,
+        "interval": humantime::format_duration(c.interval).to_string(),
+        "sysfs": c.paths.sysfs,
+        "procfs": c.paths.procfs,
+        "rootfs": c.paths.rootfs,
+        "log_format": format!("{:?}", c.log_format).to_lowercase(),
+        "log_level": c.log_level,
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
 /// `parta-agent sample`: one report's worth of samples, printed, not sent.
 fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
     let mut host = HostSource::new(config.paths.clone())?;
@@ -106,18 +132,35 @@ fn write_text(out: &mut impl std::io::Write, samples: &[Sample]) -> std::io::Res
                 writeln!(out, "os:        {} {} {}", i.os.name, i.os.version, i.os.edition)?;
                 writeln!(out, "kernel:    {}", i.kernel)?;
                 let dmi = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                writeln!(out, "hardware:  {} {} serial {}", dmi(&i.dmi.vendor), dmi(&i.dmi.product), dmi(&i.dmi.serial))?;
+                writeln!(
+                    out,
+                    "hardware:  {} {} serial {}",
+                    dmi(&i.dmi.vendor),
+                    dmi(&i.dmi.product),
+                    dmi(&i.dmi.serial)
+                )?;
                 for nic in &i.interfaces {
                     let mac = nic.mac.map_or_else(|| "-".into(), |m| m.to_string());
                     writeln!(out, "interface: {} {mac}", nic.name)?;
                 }
             }
             Sample::HostMetrics(m) => {
-                writeln!(out, "uptime:    {}", humantime::format_duration(std::time::Duration::from_secs(m.uptime_s)))?;
+                writeln!(
+                    out,
+                    "uptime:    {}",
+                    humantime::format_duration(std::time::Duration::from_secs(m.uptime_s))
+                )?;
                 writeln!(out, "cpu:       {:.1} %", m.cpu_percent)?;
                 writeln!(out, "memory:    {} / {} MiB", m.mem_used / MIB, m.mem_total / MIB)?;
                 for fs in &m.filesystems {
-                    writeln!(out, "fs:        {} ({}) {} MiB free of {} MiB", fs.mount, fs.fs_type, fs.available / MIB, fs.total / MIB)?;
+                    writeln!(
+                        out,
+                        "fs:        {} ({}) {} MiB free of {} MiB",
+                        fs.mount,
+                        fs.fs_type,
+                        fs.available / MIB,
+                        fs.total / MIB
+                    )?;
                 }
                 for nic in &m.interfaces {
                     writeln!(out, "traffic:   {} rx {} B tx {} B", nic.name, nic.rx_bytes, nic.tx_bytes)?;

@@ -74,6 +74,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the agent: sample every interval and deliver reports to the collector.
     Run,
+    /// Print the configuration the agent would use (secrets redacted) and check it is complete
+    /// for `run`.
+    Config,
     /// Take one sample and print it; nothing is sent or stored.
     Sample {
         /// Output format.

@@ -75,9 +75,7 @@ impl CollectorAddr {
 pub fn parse_collector(text: &str) -> Result<CollectorAddr, String> {
     let t = text.trim();
     let (host, port) = if let Some(rest) = t.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or("missing `]` after an IPv6 address")?;
+        let (host, after) = rest.split_once(']').ok_or("missing `]` after an IPv6 address")?;
         let port = match after {
             "" => None,
             p => Some(p.strip_prefix(':').ok_or("expected `:port` after `]`")?),
@@ -103,10 +101,7 @@ pub fn parse_collector(text: &str) -> Result<CollectorAddr, String> {
             .ok_or_else(|| format!("port {p:?} is not a number between 1 and 65535"))?,
         None => DEFAULT_PORT,
     };
-    Ok(CollectorAddr {
-        host: host.to_owned(),
-        port,
-    })
+    Ok(CollectorAddr { host: host.to_owned(), port })
 }
 
 /// Everything every agent command needs.
@@ -186,7 +181,9 @@ impl AgentConfig {
             })?
             .map_or(DEFAULT_INTERVAL, |v| v.0);
         let log_format = l
-            .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| s.parse::<LogFormat>())?
+            .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| {
+                s.parse::<LogFormat>()
+            })?
             .map_or(LogFormat::Text, |v| v.0);
         let log_level = l
             .parse("log_level", a.log_level.clone(), "log_level", f.log_level, logging::parse_filter)?
@@ -198,7 +195,9 @@ impl AgentConfig {
         };
         Ok(Self {
             collector,
-            server_name: l.pick("server_name", a.server_name.clone(), "server_name", f.server_name).map(|v| v.0),
+            server_name: l
+                .pick("server_name", a.server_name.clone(), "server_name", f.server_name)
+                .map(|v| v.0),
             ca_cert: l.pick("ca_cert", a.ca_cert.clone(), "ca_cert", f.ca_cert).map(|v| v.0),
             enroll_token,
             school,
@@ -220,10 +219,8 @@ impl AgentConfig {
         let l = Layers::new(matches, args.config.as_deref());
         let collector = self.collector.clone().ok_or_else(|| l.missing("collector", "collector"))?;
         let ca_cert = self.ca_cert.clone().ok_or_else(|| l.missing("ca_cert", "ca_cert"))?;
-        let enroll_token = self
-            .enroll_token
-            .clone()
-            .ok_or_else(|| l.missing("enroll_token", "enroll_token"))?;
+        let enroll_token =
+            self.enroll_token.clone().ok_or_else(|| l.missing("enroll_token", "enroll_token"))?;
         let school = self.school.clone().ok_or_else(|| l.missing("school", "school"))?;
         Ok(UplinkSettings {
             server_name: self.server_name.clone().unwrap_or_else(|| collector.host.clone()),
@@ -243,7 +240,10 @@ fn resolve_token(
 ) -> Result<Option<String>, ConfigError> {
     let check = |token: String, origin: Origin| -> Result<String, ConfigError> {
         let token = token.trim().to_owned();
-        if token.is_empty() || token.len() > MAX_TOKEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if token.is_empty()
+            || token.len() > MAX_TOKEN
+            || token.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(ConfigError::Invalid {
                 origin,
                 value: "<redacted>".into(),
@@ -255,7 +255,8 @@ fn resolve_token(
     if let Some((token, origin)) = l.pick("enroll_token", a.enroll_token.clone(), "enroll_token", inline) {
         return check(token, origin).map(Some);
     }
-    let Some((path, origin)) = l.pick("enroll_token_file", a.enroll_token_file.clone(), "enroll_token_file", file)
+    let Some((path, origin)) =
+        l.pick("enroll_token_file", a.enroll_token_file.clone(), "enroll_token_file", file)
     else {
         return Ok(None);
     };
@@ -305,7 +306,9 @@ mod tests {
 
     #[test]
     fn flag_overrides_file() {
-        let c = resolve(&["parta-agent", "run", "--interval", "5s"], "interval = \"5m\"\nschool = \"74-0012\"").unwrap();
+        let c =
+            resolve(&["parta-agent", "run", "--interval", "5s"], "interval = \"5m\"\nschool = \"74-0012\"")
+                .unwrap();
         assert_eq!(c.interval, Duration::from_secs(5));
         assert_eq!(c.school.as_deref(), Some("74-0012"));
     }
@@ -313,7 +316,10 @@ mod tests {
     #[test]
     fn bad_values_name_their_origin() {
         let err = resolve(&["parta-agent", "run"], "interval = \"5 parsecs\"").unwrap_err().to_string();
-        assert!(err.starts_with("invalid value \"5 parsecs\" for key `interval` in /etc/parta/agent.toml"), "{err}");
+        assert!(
+            err.starts_with("invalid value \"5 parsecs\" for key `interval` in /etc/parta/agent.toml"),
+            "{err}"
+        );
         let err = resolve(&["parta-agent", "run", "--school", "школа 5"], "").unwrap_err().to_string();
         assert!(err.contains("command-line flag --school"), "{err}");
         let err = resolve(&["parta-agent", "run"], "kind = \"toaster\"").unwrap_err().to_string();
@@ -325,12 +331,16 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error_with_line() {
         let err = resolve(&["parta-agent", "run"], "school = \"1\"\nshcool = \"2\"").unwrap_err().to_string();
-        assert!(err.contains("/etc/parta/agent.toml") && err.contains("line 2") && err.contains("shcool"), "{err}");
+        assert!(
+            err.contains("/etc/parta/agent.toml") && err.contains("line 2") && err.contains("shcool"),
+            "{err}"
+        );
     }
 
     #[test]
     fn token_is_never_echoed_and_file_works() {
-        let err = resolve(&["parta-agent", "run", "--enroll-token", "has space"], "").unwrap_err().to_string();
+        let err =
+            resolve(&["parta-agent", "run", "--enroll-token", "has space"], "").unwrap_err().to_string();
         assert!(!err.contains("has space") && err.contains("<redacted>"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("token");

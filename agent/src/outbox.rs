@@ -77,10 +77,7 @@ impl Outbox {
             })?,
             Err(e) if e.kind() == ErrorKind::NotFound => 0,
             Err(error) => {
-                return Err(OutboxError::Seq {
-                    path: seq_path,
-                    error,
-                });
+                return Err(OutboxError::Seq { path: seq_path, error });
             }
         };
         Ok(Self {
@@ -98,30 +95,25 @@ impl Outbox {
     pub fn append(&mut self, agent_time_ms: i64, samples: Vec<Sample>) -> Result<u64, OutboxError> {
         let seq = self.last_seq + 1;
         self.persist_seq(seq)?;
-        let mut report = Report {
-            seq,
-            agent_time_ms,
-            samples,
-        };
+        let mut report = Report { seq, agent_time_ms, samples };
         sanitize_report(&mut report);
         let frame = encode_frame(&Message::Report(report))?;
         if self.queue.len() >= self.capacity {
             self.queue.pop_front();
             self.dropped += 1;
-            tracing::warn!(dropped_total = self.dropped, capacity = self.capacity,
-                "outbox full: dropped the oldest unacknowledged report");
+            tracing::warn!(
+                dropped_total = self.dropped,
+                capacity = self.capacity,
+                "outbox full: dropped the oldest unacknowledged report"
+            );
         }
         self.queue.push_back(Pending { seq, frame });
         Ok(seq)
     }
 
     fn persist_seq(&mut self, seq: u64) -> Result<(), OutboxError> {
-        fsutil::write_atomic(&self.seq_path, format!("{seq}\n").as_bytes(), false).map_err(|error| {
-            OutboxError::Seq {
-                path: self.seq_path.clone(),
-                error,
-            }
-        })?;
+        fsutil::write_atomic(&self.seq_path, format!("{seq}\n").as_bytes(), false)
+            .map_err(|error| OutboxError::Seq { path: self.seq_path.clone(), error })?;
         self.last_seq = seq;
         Ok(())
     }
@@ -151,8 +143,11 @@ impl Outbox {
     pub fn on_welcome(&mut self, w: &Welcome) -> Result<(), OutboxError> {
         self.ack(w.stored_up_to);
         if w.highest_seq > self.last_seq {
-            tracing::warn!(local = self.last_seq, collector = w.highest_seq,
-                "collector holds higher sequence numbers than this agent's counter; continuing above them");
+            tracing::warn!(
+                local = self.last_seq,
+                collector = w.highest_seq,
+                "collector holds higher sequence numbers than this agent's counter; continuing above them"
+            );
             self.persist_seq(w.highest_seq)?;
         }
         Ok(())
@@ -215,7 +210,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut o = Outbox::open(dir.path(), 10).unwrap();
         o.append(0, vec![]).unwrap();
-        o.on_welcome(&Welcome { collector_version: String::new(), stored_up_to: 1, highest_seq: 50 }).unwrap();
+        o.on_welcome(&Welcome { collector_version: String::new(), stored_up_to: 1, highest_seq: 50 })
+            .unwrap();
         assert_eq!(o.depth(), 0);
         assert_eq!(o.append(0, vec![]).unwrap(), 51);
     }

@@ -20,11 +20,7 @@ pub struct HostPaths {
 
 impl Default for HostPaths {
     fn default() -> Self {
-        Self {
-            sysfs: PathBuf::from("/sys"),
-            procfs: PathBuf::from("/proc"),
-            rootfs: PathBuf::from("/"),
-        }
+        Self { sysfs: PathBuf::from("/sys"), procfs: PathBuf::from("/proc"), rootfs: PathBuf::from("/") }
     }
 }
 
@@ -46,10 +42,6 @@ impl HostPaths {
 
     /// All three roots below one fixture directory (`DIR/sys`, `DIR/proc`, `DIR`).
     pub fn under(dir: &Path) -> Self {
-        Self {
-            sysfs: dir.join("sys"),
-            procfs: dir.join("proc"),
-            rootfs: dir.to_owned(),
-        }
+        Self { sysfs: dir.join("sys"), procfs: dir.join("proc"), rootfs: dir.to_owned() }
     }
 }

@@ -38,7 +38,8 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
         client_config,
         hello: hello(device_id, &config, &uplink),
     };
-    let mut uplink_task = tokio::spawn(Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake)).run(stop_rx));
+    let mut uplink_task =
+        tokio::spawn(Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake)).run(stop_rx));
 
     // The first sample needs a CPU reading at least 200 ms after the one HostSource::new took.
     let first = Instant::now() + config.interval.min(Duration::from_secs(1));
@@ -103,4 +104,3 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
-

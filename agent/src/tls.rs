@@ -32,10 +32,7 @@ pub enum TlsError {
 pub fn client_config(ca_path: &Path) -> Result<quinn::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in tls::load_certs(ca_path)? {
-        roots.add(cert).map_err(|e| TlsError::BadCa {
-            path: ca_path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        roots.add(cert).map_err(|e| TlsError::BadCa { path: ca_path.to_owned(), reason: e.to_string() })?;
     }
     let mut crypto = rustls::ClientConfig::builder_with_provider(tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])

@@ -49,9 +49,9 @@ fn explain_rejection(reason: RejectReason, school: &str, detail: &str) -> String
             "collector rejected the enrollment token for school {school}: the token is unknown \
              (create one with `parta-collector token create --school {school}`)"
         ),
-        RejectReason::RevokedToken => format!(
-            "collector rejected the enrollment token for school {school}: the token was revoked"
-        ),
+        RejectReason::RevokedToken => {
+            format!("collector rejected the enrollment token for school {school}: the token was revoked")
+        }
         RejectReason::SchoolMismatch => format!(
             "collector rejected the enrollment token for school {school}: the token belongs to another school"
         ),
@@ -166,7 +166,9 @@ impl Uplink {
         let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return from_connection_error(&e, &format!("connecting to {addr}")),
-            Err(_) => return SessionEnd::Transient(format!("no answer from {addr} within {HANDSHAKE_TIMEOUT:?}")),
+            Err(_) => {
+                return SessionEnd::Transient(format!("no answer from {addr} within {HANDSHAKE_TIMEOUT:?}"));
+            }
         };
         let end = self.exchange(&conn).await;
         let code = match &end {
@@ -275,9 +277,8 @@ fn from_connection_error(e: &quinn::ConnectionError, doing: &str) -> SessionEnd 
 }
 
 async fn resolve(target: &str) -> Result<SocketAddr, String> {
-    let mut addrs = tokio::net::lookup_host(target)
-        .await
-        .map_err(|e| format!("cannot resolve {target}: {e}"))?;
+    let mut addrs =
+        tokio::net::lookup_host(target).await.map_err(|e| format!("cannot resolve {target}: {e}"))?;
     addrs.next().ok_or_else(|| format!("{target} resolves to no address"))
 }
 

@@ -46,7 +46,10 @@ pub fn main() -> u8 {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve(config).await,
-            Command::Migrate { print_sql, server_version } => migrate(&config, print_sql, server_version).await,
+            Command::Config => show_config(&config),
+            Command::Migrate { print_sql, server_version } => {
+                migrate(&config, print_sql, server_version).await
+            }
             Command::Token { action } => token(&config, action).await,
         }
     });
@@ -85,7 +88,13 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "cannot load enrollment tokens yet");
     }
     let (jobs_tx, jobs_rx) = mpsc::channel(config.ingest.queue);
-    let batcher = tokio::spawn(batcher::run(jobs_rx, store.clone(), Arc::clone(&registry), Arc::clone(&metrics), config.ingest));
+    let batcher = tokio::spawn(batcher::run(
+        jobs_rx,
+        store.clone(),
+        Arc::clone(&registry),
+        Arc::clone(&metrics),
+        config.ingest,
+    ));
     let refresher = tokio::spawn(refresh_tokens(Arc::clone(&tokens), store.clone(), stop_rx.clone()));
 
     let endpoint = server::bind(config.quic_listen, quic_config)
@@ -122,7 +131,10 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     stop_signal.await;
     tracing::info!("stopping: no new sessions; storing what is queued");
     let _ = stop_tx.send(true);
-    endpoint.close(quinn::VarInt::from_u32(parta_protocol::RejectReason::ShuttingDown.code()), b"collector stopping");
+    endpoint.close(
+        quinn::VarInt::from_u32(parta_protocol::RejectReason::ShuttingDown.code()),
+        b"collector stopping",
+    );
     let drained = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = quic.await;
         let _ = batcher.await;
@@ -163,8 +175,39 @@ async fn refresh_tokens(tokens: Arc<TokenCache>, store: Store, mut stop: watch::
     }
 }
 
+/// `config`: the resolved configuration as JSON, password redacted.
+fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
+    let tls = match &c.tls {
+        crate::config::TlsSource::Files { cert, key } => serde_json::json!({ "cert": cert, "key": key }),
+        crate::config::TlsSource::Generated { extra_names } => {
+            serde_json::json!({ "generated_in": c.data_dir, "extra_names": extra_names })
+        }
+    };
+    let v = serde_json::json!({
+        "clickhouse_url": c.clickhouse.url,
+        "clickhouse_database": c.clickhouse.database,
+        "clickhouse_user": c.clickhouse.user,
+        "clickhouse_password": if c.clickhouse.password.is_empty() { "" } else { "<redacted>" },
+        "quic_listen": c.quic_listen,
+        "http_listen": c.http_listen,
+        "data_dir": c.data_dir,
+        "tls": tls,
+        "batch_max_reports": c.ingest.batch_max_reports,
+        "batch_max_delay": humantime::format_duration(c.ingest.batch_max_delay).to_string(),
+        "ingest_queue": c.ingest.queue,
+        "log_format": format!("{:?}", c.log_format).to_lowercase(),
+        "log_level": c.log_level,
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
 /// `migrate`.
-async fn migrate(config: &CollectorConfig, print_sql: bool, server_version: Option<String>) -> anyhow::Result<()> {
+async fn migrate(
+    config: &CollectorConfig,
+    print_sql: bool,
+    server_version: Option<String>,
+) -> anyhow::Result<()> {
     let db = &config.clickhouse.database;
     if print_sql {
         let version = match server_version {
@@ -193,10 +236,14 @@ async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<
     store.migrate().await?;
     match action {
         TokenAction::Create { school, comment } => {
-            parta_protocol::validate::validate_school_id(&school).map_err(|e| anyhow::anyhow!("--school: {e}"))?;
+            parta_protocol::validate::validate_school_id(&school)
+                .map_err(|e| anyhow::anyhow!("--school: {e}"))?;
             let new = tokens::generate(&school, &comment, now_secs(), now_ms());
             store.put_token(&new.row).await?;
-            eprintln!("created enrollment token {} for school {school}; it is shown only once:", new.row.token_id);
+            eprintln!(
+                "created enrollment token {} for school {school}; it is shown only once:",
+                new.row.token_id
+            );
             println!("{}", new.token);
         }
         TokenAction::List { format } => {
@@ -229,7 +276,15 @@ async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<
                     writeln!(out, "{:<14} {:<16} {:<8} {:<21} COMMENT", "ID", "SCHOOL", "STATE", "CREATED")?;
                     for r in &rows {
                         let state = if r.revoked != 0 { "revoked" } else { "active" };
-                        writeln!(out, "{:<14} {:<16} {:<8} {:<21} {}", r.token_id, r.school_id, state, api::rfc3339(r.created_at), r.comment)?;
+                        writeln!(
+                            out,
+                            "{:<14} {:<16} {:<8} {:<21} {}",
+                            r.token_id,
+                            r.school_id,
+                            state,
+                            api::rfc3339(r.created_at),
+                            r.comment
+                        )?;
                     }
                 }
             }
@@ -237,8 +292,12 @@ async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<
         TokenAction::Revoke { token } => {
             let rows = store.tokens().await?;
             let hashed = tokens::hash(token.trim());
-            let Some(row) = rows.iter().find(|r| r.token_id == token.trim() || r.token_sha256 == hashed) else {
-                bail!("no enrollment token with id or value {:?} (see `parta-collector token list`)", abbreviate(&token));
+            let Some(row) = rows.iter().find(|r| r.token_id == token.trim() || r.token_sha256 == hashed)
+            else {
+                bail!(
+                    "no enrollment token with id or value {:?} (see `parta-collector token list`)",
+                    abbreviate(&token)
+                );
             };
             if row.revoked != 0 {
                 println!("token {} of school {} was already revoked", row.token_id, row.school_id);
@@ -248,7 +307,10 @@ async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<
             revoked.revoked = 1;
             revoked.version = now_ms().max(row.version + 1);
             store.put_token(&revoked).await?;
-            println!("revoked token {} of school {}; connected agents using it are refused from their next session", row.token_id, row.school_id);
+            println!(
+                "revoked token {} of school {}; connected agents using it are refused from their next session",
+                row.token_id, row.school_id
+            );
         }
     }
     Ok(())
@@ -266,6 +328,6 @@ fn now_ms() -> u64 {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "collector".into(), |s| s.trim().to_owned())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "collector".into(), |s| s.trim().to_owned())
 }
-

@@ -36,7 +36,13 @@ pub struct GlobalArgs {
     #[arg(long, env = "PARTA_CLICKHOUSE_USER", global = true, value_name = "USER")]
     pub clickhouse_user: Option<String>,
     /// ClickHouse password [default: empty].
-    #[arg(long, env = "PARTA_CLICKHOUSE_PASSWORD", global = true, value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PARTA_CLICKHOUSE_PASSWORD",
+        global = true,
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     pub clickhouse_password: Option<String>,
     /// UDP address for agents (QUIC) [default: 0.0.0.0:4433].
     #[arg(long, env = "PARTA_QUIC_LISTEN", global = true, value_name = "ADDR")]
@@ -78,6 +84,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the collector: QUIC ingest, ClickHouse storage, HTTP API.
     Serve,
+    /// Print the configuration the collector would use (secrets redacted).
+    Config,
     /// Create or upgrade the ClickHouse schema, then exit.
     Migrate {
         /// Print the SQL instead of running it.

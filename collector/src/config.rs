@@ -87,11 +87,7 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self {
-            batch_max_reports: 50_000,
-            batch_max_delay: Duration::from_secs(1),
-            queue: 100_000,
-        }
+        Self { batch_max_reports: 50_000, batch_max_delay: Duration::from_secs(1), queue: 100_000 }
     }
 }
 
@@ -127,9 +123,16 @@ impl CollectorConfig {
         Self::resolve_with(args, matches, args.config.as_deref(), file)
     }
 
-    fn resolve_with(a: &GlobalArgs, m: &ArgMatches, path: Option<&Path>, f: FileConfig) -> Result<Self, ConfigError> {
+    fn resolve_with(
+        a: &GlobalArgs,
+        m: &ArgMatches,
+        path: Option<&Path>,
+        f: FileConfig,
+    ) -> Result<Self, ConfigError> {
         let l = Layers::new(m, path);
-        let text = |id: &str, cli: &Option<String>, file: Option<String>| l.pick(id, cli.clone(), id, file).map(|v| v.0);
+        let text = |id: &str, cli: &Option<String>, file: Option<String>| {
+            l.pick(id, cli.clone(), id, file).map(|v| v.0)
+        };
         let url = l
             .parse("clickhouse_url", a.clickhouse_url.clone(), "clickhouse_url", f.clickhouse_url, |s| {
                 if s.starts_with("http://") || s.starts_with("https://") {
@@ -140,19 +143,44 @@ impl CollectorConfig {
             })?
             .map_or_else(|| "http://127.0.0.1:8123".to_owned(), |v| v.0);
         let database = l
-            .parse("clickhouse_database", a.clickhouse_database.clone(), "clickhouse_database", f.clickhouse_database, |s| {
-                let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    && !s.starts_with(|c: char| c.is_ascii_digit());
-                if ok { Ok(s.to_owned()) } else { Err("use letters, digits and `_`, not starting with a digit".into()) }
-            })?
+            .parse(
+                "clickhouse_database",
+                a.clickhouse_database.clone(),
+                "clickhouse_database",
+                f.clickhouse_database,
+                |s| {
+                    let ok = !s.is_empty()
+                        && s.len() <= 64
+                        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && !s.starts_with(|c: char| c.is_ascii_digit());
+                    if ok {
+                        Ok(s.to_owned())
+                    } else {
+                        Err("use letters, digits and `_`, not starting with a digit".into())
+                    }
+                },
+            )?
             .map_or_else(|| "parta".to_owned(), |v| v.0);
-        let addr = |id: &str, cli: &Option<String>, file: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+        let addr = |id: &str,
+                    cli: &Option<String>,
+                    file: Option<String>,
+                    default: &str|
+         -> Result<SocketAddr, ConfigError> {
             Ok(l.parse(id, cli.clone(), id, file, |s| {
-                s.parse::<SocketAddr>().map_err(|_| "expected IP:PORT, e.g. 0.0.0.0:4433 or [::]:4433".to_owned())
+                s.parse::<SocketAddr>()
+                    .map_err(|_| "expected IP:PORT, e.g. 0.0.0.0:4433 or [::]:4433".to_owned())
             })?
-            .map_or_else(|| default.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))), |v| v.0))
+            .map_or_else(
+                || default.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))),
+                |v| v.0,
+            ))
         };
-        let count = |id: &str, cli: &Option<String>, file: Option<String>, default: usize, max: usize| -> Result<usize, ConfigError> {
+        let count = |id: &str,
+                     cli: &Option<String>,
+                     file: Option<String>,
+                     default: usize,
+                     max: usize|
+         -> Result<usize, ConfigError> {
             Ok(l.parse(id, cli.clone(), id, file, |s| {
                 s.parse::<usize>()
                     .ok()
@@ -163,11 +191,23 @@ impl CollectorConfig {
         };
         let defaults = IngestConfig::default();
         let ingest = IngestConfig {
-            batch_max_reports: count("batch_max_reports", &a.batch_max_reports, f.batch_max_reports, defaults.batch_max_reports, 1_000_000)?,
+            batch_max_reports: count(
+                "batch_max_reports",
+                &a.batch_max_reports,
+                f.batch_max_reports,
+                defaults.batch_max_reports,
+                1_000_000,
+            )?,
             batch_max_delay: l
-                .parse("batch_max_delay", a.batch_max_delay.clone(), "batch_max_delay", f.batch_max_delay, |s| {
-                    settings::parse_duration_within(s, Duration::from_millis(10), Duration::from_secs(60))
-                })?
+                .parse(
+                    "batch_max_delay",
+                    a.batch_max_delay.clone(),
+                    "batch_max_delay",
+                    f.batch_max_delay,
+                    |s| {
+                        settings::parse_duration_within(s, Duration::from_millis(10), Duration::from_secs(60))
+                    },
+                )?
                 .map_or(defaults.batch_max_delay, |v| v.0),
             queue: count("ingest_queue", &a.ingest_queue, f.ingest_queue, defaults.queue, 10_000_000)?,
         };
@@ -187,8 +227,10 @@ impl CollectorConfig {
             clickhouse: ClickHouseConfig {
                 url,
                 database,
-                user: text("clickhouse_user", &a.clickhouse_user, f.clickhouse_user).unwrap_or_else(|| "default".into()),
-                password: text("clickhouse_password", &a.clickhouse_password, f.clickhouse_password).unwrap_or_default(),
+                user: text("clickhouse_user", &a.clickhouse_user, f.clickhouse_user)
+                    .unwrap_or_else(|| "default".into()),
+                password: text("clickhouse_password", &a.clickhouse_password, f.clickhouse_password)
+                    .unwrap_or_default(),
             },
             quic_listen: addr("quic_listen", &a.quic_listen, f.quic_listen, "0.0.0.0:4433")?,
             http_listen: addr("http_listen", &a.http_listen, f.http_listen, "127.0.0.1:8080")?,
@@ -198,7 +240,9 @@ impl CollectorConfig {
             tls,
             ingest,
             log_format: l
-                .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| s.parse::<LogFormat>())?
+                .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| {
+                    s.parse::<LogFormat>()
+                })?
                 .map_or(LogFormat::Text, |v| v.0),
             log_level: l
                 .parse("log_level", a.log_level.clone(), "log_level", f.log_level, logging::parse_filter)?
@@ -232,13 +276,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let err = resolve(&["parta-collector", "serve"], "quic_listen = \"nowhere\"").unwrap_err().to_string();
+        let err =
+            resolve(&["parta-collector", "serve"], "quic_listen = \"nowhere\"").unwrap_err().to_string();
         assert!(err.contains("key `quic_listen` in /etc/parta/collector.toml"), "{err}");
-        let err = resolve(&["parta-collector", "serve", "--clickhouse-database", "x-y"], "").unwrap_err().to_string();
+        let err = resolve(&["parta-collector", "serve", "--clickhouse-database", "x-y"], "")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--clickhouse-database"), "{err}");
         let err = resolve(&["parta-collector", "serve", "--tls-cert", "/x.pem"], "").unwrap_err().to_string();
         assert!(err.contains("missing setting `tls_key`"), "{err}");
-        let err = resolve(&["parta-collector", "serve"], "batch_max_reports = \"0\"").unwrap_err().to_string();
+        let err =
+            resolve(&["parta-collector", "serve"], "batch_max_reports = \"0\"").unwrap_err().to_string();
         assert!(err.contains("between 1 and"), "{err}");
     }
 

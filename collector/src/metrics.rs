@@ -73,7 +73,11 @@ impl Metrics {
         registry.register("sessions_accepted", "Agent sessions accepted", m.sessions_accepted.clone());
         registry.register("open_connections", "Open agent connections", m.open_connections.clone());
         registry.register("batch_reports", "Reports per ClickHouse insert batch", m.batch_reports.clone());
-        registry.register("insert_seconds", "Duration of a batch insert into ClickHouse", m.insert_seconds.clone());
+        registry.register(
+            "insert_seconds",
+            "Duration of a batch insert into ClickHouse",
+            m.insert_seconds.clone(),
+        );
         registry.register("insert_errors", "Failed insert attempts (retried)", m.insert_errors.clone());
         registry.register("ingest_queue", "Reports in memory awaiting insert", m.ingest_queue.clone());
         registry.register("report_bytes", "Bytes of accepted reports on the wire", m.report_bytes.clone());

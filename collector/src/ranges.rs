@@ -34,22 +34,7 @@ impl RangeSet {
 
     /// Adds one value.
     pub fn insert(&mut self, v: u64) {
-        // First range whose end is ≥ v - 1 (could absorb v).
-        let i = self.ranges.partition_point(|&(_, end)| end.saturating_add(1) < v);
-        match self.ranges.get_mut(i) {
-            Some((start, end)) if *start <= v.saturating_add(1) => {
-                *start = (*start).min(v);
-                *end = (*end).max(v);
-                // Merge with the next range if they now touch.
-                if let Some(&(ns, ne)) = self.ranges.get(i + 1) {
-                    if ns <= self.ranges[i].1.saturating_add(1) {
-                        self.ranges[i].1 = self.ranges[i].1.max(ne);
-                        self.ranges.remove(i + 1);
-                    }
-                }
-            }
-            _ => self.ranges.insert(i, (v, v)),
-        }
+        self.insert_range(v, v);
     }
 
     /// Adds every value of `lo..=hi`.

@@ -63,7 +63,9 @@ pub struct Identity {
 /// Loads or generates the identity.
 pub fn identity(source: &TlsSource, data_dir: &Path) -> Result<Identity, TlsError> {
     match source {
-        TlsSource::Files { cert, key } => Ok(Identity { cert: cert.clone(), key: key.clone(), generated_ca: None }),
+        TlsSource::Files { cert, key } => {
+            Ok(Identity { cert: cert.clone(), key: key.clone(), generated_ca: None })
+        }
         TlsSource::Generated { extra_names } => ensure_generated(data_dir, extra_names),
     }
 }
@@ -96,15 +98,14 @@ fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<Identity, TlsE
     let (ca_cert, ca_key) = (dir.join(CA_CERT), dir.join(CA_KEY));
     let (cert, key, names_file) = (dir.join(SERVER_CERT), dir.join(SERVER_KEY), dir.join(SERVER_NAMES));
     let write = |path: &Path, text: &str, private: bool| {
-        fsutil::write_atomic(path, text.as_bytes(), private).map_err(|error| TlsError::Write { path: path.to_owned(), error })
+        fsutil::write_atomic(path, text.as_bytes(), private)
+            .map_err(|error| TlsError::Write { path: path.to_owned(), error })
     };
 
     let (ca_pem, ca_key_pair) = if ca_cert.exists() && ca_key.exists() {
         let pem = read(&ca_cert)?;
-        let key = KeyPair::from_pem(&read(&ca_key)?).map_err(|e| PemError::Unreadable {
-            path: ca_key.clone(),
-            reason: e.to_string(),
-        })?;
+        let key = KeyPair::from_pem(&read(&ca_key)?)
+            .map_err(|e| PemError::Unreadable { path: ca_key.clone(), reason: e.to_string() })?;
         (pem, key)
     } else {
         let key = KeyPair::generate()?;
@@ -112,7 +113,8 @@ fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<Identity, TlsE
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.distinguished_name.push(DnType::OrganizationName, "Parta");
         params.distinguished_name.push(DnType::CommonName, format!("Parta collector CA ({})", host_name()));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         set_validity(&mut params, 20);
         let cert = params.self_signed(&key)?;
         write(&ca_key, &key.serialize_pem(), true)?;
@@ -171,7 +173,8 @@ fn set_validity(params: &mut CertificateParams, years: i64) {
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|e| TlsError::Pem(PemError::Unreadable { path: path.to_owned(), reason: e.to_string() }))
+    std::fs::read_to_string(path)
+        .map_err(|e| TlsError::Pem(PemError::Unreadable { path: path.to_owned(), reason: e.to_string() }))
 }
 
 #[cfg(test)]

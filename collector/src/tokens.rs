@@ -3,9 +3,11 @@
 //! A token is `pt1_` followed by 40 hex digits (160 random bits). Only its SHA-256 is stored;
 //! the token id shown to administrators is the first 12 hex digits of that hash. The collector
 //! checks tokens against an in-memory cache of the `enroll_tokens` table, refreshed every few
-//! seconds and at once (rate-limited) when an unknown token shows up, so a token created with
-//! `parta-collector token create` works immediately and a revocation takes effect within
-//! [`REFRESH_EVERY`]. If ClickHouse is unreachable the last known tokens stay in force.
+//! seconds, and refreshed before an unknown token is refused — so a token created with
+//! `parta-collector token create` works immediately — with concurrent misses sharing one refresh
+//! and at most one refresh per second, so a flood of bad tokens cannot flood ClickHouse. A
+//! revocation takes effect within [`REFRESH_EVERY`]. If ClickHouse is unreachable, known tokens
+//! stay in force and unknown ones get a transient refusal, never a permanent one.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -68,6 +70,8 @@ struct Entry {
 pub struct TokenCache {
     by_hash: RwLock<HashMap<String, Entry>>,
     last_refresh: std::sync::Mutex<Option<Instant>>,
+    /// Serialises refreshes triggered by unknown tokens.
+    miss_refresh: tokio::sync::Mutex<()>,
 }
 
 impl Default for TokenCache {
@@ -79,7 +83,11 @@ impl Default for TokenCache {
 impl TokenCache {
     /// An empty cache.
     pub fn new() -> Self {
-        Self { by_hash: RwLock::new(HashMap::new()), last_refresh: std::sync::Mutex::new(None) }
+        Self {
+            by_hash: RwLock::new(HashMap::new()),
+            last_refresh: std::sync::Mutex::new(None),
+            miss_refresh: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Replaces the cache with the table's current content.
@@ -106,19 +114,21 @@ impl TokenCache {
         }
     }
 
-    /// Checks a token; on an unknown token refreshes the cache first (at most once per second)
-    /// so that newly created tokens are accepted at once.
+    /// Checks a token. An unknown token is looked up again in a cache refreshed after this call
+    /// began, so tokens created a moment ago are accepted. When that refresh fails the answer is
+    /// [`RejectReason::Internal`] (retry later), not a permanent refusal.
     pub async fn check(&self, store: &Store, token: &str, school: &str) -> Result<(), RejectReason> {
         match self.check_cached(token, school) {
             Err(RejectReason::UnknownToken) => {
-                let due = self
-                    .last_refresh
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .is_none_or(|t| t.elapsed() >= MISS_REFRESH_MIN);
-                if due {
+                let asked = Instant::now();
+                let _turn = self.miss_refresh.lock().await;
+                if !self.refreshed_since(asked) {
+                    if let Some(last) = self.last_refresh() {
+                        tokio::time::sleep_until((last + MISS_REFRESH_MIN).into()).await;
+                    }
                     if let Err(e) = self.refresh(store).await {
-                        tracing::warn!(error = %e, "cannot refresh enrollment tokens; using the cached set");
+                        tracing::warn!(error = %e, "cannot refresh enrollment tokens to check an unknown token");
+                        return Err(RejectReason::Internal);
                     }
                 }
                 self.check_cached(token, school)
@@ -127,13 +137,18 @@ impl TokenCache {
         }
     }
 
+    fn last_refresh(&self) -> Option<Instant> {
+        *self.last_refresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refreshed_since(&self, t: Instant) -> bool {
+        self.last_refresh().is_some_and(|last| last >= t)
+    }
+
     /// Installs entries directly (tests).
     #[cfg(test)]
     fn insert(&self, token: &str, school: &str, revoked: bool) {
-        self.by_hash
-            .write()
-            .unwrap()
-            .insert(hash(token), Entry { school: school.into(), revoked });
+        self.by_hash.write().unwrap().insert(hash(token), Entry { school: school.into(), revoked });
     }
 }
 

@@ -27,18 +27,14 @@ impl FromStr for LogFormat {
 
 /// Checks a filter directive such as `info` or `parta_agent=debug,quinn=warn`.
 pub fn parse_filter(text: &str) -> Result<String, String> {
-    EnvFilter::try_new(text)
-        .map(|_| text.to_owned())
-        .map_err(|e| e.to_string())
+    EnvFilter::try_new(text).map(|_| text.to_owned()).map_err(|e| e.to_string())
 }
 
 /// Installs the global subscriber. Safe to call once per process; later calls are ignored.
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true);
     // `try_init` fails only when a subscriber is already installed (tests); nothing to do then.
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),

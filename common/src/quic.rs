@@ -60,10 +60,7 @@ pub struct FramedRecv {
 impl FramedRecv {
     /// Wraps a stream; frames above `max_frame` bytes are refused.
     pub fn new(stream: RecvStream, max_frame: usize) -> Self {
-        Self {
-            stream,
-            decoder: FrameDecoder::with_max_len(max_frame),
-        }
+        Self { stream, decoder: FrameDecoder::with_max_len(max_frame) }
     }
 
     /// The next message; `Ok(None)` when the peer finished the stream cleanly between frames.
@@ -78,9 +75,7 @@ impl FramedRecv {
                 None if self.decoder.buffered() == 0 => return Ok(None),
                 None => {
                     return Err(RecvError::Frame(FrameError::Decode(
-                        parta_protocol::DecodeError::Truncated {
-                            len: self.decoder.buffered(),
-                        },
+                        parta_protocol::DecodeError::Truncated { len: self.decoder.buffered() },
                     )));
                 }
             }

@@ -88,10 +88,8 @@ pub enum ConfigError {
 /// Reads and parses a TOML configuration file into `T` (which should use
 /// `#[serde(deny_unknown_fields)]` so that typos are errors, not silently ignored).
 pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: path.to_owned(),
-        error,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
     parse_file(path, &text)
 }
 
@@ -142,11 +140,7 @@ impl<'a> Layers<'a> {
         };
         match parse(&text) {
             Ok(v) => Ok(Some((v, origin))),
-            Err(reason) => Err(ConfigError::Invalid {
-                origin,
-                value: text,
-                reason,
-            }),
+            Err(reason) => Err(ConfigError::Invalid { origin, value: text, reason }),
         }
     }
 
@@ -161,21 +155,14 @@ impl<'a> Layers<'a> {
     /// The origin of a file key.
     pub fn file_origin(&self, key: &str) -> Origin {
         match self.file {
-            Some(path) => Origin::File {
-                path: path.to_owned(),
-                key: key.to_owned(),
-            },
+            Some(path) => Origin::File { path: path.to_owned(), key: key.to_owned() },
             None => Origin::Default,
         }
     }
 
     /// A "missing setting" error naming all three places it can be set.
     pub fn missing(&self, id: &str, key: &str) -> ConfigError {
-        ConfigError::Missing {
-            key: key.to_owned(),
-            flag: flag_name(id),
-            env: env_name(id),
-        }
+        ConfigError::Missing { key: key.to_owned(), flag: flag_name(id), env: env_name(id) }
     }
 }
 
@@ -194,11 +181,7 @@ pub fn env_name(id: &str) -> String {
 pub fn check_naming_convention(cmd: &clap::Command) -> Result<(), String> {
     let mut problems = Vec::new();
     visit(cmd, &mut problems);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }
 
 fn visit(cmd: &clap::Command, problems: &mut Vec<String>) {
@@ -206,11 +189,19 @@ fn visit(cmd: &clap::Command, problems: &mut Vec<String>) {
         let id = arg.get_id().as_str();
         if let Some(env) = arg.get_env() {
             if env.to_str() != Some(&env_name(id)) {
-                problems.push(format!("{}: `{id}` uses env {env:?}, expected {}", cmd.get_name(), env_name(id)));
+                problems.push(format!(
+                    "{}: `{id}` uses env {env:?}, expected {}",
+                    cmd.get_name(),
+                    env_name(id)
+                ));
             }
             let long = arg.get_long().map(|l| format!("--{l}"));
             if long.as_deref() != Some(flag_name(id).as_str()) {
-                problems.push(format!("{}: `{id}` uses flag {long:?}, expected {}", cmd.get_name(), flag_name(id)));
+                problems.push(format!(
+                    "{}: `{id}` uses flag {long:?}, expected {}",
+                    cmd.get_name(),
+                    flag_name(id)
+                ));
             }
         }
     }
@@ -265,16 +256,20 @@ mod tests {
         let path = PathBuf::from("/etc/parta/x.toml");
         let layers = Layers::new(&m, Some(&path));
         let got = layers
-            .parse("some_key", m.get_one::<String>("some_key").cloned(), "some_key", Some("9s".into()), parse_duration)
+            .parse(
+                "some_key",
+                m.get_one::<String>("some_key").cloned(),
+                "some_key",
+                Some("9s".into()),
+                parse_duration,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(got, (Duration::from_secs(5), Origin::Flag("--some-key".into())));
 
         let m = cmd().get_matches_from(["t"]);
         let layers = Layers::new(&m, Some(&path));
-        let err = layers
-            .parse("some_key", None, "some_key", Some("9x".into()), parse_duration)
-            .unwrap_err();
+        let err = layers.parse("some_key", None, "some_key", Some("9x".into()), parse_duration).unwrap_err();
         assert_eq!(
             err.to_string().split(':').next().unwrap(),
             "invalid value \"9x\" for key `some_key` in /etc/parta/x.toml"

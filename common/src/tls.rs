@@ -34,28 +34,21 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// Loads every certificate from a PEM file; at least one must be present.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
-    let unreadable = |reason: String| PemError::Unreadable {
-        path: path.to_owned(),
-        reason,
-    };
+    let unreadable = |reason: String| PemError::Unreadable { path: path.to_owned(), reason };
     let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unreadable(format!("invalid PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(PemError::NoCertificate {
-            path: path.to_owned(),
-        });
+        return Err(PemError::NoCertificate { path: path.to_owned() });
     }
     Ok(certs)
 }
 
 /// Loads the first private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
-    let bytes = std::fs::read(path).map_err(|e| PemError::Unreadable {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| PemError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| PemError::Unreadable {
         path: path.to_owned(),
         reason: format!("no usable private key: {e}"),

@@ -4,6 +4,8 @@
 //! timings. The baseline rows (`*_json`) handle the same report as JSON with serde_json in the
 //! same run, so the ratios do not depend on the machine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -13,9 +15,7 @@ fn bench(c: &mut Criterion) {
     let report = examples::typical_report(1_000);
     let frame = encode_frame(&report).unwrap();
     let first = encode_frame(&examples::first_report()).unwrap();
-    let Message::Report(r) = &report else {
-        unreachable!()
-    };
+    let Message::Report(r) = &report else { unreachable!() };
     let json = serde_json::to_vec(r).unwrap();
     println!(
         "wire size: typical report {} B per frame (goal ≤ 512 B), first report with identity {} B; \
@@ -26,13 +26,9 @@ fn bench(c: &mut Criterion) {
         frame.len() as f64 / json.len() as f64
     );
 
-    c.bench_function("encode_typical_report", |b| {
-        b.iter(|| encode(black_box(&report)).unwrap())
-    });
+    c.bench_function("encode_typical_report", |b| b.iter(|| encode(black_box(&report)).unwrap()));
     let body = encode(&report).unwrap();
-    c.bench_function("decode_typical_report", |b| {
-        b.iter(|| decode(black_box(&body)).unwrap())
-    });
+    c.bench_function("decode_typical_report", |b| b.iter(|| decode(black_box(&body)).unwrap()));
     c.bench_function("encode_decode_typical_report", |b| {
         b.iter(|| decode(&encode(black_box(&report)).unwrap()).unwrap())
     });

@@ -75,12 +75,8 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, EncodeError> {
 /// Appends the envelope of a message to `out`.
 pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    let body = postcard::to_extend(msg, std::mem::take(out)).map_err(|error| {
-        EncodeError::Postcard {
-            message: msg.name(),
-            error,
-        }
-    })?;
+    let body = postcard::to_extend(msg, std::mem::take(out))
+        .map_err(|error| EncodeError::Postcard { message: msg.name(), error })?;
     *out = body;
     Ok(())
 }
@@ -93,15 +89,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
         _ => return Err(DecodeError::Truncated { len: bytes.len() }),
     };
     if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnknownVersion {
-            got: version,
-            supported: PROTOCOL_VERSION,
-        });
+        return Err(DecodeError::UnknownVersion { got: version, supported: PROTOCOL_VERSION });
     }
-    let (msg, rest) =
-        postcard::take_from_bytes::<Message>(body).map_err(|e| DecodeError::Malformed {
-            reason: e.to_string(),
-        })?;
+    let (msg, rest) = postcard::take_from_bytes::<Message>(body)
+        .map_err(|e| DecodeError::Malformed { reason: e.to_string() })?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { count: rest.len() });
     }
@@ -129,13 +120,7 @@ mod tests {
     fn unknown_version_is_typed() {
         let mut bytes = encode(&Message::Ack(Ack { up_to: 1 })).unwrap();
         bytes[0] = 9;
-        assert_eq!(
-            decode(&bytes),
-            Err(DecodeError::UnknownVersion {
-                got: 9,
-                supported: PROTOCOL_VERSION
-            })
-        );
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion { got: 9, supported: PROTOCOL_VERSION }));
     }
 
     #[test]
@@ -158,11 +143,7 @@ mod tests {
         let mut bytes = PROTOCOL_VERSION.to_le_bytes().to_vec();
         bytes.extend_from_slice(&[2, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]);
         assert!(matches!(decode(&bytes), Err(DecodeError::Malformed { .. })));
-        let ok = Message::Report(Report {
-            seq: 1,
-            agent_time_ms: 0,
-            samples: vec![],
-        });
+        let ok = Message::Report(Report { seq: 1, agent_time_ms: 0, samples: vec![] });
         assert_eq!(decode(&encode(&ok).unwrap()).unwrap(), ok);
     }
 }

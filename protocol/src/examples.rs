@@ -6,9 +6,7 @@ use uuid::Uuid;
 use crate::message::{
     Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
 };
-use crate::sample::{
-    Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, MacAddr, NetInterface, OsInfo, Sample,
-};
+use crate::sample::{Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, MacAddr, NetInterface, OsInfo, Sample};
 
 /// A fixed device id for examples.
 pub const EXAMPLE_DEVICE: DeviceId = DeviceId(Uuid::from_bytes([
@@ -28,11 +26,7 @@ pub fn hello() -> Message {
 
 /// The collector's `Welcome`.
 pub fn welcome() -> Message {
-    Message::Welcome(Welcome {
-        collector_version: "0.1.0".into(),
-        stored_up_to: 41,
-        highest_seq: 41,
-    })
+    Message::Welcome(Welcome { collector_version: "0.1.0".into(), stored_up_to: 41, highest_seq: 41 })
 }
 
 /// Host identity of a teacher laptop on Astra Linux.
@@ -53,14 +47,8 @@ pub fn host_info() -> HostInfo {
             serial: Some("QCNS6850123456".into()),
         },
         interfaces: vec![
-            NetInterface {
-                name: "enp2s0".into(),
-                mac: Some(MacAddr([0x00, 0x1b, 0x21, 0x3a, 0x4c, 0x5d])),
-            },
-            NetInterface {
-                name: "wlp3s0".into(),
-                mac: Some(MacAddr([0x7c, 0x2a, 0x31, 0x9e, 0x04, 0xb2])),
-            },
+            NetInterface { name: "enp2s0".into(), mac: Some(MacAddr([0x00, 0x1b, 0x21, 0x3a, 0x4c, 0x5d])) },
+            NetInterface { name: "wlp3s0".into(), mac: Some(MacAddr([0x7c, 0x2a, 0x31, 0x9e, 0x04, 0xb2])) },
         ],
     }
 }
@@ -97,13 +85,7 @@ pub fn host_metrics() -> HostMetrics {
                 rx_rate: Some(1_250_311),
                 tx_rate: Some(48_220),
             },
-            IfTraffic {
-                name: "wlp3s0".into(),
-                rx_bytes: 0,
-                tx_bytes: 0,
-                rx_rate: Some(0),
-                tx_rate: Some(0),
-            },
+            IfTraffic { name: "wlp3s0".into(), rx_bytes: 0, tx_bytes: 0, rx_rate: Some(0), tx_rate: Some(0) },
         ],
     }
 }
@@ -122,10 +104,7 @@ pub fn first_report() -> Message {
     Message::Report(Report {
         seq: 1,
         agent_time_ms: 1_763_802_060_000,
-        samples: vec![
-            Sample::HostInfo(host_info()),
-            Sample::HostMetrics(host_metrics()),
-        ],
+        samples: vec![Sample::HostInfo(host_info()), Sample::HostMetrics(host_metrics())],
     })
 }
 

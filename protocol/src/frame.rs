@@ -37,11 +37,7 @@ pub fn encode_frame(msg: &Message) -> Result<Vec<u8>, EncodeError> {
     codec::encode_into(msg, &mut out)?;
     let len = out.len() - LEN_PREFIX;
     if len > MAX_FRAME_LEN {
-        return Err(EncodeError::TooLarge {
-            message: msg.name(),
-            len,
-            max: MAX_FRAME_LEN,
-        });
+        return Err(EncodeError::TooLarge { message: msg.name(), len, max: MAX_FRAME_LEN });
     }
     // The check above bounds `len` by MAX_FRAME_LEN, which fits in a u32.
     let len32 = u32::try_from(len).unwrap_or(u32::MAX);
@@ -74,12 +70,7 @@ impl FrameDecoder {
 
     /// A decoder enforcing a lower limit (values above [`MAX_FRAME_LEN`] are capped).
     pub fn with_max_len(max_len: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            start: 0,
-            max_len: max_len.min(MAX_FRAME_LEN),
-            poisoned: None,
-        }
+        Self { buf: Vec::new(), start: 0, max_len: max_len.min(MAX_FRAME_LEN), poisoned: None }
     }
 
     /// Appends received bytes.
@@ -110,10 +101,7 @@ impl FrameDecoder {
         };
         let len = usize::try_from(u32::from_be_bytes(*header)).unwrap_or(usize::MAX);
         if len > self.max_len {
-            let err = FrameError::TooLarge {
-                len,
-                max: self.max_len,
-            };
+            let err = FrameError::TooLarge { len, max: self.max_len };
             self.poisoned = Some(err.clone());
             return Err(err);
         }
@@ -163,10 +151,7 @@ mod tests {
     fn oversized_length_is_refused_before_buffering() {
         let mut dec = FrameDecoder::with_max_len(16);
         dec.push(&17u32.to_be_bytes());
-        assert_eq!(
-            dec.next_frame(),
-            Err(FrameError::TooLarge { len: 17, max: 16 })
-        );
+        assert_eq!(dec.next_frame(), Err(FrameError::TooLarge { len: 17, max: 16 }));
         // Poisoned: the same error again, even with more bytes.
         dec.push(&[0; 32]);
         assert!(matches!(dec.next_frame(), Err(FrameError::TooLarge { .. })));
@@ -186,10 +171,7 @@ mod tests {
     fn zero_length_frame_is_a_decode_error() {
         let mut dec = FrameDecoder::new();
         dec.push(&0u32.to_be_bytes());
-        assert_eq!(
-            dec.next_frame(),
-            Err(FrameError::Decode(DecodeError::Truncated { len: 0 }))
-        );
+        assert_eq!(dec.next_frame(), Err(FrameError::Decode(DecodeError::Truncated { len: 0 })));
     }
 
     #[test]

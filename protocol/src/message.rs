@@ -250,10 +250,7 @@ impl RejectReason {
     pub fn is_permanent(self) -> bool {
         matches!(
             self,
-            Self::UnknownToken
-                | Self::RevokedToken
-                | Self::SchoolMismatch
-                | Self::UnsupportedVersion
+            Self::UnknownToken | Self::RevokedToken | Self::SchoolMismatch | Self::UnsupportedVersion
         )
     }
 }

@@ -72,16 +72,12 @@ pub enum ValidationError {
 pub fn validate_school_id(id: &str) -> Result<(), ValidationError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_SCHOOL_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
         // Show at most the limit, so that a huge id does not flood logs.
-        Err(ValidationError::SchoolId(
-            id.chars().take(MAX_SCHOOL_ID).collect(),
-        ))
+        Err(ValidationError::SchoolId(id.chars().take(MAX_SCHOOL_ID).collect()))
     }
 }
 
@@ -91,9 +87,7 @@ pub fn validate_hello(hello: &Hello) -> Result<(), ValidationError> {
     text("agent_version", &hello.agent_version, MAX_VERSION)?;
     let crate::message::Credentials::EnrollToken(token) = &hello.credentials;
     if token.is_empty() {
-        return Err(ValidationError::Empty {
-            field: "credentials.token".into(),
-        });
+        return Err(ValidationError::Empty { field: "credentials.token".into() });
     }
     text("credentials.token", token, MAX_TOKEN)
 }
@@ -127,20 +121,14 @@ fn validate_host_info(at: &Path<'_>, info: &HostInfo) -> Result<(), ValidationEr
     ] {
         text(&format!("{at}.os.{name}"), value, MAX_TEXT)?;
     }
-    for (name, value) in [
-        ("vendor", &info.dmi.vendor),
-        ("product", &info.dmi.product),
-        ("serial", &info.dmi.serial),
-    ] {
+    for (name, value) in
+        [("vendor", &info.dmi.vendor), ("product", &info.dmi.product), ("serial", &info.dmi.serial)]
+    {
         if let Some(v) = value {
             text(&format!("{at}.dmi.{name}"), v, MAX_TEXT)?;
         }
     }
-    count(
-        &format!("{at}.interfaces"),
-        info.interfaces.len(),
-        MAX_INTERFACES,
-    )?;
+    count(&format!("{at}.interfaces"), info.interfaces.len(), MAX_INTERFACES)?;
     for (i, nic) in info.interfaces.iter().enumerate() {
         text(&format!("{at}.interfaces[{i}].name"), &nic.name, MAX_TEXT)?;
     }
@@ -149,28 +137,14 @@ fn validate_host_info(at: &Path<'_>, info: &HostInfo) -> Result<(), ValidationEr
 
 fn validate_host_metrics(at: &Path<'_>, m: &HostMetrics) -> Result<(), ValidationError> {
     if !m.cpu_percent.is_finite() {
-        return Err(ValidationError::NotFinite {
-            field: format!("{at}.cpu_percent"),
-        });
+        return Err(ValidationError::NotFinite { field: format!("{at}.cpu_percent") });
     }
-    count(
-        &format!("{at}.filesystems"),
-        m.filesystems.len(),
-        MAX_FILESYSTEMS,
-    )?;
+    count(&format!("{at}.filesystems"), m.filesystems.len(), MAX_FILESYSTEMS)?;
     for (i, fs) in m.filesystems.iter().enumerate() {
         text(&format!("{at}.filesystems[{i}].mount"), &fs.mount, MAX_TEXT)?;
-        text(
-            &format!("{at}.filesystems[{i}].fs_type"),
-            &fs.fs_type,
-            MAX_TEXT,
-        )?;
+        text(&format!("{at}.filesystems[{i}].fs_type"), &fs.fs_type, MAX_TEXT)?;
     }
-    count(
-        &format!("{at}.interfaces"),
-        m.interfaces.len(),
-        MAX_INTERFACES,
-    )?;
+    count(&format!("{at}.interfaces"), m.interfaces.len(), MAX_INTERFACES)?;
     for (i, nic) in m.interfaces.iter().enumerate() {
         text(&format!("{at}.interfaces[{i}].name"), &nic.name, MAX_TEXT)?;
     }
@@ -196,13 +170,8 @@ pub fn sanitize_report(report: &mut Report) {
                 ] {
                     truncate_text(s, MAX_TEXT);
                 }
-                for s in [
-                    &mut info.dmi.vendor,
-                    &mut info.dmi.product,
-                    &mut info.dmi.serial,
-                ]
-                .into_iter()
-                .flatten()
+                for s in
+                    [&mut info.dmi.vendor, &mut info.dmi.product, &mut info.dmi.serial].into_iter().flatten()
                 {
                     truncate_text(s, MAX_TEXT);
                 }
@@ -242,22 +211,14 @@ pub fn truncate_text(s: &mut String, max: usize) {
 
 fn text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.len() > max {
-        return Err(ValidationError::TooLong {
-            field: field.to_owned(),
-            len: value.len(),
-            max,
-        });
+        return Err(ValidationError::TooLong { field: field.to_owned(), len: value.len(), max });
     }
     Ok(())
 }
 
 fn count(field: &str, n: usize, max: usize) -> Result<(), ValidationError> {
     if n > max {
-        return Err(ValidationError::TooMany {
-            field: field.to_owned(),
-            count: n,
-            max,
-        });
+        return Err(ValidationError::TooMany { field: field.to_owned(), count: n, max });
     }
     Ok(())
 }
@@ -277,11 +238,7 @@ mod tests {
     use crate::sample::{FsUsage, IfTraffic};
 
     fn report_with(samples: Vec<Sample>) -> Report {
-        Report {
-            seq: 1,
-            agent_time_ms: 1_700_000_000_000,
-            samples,
-        }
+        Report { seq: 1, agent_time_ms: 1_700_000_000_000, samples }
     }
 
     #[test]
@@ -313,17 +270,11 @@ mod tests {
             }],
             ..HostMetrics::default()
         };
-        let r = report_with(vec![
-            Sample::HostInfo(HostInfo::default()),
-            Sample::HostMetrics(m),
-        ]);
+        let r = report_with(vec![Sample::HostInfo(HostInfo::default()), Sample::HostMetrics(m)]);
         let err = validate_report(&r).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!(
-                "samples[1].interfaces[0].name is {} bytes long, the limit is {MAX_TEXT}",
-                MAX_TEXT + 1
-            )
+            format!("samples[1].interfaces[0].name is {} bytes long, the limit is {MAX_TEXT}", MAX_TEXT + 1)
         );
     }
 
@@ -346,9 +297,7 @@ mod tests {
         assert!(validate_report(&r).is_err());
         sanitize_report(&mut r);
         assert_eq!(validate_report(&r), Ok(()));
-        let Sample::HostMetrics(m) = &r.samples[0] else {
-            unreachable!()
-        };
+        let Sample::HostMetrics(m) = &r.samples[0] else { unreachable!() };
         assert_eq!(m.cpu_percent, 0.0);
         assert_eq!(m.filesystems[0].mount.chars().count(), MAX_TEXT / 2);
     }

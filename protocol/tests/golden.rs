@@ -3,6 +3,8 @@
 //! protocol version, not a new fixture. Regenerate only for a new version:
 //! `PARTA_BLESS=1 cargo test -p parta-protocol --test golden`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use parta_protocol::{FrameDecoder, decode, encode, encode_frame, examples};

@@ -1,6 +1,8 @@
 //! Property tests: every message survives encode → frame → decode unchanged; no input makes the
 //! decoders panic; the sanitiser always yields a report the validator accepts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use parta_protocol::message::{
     Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
 };
@@ -9,13 +11,12 @@ use parta_protocol::sample::{
 };
 use parta_protocol::validate::{sanitize_report, validate_report};
 use parta_protocol::{FrameDecoder, decode, encode, encode_frame};
-use proptest::prelude::*;
 use proptest::option::of;
+use proptest::prelude::*;
 
 fn text() -> impl Strategy<Value = String> {
     // Mix ASCII, Cyrillic and the odd multi-byte character; lengths cross the 256-byte limit.
-    proptest::string::string_regex("[a-zA-Z0-9 ./_-]{0,12}|[а-яА-ЯёЁ ]{0,40}|[\\PC]{0,300}")
-        .unwrap()
+    proptest::string::string_regex("[a-zA-Z0-9 ./_-]{0,12}|[а-яА-ЯёЁ ]{0,40}|[\\PC]{0,300}").unwrap()
 }
 
 fn device_id() -> impl Strategy<Value = DeviceId> {
@@ -32,25 +33,12 @@ fn host_info() -> impl Strategy<Value = HostInfo> {
     )
         .prop_map(|(hostname, os, kernel, dmi, nics)| HostInfo {
             hostname,
-            os: OsInfo {
-                id: os.0,
-                name: os.1,
-                version: os.2,
-                pretty_name: os.3,
-                edition: os.4,
-            },
+            os: OsInfo { id: os.0, name: os.1, version: os.2, pretty_name: os.3, edition: os.4 },
             kernel,
-            dmi: Dmi {
-                vendor: dmi.0,
-                product: dmi.1,
-                serial: dmi.2,
-            },
+            dmi: Dmi { vendor: dmi.0, product: dmi.1, serial: dmi.2 },
             interfaces: nics
                 .into_iter()
-                .map(|(name, mac)| NetInterface {
-                    name,
-                    mac: mac.map(MacAddr),
-                })
+                .map(|(name, mac)| NetInterface { name, mac: mac.map(MacAddr) })
                 .collect(),
         })
 }
@@ -61,10 +49,7 @@ fn host_metrics() -> impl Strategy<Value = HostMetrics> {
         // Finite values only: NaN != NaN would make equality checks meaningless.
         -1.0e6f32..1.0e6,
         prop::collection::vec((text(), text(), any::<u64>(), any::<u64>()), 0..5),
-        prop::collection::vec(
-            (text(), any::<u64>(), any::<u64>(), of(any::<u64>()), of(any::<u64>())),
-            0..5,
-        ),
+        prop::collection::vec((text(), any::<u64>(), any::<u64>(), of(any::<u64>()), of(any::<u64>())), 0..5),
     )
         .prop_map(|(n, cpu, fs, nics)| HostMetrics {
             boot_time: n[0],
@@ -76,12 +61,7 @@ fn host_metrics() -> impl Strategy<Value = HostMetrics> {
             swap_used: n[5],
             filesystems: fs
                 .into_iter()
-                .map(|(mount, fs_type, total, available)| FsUsage {
-                    mount,
-                    fs_type,
-                    total,
-                    available,
-                })
+                .map(|(mount, fs_type, total, available)| FsUsage { mount, fs_type, total, available })
                 .collect(),
             interfaces: nics
                 .into_iter()
@@ -97,29 +77,18 @@ fn host_metrics() -> impl Strategy<Value = HostMetrics> {
 }
 
 fn sample() -> impl Strategy<Value = Sample> {
-    prop_oneof![
-        host_info().prop_map(Sample::HostInfo),
-        host_metrics().prop_map(Sample::HostMetrics),
-    ]
+    prop_oneof![host_info().prop_map(Sample::HostInfo), host_metrics().prop_map(Sample::HostMetrics),]
 }
 
 fn report() -> impl Strategy<Value = Report> {
-    (
-        any::<u64>(),
-        any::<i64>(),
-        prop::collection::vec(sample(), 0..4),
-    )
-        .prop_map(|(seq, agent_time_ms, samples)| Report {
-            seq,
-            agent_time_ms,
-            samples,
-        })
+    (any::<u64>(), any::<i64>(), prop::collection::vec(sample(), 0..4))
+        .prop_map(|(seq, agent_time_ms, samples)| Report { seq, agent_time_ms, samples })
 }
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (text(), device_id(), text(), prop::sample::select(DeviceKind::ALL.to_vec()), text())
-            .prop_map(|(agent_version, device_id, school_id, kind, token)| {
+        (text(), device_id(), text(), prop::sample::select(DeviceKind::ALL.to_vec()), text()).prop_map(
+            |(agent_version, device_id, school_id, kind, token)| {
                 Message::Hello(Hello {
                     agent_version,
                     device_id,
@@ -127,7 +96,8 @@ fn message() -> impl Strategy<Value = Message> {
                     kind,
                     credentials: Credentials::EnrollToken(token),
                 })
-            }),
+            }
+        ),
         (text(), any::<u64>(), any::<u64>()).prop_map(|(v, a, b)| Message::Welcome(Welcome {
             collector_version: v,
             stored_up_to: a,

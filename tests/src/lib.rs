@@ -1,1 +1,21 @@
+//! # parta-tests — end-to-end tests and benchmarks with real processes
+//!
+//! The helpers here start the real things — a private ClickHouse server, the `parta-collector`
+//! and `parta-agent` binaries — each with its own temporary directory and free ports, and stop
+//! them when dropped. Process logs go to `target/test-artifacts/<test>/` and are printed when a
+//! test fails.
+//!
+//! ## Layout
+//! - [`clickhouse`]: a private ClickHouse server for one test.
+//! - [`grafana`]: SQL of the Grafana dashboards with macros expanded.
+//! - [`procs`]: collector and agent processes.
+//! - [`quic`]: a raw QUIC client speaking the wire protocol, for bad-input tests.
+//! - [`util`]: free ports, waiting, binaries and artifact directories.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_debug_implementations)]
+
+pub mod clickhouse;
+pub mod grafana;
+pub mod procs;
+pub mod quic;
+pub mod util;

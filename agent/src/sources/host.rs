@@ -13,7 +13,8 @@ use crate::paths::HostPaths;
 
 /// Filesystem types that are not local storage worth reporting (sysinfo already skips tmpfs,
 /// proc, sysfs and the like).
-const SKIPPED_FS: &[&str] = &["squashfs", "iso9660", "udf", "nsfs", "autofs", "fuse.portal", "fuse.gvfsd-fuse"];
+const SKIPPED_FS: &[&str] =
+    &["squashfs", "iso9660", "udf", "nsfs", "autofs", "fuse.portal", "fuse.gvfsd-fuse"];
 
 /// Samples the host.
 #[derive(Debug)]
@@ -38,13 +39,7 @@ impl HostSource {
         system.refresh_cpu_usage();
         let disks = Disks::new_with_refreshed_list().map_err(|e| HostError(e.to_string()))?;
         let networks = Networks::new_with_refreshed_list().map_err(|e| HostError(e.to_string()))?;
-        Ok(Self {
-            paths,
-            system,
-            disks,
-            networks,
-            rates: RateTracker::default(),
-        })
+        Ok(Self { paths, system, disks, networks, rates: RateTracker::default() })
     }
 
     /// Reads the host's identity.
@@ -54,10 +49,7 @@ impl HostSource {
             .into_iter()
             .map(|(name, data)| {
                 let mac = data.mac_address();
-                NetInterface {
-                    name,
-                    mac: (!mac.is_unspecified()).then_some(MacAddr(mac.0)),
-                }
+                NetInterface { name, mac: (!mac.is_unspecified()).then_some(MacAddr(mac.0)) }
             })
             .collect();
         HostInfo {
@@ -72,8 +64,7 @@ impl HostSource {
     /// Takes one metrics sample. CPU utilisation is the average since the previous call.
     pub fn metrics(&mut self, now: Instant) -> HostMetrics {
         self.system.refresh_cpu_usage();
-        self.system
-            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        self.system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
         self.disks.refresh(true);
         self.networks.refresh(true);
 
@@ -101,17 +92,10 @@ impl HostSource {
         let mut interfaces = Vec::with_capacity(counters.len());
         for (name, rx, tx) in counters {
             let (rx_rate, tx_rate) = self.rates.update(&name, rx, tx, now);
-            interfaces.push(IfTraffic {
-                name,
-                rx_bytes: rx,
-                tx_bytes: tx,
-                rx_rate,
-                tx_rate,
-            });
+            interfaces.push(IfTraffic { name, rx_bytes: rx, tx_bytes: tx, rx_rate, tx_rate });
         }
         let networks = &self.networks;
-        self.rates
-            .retain(&|name| networks.keys().any(|k| k.to_string_lossy() == name));
+        self.rates.retain(&|name| networks.keys().any(|k| k.to_string_lossy() == name));
 
         let total = self.system.total_memory();
         HostMetrics {

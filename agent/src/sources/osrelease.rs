@@ -202,10 +202,7 @@ mod tests {
             &[],
         );
         assert_eq!((edu.name.as_str(), edu.version.as_str()), ("ALT Education", "10.1"));
-        let server = os(
-            "NAME=\"ALT\"\nID=altlinux\nVERSION_ID=11.0\nVARIANT=\"ALT Server\"\n",
-            &[],
-        );
+        let server = os("NAME=\"ALT\"\nID=altlinux\nVERSION_ID=11.0\nVARIANT=\"ALT Server\"\n", &[]);
         assert_eq!(server.name, "ALT Server");
         assert_eq!(server.pretty_name, "ALT Server 11.0");
     }

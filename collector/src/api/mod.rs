@@ -84,10 +84,7 @@ async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
 }
 
 async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        st.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.encode())
         .into_response()
 }
 
@@ -135,7 +132,8 @@ async fn devices(
 ) -> Result<Json<DevicesJson>, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     if let Some(s) = &q.school {
-        parta_protocol::validate::validate_school_id(s).map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
+        parta_protocol::validate::validate_school_id(s)
+            .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
     }
     let rows = st.store.list_devices(q.school.as_deref()).await?;
     let devices: Vec<DeviceJson> = rows

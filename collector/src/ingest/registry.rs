@@ -91,19 +91,20 @@ impl Registry {
         let (done, done_rx) = watch::channel(false);
         let mut slots = self.slots();
         let slot = slots.entry(device).or_default();
-        let previous = slot.owner.replace(Owner { id, cancel: Arc::clone(&cancel), done: done_rx }).map(|old| {
-            old.cancel.notify_one();
-            old.done
-        });
+        let previous =
+            slot.owner.replace(Owner { id, cancel: Arc::clone(&cancel), done: done_rx }).map(|old| {
+                old.cancel.notify_one();
+                old.done
+            });
         Claim { id, cancel, done, previous }
     }
 
     /// Gives up ownership if `id` still owns the device.
     pub fn release(&self, device: DeviceId, id: u64) {
-        if let Some(slot) = self.slots().get_mut(&device) {
-            if slot.owner.as_ref().is_some_and(|o| o.id == id) {
-                slot.owner = None;
-            }
+        if let Some(slot) = self.slots().get_mut(&device)
+            && slot.owner.as_ref().is_some_and(|o| o.id == id)
+        {
+            slot.owner = None;
         }
     }
 

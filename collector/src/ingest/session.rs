@@ -11,8 +11,7 @@ use std::time::Duration;
 use parta_common::quic::{FramedRecv, RecvError, send_message};
 use parta_protocol::validate::{validate_hello, validate_report};
 use parta_protocol::{
-    Ack, DecodeError, FrameError, Hello, MAX_FRAME_LEN, Message, Reject, RejectReason, Report,
-    Welcome,
+    Ack, DecodeError, FrameError, Hello, MAX_FRAME_LEN, Message, Reject, RejectReason, Report, Welcome,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -72,15 +71,23 @@ pub async fn handle(ctx: Arc<SessionCtx>, incoming: quinn::Incoming) {
     ctx.metrics.open_connections.inc();
     let end = match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
         Ok(Ok((send, recv))) => {
-            let mut s = Session { ctx: &ctx, conn: &conn, send, recv: FramedRecv::new(recv, MAX_FRAME_LEN), peer };
+            let mut s =
+                Session { ctx: &ctx, conn: &conn, send, recv: FramedRecv::new(recv, MAX_FRAME_LEN), peer };
             let end = s.run().await;
             if let End::Reject(reason, detail) = &end {
+                // Count and log before telling the agent, so that whoever sees the refusal also
+                // finds it in /metrics.
+                record_rejection(&ctx, peer, *reason, detail);
                 s.reject(*reason, detail).await;
             }
             end
         }
         Ok(Err(e)) => End::Gone(format!("no stream opened: {e}")),
-        Err(_) => End::Reject(RejectReason::UnexpectedMessage, "no stream opened in time".into()),
+        Err(_) => {
+            let detail = "no stream opened in time".to_owned();
+            record_rejection(&ctx, peer, RejectReason::UnexpectedMessage, &detail);
+            End::Reject(RejectReason::UnexpectedMessage, detail)
+        }
     };
     match &end {
         End::Gone(why) => {
@@ -88,16 +95,19 @@ pub async fn handle(ctx: Arc<SessionCtx>, incoming: quinn::Incoming) {
             conn.close(quinn::VarInt::from_u32(0), b"");
         }
         End::Reject(reason, detail) => {
-            ctx.metrics.reject(*reason);
-            if matches!(reason, RejectReason::Superseded | RejectReason::ShuttingDown) {
-                tracing::info!(%peer, %reason, %detail, "session ended");
-            } else {
-                tracing::warn!(%peer, %reason, %detail, "session rejected");
-            }
             conn.close(quinn::VarInt::from_u32(reason.code()), truncate(detail).as_bytes());
         }
     }
     ctx.metrics.open_connections.dec();
+}
+
+fn record_rejection(ctx: &SessionCtx, peer: SocketAddr, reason: RejectReason, detail: &str) {
+    ctx.metrics.reject(reason);
+    if matches!(reason, RejectReason::Superseded | RejectReason::ShuttingDown) {
+        tracing::info!(%peer, %reason, %detail, "session ended");
+    } else {
+        tracing::warn!(%peer, %reason, %detail, "session rejected");
+    }
 }
 
 struct Session<'a> {
@@ -114,7 +124,10 @@ impl Session<'_> {
             Err(_) => return End::Reject(RejectReason::UnexpectedMessage, "no Hello in time".into()),
             Ok(Ok(Some(Message::Hello(h)))) => h,
             Ok(Ok(Some(other))) => {
-                return End::Reject(RejectReason::UnexpectedMessage, format!("expected Hello, got {}", other.name()));
+                return End::Reject(
+                    RejectReason::UnexpectedMessage,
+                    format!("expected Hello, got {}", other.name()),
+                );
             }
             Ok(Ok(None)) => return End::Gone("stream closed before Hello".into()),
             Ok(Err(e)) => return from_recv_error(e),
@@ -127,8 +140,13 @@ impl Session<'_> {
         };
         if let Err(reason) = self.ctx.tokens.check(&self.ctx.store, token, &hello.school_id).await {
             let detail = match reason {
-                RejectReason::UnknownToken => format!("unknown enrollment token for school {}", hello.school_id),
-                RejectReason::RevokedToken => format!("enrollment token for school {} was revoked", hello.school_id),
+                RejectReason::UnknownToken => {
+                    format!("unknown enrollment token for school {}", hello.school_id)
+                }
+                RejectReason::RevokedToken => {
+                    format!("enrollment token for school {} was revoked", hello.school_id)
+                }
+                RejectReason::Internal => "cannot verify the enrollment token now; retry later".to_owned(),
                 _ => format!("enrollment token is not valid for school {}", hello.school_id),
             };
             return End::Reject(reason, detail);
@@ -283,7 +301,9 @@ impl Session<'_> {
 }
 
 /// Resolves when the oldest pending report is stored (immediately for duplicates).
-async fn wait_front(pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>) -> Result<(), oneshot::error::RecvError> {
+async fn wait_front(
+    pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>,
+) -> Result<(), oneshot::error::RecvError> {
     match pending.front_mut() {
         Some((_, Some(rx))) => rx.await,
         _ => Ok(()),
@@ -312,9 +332,10 @@ fn pop_resolved(pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>) ->
 
 fn from_recv_error(e: RecvError) -> End {
     match e {
-        RecvError::Frame(FrameError::TooLarge { len, max }) => {
-            End::Reject(RejectReason::FrameTooLarge, format!("frame of {len} bytes exceeds the limit of {max}"))
-        }
+        RecvError::Frame(FrameError::TooLarge { len, max }) => End::Reject(
+            RejectReason::FrameTooLarge,
+            format!("frame of {len} bytes exceeds the limit of {max}"),
+        ),
         RecvError::Frame(FrameError::Decode(d @ DecodeError::UnknownVersion { .. })) => {
             End::Reject(RejectReason::UnsupportedVersion, d.to_string())
         }
@@ -339,7 +360,8 @@ mod tests {
         let (tx1, rx1) = oneshot::channel();
         let (tx3, rx3) = oneshot::channel::<()>();
         let (_tx4, rx4) = oneshot::channel::<()>();
-        let mut q: VecDeque<_> = [(1, Some(rx1)), (2, None), (3, Some(rx3)), (4, Some(rx4)), (5, None)].into();
+        let mut q: VecDeque<_> =
+            [(1, Some(rx1)), (2, None), (3, Some(rx3)), (4, Some(rx4)), (5, None)].into();
         tx1.send(()).unwrap();
         tx3.send(()).unwrap();
         assert_eq!(pop_resolved(&mut q), 3);

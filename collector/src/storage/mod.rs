@@ -84,13 +84,9 @@ impl Store {
             .fetch_one()
             .await
             .map_err(|error| StoreError::ClickHouse { url: url.clone(), error })?;
-        let version = ServerVersion::parse(&text).map_err(|detail| StoreError::Version { url: url.clone(), detail })?;
-        Ok(Self {
-            client: client.with_database(&cfg.database),
-            url,
-            database: cfg.database.clone(),
-            version,
-        })
+        let version =
+            ServerVersion::parse(&text).map_err(|detail| StoreError::Version { url: url.clone(), detail })?;
+        Ok(Self { client: client.with_database(&cfg.database), url, database: cfg.database.clone(), version })
     }
 
     /// Server version.
@@ -148,8 +144,7 @@ impl Store {
                 applied_at: u32,
             }
             let row = Applied { version: m.version, name: m.name.to_owned(), applied_at: now_secs() };
-            self.insert_rows("schema_migrations", &[row])
-                .await?;
+            self.insert_rows("schema_migrations", &[row]).await?;
             tracing::info!(version = m.version, name = m.name, server = %self.version, "applied schema migration");
             done.push(m.version);
         }

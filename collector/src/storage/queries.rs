@@ -1,7 +1,8 @@
 //! Reads: the device list, a device's stored sequence numbers, enrollment tokens.
 //!
 //! Every query here runs on ClickHouse 18.16 and on modern servers: one JOIN per SELECT
-//! (nested where more are needed), explicit `ANY LEFT JOIN`, no window functions, and aliases
+//! (nested where more are needed), explicit `ANY LEFT JOIN`, joined subqueries with aliases
+//! (modern servers require them), no window functions, and column aliases
 //! that never reuse a column name (18.16 resolves `argMax(x, v) … max(v) AS v` to a nested
 //! aggregate). Rows are read positionally (RowBinary), so alias names need not match fields.
 
@@ -41,36 +42,66 @@ pub struct TokenRow {
     pub version: u64,
 }
 
+/// The device list; `{filter}` is empty or `WHERE school_id = ?` (bound twice).
+const DEVICES: &str = "SELECT device_id, latest_school, latest_kind, latest_agent, latest_seen, latest_seq,
+        latest_uptime, info_hostname, info_os_name, info_os_version
+ FROM (
+     SELECT device_id,
+            argMax(school_id, last_seq) AS latest_school,
+            argMax(kind, last_seq) AS latest_kind,
+            argMax(agent_version, last_seq) AS latest_agent,
+            max(last_seen) AS latest_seen,
+            max(last_seq) AS latest_seq,
+            argMax(uptime_s, last_seq) AS latest_uptime
+     FROM devices
+     {filter}
+     GROUP BY device_id
+ ) AS latest
+ ANY LEFT JOIN (
+     SELECT device_id,
+            argMax(hostname, seq) AS info_hostname,
+            argMax(os_name, seq) AS info_os_name,
+            argMax(os_version, seq) AS info_os_version
+     FROM host_info
+     {filter}
+     GROUP BY device_id
+ ) AS info USING device_id
+ ORDER BY latest_school, info_hostname, device_id";
+
+/// Summary of a device's ledger.
+const LEDGER_SUMMARY: &str = "SELECT uniqExact(seq) AS n, min(seq) AS lo, max(seq) AS hi FROM ingest_ledger WHERE device_id = toUUID(?)";
+
+/// A device's stored sequence numbers, ascending.
+const LEDGER_SEQS: &str = "SELECT DISTINCT seq FROM ingest_ledger WHERE device_id = toUUID(?) ORDER BY seq";
+
+/// Latest state of every token.
+const TOKENS: &str = "SELECT token_id,
+        argMax(token_sha256, version) AS t_sha,
+        argMax(school_id, version) AS t_school,
+        argMax(comment, version) AS t_comment,
+        min(created_at) AS t_created,
+        argMax(revoked, version) AS t_revoked,
+        max(version) AS t_version
+ FROM enroll_tokens
+ GROUP BY token_id
+ ORDER BY t_school, t_created, token_id";
+
+/// Every read query with its `?` placeholders, by name, so the test suite can run each of them
+/// on both old and modern ClickHouse.
+pub fn catalogue() -> Vec<(&'static str, String)> {
+    vec![
+        ("devices", DEVICES.replace("{filter}", "")),
+        ("devices_of_school", DEVICES.replace("{filter}", "WHERE school_id = ?")),
+        ("ledger_summary", LEDGER_SUMMARY.to_owned()),
+        ("ledger_seqs", LEDGER_SEQS.to_owned()),
+        ("tokens", TOKENS.to_owned()),
+    ]
+}
+
 impl Store {
     /// Devices with their latest state and identity, optionally of one school.
     pub async fn list_devices(&self, school: Option<&str>) -> Result<Vec<DeviceListRow>, StoreError> {
-        let sql = format!(
-            "SELECT device_id, latest_school, latest_kind, latest_agent, latest_seen, latest_seq,
-                    latest_uptime, info_hostname, info_os_name, info_os_version
-             FROM (
-                 SELECT device_id,
-                        argMax(school_id, last_seq) AS latest_school,
-                        argMax(kind, last_seq) AS latest_kind,
-                        argMax(agent_version, last_seq) AS latest_agent,
-                        max(last_seen) AS latest_seen,
-                        max(last_seq) AS latest_seq,
-                        argMax(uptime_s, last_seq) AS latest_uptime
-                 FROM devices
-                 {filter}
-                 GROUP BY device_id
-             )
-             ANY LEFT JOIN (
-                 SELECT device_id,
-                        argMax(hostname, seq) AS info_hostname,
-                        argMax(os_name, seq) AS info_os_name,
-                        argMax(os_version, seq) AS info_os_version
-                 FROM host_info
-                 {filter}
-                 GROUP BY device_id
-             ) USING device_id
-             ORDER BY latest_school, info_hostname, device_id",
-            filter = if school.is_some() { "WHERE school_id = ?" } else { "" },
-        );
+        let sql = DEVICES.replace("{filter}", if school.is_some() { "WHERE school_id = ?" } else { "" });
         let mut q = self.client().query(&sql);
         if let Some(s) = school {
             q = q.bind(s).bind(s);
@@ -89,7 +120,7 @@ impl Store {
         }
         let s: Summary = self
             .client()
-            .query("SELECT uniqExact(seq) AS n, min(seq) AS lo, max(seq) AS hi FROM ingest_ledger WHERE device_id = toUUID(?)")
+            .query(LEDGER_SUMMARY)
             .bind(device.to_string())
             .fetch_one()
             .await
@@ -102,7 +133,7 @@ impl Store {
         }
         let mut cursor = self
             .client()
-            .query("SELECT DISTINCT seq FROM ingest_ledger WHERE device_id = toUUID(?) ORDER BY seq")
+            .query(LEDGER_SEQS)
             .bind(device.to_string())
             .fetch::<u64>()
             .map_err(|e| self.err(e))?;
@@ -115,22 +146,7 @@ impl Store {
 
     /// Every enrollment token, latest state each.
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        self.client()
-            .query(
-                "SELECT token_id,
-                        argMax(token_sha256, version) AS t_sha,
-                        argMax(school_id, version) AS t_school,
-                        argMax(comment, version) AS t_comment,
-                        min(created_at) AS t_created,
-                        argMax(revoked, version) AS t_revoked,
-                        max(version) AS t_version
-                 FROM enroll_tokens
-                 GROUP BY token_id
-                 ORDER BY t_school, t_created, token_id",
-            )
-            .fetch_all()
-            .await
-            .map_err(|e| self.err(e))
+        self.client().query(TOKENS).fetch_all().await.map_err(|e| self.err(e))
     }
 
     /// Stores a token row (creation or revocation).

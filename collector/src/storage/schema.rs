@@ -209,11 +209,7 @@ pub fn render(sql: &str, db: &str, caps: ServerCaps) -> String {
         s = remove_calls(&s, " CODEC(");
     }
     if !caps.ttl {
-        s = s
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("TTL "))
-            .collect::<Vec<_>>()
-            .join("\n");
+        s = s.lines().filter(|l| !l.trim_start().starts_with("TTL ")).collect::<Vec<_>>().join("\n");
     }
     s
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what Parta's quick start and test suite need on a Debian-family machine.
+# Idempotent: installs only what is missing; runs `apt-get update` once, only if needed.
+#
+#   scripts/install-deps.sh            # runtime + test dependencies
+#
+# Installs: clickhouse-server (Debian's, 18.16), curl, python3 with chdb-core (in-process modern
+# ClickHouse for schema tests), cargo-fuzz (fuzz smoke runs).
+set -euo pipefail
+
+log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        log "not root and no sudo: cannot install system packages"; fi
+fi
+
+missing=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates; do
+    have_pkg "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    # The clickhouse-server package tries to start a system-wide server; Parta runs private
+    # instances on their own ports, so a refusal to start it (containers) is harmless.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import chdb' >/dev/null 2>&1; then
+    log "installing chdb-core (modern ClickHouse in process, for schema tests)"
+    python3 -m pip install --quiet --disable-pip-version-check 'chdb-core==26.9.0' 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'chdb-core==26.9.0'
+fi
+
+if command -v cargo >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz (fuzz smoke runs)"
+    cargo install --quiet --locked cargo-fuzz
+fi
+
+log "ok: $(/usr/sbin/clickhouse-server --version 2>/dev/null | head -n1 || echo clickhouse-server installed)"

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Parta on this machine in one command: installs dependencies, builds, starts a private ClickHouse,
+# the collector and an agent for this machine, and prints where to look.
+#
+#   scripts/quickstart.sh          # start (or restart) everything
+#   scripts/quickstart.sh status   # what runs, and the devices the collector knows
+#   scripts/quickstart.sh stop     # stop everything (data stays in .run/)
+#
+# Settings (environment): PARTA_QS_SCHOOL (default 74-0001), PARTA_QS_HTTP_PORT (8080),
+# PARTA_QS_QUIC_PORT (4433), PARTA_QS_CLICKHOUSE_PORT (18123), PARTA_QS_INTERVAL (10s).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUN="$ROOT/.run"
+SCHOOL=${PARTA_QS_SCHOOL:-74-0001}
+HTTP_PORT=${PARTA_QS_HTTP_PORT:-8080}
+QUIC_PORT=${PARTA_QS_QUIC_PORT:-4433}
+CH_PORT=${PARTA_QS_CLICKHOUSE_PORT:-18123}
+INTERVAL=${PARTA_QS_INTERVAL:-10s}
+BIN="$ROOT/target/release"
+API="http://127.0.0.1:$HTTP_PORT"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+stop_proc() {
+    if alive "$1"; then kill "$(cat "$RUN/$1.pid")"; for _ in $(seq 1 50); do alive "$1" || break; sleep 0.1; done; fi
+    rm -f "$RUN/$1.pid"
+}
+
+collector_env() {
+    export PARTA_CLICKHOUSE_URL="http://127.0.0.1:$CH_PORT" PARTA_CLICKHOUSE_DATABASE=parta \
+        PARTA_DATA_DIR="$RUN/collector" PARTA_QUIC_LISTEN="127.0.0.1:$QUIC_PORT" \
+        PARTA_HTTP_LISTEN="127.0.0.1:$HTTP_PORT"
+}
+
+case "${1:-start}" in
+stop)
+    stop_proc agent; stop_proc collector
+    "$ROOT/scripts/clickhouse.sh" stop "$RUN/clickhouse"
+    say "stopped (data kept in $RUN)"; exit 0 ;;
+status)
+    for p in collector agent; do alive "$p" && echo "$p: running (pid $(cat "$RUN/$p.pid"))" || echo "$p: stopped"; done
+    curl -sf "$API/api/v1/devices" && echo || echo "collector API not reachable at $API"
+    exit 0 ;;
+start) ;;
+*) echo "usage: quickstart.sh [start|status|stop]" >&2; exit 2 ;;
+esac
+
+say "installing dependencies (Debian packages, once)"
+"$ROOT/scripts/install-deps.sh"
+
+say "building Parta (release)"
+(cd "$ROOT" && cargo build --release --locked --bins -q)
+
+mkdir -p "$RUN/collector" "$RUN/agent"
+stop_proc agent; stop_proc collector
+
+say "starting ClickHouse"
+"$ROOT/scripts/clickhouse.sh" start "$RUN/clickhouse" "$CH_PORT" "$((CH_PORT + 877))"
+
+say "starting the collector"
+collector_env
+nohup "$BIN/parta-collector" serve </dev/null >"$RUN/collector.log" 2>&1 &
+echo $! >"$RUN/collector.pid"
+for _ in $(seq 1 300); do
+    curl -sf "$API/healthz" >/dev/null && break
+    alive collector || { tail -n 20 "$RUN/collector.log" >&2; exit 1; }
+    sleep 0.1
+done
+
+# A fresh token on every start (the previous one is revoked), so the agent's token always matches
+# the database, even if .run/clickhouse was wiped.
+if [ -s "$RUN/agent/enroll-token" ]; then
+    "$BIN/parta-collector" token revoke "$(cat "$RUN/agent/enroll-token")" >/dev/null 2>&1 || true
+fi
+say "creating an enrollment token for school $SCHOOL"
+(umask 077; "$BIN/parta-collector" token create --school "$SCHOOL" 2>/dev/null >"$RUN/agent/enroll-token")
+
+say "starting an agent for this machine (every $INTERVAL)"
+PARTA_COLLECTOR="127.0.0.1:$QUIC_PORT" PARTA_CA_CERT="$RUN/collector/ca.pem" \
+PARTA_ENROLL_TOKEN_FILE="$RUN/agent/enroll-token" PARTA_SCHOOL="$SCHOOL" \
+PARTA_STATE_DIR="$RUN/agent" PARTA_INTERVAL="$INTERVAL" \
+    nohup "$BIN/parta-agent" run </dev/null >"$RUN/agent.log" 2>&1 &
+echo $! >"$RUN/agent.pid"
+
+for _ in $(seq 1 300); do
+    if curl -sf "$API/api/v1/devices" | grep -q '"count":[1-9]'; then
+        say "Parta is running"
+        echo "  devices:  $API/api/v1/devices"
+        echo "  metrics:  $API/metrics"
+        echo "  logs:     $RUN/collector.log  $RUN/agent.log"
+        echo "  stop:     scripts/quickstart.sh stop"
+        exit 0
+    fi
+    alive agent || { tail -n 20 "$RUN/agent.log" >&2; exit 1; }
+    sleep 0.2
+done
+echo "the agent's first report did not arrive within 60 s; see $RUN/agent.log and $RUN/collector.log" >&2
+exit 1

@@ -1,0 +1,139 @@
+//! A private ClickHouse server for one test: its own data directory and ports, started from the
+//! distribution's `clickhouse-server` (Debian's is 18.16), stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{free_tcp_port, http_get, wait_for};
+
+/// A running (or stopped) private server.
+pub struct ClickHouse {
+    dir: tempfile::TempDir,
+    http_port: u16,
+    child: Option<Child>,
+}
+
+fn server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PARTA_TEST_CLICKHOUSE_SERVER") {
+        return PathBuf::from(p);
+    }
+    for p in ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "clickhouse-server is not installed: run scripts/install-deps.sh (installs Debian's clickhouse-server)"
+    );
+}
+
+impl ClickHouse {
+    /// Starts a server and waits until it answers.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("parta-ch-").tempdir().unwrap();
+        let http_port = free_tcp_port();
+        let tcp_port = free_tcp_port();
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("log")).unwrap();
+        std::fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/log/server.log</log><errorlog>{d}/log/err.log</errorlog><size>10M</size><count>1</count></logger>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp_port}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+"#
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("users.xml"),
+            r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+"#,
+        )
+        .unwrap();
+        let mut ch = Self { dir, http_port, child: None };
+        ch.resume();
+        ch
+    }
+
+    /// URL of the HTTP interface.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// Starts the server again on the same data and ports (after [`Self::pause`]).
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::File::create(self.dir.path().join("log/stdout.log")).unwrap();
+        let child = Command::new(server_binary())
+            .arg(format!("--config-file={}", self.dir.path().join("config.xml").display()))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start clickhouse-server");
+        self.child = Some(child);
+        let url = format!("{}/?query=SELECT%201", self.url());
+        wait_for(Duration::from_secs(60), "ClickHouse to answer", || (http_get(&url).0 == 200).then_some(()));
+    }
+
+    /// Stops the server (SIGKILL: as abrupt as an outage gets); data stays for [`Self::resume`].
+    pub fn pause(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs a query and returns its output (TabSeparated), panicking on errors.
+    pub fn query(&self, sql: &str) -> String {
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+        let mut resp = agent.post(&self.url()).send(sql.as_bytes()).expect("ClickHouse request");
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "query failed: {sql}\n{body}");
+        body
+    }
+
+    /// Runs a query and parses each row (JSONEachRow) into `T`.
+    pub fn query_rows<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Vec<T> {
+        self.query(&format!("{sql} FORMAT JSONEachRow"))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("row {l}: {e}")))
+            .collect()
+    }
+
+    /// Runs a query returning one number.
+    pub fn query_u64(&self, sql: &str) -> u64 {
+        let out = self.query(sql);
+        out.trim().parse().unwrap_or_else(|_| panic!("not a number from {sql}: {out:?}"))
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}

@@ -1,0 +1,288 @@
+//! The collector and agent binaries as child processes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::clickhouse::ClickHouse;
+use crate::util::{binary, free_tcp_port, free_udp_port, http_get, signal, wait_for};
+
+/// Prints the tail of a log file to stderr (used when a test fails).
+fn dump_log(what: &str, path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(60)..];
+    eprintln!("----- last lines of {what} ({}) -----\n{}", path.display(), tail.join("\n"));
+}
+
+fn spawn(mut cmd: Command, log: &Path) -> Child {
+    let out = File::options().create(true).append(true).open(log).unwrap();
+    cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+    cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}"))
+}
+
+/// A running collector with its own data directory and ports.
+pub struct Collector {
+    child: Option<Child>,
+    data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    /// HTTP port on 127.0.0.1.
+    pub http_port: u16,
+    /// QUIC port on 127.0.0.1.
+    pub quic_port: u16,
+    log: PathBuf,
+}
+
+impl Collector {
+    /// Starts a collector on `ch`, database `db`, and waits until its HTTP API answers.
+    pub fn start(ch: &ClickHouse, db: &str, artifacts: &Path) -> Self {
+        Self::start_with(ch, db, artifacts, &[])
+    }
+
+    /// Like [`Self::start`] with extra `PARTA_*` variables.
+    pub fn start_with(ch: &ClickHouse, db: &str, artifacts: &Path, extra: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::Builder::new().prefix("parta-collector-").tempdir().unwrap();
+        let http_port = free_tcp_port();
+        let quic_port = free_udp_port();
+        let mut env = vec![
+            ("PARTA_CLICKHOUSE_URL".to_owned(), ch.url()),
+            ("PARTA_CLICKHOUSE_DATABASE".to_owned(), db.to_owned()),
+            ("PARTA_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
+            ("PARTA_QUIC_LISTEN".to_owned(), format!("127.0.0.1:{quic_port}")),
+            ("PARTA_HTTP_LISTEN".to_owned(), format!("127.0.0.1:{http_port}")),
+            ("PARTA_LOG_LEVEL".to_owned(), "info,parta_collector=debug".to_owned()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let mut c =
+            Self { child: None, data_dir, env, http_port, quic_port, log: artifacts.join("collector.log") };
+        c.restart();
+        c
+    }
+
+    /// A `parta-collector` command with this collector's configuration in its environment.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(binary("parta-collector"));
+        cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Starts the process (again) and waits for `/healthz`.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "collector already running");
+        let mut cmd = self.command();
+        cmd.arg("serve");
+        self.child = Some(spawn(cmd, &self.log));
+        let url = self.url("/healthz");
+        let child = self.child.as_mut().unwrap();
+        wait_for(Duration::from_secs(60), "the collector's /healthz", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("collector exited early with {status}");
+            }
+            (http_get(&url).0 == 200).then_some(())
+        });
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        signal(c.id(), "TERM");
+        Some(wait_exit(&mut c, Duration::from_secs(30), "collector"))
+    }
+
+    /// URL of an HTTP path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    /// GET on the API.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.url(path))
+    }
+
+    /// `host:port` for agents.
+    pub fn quic_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.quic_port)
+    }
+
+    /// The generated CA certificate agents must trust.
+    pub fn ca(&self) -> PathBuf {
+        self.data_dir.path().join("ca.pem")
+    }
+
+    /// Runs `parta-collector token create --school SCHOOL` and returns the token.
+    pub fn create_token(&self, school: &str) -> String {
+        let out = self.command().args(["token", "create", "--school", school]).output().unwrap();
+        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Runs `parta-collector token revoke TOKEN`.
+    pub fn revoke_token(&self, token: &str) {
+        let out = self.command().args(["token", "revoke", token]).output().unwrap();
+        assert!(out.status.success(), "token revoke: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The value of one metric line from `/metrics`, e.g. `parta_rejected_total{reason="malformed"}`;
+    /// 0 when absent.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (status, text) = self.get("/metrics");
+        assert_eq!(status, 200);
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            dump_log("collector", &self.log);
+        }
+    }
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    wait_for(timeout, &format!("{what} to exit"), || child.try_wait().unwrap())
+}
+
+/// How to start an agent.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// Collector `host:port`.
+    pub collector: String,
+    /// CA file.
+    pub ca: PathBuf,
+    /// School.
+    pub school: String,
+    /// Enrollment token.
+    pub token: String,
+    /// Interval, e.g. `1s`.
+    pub interval: String,
+    /// Extra environment.
+    pub extra: Vec<(String, String)>,
+}
+
+impl AgentSpec {
+    /// An agent of `school` reporting every second to `collector`.
+    pub fn new(collector: &Collector, school: &str, token: &str) -> Self {
+        Self {
+            collector: collector.quic_addr(),
+            ca: collector.ca(),
+            school: school.to_owned(),
+            token: token.to_owned(),
+            interval: "1s".to_owned(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A running agent with its own state directory.
+pub struct Agent {
+    child: Option<Child>,
+    spec: AgentSpec,
+    state: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Starts `parta-agent run`; `name` names its log file.
+    pub fn start(spec: AgentSpec, artifacts: &Path, name: &str) -> Self {
+        let state = tempfile::Builder::new().prefix("parta-agent-").tempdir().unwrap();
+        let mut a = Self { child: None, spec, state, log: artifacts.join(format!("{name}.log")) };
+        a.restart();
+        a
+    }
+
+    /// The `parta-agent` command with this agent's configuration.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(binary("parta-agent"));
+        cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        cmd.env("PARTA_COLLECTOR", &self.spec.collector)
+            .env("PARTA_CA_CERT", &self.spec.ca)
+            .env("PARTA_SCHOOL", &self.spec.school)
+            .env("PARTA_ENROLL_TOKEN", &self.spec.token)
+            .env("PARTA_INTERVAL", &self.spec.interval)
+            .env("PARTA_STATE_DIR", self.state.path())
+            .env("PARTA_LOG_LEVEL", "info,parta_agent=debug");
+        cmd.envs(self.spec.extra.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Starts the process (again).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "agent already running");
+        let mut cmd = self.command();
+        cmd.arg("run");
+        self.child = Some(spawn(cmd, &self.log));
+    }
+
+    /// The device id, once the agent has created it.
+    pub fn device_id(&self) -> String {
+        let path = self.state.path().join("device-id");
+        wait_for(Duration::from_secs(30), "the agent's device id", || {
+            std::fs::read_to_string(&path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+        })
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// The exit status, if the agent has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// Waits for the agent to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut c = self.child.take().expect("agent not running");
+        wait_exit(&mut c, timeout, "agent")
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        signal(c.id(), "TERM");
+        Some(wait_exit(&mut c, Duration::from_secs(30), "agent"))
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            dump_log("agent", &self.log);
+        }
+    }
+}

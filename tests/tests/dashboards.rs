@@ -1,0 +1,84 @@
+//! Every SQL query in `dashboards/` runs, macros expanded, on the real ClickHouse 18.16 and on
+//! modern ClickHouse (chdb), against the schema the collector creates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use parta_collector::storage::schema::{self, ServerVersion};
+use parta_tests::clickhouse::ClickHouse;
+use parta_tests::grafana::{self, Expansion};
+use parta_tests::util::workspace_root;
+
+fn all_queries() -> Vec<(String, String)> {
+    let dir = workspace_root().join("dashboards/grafana");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let e = Expansion {
+        from: 1_763_700_000,
+        to: 1_763_900_000,
+        interval_s: 300,
+        vars: vec![("school".into(), "'74-0012','74-0013'".into())],
+    };
+    let queries: Vec<(String, String)> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .flat_map(|p| grafana::queries(p))
+        .map(|(name, sql)| (name, grafana::expand(&sql, &e)))
+        .collect();
+    assert!(queries.len() >= 6, "dashboards hold their queries: found {}", queries.len());
+    queries
+}
+
+/// A few rows so the queries aggregate real data.
+const SAMPLE: &str = "INSERT INTO parta.ingest_ledger VALUES \
+    (toUUID('6b1d3a52-8c41-4e0f-9d27-5510c38e7102'), '74-0012', 1, toDateTime(1763802000), 1763802000000, toDateTime(1763802001), 120, 2), \
+    (toUUID('6b1d3a52-8c41-4e0f-9d27-5510c38e7102'), '74-0012', 3, toDateTime(1763802120), 1763802120000, toDateTime(1763802121), 99, 1)";
+
+#[test]
+fn dashboard_queries_run_on_clickhouse_18() {
+    let ch = ClickHouse::start();
+    let version = ServerVersion::parse(&ch.query("SELECT version()")).unwrap();
+    for stmt in schema::all_statements("parta", version.caps()) {
+        ch.query(&stmt);
+    }
+    ch.query(SAMPLE);
+    for (name, sql) in all_queries() {
+        let out = ch.query(&format!("{sql} FORMAT TabSeparated"));
+        if name.contains("Полнота") {
+            assert!(out.contains("66.7"), "completeness of 2 of 3 reports: {out}");
+        }
+    }
+}
+
+#[test]
+fn dashboard_queries_run_on_modern_clickhouse() {
+    let mut stmts: Vec<(String, String)> =
+        schema::all_statements("parta", ServerVersion { major: 26, minor: 9 }.caps())
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (format!("ddl #{i}"), s))
+            .collect();
+    stmts.push(("sample".into(), SAMPLE.into()));
+    stmts.extend(all_queries());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("statements.json");
+    std::fs::write(&file, serde_json::to_vec(&stmts).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(workspace_root().join("tests/chdb/run_sql.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in v["results"].as_array().unwrap() {
+        assert!(
+            r["ok"].as_bool().unwrap(),
+            "{} failed on ClickHouse {}: {}",
+            r["name"],
+            v["version"],
+            r["error"]
+        );
+        if r["name"].as_str().unwrap().contains("Полнота") {
+            assert!(r["rows"].as_str().unwrap().contains("66.7"), "{}", r["rows"]);
+        }
+    }
+}
