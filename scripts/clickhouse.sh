@@ -3,11 +3,13 @@
 #
 #   scripts/clickhouse.sh start DIR [HTTP_PORT] [TCP_PORT]   # default ports 18123 19000
 #   scripts/clickhouse.sh stop DIR
+#   scripts/clickhouse.sh config DIR [HTTP_PORT] [TCP_PORT]  # only write DIR/config.xml, users.xml
 #
-# Used by the quick start; the test suite starts its own servers the same way.
+# Used by the quick start; the test harness writes its servers' configuration with `config` and
+# runs them itself (it needs to kill and restart them).
 set -euo pipefail
 
-cmd=${1:?usage: clickhouse.sh start|stop DIR [HTTP_PORT] [TCP_PORT]}
+cmd=${1:?usage: clickhouse.sh start|stop|config DIR [HTTP_PORT] [TCP_PORT]}
 dir=$(mkdir -p "${2:?directory}" && cd "$2" && pwd)
 http_port=${3:-18123}
 tcp_port=${4:-19000}
@@ -23,13 +25,7 @@ server_bin() {
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
-case "$cmd" in
-start)
-    if running; then echo "ClickHouse already running (pid $(cat "$pidfile"))"; exit 0; fi
-    if curl -s -o /dev/null "http://127.0.0.1:$http_port/"; then
-        echo "port $http_port is already in use by another server; choose another port" >&2
-        exit 1
-    fi
+write_config() {
     mkdir -p "$dir/log"
     cat > "$dir/config.xml" <<XML
 <?xml version="1.0"?>
@@ -58,6 +54,19 @@ XML
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 XML
+}
+
+case "$cmd" in
+config)
+    write_config
+    ;;
+start)
+    if running; then echo "ClickHouse already running (pid $(cat "$pidfile"))"; exit 0; fi
+    if curl -s -o /dev/null "http://127.0.0.1:$http_port/"; then
+        echo "port $http_port is already in use by another server; choose another port" >&2
+        exit 1
+    fi
+    write_config
     bin=$(server_bin)
     cd "$dir"
     nohup "$bin" --config-file="$dir/config.xml" </dev/null >"$dir/log/stdout.log" 2>&1 &
@@ -78,5 +87,5 @@ stop)
     rm -f "$pidfile"
     ;;
 *)
-    echo "usage: clickhouse.sh start|stop DIR [HTTP_PORT] [TCP_PORT]" >&2; exit 2 ;;
+    echo "usage: clickhouse.sh start|stop|config DIR [HTTP_PORT] [TCP_PORT]" >&2; exit 2 ;;
 esac

@@ -31,7 +31,7 @@ pub fn main() -> u8 {
             return EXIT_CONFIG as u8;
         }
     };
-    parta_common::logging::init(config.log_format, &config.log_level);
+    parta_common::logging::init(config.log.format, &config.log.level);
     let result = match cli.command {
         Command::Run => config
             .uplink(&cli.global, &matches)
@@ -95,8 +95,8 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
         "sysfs": c.paths.sysfs,
         "procfs": c.paths.procfs,
         "rootfs": c.paths.rootfs,
-        "log_format": format!("{:?}", c.log_format).to_lowercase(),
-        "log_level": c.log_level,
+        "log_format": format!("{:?}", c.log.format).to_lowercase(),
+        "log_level": c.log.level,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())

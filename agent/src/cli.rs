@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use parta_common::settings::CommonArgs;
 
 /// Parta agent: reports uptime, usage, inventory and bandwidth of a school device to a Parta
 /// collector over QUIC.
@@ -22,9 +23,9 @@ pub struct Cli {
 /// built-in default.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Configuration file (TOML); its keys are the long option names with `_` for `-`.
-    #[arg(long, short = 'c', env = "PARTA_CONFIG", global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Configuration file and logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Collector address, `host:port` (port 4433 when omitted).
     #[arg(long, env = "PARTA_COLLECTOR", global = true, value_name = "HOST:PORT")]
     pub collector: Option<String>,
@@ -61,12 +62,6 @@ pub struct GlobalArgs {
     /// Root filesystem to read /etc from [default: /].
     #[arg(long, env = "PARTA_ROOTFS", global = true, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "PARTA_LOG_FORMAT", global = true, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// Log filter, e.g. info or parta_agent=debug [default: info].
-    #[arg(long, env = "PARTA_LOG_LEVEL", global = true, value_name = "FILTER")]
-    pub log_level: Option<String>,
 }
 
 /// Agent commands.

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::ArgMatches;
-use parta_common::logging::{self, LogFormat};
-use parta_common::settings::{self, ConfigError, Layers, Origin};
+use parta_common::settings::{self, ConfigError, Layers, LogSettings, Origin};
 use parta_protocol::DeviceKind;
 use parta_protocol::validate::{self, MAX_TOKEN};
 use serde::Deserialize;
@@ -125,10 +124,8 @@ pub struct AgentConfig {
     pub interval: Duration,
     /// Host paths for file-based sources.
     pub paths: HostPaths,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// Log filter.
-    pub log_level: String,
+    /// Logging.
+    pub log: LogSettings,
 }
 
 /// What `run` needs on top of [`AgentConfig`]: a complete uplink.
@@ -150,11 +147,8 @@ impl AgentConfig {
     /// Resolves the configuration from parsed arguments (`matches` are the top-level matches,
     /// used to tell flags from environment variables in error messages).
     pub fn resolve(args: &GlobalArgs, matches: &ArgMatches) -> Result<Self, ConfigError> {
-        let file: FileConfig = match &args.config {
-            Some(path) => settings::load_file(path)?,
-            None => FileConfig::default(),
-        };
-        Self::resolve_with(args, matches, args.config.as_deref(), file)
+        let file: FileConfig = args.common.load_file()?;
+        Self::resolve_with(args, matches, args.common.config.as_deref(), file)
     }
 
     fn resolve_with(
@@ -180,14 +174,7 @@ impl AgentConfig {
                 settings::parse_duration_within(s, Duration::from_secs(1), Duration::from_secs(3600))
             })?
             .map_or(DEFAULT_INTERVAL, |v| v.0);
-        let log_format = l
-            .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| {
-                s.parse::<LogFormat>()
-            })?
-            .map_or(LogFormat::Text, |v| v.0);
-        let log_level = l
-            .parse("log_level", a.log_level.clone(), "log_level", f.log_level, logging::parse_filter)?
-            .map_or_else(|| "info".to_owned(), |v| v.0);
+        let log = a.common.logging(&l, f.log_format, f.log_level)?;
         let enroll_token = resolve_token(&l, a, f.enroll_token, f.enroll_token_file)?;
         let defaults = HostPaths::default();
         let pick_path = |id: &str, cli: &Option<PathBuf>, file: Option<PathBuf>, default: PathBuf| {
@@ -209,14 +196,13 @@ impl AgentConfig {
                 procfs: pick_path("procfs", &a.procfs, f.procfs, defaults.procfs),
                 rootfs: pick_path("rootfs", &a.rootfs, f.rootfs, defaults.rootfs),
             },
-            log_format,
-            log_level,
+            log,
         })
     }
 
     /// The uplink settings `run` needs, or an error naming the first missing one.
     pub fn uplink(&self, args: &GlobalArgs, matches: &ArgMatches) -> Result<UplinkSettings, ConfigError> {
-        let l = Layers::new(matches, args.config.as_deref());
+        let l = Layers::new(matches, args.common.config.as_deref());
         let collector = self.collector.clone().ok_or_else(|| l.missing("collector", "collector"))?;
         let ca_cert = self.ca_cert.clone().ok_or_else(|| l.missing("ca_cert", "ca_cert"))?;
         let enroll_token =

@@ -17,9 +17,11 @@ use crate::backoff::Backoff;
 use crate::config::CollectorAddr;
 use crate::outbox::{Outbox, lock};
 
-/// Reports sent but not yet acknowledged, at most. 256 reports of ~130 bytes keep a long-latency
-/// link busy while the collector batches inserts, and bound what a session resends.
-pub const WINDOW: usize = 256;
+/// Reports sent but not yet acknowledged, at most. 1024 reports of ~130 bytes (~130 KB) keep a
+/// long-latency link busy while the collector batches inserts (acknowledgements follow inserts,
+/// which take up to a second or so under load), and bound what a session resends. Matches the
+/// collector's per-session window.
+pub const WINDOW: usize = 1024;
 
 /// Time allowed for connecting and for the collector's answer to `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -214,12 +216,14 @@ impl Uplink {
                     wake.notified().await;
                     continue;
                 }
-                for p in batch {
-                    if let Err(e) = send.write_all(&p.frame).await {
-                        return SessionEnd::Transient(format!("sending report {}: {e}", p.seq));
-                    }
-                    sent_up_to = p.seq;
+                // One write for the whole batch: QUIC then packs several reports per packet,
+                // which matters when a backlog drains after an outage.
+                let last = batch.last().map_or(sent_up_to, |p| p.seq);
+                let bytes: Vec<u8> = batch.iter().flat_map(|p| p.frame.iter().copied()).collect();
+                if let Err(e) = send.write_all(&bytes).await {
+                    return SessionEnd::Transient(format!("sending reports up to {last}: {e}"));
                 }
+                sent_up_to = last;
             }
         };
         let reader = async {

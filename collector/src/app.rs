@@ -35,7 +35,7 @@ pub fn main() -> u8 {
             return EXIT_CONFIG as u8;
         }
     };
-    parta_common::logging::init(config.log_format, &config.log_level);
+    parta_common::logging::init(config.log.format, &config.log.level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -195,8 +195,8 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "batch_max_reports": c.ingest.batch_max_reports,
         "batch_max_delay": humantime::format_duration(c.ingest.batch_max_delay).to_string(),
         "ingest_queue": c.ingest.queue,
-        "log_format": format!("{:?}", c.log_format).to_lowercase(),
-        "log_level": c.log_level,
+        "log_format": format!("{:?}", c.log.format).to_lowercase(),
+        "log_level": c.log.level,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())

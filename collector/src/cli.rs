@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use parta_common::settings::CommonArgs;
 
 /// Parta collector: accepts agents over QUIC, stores their reports in ClickHouse and serves the
 /// HTTP API for regional operations.
@@ -23,9 +24,9 @@ pub struct Cli {
 /// built-in default.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Configuration file (TOML); its keys are the long option names with `_` for `-`.
-    #[arg(long, short = 'c', env = "PARTA_CONFIG", global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Configuration file and logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// ClickHouse HTTP interface [default: http://127.0.0.1:8123].
     #[arg(long, env = "PARTA_CLICKHOUSE_URL", global = true, value_name = "URL")]
     pub clickhouse_url: Option<String>,
@@ -71,12 +72,6 @@ pub struct GlobalArgs {
     /// Most reports held in memory awaiting insert; agents are slowed beyond it [default: 100000].
     #[arg(long, env = "PARTA_INGEST_QUEUE", global = true, value_name = "N")]
     pub ingest_queue: Option<String>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "PARTA_LOG_FORMAT", global = true, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// Log filter, e.g. info or parta_collector=debug [default: info].
-    #[arg(long, env = "PARTA_LOG_LEVEL", global = true, value_name = "FILTER")]
-    pub log_level: Option<String>,
 }
 
 /// Collector commands.

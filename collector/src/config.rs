@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::ArgMatches;
-use parta_common::logging::{self, LogFormat};
-use parta_common::settings::{self, ConfigError, Layers};
+use parta_common::settings::{self, ConfigError, Layers, LogSettings};
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
@@ -106,21 +105,16 @@ pub struct CollectorConfig {
     pub tls: TlsSource,
     /// Ingest tuning.
     pub ingest: IngestConfig,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// Log filter.
-    pub log_level: String,
+    /// Logging.
+    pub log: LogSettings,
 }
 
 impl CollectorConfig {
     /// Resolves the configuration (`matches` are the top-level matches, to tell flags from
     /// environment variables in error messages).
     pub fn resolve(args: &GlobalArgs, matches: &ArgMatches) -> Result<Self, ConfigError> {
-        let file = match &args.config {
-            Some(path) => settings::load_file(path)?,
-            None => FileConfig::default(),
-        };
-        Self::resolve_with(args, matches, args.config.as_deref(), file)
+        let file: FileConfig = args.common.load_file()?;
+        Self::resolve_with(args, matches, args.common.config.as_deref(), file)
     }
 
     fn resolve_with(
@@ -239,14 +233,7 @@ impl CollectorConfig {
                 .map_or_else(|| PathBuf::from("/var/lib/parta-collector"), |v| v.0),
             tls,
             ingest,
-            log_format: l
-                .parse("log_format", a.log_format.clone(), "log_format", f.log_format, |s| {
-                    s.parse::<LogFormat>()
-                })?
-                .map_or(LogFormat::Text, |v| v.0),
-            log_level: l
-                .parse("log_level", a.log_level.clone(), "log_level", f.log_level, logging::parse_filter)?
-                .map_or_else(|| "info".to_owned(), |v| v.0),
+            log: a.common.logging(&l, f.log_format, f.log_level)?,
         })
     }
 }

@@ -82,6 +82,11 @@ impl FramedRecv {
         }
     }
 
+    /// Size on the wire of the message [`Self::next`] last returned.
+    pub fn last_frame_len(&self) -> usize {
+        self.decoder.last_frame_len()
+    }
+
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
         self.decoder.buffered()

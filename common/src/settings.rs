@@ -103,6 +103,59 @@ pub fn parse_file<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
     })
 }
 
+/// Options every Parta binary has: the configuration file and logging.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML); its keys are the long option names with `_` for `-`.
+    #[arg(long, short = 'c', env = "PARTA_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "PARTA_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or debug or info,parta_agent=debug [default: info].
+    #[arg(long, env = "PARTA_LOG_LEVEL", global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Resolved logging settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: crate::logging::LogFormat,
+    /// Filter directive.
+    pub level: String,
+}
+
+impl CommonArgs {
+    /// Reads and parses the configuration file, if one is given.
+    pub fn load_file<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
+        self.config.as_deref().map_or_else(|| Ok(T::default()), load_file)
+    }
+
+    /// Logging settings from flags, environment and the file's `log_format`/`log_level`.
+    pub fn logging(
+        &self,
+        l: &Layers<'_>,
+        file_format: Option<String>,
+        file_level: Option<String>,
+    ) -> Result<LogSettings, ConfigError> {
+        Ok(LogSettings {
+            format: l
+                .parse("log_format", self.log_format.clone(), "log_format", file_format, |s| s.parse())?
+                .map_or(crate::logging::LogFormat::Text, |v| v.0),
+            level: l
+                .parse(
+                    "log_level",
+                    self.log_level.clone(),
+                    "log_level",
+                    file_level,
+                    crate::logging::parse_filter,
+                )?
+                .map_or_else(|| "info".to_owned(), |v| v.0),
+        })
+    }
+}
+
 /// Resolves settings from the command line (including environment variables, which clap reads)
 /// and an optional configuration file.
 #[derive(Debug)]

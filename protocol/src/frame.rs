@@ -52,6 +52,8 @@ pub struct FrameDecoder {
     /// Start of unread bytes in `buf`; compacted lazily to keep pulls O(frame).
     start: usize,
     max_len: usize,
+    /// Size on the wire (prefix included) of the frame last returned.
+    last_len: usize,
     /// Set after `TooLarge`: the stream is out of sync and every later pull fails the same way.
     poisoned: Option<FrameError>,
 }
@@ -70,7 +72,7 @@ impl FrameDecoder {
 
     /// A decoder enforcing a lower limit (values above [`MAX_FRAME_LEN`] are capped).
     pub fn with_max_len(max_len: usize) -> Self {
-        Self { buf: Vec::new(), start: 0, max_len: max_len.min(MAX_FRAME_LEN), poisoned: None }
+        Self { buf: Vec::new(), start: 0, max_len: max_len.min(MAX_FRAME_LEN), last_len: 0, poisoned: None }
     }
 
     /// Appends received bytes.
@@ -85,6 +87,11 @@ impl FrameDecoder {
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// Size on the wire, length prefix included, of the frame [`Self::next_frame`] last returned.
+    pub fn last_frame_len(&self) -> usize {
+        self.last_len
     }
 
     /// Returns the next complete frame's message, `Ok(None)` when more bytes are needed.
@@ -109,6 +116,7 @@ impl FrameDecoder {
             return Ok(None);
         };
         let result = codec::decode(body);
+        self.last_len = LEN_PREFIX + len;
         self.start += LEN_PREFIX + len;
         if self.start == self.buf.len() {
             self.buf.clear();
@@ -143,6 +151,7 @@ mod tests {
                 }
             }
             assert_eq!(got, (0..5).map(|i| ack(i * 1000)).collect::<Vec<_>>());
+            assert_eq!(dec.last_frame_len(), encode_frame(&ack(4000)).unwrap().len());
             assert_eq!(dec.buffered(), 0);
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{free_tcp_port, http_get, wait_for};
+use crate::util::{free_tcp_port, http_get, wait_for, workspace_root};
 
 /// A running (or stopped) private server.
 pub struct ClickHouse {
@@ -34,47 +34,24 @@ impl ClickHouse {
         let dir = tempfile::Builder::new().prefix("parta-ch-").tempdir().unwrap();
         let http_port = free_tcp_port();
         let tcp_port = free_tcp_port();
-        let d = dir.path().display();
-        std::fs::create_dir_all(dir.path().join("log")).unwrap();
-        std::fs::write(
-            dir.path().join("config.xml"),
-            format!(
-                r#"<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>{d}/log/server.log</log><errorlog>{d}/log/err.log</errorlog><size>10M</size><count>1</count></logger>
-  <http_port>{http_port}</http_port>
-  <tcp_port>{tcp_port}</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
-  <path>{d}/data/</path>
-  <tmp_path>{d}/tmp/</tmp_path>
-  <user_files_path>{d}/user_files/</user_files_path>
-  <format_schema_path>{d}/format_schemas/</format_schema_path>
-  <mark_cache_size>268435456</mark_cache_size>
-  <uncompressed_cache_size>268435456</uncompressed_cache_size>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>UTC</timezone>
-  <mlock_executable>false</mlock_executable>
-</yandex>
-"#
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("users.xml"),
-            r#"<?xml version="1.0"?>
-<yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
-</yandex>
-"#,
-        )
-        .unwrap();
+        // The same configuration as the quick start's, from the project's own script.
+        let status = Command::new("bash")
+            .arg(workspace_root().join("scripts/clickhouse.sh"))
+            .arg("config")
+            .arg(dir.path())
+            .arg(http_port.to_string())
+            .arg(tcp_port.to_string())
+            .status()
+            .expect("run scripts/clickhouse.sh");
+        assert!(status.success(), "scripts/clickhouse.sh config failed");
         let mut ch = Self { dir, http_port, child: None };
         ch.resume();
         ch
+    }
+
+    /// Process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("ClickHouse running").id()
     }
 
     /// URL of the HTTP interface.

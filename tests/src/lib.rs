@@ -6,6 +6,7 @@
 //! test fails.
 //!
 //! ## Layout
+//! - [`chdb`]: modern ClickHouse in process (chdb), for running our SQL on ClickHouse 26.
 //! - [`clickhouse`]: a private ClickHouse server for one test.
 //! - [`grafana`]: SQL of the Grafana dashboards with macros expanded.
 //! - [`procs`]: collector and agent processes.
@@ -14,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_debug_implementations)]
 
+pub mod chdb;
 pub mod clickhouse;
 pub mod grafana;
 pub mod procs;

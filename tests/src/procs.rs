@@ -16,22 +16,83 @@ fn dump_log(what: &str, path: &Path) {
     eprintln!("----- last lines of {what} ({}) -----\n{}", path.display(), tail.join("\n"));
 }
 
-fn spawn(mut cmd: Command, log: &Path) -> Child {
-    let out = File::options().create(true).append(true).open(log).unwrap();
-    cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
-    cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}"))
+/// A child process whose output goes to a log file; killed when dropped, its log printed when
+/// a test fails.
+pub struct Proc {
+    what: &'static str,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn new(what: &'static str, log: PathBuf) -> Self {
+        Self { what, child: None, log }
+    }
+
+    /// Starts `cmd` (the previous run must have ended).
+    pub fn spawn(&mut self, mut cmd: Command) {
+        assert!(self.child.is_none(), "{} already running", self.what);
+        let out = File::options().create(true).append(true).open(&self.log).unwrap();
+        cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+        self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}")));
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap_or_else(|| panic!("{} not running", self.what)).id()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut c = self.child.take().unwrap_or_else(|| panic!("{} not running", self.what));
+        wait_for(timeout, &format!("{} to exit", self.what), || c.try_wait().unwrap())
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let pid = self.child.as_ref()?.id();
+        signal(pid, "TERM");
+        Some(self.wait_exit(Duration::from_secs(30)))
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            dump_log(self.what, &self.log);
+        }
+    }
 }
 
 /// A running collector with its own data directory and ports.
 pub struct Collector {
-    child: Option<Child>,
+    /// The process.
+    pub process: Proc,
     data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     /// HTTP port on 127.0.0.1.
     pub http_port: u16,
     /// QUIC port on 127.0.0.1.
     pub quic_port: u16,
-    log: PathBuf,
 }
 
 impl Collector {
@@ -54,8 +115,8 @@ impl Collector {
             ("PARTA_LOG_LEVEL".to_owned(), "info,parta_collector=debug".to_owned()),
         ];
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let mut c =
-            Self { child: None, data_dir, env, http_port, quic_port, log: artifacts.join("collector.log") };
+        let process = Proc::new("collector", artifacts.join("collector.log"));
+        let mut c = Self { process, data_dir, env, http_port, quic_port };
         c.restart();
         c
     }
@@ -70,14 +131,12 @@ impl Collector {
 
     /// Starts the process (again) and waits for `/healthz`.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "collector already running");
         let mut cmd = self.command();
         cmd.arg("serve");
-        self.child = Some(spawn(cmd, &self.log));
+        self.process.spawn(cmd);
         let url = self.url("/healthz");
-        let child = self.child.as_mut().unwrap();
         wait_for(Duration::from_secs(60), "the collector's /healthz", || {
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(status) = self.process.try_exit() {
                 panic!("collector exited early with {status}");
             }
             (http_get(&url).0 == 200).then_some(())
@@ -86,17 +145,17 @@ impl Collector {
 
     /// `kill -9`.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// SIGTERM and wait for the exit.
     pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        signal(c.id(), "TERM");
-        Some(wait_exit(&mut c, Duration::from_secs(30), "collector"))
+        self.process.stop()
+    }
+
+    /// Process id of the running collector.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// URL of an HTTP path.
@@ -145,21 +204,8 @@ impl Collector {
 
     /// The log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            dump_log("collector", &self.log);
-        }
-    }
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
-    wait_for(timeout, &format!("{what} to exit"), || child.try_wait().unwrap())
 }
 
 /// How to start an agent.
@@ -195,17 +241,17 @@ impl AgentSpec {
 
 /// A running agent with its own state directory.
 pub struct Agent {
-    child: Option<Child>,
+    /// The process.
+    pub process: Proc,
     spec: AgentSpec,
     state: tempfile::TempDir,
-    log: PathBuf,
 }
 
 impl Agent {
     /// Starts `parta-agent run`; `name` names its log file.
     pub fn start(spec: AgentSpec, artifacts: &Path, name: &str) -> Self {
         let state = tempfile::Builder::new().prefix("parta-agent-").tempdir().unwrap();
-        let mut a = Self { child: None, spec, state, log: artifacts.join(format!("{name}.log")) };
+        let mut a = Self { process: Proc::new("agent", artifacts.join(format!("{name}.log"))), spec, state };
         a.restart();
         a
     }
@@ -227,10 +273,9 @@ impl Agent {
 
     /// Starts the process (again).
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "agent already running");
         let mut cmd = self.command();
         cmd.arg("run");
-        self.child = Some(spawn(cmd, &self.log));
+        self.process.spawn(cmd);
     }
 
     /// The device id, once the agent has created it.
@@ -246,43 +291,28 @@ impl Agent {
         self.state.path()
     }
 
-    /// The exit status, if the agent has exited.
-    pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    /// Process id of the running agent.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// Waits for the agent to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let mut c = self.child.take().expect("agent not running");
-        wait_exit(&mut c, timeout, "agent")
+        self.process.wait_exit(timeout)
     }
 
     /// `kill -9`.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// SIGTERM and wait.
     pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        signal(c.id(), "TERM");
-        Some(wait_exit(&mut c, Duration::from_secs(30), "agent"))
+        self.process.stop()
     }
 
     /// The log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            dump_log("agent", &self.log);
-        }
+        self.process.log()
     }
 }

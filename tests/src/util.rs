@@ -13,9 +13,14 @@ pub fn workspace_root() -> PathBuf {
 
 /// The directory holding the binaries of the profile this test was built with.
 fn bin_dir() -> PathBuf {
-    // target/<profile>/deps/<test-binary> → target/<profile>
+    // Tests run from target/<profile>/deps/<test>, bench binaries from target/<profile>/<bench>.
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_owned()
+    let dir = exe.parent().unwrap();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().unwrap().to_owned()
+    } else {
+        dir.to_owned()
+    }
 }
 
 /// Path of a workspace binary, built first (once per test process) unless

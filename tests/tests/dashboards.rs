@@ -59,26 +59,8 @@ fn dashboard_queries_run_on_modern_clickhouse() {
             .collect();
     stmts.push(("sample".into(), SAMPLE.into()));
     stmts.extend(all_queries());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("statements.json");
-    std::fs::write(&file, serde_json::to_vec(&stmts).unwrap()).unwrap();
-    let out = std::process::Command::new("python3")
-        .arg(workspace_root().join("tests/chdb/run_sql.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for r in v["results"].as_array().unwrap() {
-        assert!(
-            r["ok"].as_bool().unwrap(),
-            "{} failed on ClickHouse {}: {}",
-            r["name"],
-            v["version"],
-            r["error"]
-        );
-        if r["name"].as_str().unwrap().contains("Полнота") {
-            assert!(r["rows"].as_str().unwrap().contains("66.7"), "{}", r["rows"]);
-        }
-    }
+    let run = parta_tests::chdb::run(&stmts);
+    run.assert_all_ok();
+    let completeness = run.results.iter().find(|r| r.name.contains("Полнота")).expect("completeness panel");
+    assert!(completeness.rows.contains("66.7"), "{}", completeness.rows);
 }

@@ -6,7 +6,6 @@
 use parta_collector::storage::queries;
 use parta_collector::storage::schema::{self, ServerVersion};
 use parta_tests::clickhouse::ClickHouse;
-use parta_tests::util::workspace_root;
 
 const DEVICE: &str = "6b1d3a52-8c41-4e0f-9d27-5510c38e7102";
 
@@ -73,35 +72,14 @@ fn script(db: &str, version: ServerVersion) -> Vec<(String, String)> {
 #[test]
 fn schema_and_queries_run_on_modern_clickhouse_via_chdb() {
     let stmts = script("parta", ServerVersion { major: 26, minor: 9 });
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("statements.json");
-    std::fs::write(&file, serde_json::to_vec(&stmts).unwrap()).unwrap();
-    let out = std::process::Command::new("python3")
-        .arg(workspace_root().join("tests/chdb/run_sql.py"))
-        .arg(&file)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "chdb runner failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let version = v["version"].as_str().unwrap();
-    assert!(
-        version.split('.').next().unwrap().parse::<u32>().unwrap() >= 23,
-        "modern ClickHouse expected, got {version}"
-    );
-    let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), stmts.len());
-    for r in results {
-        assert!(r["ok"].as_bool().unwrap(), "{} failed on ClickHouse {version}: {}", r["name"], r["error"]);
-    }
+    let run = parta_tests::chdb::run(&stmts);
+    let major: u32 = run.version.split('.').next().unwrap().parse().unwrap();
+    assert!(major >= 23, "modern ClickHouse expected, got {}", run.version);
+    run.assert_all_ok();
     // Modern features are really in use on modern servers.
     let ddl: String = stmts.iter().map(|s| s.1.as_str()).collect();
     assert!(ddl.contains("LowCardinality(") && ddl.contains("CODEC(") && ddl.contains("TTL "));
-    check_query_results(
-        results
-            .iter()
-            .map(|r| (r["name"].as_str().unwrap().to_owned(), r["rows"].as_str().unwrap_or("").to_owned())),
-    );
+    check_query_results(run.results.into_iter().map(|r| (r.name, r.rows)));
 }
 
 #[test]

@@ -22,8 +22,9 @@ use crate::storage::rows::{Accepted, SessionRecord};
 use crate::storage::{Store, now_secs};
 use crate::tokens::TokenCache;
 
-/// Time an agent has to open its stream and say `Hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an agent has to open its stream and say `Hello`; generous, because in a reconnect
+/// storm thousands of handshakes compete for the same CPU.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reports of one session awaiting storage, at most; beyond it the session stops reading and
 /// QUIC flow control holds the agent back.
 pub const SESSION_WINDOW: usize = 1024;
@@ -249,7 +250,8 @@ impl Session<'_> {
                             return End::Reject(RejectReason::InvalidReport, format!("report {}: {e}", report.seq));
                         }
                         last_seq = report.seq;
-                        match self.submit(hello, report).await {
+                        let bytes = self.recv.last_frame_len();
+                        match self.submit(hello, report, bytes).await {
                             Some(entry) => pending.push_back(entry),
                             None => return End::Reject(RejectReason::ShuttingDown, "collector is stopping".into()),
                         }
@@ -266,14 +268,18 @@ impl Session<'_> {
 
     /// Hands a report to the batcher, or marks it as already stored. `None` when the batcher is
     /// gone (shutdown).
-    async fn submit(&self, hello: &Hello, report: Report) -> Option<(u64, Option<oneshot::Receiver<()>>)> {
+    async fn submit(
+        &self,
+        hello: &Hello,
+        report: Report,
+        bytes: usize,
+    ) -> Option<(u64, Option<oneshot::Receiver<()>>)> {
         let seq = report.seq;
         let registry: &Registry = &self.ctx.registry;
         if registry.is_stored(hello.device_id, seq) {
             self.ctx.metrics.reports_duplicate.inc();
             return Some((seq, None));
         }
-        let bytes = parta_protocol::encode(&Message::Report(report.clone())).map_or(0, |b| b.len() + 4);
         let accepted = Accepted {
             device_id: hello.device_id,
             school_id: hello.school_id.clone(),

@@ -1,0 +1,120 @@
+//! Agent footprint: RSS and CPU of a real `parta-agent` reporting every second to a real
+//! collector, next to Debian's `prometheus-node-exporter` scraped every second in the same run
+//! (the baseline; skipped with a note when not installed).
+//!
+//! `cargo run --release -p parta-tests --bin bench-agent -- [MINUTES]` (default 10).
+//! Goal from the skeleton issue: agent RSS ≤ 8 MiB after 10 minutes at a 1 s interval.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use parta_tests::clickhouse::ClickHouse;
+use parta_tests::procs::{Agent, AgentSpec, Collector};
+use parta_tests::util::{artifacts_dir, free_tcp_port, http_get};
+
+/// (RSS KiB, peak RSS KiB, CPU seconds) of a process.
+fn footprint(pid: u32) -> (u64, u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0;
+    (kib("VmRSS:"), kib("VmHWM:"), cpu)
+}
+
+fn node_exporter() -> Option<(Child, u16)> {
+    let bin = ["/usr/bin/prometheus-node-exporter", "/usr/bin/node_exporter"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let port = free_tcp_port();
+    let child = Command::new(bin)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    Some((child, port))
+}
+
+fn main() {
+    let minutes: u64 = std::env::args().nth(1).map_or(10, |a| a.parse().unwrap());
+    let art = artifacts_dir("bench-agent");
+    let ch = ClickHouse::start();
+    let collector = Collector::start_with(&ch, "bench", &art, &[("PARTA_LOG_LEVEL", "warn")]);
+    let token = collector.create_token("74-0012");
+    let mut spec = AgentSpec::new(&collector, "74-0012", &token);
+    spec.extra.push(("PARTA_LOG_LEVEL".into(), "warn".into()));
+    let agent = Agent::start(spec, &art, "agent");
+    let mut baseline = node_exporter();
+    if baseline.is_none() {
+        println!(
+            "note: prometheus-node-exporter not installed (apt-get install prometheus-node-exporter); no baseline"
+        );
+    }
+    let started = Instant::now();
+    let until = started + Duration::from_secs(minutes * 60);
+    let mut scrapes = 0u64;
+    let mut scrape_bytes = 0usize;
+    println!("bench-agent: {minutes} min at a 1 s interval");
+    let mut next_print = started;
+    while Instant::now() < until {
+        if let Some((_, port)) = &baseline {
+            let (status, body) = http_get(&format!("http://127.0.0.1:{port}/metrics"));
+            if status == 200 {
+                scrapes += 1;
+                scrape_bytes = body.len();
+            }
+        }
+        if Instant::now() >= next_print {
+            let (rss, _, cpu) = footprint(agent.pid());
+            println!(
+                "  t={:>4}s agent RSS {:.1} MiB, CPU {cpu:.2} s",
+                started.elapsed().as_secs(),
+                rss as f64 / 1024.0
+            );
+            next_print += Duration::from_secs(60);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let (rss, hwm, cpu) = footprint(agent.pid());
+    let reports = ch.query_u64("SELECT count() FROM bench.ingest_ledger");
+    let bytes = ch.query_u64("SELECT sum(bytes) FROM bench.ingest_ledger");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "agent:   RSS {:.2} MiB (peak {:.2} MiB), CPU {cpu:.2} s over {secs:.0} s ({:.2} ms per report), {reports} reports, {:.0} B/report on the wire",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        cpu * 1000.0 / reports.max(1) as f64,
+        bytes as f64 / reports.max(1) as f64
+    );
+    if let Some((child, _)) = &baseline {
+        let (nrss, nhwm, ncpu) = footprint(child.id());
+        println!(
+            "node_exporter (baseline, scraped every second): RSS {:.2} MiB (peak {:.2} MiB), CPU {ncpu:.2} s, {scrapes} scrapes of {scrape_bytes} B",
+            nrss as f64 / 1024.0,
+            nhwm as f64 / 1024.0
+        );
+        println!(
+            "ratio agent/node_exporter: RSS {:.2}, CPU {:.2}",
+            rss as f64 / nrss as f64,
+            cpu / ncpu.max(0.01)
+        );
+    }
+    if let Some((mut child, _)) = baseline.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(agent);
+}
