@@ -18,7 +18,7 @@ fi
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates; do
+for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
 

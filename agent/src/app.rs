@@ -38,6 +38,7 @@ pub fn main() -> u8 {
             .map_err(anyhow::Error::from)
             .and_then(|uplink| runtime()?.block_on(crate::runner::run(config, uplink))),
         Command::Sample { format } => sample(&config, format),
+        Command::Status { format } => crate::status::show(&config.state_dir, format),
         Command::Config => show_config(&config).and_then(|()| {
             config.uplink(&cli.global, &matches)?;
             eprintln!("configuration is complete for `parta-agent run`");
@@ -143,6 +144,16 @@ fn write_text(out: &mut impl std::io::Write, samples: &[Sample]) -> std::io::Res
                     let mac = nic.mac.map_or_else(|| "-".into(), |m| m.to_string());
                     writeln!(out, "interface: {} {mac}", nic.name)?;
                 }
+            }
+            Sample::SpoolLoss(l) => {
+                writeln!(
+                    out,
+                    "spool loss: {} reports #{}–#{} ({})",
+                    l.reports,
+                    l.first_seq,
+                    l.last_seq,
+                    l.reason.as_str()
+                )?;
             }
             Sample::HostMetrics(m) => {
                 writeln!(

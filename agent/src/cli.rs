@@ -53,6 +53,18 @@ pub struct GlobalArgs {
     /// Sampling interval, e.g. 1s, 60s, 5m [default: 60s].
     #[arg(long, env = "PARTA_INTERVAL", global = true, value_name = "DURATION")]
     pub interval: Option<String>,
+    /// Largest spool on disk, e.g. 256MiB [default: 256MiB].
+    #[arg(long, env = "PARTA_SPOOL_MAX_BYTES", global = true, value_name = "SIZE")]
+    pub spool_max_bytes: Option<String>,
+    /// Oldest report the spool keeps, e.g. 30d [default: 30d].
+    #[arg(long, env = "PARTA_SPOOL_MAX_AGE", global = true, value_name = "DURATION")]
+    pub spool_max_age: Option<String>,
+    /// Spool durability: always (fsync each report) or interval:DURATION [default: always].
+    #[arg(long, env = "PARTA_SPOOL_FSYNC", global = true, value_name = "POLICY")]
+    pub spool_fsync: Option<String>,
+    /// Longest pause between reconnection attempts, e.g. 5m [default: 5m].
+    #[arg(long, env = "PARTA_RECONNECT_MAX", global = true, value_name = "DURATION")]
+    pub reconnect_max: Option<String>,
     /// Mount point of sysfs [default: /sys].
     #[arg(long, env = "PARTA_SYSFS", global = true, value_name = "DIR")]
     pub sysfs: Option<PathBuf>,
@@ -72,6 +84,13 @@ pub enum Command {
     /// Print the configuration the agent would use (secrets redacted) and check it is complete
     /// for `run`.
     Config,
+    /// Show the agent's delivery state: spool depth, oldest unacknowledged report, last
+    /// acknowledgement, last error.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Take one sample and print it; nothing is sent or stored.
     Sample {
         /// Output format.

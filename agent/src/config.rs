@@ -21,12 +21,16 @@ use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
 use crate::paths::HostPaths;
+use crate::spool::{FsyncPolicy, SpoolConfig};
 
 /// Default collector QUIC port.
 pub const DEFAULT_PORT: u16 = 4433;
 /// Default sampling interval: one report a minute is the resolution usage questions need
 /// (hours per day) at ~130 bytes per report.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Default longest pause between reconnection attempts: an outage of hours costs one attempt
+/// per few minutes per agent, and a region's agents spread out.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(300);
 /// Default state directory (systemd `StateDirectory=parta-agent`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/parta-agent";
 
@@ -43,6 +47,10 @@ struct FileConfig {
     kind: Option<String>,
     state_dir: Option<PathBuf>,
     interval: Option<String>,
+    spool_max_bytes: Option<String>,
+    spool_max_age: Option<String>,
+    spool_fsync: Option<String>,
+    reconnect_max: Option<String>,
     sysfs: Option<PathBuf>,
     procfs: Option<PathBuf>,
     rootfs: Option<PathBuf>,
@@ -122,6 +130,10 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Sampling interval.
     pub interval: Duration,
+    /// Spool limits and durability.
+    pub spool: SpoolConfig,
+    /// Longest pause between reconnection attempts.
+    pub reconnect_max: Duration,
     /// Host paths for file-based sources.
     pub paths: HostPaths,
     /// Logging.
@@ -175,6 +187,40 @@ impl AgentConfig {
             })?
             .map_or(DEFAULT_INTERVAL, |v| v.0);
         let log = a.common.logging(&l, f.log_format, f.log_level)?;
+        let defaults_spool = SpoolConfig::default();
+        let spool = SpoolConfig {
+            max_bytes: l
+                .parse(
+                    "spool_max_bytes",
+                    a.spool_max_bytes.clone(),
+                    "spool_max_bytes",
+                    f.spool_max_bytes,
+                    |s| {
+                        let n = settings::parse_size(s)?;
+                        if n < 64 * 1024 { Err("must be at least 64KiB".into()) } else { Ok(n) }
+                    },
+                )?
+                .map_or(defaults_spool.max_bytes, |v| v.0),
+            max_age: l
+                .parse("spool_max_age", a.spool_max_age.clone(), "spool_max_age", f.spool_max_age, |s| {
+                    settings::parse_duration_within(
+                        s,
+                        Duration::from_secs(3600),
+                        Duration::from_secs(3650 * 86_400),
+                    )
+                })?
+                .map_or(defaults_spool.max_age, |v| v.0),
+            fsync: l
+                .parse("spool_fsync", a.spool_fsync.clone(), "spool_fsync", f.spool_fsync, |s| {
+                    s.parse::<FsyncPolicy>()
+                })?
+                .map_or(defaults_spool.fsync, |v| v.0),
+        };
+        let reconnect_max = l
+            .parse("reconnect_max", a.reconnect_max.clone(), "reconnect_max", f.reconnect_max, |s| {
+                settings::parse_duration_within(s, Duration::from_secs(1), Duration::from_secs(3600))
+            })?
+            .map_or(DEFAULT_RECONNECT_MAX, |v| v.0);
         let enroll_token = resolve_token(&l, a, f.enroll_token, f.enroll_token_file)?;
         let defaults = HostPaths::default();
         let pick_path = |id: &str, cli: &Option<PathBuf>, file: Option<PathBuf>, default: PathBuf| {
@@ -191,6 +237,8 @@ impl AgentConfig {
             kind,
             state_dir: pick_path("state_dir", &a.state_dir, f.state_dir, PathBuf::from(DEFAULT_STATE_DIR)),
             interval,
+            spool,
+            reconnect_max,
             paths: HostPaths {
                 sysfs: pick_path("sysfs", &a.sysfs, f.sysfs, defaults.sysfs),
                 procfs: pick_path("procfs", &a.procfs, f.procfs, defaults.procfs),
@@ -297,6 +345,23 @@ mod tests {
                 .unwrap();
         assert_eq!(c.interval, Duration::from_secs(5));
         assert_eq!(c.school.as_deref(), Some("74-0012"));
+    }
+
+    #[test]
+    fn spool_settings() {
+        let c = resolve(
+            &["parta-agent", "run", "--spool-max-bytes", "1MiB", "--spool-fsync", "interval:500ms"],
+            "spool_max_age = \"7d\"",
+        )
+        .unwrap();
+        assert_eq!(c.spool.max_bytes, 1 << 20);
+        assert_eq!(c.spool.fsync, FsyncPolicy::Interval(Duration::from_millis(500)));
+        assert_eq!(c.spool.max_age, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.reconnect_max, DEFAULT_RECONNECT_MAX);
+        let err = resolve(&["parta-agent", "run"], "spool_fsync = \"sometimes\"").unwrap_err().to_string();
+        assert!(err.contains("key `spool_fsync`") && err.contains("interval:"), "{err}");
+        let err = resolve(&["parta-agent", "run", "--spool-max-bytes", "1KiB"], "").unwrap_err().to_string();
+        assert!(err.contains("at least 64KiB"), "{err}");
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //!   into [`config::AgentConfig`], with errors that name the offending setting.
 //! - [`sources`]: what is measured. Sources sample on request and never sleep, send or store.
 //! - [`runner`]: the service loop — owns the interval, the outbox and the uplink.
-//! - [`outbox`]: reports awaiting acknowledgement and the persistent sequence counter.
+//! - [`spool`]: the durable, crash-safe, bounded store of reports until acknowledged;
+//!   [`outbox`] joins it with the protocol's delivery state machine (what to send next).
 //! - [`uplink`]: the QUIC session with the collector (Hello/Welcome, reports, acks), reconnect
 //!   with [`backoff`]; [`tls`] builds the client configuration from the CA file.
+//! - [`status`]: the snapshot the running agent writes and `parta-agent status` reads.
 //! - [`identity`]: the device id kept in the state directory; [`paths`]: where host files are
 //!   read from (`--sysfs`, `--procfs`, `--rootfs`).
 //!
@@ -25,5 +27,7 @@ pub mod outbox;
 pub mod paths;
 pub mod runner;
 pub mod sources;
+pub mod spool;
+pub mod status;
 pub mod tls;
 pub mod uplink;

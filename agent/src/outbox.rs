@@ -1,176 +1,159 @@
-//! Reports waiting for the collector's acknowledgement, and the per-device sequence counter.
-//!
-//! The counter is persisted (atomically, fsynced) in the state directory before a number is
-//! used, so sequence numbers keep increasing across restarts. The queue itself lives in memory
-//! and is bounded: reports still queued when the agent stops are lost, and when the collector is
-//! unreachable for longer than the queue holds, the oldest reports are dropped and counted.
+//! The outbox joins the durable [`Spool`] (what exists) and the [`Delivery`] state machine (what
+//! to send next, what is acknowledged). The runner appends reports; the uplink asks for the next
+//! batch and hands in acknowledgements. Both hold it behind one mutex; no lock is held across
+//! network I/O.
 
-use std::collections::VecDeque;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
-use parta_common::fsutil;
+use parta_protocol::delivery::{Delivery, DeliveryConfig, Next};
 use parta_protocol::validate::sanitize_report;
-use parta_protocol::{Message, Report, Sample, Welcome, encode_frame};
+use parta_protocol::{Ack, Message, Report, Sample, Welcome, encode_frame};
 
-/// File holding the last sequence number used.
-pub const SEQ_FILE: &str = "last-seq";
+use crate::spool::{Spool, SpoolConfig, SpoolError, Stats};
 
-/// Reports kept in memory at most: 10,000 reports are a week at the default interval and about
-/// 1.3 MB.
-pub const DEFAULT_CAPACITY: usize = 10_000;
+/// Loss notices carried by one report at most; more wait for the next report.
+const LOSSES_PER_REPORT: usize = 16;
+/// Bytes of frames handed to the uplink at once, at most.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// An outbox operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutboxError {
-    /// The sequence file could not be read or written.
-    #[error("sequence counter {}: {error}", path.display())]
-    Seq {
-        /// The file.
-        path: PathBuf,
-        /// Underlying error.
-        error: std::io::Error,
-    },
-    /// The sequence file does not hold a number.
-    #[error("sequence counter {} is damaged: {content:?}", path.display())]
-    SeqDamaged {
-        /// The file.
-        path: PathBuf,
-        /// What it holds.
-        content: String,
-    },
+    /// The spool refused.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     /// A report could not be encoded.
     #[error("cannot encode report: {0}")]
     Encode(#[from] parta_protocol::EncodeError),
+    /// Reading the spool failed.
+    #[error("cannot read the spool: {0}")]
+    Read(#[from] std::io::Error),
 }
 
-/// One report ready to send.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    /// Its sequence number.
-    pub seq: u64,
-    /// The encoded frame.
-    pub frame: Vec<u8>,
-}
+/// A spooled report ready to send: its sequence number and frame.
+pub type Frame = (u64, Vec<u8>);
 
-/// Queue of unacknowledged reports plus the sequence counter.
+/// Reports awaiting acknowledgement, durable on disk.
 #[derive(Debug)]
 pub struct Outbox {
-    seq_path: PathBuf,
-    last_seq: u64,
-    queue: VecDeque<Pending>,
-    capacity: usize,
-    dropped: u64,
-    acked_up_to: u64,
+    spool: Spool,
+    delivery: Delivery,
 }
 
 impl Outbox {
-    /// Opens the outbox, reading the sequence counter from `state_dir`.
-    pub fn open(state_dir: &Path, capacity: usize) -> Result<Self, OutboxError> {
-        let seq_path = state_dir.join(SEQ_FILE);
-        let last_seq = match std::fs::read_to_string(&seq_path) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|_| OutboxError::SeqDamaged {
-                path: seq_path.clone(),
-                content: text.chars().take(40).collect(),
-            })?,
-            Err(e) if e.kind() == ErrorKind::NotFound => 0,
-            Err(error) => {
-                return Err(OutboxError::Seq { path: seq_path, error });
-            }
-        };
-        Ok(Self {
-            seq_path,
-            last_seq,
-            queue: VecDeque::new(),
-            capacity: capacity.max(1),
-            dropped: 0,
-            acked_up_to: 0,
-        })
+    /// Opens the spool in `dir` and restores the delivery state from it.
+    pub fn open(
+        dir: &std::path::Path,
+        spool: SpoolConfig,
+        delivery: DeliveryConfig,
+    ) -> Result<Self, OutboxError> {
+        let spool = Spool::open(dir, spool)?;
+        let mut d = Delivery::new(delivery);
+        d.restore(spool.acked(), spool.newest());
+        Ok(Self { spool, delivery: d })
     }
 
-    /// Numbers, sanitises, encodes and queues a report of `samples` taken at `agent_time_ms`.
-    /// Returns its sequence number.
-    pub fn append(&mut self, agent_time_ms: i64, samples: Vec<Sample>) -> Result<u64, OutboxError> {
-        let seq = self.last_seq + 1;
-        self.persist_seq(seq)?;
+    /// Numbers, sanitises, encodes and spools a report of `samples` taken at `agent_time_ms`,
+    /// adding notices of reports the spool had to discard. Returns its sequence number.
+    pub fn append(&mut self, agent_time_ms: i64, mut samples: Vec<Sample>) -> Result<u64, OutboxError> {
+        let mut losses = self.spool.take_losses();
+        let rest = losses.split_off(losses.len().min(LOSSES_PER_REPORT));
+        self.spool.return_losses(rest);
+        let carried = losses.clone();
+        samples.splice(0..0, losses.into_iter().map(Sample::SpoolLoss));
+        let seq = self.spool.next_seq();
         let mut report = Report { seq, agent_time_ms, samples };
         sanitize_report(&mut report);
-        let frame = encode_frame(&Message::Report(report))?;
-        if self.queue.len() >= self.capacity {
-            self.queue.pop_front();
-            self.dropped += 1;
-            tracing::warn!(
-                dropped_total = self.dropped,
-                capacity = self.capacity,
-                "outbox full: dropped the oldest unacknowledged report"
-            );
+        let essential = report.samples.iter().any(Sample::is_essential);
+        let frame = match encode_frame(&Message::Report(report)) {
+            Ok(f) => f,
+            Err(e) => {
+                self.spool.return_losses(carried);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.spool.append(seq, agent_time_ms, essential, &frame) {
+            self.spool.return_losses(carried);
+            return Err(e.into());
         }
-        self.queue.push_back(Pending { seq, frame });
+        self.delivery.on_appended(seq);
         Ok(seq)
     }
 
-    fn persist_seq(&mut self, seq: u64) -> Result<(), OutboxError> {
-        fsutil::write_atomic(&self.seq_path, format!("{seq}\n").as_bytes(), false)
-            .map_err(|error| OutboxError::Seq { path: self.seq_path.clone(), error })?;
-        self.last_seq = seq;
-        Ok(())
+    /// A session started.
+    pub fn on_connected(&mut self, welcome: &Welcome, now: Instant) {
+        self.spool.skip_above(welcome.highest_seq);
+        let newly = self.delivery.on_connected(welcome, now);
+        self.spool.ack(&newly);
     }
 
-    /// Up to `max` queued reports with sequence numbers above `after`, in order.
-    pub fn pending_after(&self, after: u64, max: usize) -> Vec<Pending> {
-        self.queue.iter().filter(|p| p.seq > after).take(max).cloned().collect()
+    /// The session ended.
+    pub fn on_disconnected(&mut self) {
+        self.delivery.on_disconnected();
     }
 
-    /// Queued reports with sequence numbers up to and including `seq` (sent, not yet acked).
-    pub fn count_up_to(&self, seq: u64) -> usize {
-        self.queue.partition_point(|p| p.seq <= seq)
-    }
-
-    /// Forgets every report up to and including `up_to`.
-    pub fn ack(&mut self, up_to: u64) {
-        while self.queue.front().is_some_and(|p| p.seq <= up_to) {
-            self.queue.pop_front();
+    /// The next frames to send, oldest first, live reports ahead of the backlog; `None` when the
+    /// window is full or nothing is left to send.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Frame>>, OutboxError> {
+        loop {
+            let (records, scanned) = match self.delivery.poll_send() {
+                Next::Nothing => return Ok(None),
+                Next::Live(seq) => (self.spool.read(seq, seq + 1, 1, usize::MAX)?.records, seq),
+                Next::Backlog { from, below, max } => {
+                    let b = self.spool.read(from, below, max, BATCH_BYTES)?;
+                    (b.records, b.scanned_to.max(from))
+                }
+            };
+            let seqs: Vec<u64> = records.iter().map(|r| r.0).collect();
+            self.delivery.on_sent(&seqs, scanned);
+            // Nothing found means those numbers were discarded meanwhile: poll again.
+            if !records.is_empty() {
+                return Ok(Some(records));
+            }
         }
-        self.acked_up_to = self.acked_up_to.max(up_to);
     }
 
-    /// Applies what the collector says it already holds. If the collector has stored numbers at
-    /// or above our counter, the state directory was lost or restored from an old copy: continue
-    /// numbering above the collector's highest number so that new reports are not mistaken for
-    /// duplicates.
-    pub fn on_welcome(&mut self, w: &Welcome) -> Result<(), OutboxError> {
-        self.ack(w.stored_up_to);
-        if w.highest_seq > self.last_seq {
-            tracing::warn!(
-                local = self.last_seq,
-                collector = w.highest_seq,
-                "collector holds higher sequence numbers than this agent's counter; continuing above them"
-            );
-            self.persist_seq(w.highest_seq)?;
-        }
-        Ok(())
+    /// An acknowledgement arrived.
+    pub fn on_ack(&mut self, ack: &Ack, now: Instant) {
+        let newly = self.delivery.on_ack(ack, now);
+        self.spool.ack(&newly);
     }
 
-    /// Reports waiting for acknowledgement.
-    pub fn depth(&self) -> usize {
-        self.queue.len()
+    /// Periodic upkeep of the spool (sync, limits, repairs, marks).
+    pub fn maintain(&mut self, now_ms: i64) {
+        self.spool.maintain(now_ms);
     }
 
-    /// Last sequence number used.
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
+    /// Syncs and saves state (on shutdown).
+    pub fn close(&mut self) {
+        self.spool.close();
     }
 
-    /// Reports dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
+    /// Spool summary.
+    pub fn stats(&self) -> Stats {
+        self.spool.stats()
+    }
+
+    /// Reports sent and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.delivery.in_flight()
+    }
+
+    /// How long the collector has not acknowledged anything while reports were in flight.
+    pub fn waiting_for_ack(&self, now: Instant) -> Option<std::time::Duration> {
+        self.delivery.waiting_for_ack(now)
+    }
+
+    /// Highest sequence number used.
+    pub fn newest(&self) -> u64 {
+        self.spool.newest()
     }
 }
 
-/// Locks a shared outbox. A panic while the lock was held cannot leave the queue in a state worse
-/// than stopping delivery would, so a poisoned lock is used as is.
+/// Locks a shared outbox. A panic while the lock was held cannot leave the spool's files in an
+/// unsafe state (every change on disk is atomic), so a poisoned lock is used as is.
 pub fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
     outbox.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -178,49 +161,81 @@ pub fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parta_protocol::sample::LossReason;
+    use parta_protocol::{FrameDecoder, examples};
 
-    #[test]
-    fn numbering_survives_reopen_and_acks_trim() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut o = Outbox::open(dir.path(), 10).unwrap();
-        assert_eq!(o.append(0, vec![]).unwrap(), 1);
-        assert_eq!(o.append(0, vec![]).unwrap(), 2);
-        assert_eq!(o.append(0, vec![]).unwrap(), 3);
-        assert_eq!(o.pending_after(1, 10).iter().map(|p| p.seq).collect::<Vec<_>>(), [2, 3]);
-        o.ack(2);
-        assert_eq!(o.depth(), 1);
-        drop(o);
-        let mut o = Outbox::open(dir.path(), 10).unwrap();
-        assert_eq!(o.append(0, vec![]).unwrap(), 4);
+    fn host_metrics() -> Sample {
+        Sample::HostMetrics(examples::host_metrics())
     }
 
-    #[test]
-    fn full_queue_drops_oldest_and_counts() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut o = Outbox::open(dir.path(), 2).unwrap();
-        for _ in 0..3 {
-            o.append(0, vec![]).unwrap();
+    fn decode(frame: &[u8]) -> Report {
+        let mut d = FrameDecoder::new();
+        d.push(frame);
+        match d.next_frame().unwrap().unwrap() {
+            Message::Report(r) => r,
+            other => panic!("{other:?}"),
         }
-        assert_eq!(o.dropped(), 1);
-        assert_eq!(o.pending_after(0, 10).iter().map(|p| p.seq).collect::<Vec<_>>(), [2, 3]);
+    }
+
+    fn welcome(stored: u64) -> Welcome {
+        Welcome { collector_version: "t".into(), stored_up_to: stored, highest_seq: stored }
     }
 
     #[test]
-    fn welcome_above_our_counter_moves_it() {
+    fn append_send_ack_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = Outbox::open(dir.path(), 10).unwrap();
-        o.append(0, vec![]).unwrap();
-        o.on_welcome(&Welcome { collector_version: String::new(), stored_up_to: 1, highest_seq: 50 })
-            .unwrap();
-        assert_eq!(o.depth(), 0);
-        assert_eq!(o.append(0, vec![]).unwrap(), 51);
+        let mut o = Outbox::open(dir.path(), SpoolConfig::default(), DeliveryConfig::default()).unwrap();
+        for _ in 0..5 {
+            o.append(1_000, vec![host_metrics()]).unwrap();
+        }
+        o.on_connected(&welcome(0), Instant::now());
+        let batch = o.next_batch().unwrap().unwrap();
+        assert_eq!(batch.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(decode(&batch[2].1).seq, 3);
+        assert!(o.next_batch().unwrap().is_none(), "all in flight");
+        o.on_ack(&Ack::range(1, 3), Instant::now());
+        o.close();
+        drop(o);
+        let mut o = Outbox::open(dir.path(), SpoolConfig::default(), DeliveryConfig::default()).unwrap();
+        o.on_connected(&welcome(3), Instant::now());
+        o.append(2_000, vec![host_metrics()]).unwrap();
+        // Live report 6 (taken during the session) first, then the unacknowledged backlog 4–5.
+        let live = o.next_batch().unwrap().unwrap();
+        assert_eq!(live.iter().map(|r| r.0).collect::<Vec<_>>(), [6]);
+        let backlog = o.next_batch().unwrap().unwrap();
+        assert_eq!(backlog.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5]);
     }
 
     #[test]
-    fn damaged_counter_is_an_error_naming_the_file() {
+    fn loss_notices_ride_on_the_next_report_and_make_it_essential() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(SEQ_FILE), "x").unwrap();
-        let err = Outbox::open(dir.path(), 10).unwrap_err().to_string();
-        assert!(err.contains(SEQ_FILE) && err.contains("damaged"), "{err}");
+        let mut o = Outbox::open(dir.path(), SpoolConfig::default(), DeliveryConfig::default()).unwrap();
+        o.spool.return_losses(vec![parta_protocol::sample::SpoolLoss {
+            reason: LossReason::Thinned,
+            first_seq: 1,
+            last_seq: 1,
+            reports: 1,
+            oldest_ms: 0,
+            newest_ms: 0,
+        }]);
+        o.spool.skip_above(1);
+        let seq = o.append(5, vec![host_metrics()]).unwrap();
+        o.on_connected(&welcome(0), Instant::now());
+        let batch = o.next_batch().unwrap().unwrap();
+        let r = decode(&batch.iter().find(|b| b.0 == seq).unwrap().1);
+        assert!(matches!(r.samples[0], Sample::SpoolLoss(_)));
+        assert!(o.spool.take_losses().is_empty());
+    }
+
+    #[test]
+    fn collector_ahead_of_a_restored_state_moves_numbering_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), SpoolConfig::default(), DeliveryConfig::default()).unwrap();
+        o.append(1, vec![host_metrics()]).unwrap();
+        o.on_connected(
+            &Welcome { collector_version: "t".into(), stored_up_to: 0, highest_seq: 500 },
+            Instant::now(),
+        );
+        assert_eq!(o.append(2, vec![host_metrics()]).unwrap(), 501);
     }
 }

@@ -1,23 +1,33 @@
 //! The agent service: owns timing, the outbox and the uplink. Every interval it asks the
-//! sources for a sample, appends the report to the outbox and wakes the uplink.
+//! sources for a sample, spools the report, wakes the uplink, upkeeps the spool and writes the
+//! status snapshot.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use parta_protocol::delivery::DeliveryConfig;
 use parta_protocol::sample::HostInfo;
 use parta_protocol::{Credentials, DeviceId, Hello, Sample};
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::backoff::Backoff;
 use crate::config::{AgentConfig, UplinkSettings};
-use crate::outbox::{self, Outbox, lock};
+use crate::outbox::{Outbox, lock};
 use crate::sources::host::HostSource;
-use crate::uplink::{Uplink, UplinkParams};
+use crate::status::{self, Snapshot};
+use crate::uplink::{LinkState, Uplink, UplinkParams, link_state};
 use crate::{identity, tls};
 
-/// How long a stopping agent waits for the uplink to deliver what is queued.
-const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
+/// How long a stopping agent waits for acknowledgements of what is in flight (everything stays
+/// in the spool anyway; this only spares resends).
+const DRAIN_ON_STOP: Duration = Duration::from_secs(1);
+/// Status snapshots are written at most this often.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// After this long without acknowledgements while reports are in flight, the agent warns.
+const ACK_WAIT_WARN: Duration = Duration::from_secs(120);
 
 /// Runs until SIGTERM/SIGINT (returns `Ok`) or a permanent failure.
 pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<()> {
@@ -25,38 +35,68 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     parta_common::fsutil::create_private_dir(&config.state_dir)
         .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
     let device_id = identity::load_or_create(&config.state_dir)?;
-    let outbox = Arc::new(Mutex::new(Outbox::open(&config.state_dir, outbox::DEFAULT_CAPACITY)?));
+    let outbox = Outbox::open(&config.state_dir.join("spool"), config.spool, DeliveryConfig::default())?;
+    let stats = outbox.stats();
+    let outbox = Arc::new(Mutex::new(outbox));
     let mut host = HostSource::new(config.paths.clone())?;
     let wake = Arc::new(Notify::new());
+    let link = Arc::new(Mutex::new(LinkState::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     tracing::info!(%device_id, school = %uplink.school, collector = %uplink.collector.to_socket_string(),
-        interval = %humantime::format_duration(config.interval), "agent starting");
+        interval = %humantime::format_duration(config.interval), spool_pending = stats.pending,
+        next_seq = stats.next_seq, "agent starting");
     let params = UplinkParams {
         collector: uplink.collector.clone(),
         server_name: uplink.server_name.clone(),
         client_config,
         hello: hello(device_id, &config, &uplink),
     };
-    let mut uplink_task =
-        tokio::spawn(Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake)).run(stop_rx));
+    let backoff = Backoff::new(Duration::from_secs(1), config.reconnect_max);
+    let uplink_task = Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake), Arc::clone(&link), backoff);
+    let mut uplink_task = tokio::spawn(uplink_task.run(stop_rx));
 
     // The first sample needs a CPU reading at least 200 ms after the one HostSource::new took.
     let first = Instant::now() + config.interval.min(Duration::from_secs(1));
     let mut ticker = tokio::time::interval_at(first, config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_info: Option<HostInfo> = None;
+    let mut status_at: Option<Instant> = None;
+    let mut warned_wait = false;
     let mut stop = std::pin::pin!(parta_common::shutdown::signal());
     loop {
         tokio::select! {
             _ = ticker.tick() => {
                 let samples = take_samples(&mut host, &mut last_info);
-                let seq = lock(&outbox).append(now_ms(), samples)?;
-                tracing::debug!(seq, "report queued");
+                let now = now_ms();
+                {
+                    let mut ob = lock(&outbox);
+                    match ob.append(now, samples) {
+                        Ok(seq) => tracing::debug!(seq, "report spooled"),
+                        Err(e) => tracing::error!(error = %e, "cannot spool a report"),
+                    }
+                    ob.maintain(now);
+                    let waiting = ob.waiting_for_ack(std::time::Instant::now());
+                    match waiting {
+                        Some(w) if w >= ACK_WAIT_WARN && !warned_wait => {
+                            warned_wait = true;
+                            tracing::warn!(waiting_s = w.as_secs(), in_flight = ob.in_flight(),
+                                "the collector has not acknowledged reports for a while; it may be unable to store them");
+                        }
+                        None => warned_wait = false,
+                        _ => {}
+                    }
+                }
                 wake.notify_one();
+                if status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+                    status_at = Some(Instant::now());
+                    write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
+                }
             }
             () = &mut stop => break,
             result = &mut uplink_task => {
+                lock(&outbox).close();
+                write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
                 // The uplink only ends by itself on a permanent rejection.
                 return match result {
                     Ok(r) => r.map_err(anyhow::Error::from),
@@ -65,14 +105,45 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
             }
         }
     }
-    tracing::info!(queued = lock(&outbox).depth(), "stopping");
+    tracing::info!(in_flight = lock(&outbox).in_flight(), "stopping");
     let deadline = Instant::now() + DRAIN_ON_STOP;
-    while lock(&outbox).depth() > 0 && Instant::now() < deadline && !uplink_task.is_finished() {
+    while lock(&outbox).in_flight() > 0 && Instant::now() < deadline && !uplink_task.is_finished() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), uplink_task).await;
+    lock(&outbox).close();
+    write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
     Ok(())
+}
+
+fn write_status(
+    dir: &Path,
+    device: DeviceId,
+    uplink: &UplinkSettings,
+    outbox: &Mutex<Outbox>,
+    link: &Mutex<LinkState>,
+) {
+    let (in_flight, waiting, counters) = {
+        let ob = lock(outbox);
+        (ob.in_flight(), ob.waiting_for_ack(std::time::Instant::now()), ob.stats().counters)
+    };
+    let l = link_state(link).clone();
+    let snapshot = Snapshot {
+        pid: std::process::id(),
+        updated_at: status::unix(SystemTime::now()),
+        device_id: device.to_string(),
+        school: uplink.school.clone(),
+        collector: uplink.collector.to_socket_string(),
+        connected_since: l.connected_since.map(status::unix),
+        last_ack: l.last_ack.map(status::unix),
+        last_error: l.last_error.map(|(t, e)| (status::unix(t), e)),
+        sessions: l.sessions,
+        in_flight,
+        waiting_for_ack_s: waiting.map(|w| w.as_secs()),
+        spool_counters: counters,
+    };
+    status::write(dir, &snapshot);
 }
 
 /// Host metrics every time; host identity on the first report and whenever it changes.

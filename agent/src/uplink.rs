@@ -1,8 +1,8 @@
 //! The connection to the collector. One session: resolve, connect (QUIC, TLS 1.3), `Hello`,
-//! wait for `Welcome`, then send queued reports in sequence order — at most [`WINDOW`] without
-//! acknowledgement — while applying the collector's cumulative acks to the outbox. Any transient
-//! failure ends the session and the next one starts after a jittered exponential backoff;
-//! everything unacknowledged is resent in order. Rejections that no retry can fix (bad token,
+//! wait for `Welcome`, then send what the outbox's delivery state machine picks (live reports
+//! first, then the backlog, within its window) while applying the collector's acknowledgements.
+//! Any transient failure ends the session and the next one starts after a jittered exponential
+//! backoff; everything unacknowledged is resent, oldest first. Rejections that no retry can fix (bad token,
 //! wrong school, unsupported version) end [`Uplink::run`] with an error that names the cause.
 
 use std::net::SocketAddr;
@@ -16,12 +16,6 @@ use tokio::sync::{Notify, watch};
 use crate::backoff::Backoff;
 use crate::config::CollectorAddr;
 use crate::outbox::{Outbox, lock};
-
-/// Reports sent but not yet acknowledged, at most. 1024 reports of ~130 bytes (~130 KB) keep a
-/// long-latency link busy while the collector batches inserts (acknowledgements follow inserts,
-/// which take up to a second or so under load), and bound what a session resends. Matches the
-/// collector's per-session window.
-pub const WINDOW: usize = 1024;
 
 /// Time allowed for connecting and for the collector's answer to `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -95,13 +89,38 @@ pub struct Uplink {
     params: UplinkParams,
     outbox: Arc<Mutex<Outbox>>,
     wake: Arc<Notify>,
+    link: Arc<Mutex<LinkState>>,
     backoff: Backoff,
 }
 
+/// What the uplink tells `parta-agent status`.
+#[derive(Debug, Clone, Default)]
+pub struct LinkState {
+    /// Start of the current session, when connected.
+    pub connected_since: Option<std::time::SystemTime>,
+    /// Last acknowledgement.
+    pub last_ack: Option<std::time::SystemTime>,
+    /// Last reason a session ended.
+    pub last_error: Option<(std::time::SystemTime, String)>,
+    /// Sessions established since start.
+    pub sessions: u64,
+}
+
+/// Locks the shared link state (plain data: a poisoned lock is still consistent).
+pub fn link_state(link: &Mutex<LinkState>) -> std::sync::MutexGuard<'_, LinkState> {
+    link.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Uplink {
-    /// `wake` is notified by whoever appends to the outbox.
-    pub fn new(params: UplinkParams, outbox: Arc<Mutex<Outbox>>, wake: Arc<Notify>) -> Self {
-        Self { params, outbox, wake, backoff: Backoff::default() }
+    /// `wake` is notified by whoever appends to the outbox; `link` receives the session state.
+    pub fn new(
+        params: UplinkParams,
+        outbox: Arc<Mutex<Outbox>>,
+        wake: Arc<Notify>,
+        link: Arc<Mutex<LinkState>>,
+        backoff: Backoff,
+    ) -> Self {
+        Self { params, outbox, wake, link, backoff }
     }
 
     /// Runs sessions until `shutdown` turns true (returns `Ok`) or the collector rejects the
@@ -155,6 +174,13 @@ impl Uplink {
         };
         endpoint.set_default_client_config(self.params.client_config.clone());
         let end = self.converse(&endpoint, addr).await;
+        lock(&self.outbox).on_disconnected();
+        {
+            let mut link = link_state(&self.link);
+            link.connected_since = None;
+            let (SessionEnd::Transient(why) | SessionEnd::Permanent(_, why)) = &end;
+            link.last_error = Some((std::time::SystemTime::now(), why.clone()));
+        }
         // Give the close frame a moment to leave; never block shutdown on it.
         let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
         end
@@ -203,34 +229,34 @@ impl Uplink {
             },
         };
         self.on_welcome(conn, &welcome);
-        let mut sent_up_to = welcome.stored_up_to;
         let outbox = Arc::clone(&self.outbox);
         let wake = Arc::clone(&self.wake);
+        let link = Arc::clone(&self.link);
         let writer = async {
             loop {
-                let batch = {
-                    let ob = lock(&outbox);
-                    ob.pending_after(sent_up_to, WINDOW.saturating_sub(ob.count_up_to(sent_up_to)))
+                let batch = lock(&outbox).next_batch();
+                let records = match batch {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        wake.notified().await;
+                        continue;
+                    }
+                    Err(e) => return SessionEnd::Transient(format!("reading the spool: {e}")),
                 };
-                if batch.is_empty() {
-                    wake.notified().await;
-                    continue;
-                }
                 // One write for the whole batch: QUIC then packs several reports per packet,
                 // which matters when a backlog drains after an outage.
-                let last = batch.last().map_or(sent_up_to, |p| p.seq);
-                let bytes: Vec<u8> = batch.iter().flat_map(|p| p.frame.iter().copied()).collect();
+                let bytes: Vec<u8> = records.iter().flat_map(|r| r.1.iter().copied()).collect();
                 if let Err(e) = send.write_all(&bytes).await {
-                    return SessionEnd::Transient(format!("sending reports up to {last}: {e}"));
+                    return SessionEnd::Transient(format!("sending {} reports: {e}", records.len()));
                 }
-                sent_up_to = last;
             }
         };
         let reader = async {
             loop {
                 match recv.next().await {
                     Ok(Some(Message::Ack(ack))) => {
-                        lock(&outbox).ack(ack.up_to);
+                        lock(&outbox).on_ack(&ack, std::time::Instant::now());
+                        link_state(&link).last_ack = Some(std::time::SystemTime::now());
                         wake.notify_one();
                     }
                     Ok(Some(Message::Reject(r))) => return rejected(r.reason, r.detail),
@@ -250,11 +276,14 @@ impl Uplink {
 
     fn on_welcome(&mut self, conn: &quinn::Connection, w: &Welcome) {
         let mut ob = lock(&self.outbox);
-        if let Err(e) = ob.on_welcome(w) {
-            tracing::error!(error = %e, "cannot apply the collector's sequence state");
-        }
+        ob.on_connected(w, std::time::Instant::now());
+        let pending = ob.stats().pending;
+        drop(ob);
+        let mut link = link_state(&self.link);
+        link.connected_since = Some(std::time::SystemTime::now());
+        link.sessions += 1;
         tracing::info!(collector = %conn.remote_address(), collector_version = %w.collector_version,
-            stored_up_to = w.stored_up_to, queued = ob.depth(), "connected to collector");
+            stored_up_to = w.stored_up_to, pending, "connected to collector");
     }
 }
 

@@ -10,8 +10,7 @@
 //! - [`api`]: HTTP endpoints (axum): `/healthz`, `/readyz`, `/metrics`, `/api/v1/…`.
 //! - [`tokens`]: enrollment tokens (generation, hashing, the cache sessions check against).
 //! - [`tls`]: the server certificate, generated with a private CA on first start if none is
-//!   configured. [`metrics`]: the collector's own Prometheus metrics. [`ranges`]: sets of
-//!   sequence numbers as ranges.
+//!   configured. [`metrics`]: the collector's own Prometheus metrics.
 
 #![forbid(unsafe_code)]
 
@@ -21,7 +20,6 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
-pub mod ranges;
 pub mod storage;
 pub mod tls;
 pub mod tokens;

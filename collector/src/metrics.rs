@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 /// Label set with a single `reason`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,6 +39,18 @@ pub struct Metrics {
     pub ingest_queue: Gauge,
     /// Bytes of accepted reports.
     pub report_bytes: Counter,
+    /// Seconds sessions could not take reports because storage lagged (summed over sessions).
+    pub backpressure_seconds: Counter<f64, AtomicU64>,
+    /// Delay between an agent taking a report and the collector storing it.
+    pub report_delay_seconds: Histogram,
+    /// Reports stored more than five minutes after they were taken: backlog replayed after an
+    /// outage.
+    pub backlog_reports: Counter,
+    /// Age of the oldest report in the last stored batch; back near the sampling interval when
+    /// backlogs have drained.
+    pub oldest_report_age_seconds: Gauge<f64, AtomicU64>,
+    /// Loss notices received from agents' spools, by reason (reports).
+    pub agent_spool_losses: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -61,6 +74,11 @@ impl Metrics {
             insert_errors: Counter::default(),
             ingest_queue: Gauge::default(),
             report_bytes: Counter::default(),
+            backpressure_seconds: Counter::default(),
+            report_delay_seconds: Histogram::new(exponential_buckets(1.0, 4.0, 12)),
+            backlog_reports: Counter::default(),
+            oldest_report_age_seconds: Gauge::default(),
+            agent_spool_losses: Family::default(),
             registry: Registry::default(),
         };
         registry.register("reports_accepted", "Reports stored and acknowledged", m.reports_accepted.clone());
@@ -81,6 +99,31 @@ impl Metrics {
         registry.register("insert_errors", "Failed insert attempts (retried)", m.insert_errors.clone());
         registry.register("ingest_queue", "Reports in memory awaiting insert", m.ingest_queue.clone());
         registry.register("report_bytes", "Bytes of accepted reports on the wire", m.report_bytes.clone());
+        registry.register(
+            "backpressure_seconds",
+            "Seconds sessions could not take reports because storage lagged, summed over sessions",
+            m.backpressure_seconds.clone(),
+        );
+        registry.register(
+            "report_delay_seconds",
+            "Delay between an agent taking a report and the collector storing it",
+            m.report_delay_seconds.clone(),
+        );
+        registry.register(
+            "backlog_reports",
+            "Reports stored more than five minutes after they were taken (backlog replay)",
+            m.backlog_reports.clone(),
+        );
+        registry.register(
+            "oldest_report_age_seconds",
+            "Age of the oldest report in the last stored batch",
+            m.oldest_report_age_seconds.clone(),
+        );
+        registry.register(
+            "agent_spool_losses",
+            "Reports agents' spools discarded (thinned, expired, disk full, corrupt), as they reported",
+            m.agent_spool_losses.clone(),
+        );
         Self { registry, ..m }
     }
 

@@ -49,6 +49,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> 
     result
 }
 
+/// Replaces `path` with `bytes` atomically (temporary file, rename) without fsync: for
+/// informational files such as a status snapshot, where the old content after a crash is fine.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
 /// fsyncs a directory so that a rename or a new file in it survives power loss (Unix); no-op
 /// elsewhere.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -272,6 +272,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(t).map_err(|e| format!("{e} (examples: 1s, 60s, 5m, 1h)"))
 }
 
+/// Parses a size such as `256MiB`, `64MB`, `1GiB`, `512KiB` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| "expected a number of bytes, e.g. 256MiB, 64MB, 1GiB".to_owned())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "KiB" | "K" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" | "M" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" | "G" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB")),
+    };
+    n.checked_mul(mult).ok_or_else(|| "size too large".to_owned())
+}
+
 /// Parses a duration and checks it lies within `[min, max]`.
 pub fn parse_duration_within(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = parse_duration(text)?;
@@ -301,6 +320,16 @@ mod tests {
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5x").unwrap_err().contains("examples"));
         assert!(parse_duration_within("0s", Duration::from_secs(1), Duration::from_secs(60)).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("64MB"), Ok(64_000_000));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
     }
 
     #[test]

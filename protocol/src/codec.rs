@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let msg = Message::Ack(Ack { up_to: 42 });
+        let msg = Message::Ack(Ack::range(1, 42));
         assert_eq!(decode(&encode(&msg).unwrap()).unwrap(), msg);
     }
 
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn unknown_version_is_typed() {
-        let mut bytes = encode(&Message::Ack(Ack { up_to: 1 })).unwrap();
+        let mut bytes = encode(&Message::Ack(Ack::range(1, 1))).unwrap();
         bytes[0] = 9;
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion { got: 9, supported: PROTOCOL_VERSION }));
     }
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_refused() {
-        let mut bytes = encode(&Message::Ack(Ack { up_to: 1 })).unwrap();
+        let mut bytes = encode(&Message::Ack(Ack::range(1, 1))).unwrap();
         bytes.push(0);
         assert_eq!(decode(&bytes), Err(DecodeError::TrailingBytes { count: 1 }));
     }

@@ -6,7 +6,10 @@ use uuid::Uuid;
 use crate::message::{
     Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
 };
-use crate::sample::{Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, MacAddr, NetInterface, OsInfo, Sample};
+use crate::sample::{
+    Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, LossReason, MacAddr, NetInterface, OsInfo, Sample,
+    SpoolLoss,
+};
 
 /// A fixed device id for examples.
 pub const EXAMPLE_DEVICE: DeviceId = DeviceId(Uuid::from_bytes([
@@ -108,9 +111,30 @@ pub fn first_report() -> Message {
     })
 }
 
-/// An acknowledgement.
+/// An acknowledgement of a backlog prefix and a live report ahead of it.
 pub fn ack() -> Message {
-    Message::Ack(Ack { up_to: 42 })
+    Message::Ack(Ack {
+        ranges: vec![crate::seqset::SeqRange::new(1, 42), crate::seqset::SeqRange::new(1_440, 1_440)],
+    })
+}
+
+/// A report carrying a spool-loss notice (and its metrics).
+pub fn loss_report() -> Message {
+    Message::Report(Report {
+        seq: 50_000,
+        agent_time_ms: 1_766_000_000_000,
+        samples: vec![
+            Sample::SpoolLoss(SpoolLoss {
+                reason: LossReason::Thinned,
+                first_seq: 1,
+                last_seq: 10_000,
+                reports: 9_000,
+                oldest_ms: 1_763_802_060_000,
+                newest_ms: 1_764_402_000_000,
+            }),
+            Sample::HostMetrics(host_metrics()),
+        ],
+    })
 }
 
 /// A rejected token.
@@ -129,6 +153,7 @@ pub fn all() -> Vec<(&'static str, Message)> {
         ("report_first", first_report()),
         ("report_typical", typical_report(42)),
         ("ack", ack()),
+        ("report_loss", loss_report()),
         ("reject", reject()),
     ]
 }

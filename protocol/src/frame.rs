@@ -132,7 +132,7 @@ mod tests {
     use crate::message::Ack;
 
     fn ack(n: u64) -> Message {
-        Message::Ack(Ack { up_to: n })
+        Message::Ack(Ack::range(1, n))
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! - [`frame`]: length-prefixed framing with a hard maximum frame size, and an incremental
 //!   [`frame::FrameDecoder`] for byte streams.
 //! - [`examples`]: messages shaped like real traffic, for golden fixtures and benchmarks.
+//! - [`seqset`]: sets of sequence numbers as ranges (ledgers, acknowledgements).
+//! - [`delivery`]: the agent-side delivery state machine — what to send next (live reports
+//!   ahead of a backlog), the window, acknowledgements, reconnects — with an injected clock.
 //! - [`validate`]: size and sanity limits a collector enforces on every report, shared with the
 //!   agent so that it never produces a report the collector would refuse.
 //!
@@ -22,10 +25,12 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod delivery;
 pub mod examples;
 pub mod frame;
 pub mod message;
 pub mod sample;
+pub mod seqset;
 pub mod validate;
 
 pub use codec::{DecodeError, EncodeError, decode, encode};
@@ -34,9 +39,14 @@ pub use message::{
     Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
 };
 pub use sample::Sample;
+pub use seqset::{SeqRange, SeqSet};
 
 /// Version of the envelope and message layout this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 (before any release): acknowledgements carry ranges, so reports may be sent and
+/// acknowledged out of order (live reports ahead of a backlog); reports may carry spool-loss
+/// notices.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// TLS ALPN identifier of the protocol on QUIC connections.
-pub const ALPN: &[u8] = b"parta/1";
+pub const ALPN: &[u8] = b"parta/2";

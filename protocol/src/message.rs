@@ -1,8 +1,8 @@
 //! Messages exchanged on the control stream of a connection.
 //!
 //! A session is: agent → `Hello`; collector → `Welcome` or `Reject`; then the agent sends
-//! `Report`s in sequence order and the collector answers with cumulative `Ack`s once the reports
-//! are durable. Either side may end the session; the collector says why with a `Reject`.
+//! `Report`s (usually oldest first, the newest ahead of a backlog) and the collector answers with
+//! `Ack`s — ranges of sequence numbers — once the reports are durable. Either side may end the session; the collector says why with a `Reject`.
 
 use std::fmt;
 
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::sample::Sample;
+use crate::seqset::SeqRange;
 
 /// Stable identity of a device, generated once by the agent and kept in its state directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -143,12 +144,24 @@ pub struct Report {
     pub samples: Vec<Sample>,
 }
 
-/// Cumulative acknowledgement: every report sent on this session with a sequence number up to
-/// and including `up_to` is durably stored by the collector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Acknowledgement: the reports with these sequence numbers are durably stored by the
+/// collector. Ranges are disjoint and ascending; reports may be acknowledged in any order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
-    /// Highest acknowledged sequence number.
-    pub up_to: u64,
+    /// Stored sequence numbers.
+    pub ranges: Vec<SeqRange>,
+}
+
+impl Ack {
+    /// An acknowledgement of `first..=last`.
+    pub fn range(first: u64, last: u64) -> Self {
+        Self { ranges: vec![SeqRange::new(first, last)] }
+    }
+
+    /// An acknowledgement of a set.
+    pub fn of(set: &crate::seqset::SeqSet) -> Self {
+        Self { ranges: set.seq_ranges() }
+    }
 }
 
 /// Why the collector ends a session. The collector sends it as the last frame and also closes

@@ -15,6 +15,8 @@ pub enum Sample {
     HostInfo(HostInfo),
     /// Host metrics: uptime, CPU, memory, filesystems, traffic.
     HostMetrics(HostMetrics),
+    /// Reports the agent's spool lost, so that the gap in the ledger is explained.
+    SpoolLoss(SpoolLoss),
 }
 
 impl Sample {
@@ -23,6 +25,60 @@ impl Sample {
         match self {
             Self::HostInfo(_) => "HostInfo",
             Self::HostMetrics(_) => "HostMetrics",
+            Self::SpoolLoss(_) => "SpoolLoss",
+        }
+    }
+
+    /// Essential samples are kept when a full spool thins out old reports: identity and loss
+    /// notices (and, as they are added, usage intervals and daily summaries). Fine-grained
+    /// metrics are not essential.
+    pub fn is_essential(&self) -> bool {
+        match self {
+            Self::HostInfo(_) | Self::SpoolLoss(_) => true,
+            Self::HostMetrics(_) => false,
+        }
+    }
+}
+
+/// Reports the agent's spool discarded before they were acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoolLoss {
+    /// Why.
+    pub reason: LossReason,
+    /// First sequence number of the affected span.
+    pub first_seq: u64,
+    /// Last sequence number of the affected span.
+    pub last_seq: u64,
+    /// Reports discarded within the span (thinning keeps some).
+    pub reports: u64,
+    /// Agent time of the oldest discarded report, ms since the epoch (0 if unknown).
+    pub oldest_ms: i64,
+    /// Agent time of the newest discarded report, ms since the epoch (0 if unknown).
+    pub newest_ms: i64,
+}
+
+/// Why a spool discarded reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LossReason {
+    /// The spool reached its size limit; old fine-grained reports were thinned out.
+    Thinned,
+    /// Reports were older than the spool's age limit.
+    Expired,
+    /// The disk was full and the in-memory overflow too.
+    DiskFull,
+    /// Stored bytes were damaged (failed checksums) and could not be read.
+    Corrupt,
+}
+
+impl LossReason {
+    /// Name for tables and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Thinned => "thinned",
+            Self::Expired => "expired",
+            Self::DiskFull => "disk_full",
+            Self::Corrupt => "corrupt",
         }
     }
 }

@@ -60,6 +60,14 @@ pub enum ValidationError {
     /// A school id is empty or has characters outside `[A-Za-z0-9._-]`.
     #[error("school id {0:?} is invalid: use 1–64 characters of A–Z, a–z, 0–9, '.', '_', '-'")]
     SchoolId(String),
+    /// Fields contradict each other.
+    #[error("{field}: {reason}")]
+    Inconsistent {
+        /// Field path.
+        field: String,
+        /// What is contradictory.
+        reason: String,
+    },
     /// A required text field is empty.
     #[error("{field} must not be empty")]
     Empty {
@@ -103,6 +111,17 @@ pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
         match sample {
             Sample::HostInfo(info) => validate_host_info(&at, info)?,
             Sample::HostMetrics(m) => validate_host_metrics(&at, m)?,
+            Sample::SpoolLoss(l) => {
+                if l.first_seq == 0 || l.first_seq > l.last_seq || l.reports > l.last_seq - l.first_seq + 1 {
+                    return Err(ValidationError::Inconsistent {
+                        field: format!("{at}"),
+                        reason: format!(
+                            "span {}..={} cannot hold {} lost reports",
+                            l.first_seq, l.last_seq, l.reports
+                        ),
+                    });
+                }
+            }
         }
     }
     Ok(())
@@ -183,6 +202,7 @@ pub fn sanitize_report(report: &mut Report) {
                     truncate_text(&mut nic.name, MAX_TEXT);
                 }
             }
+            Sample::SpoolLoss(_) => {}
             Sample::HostMetrics(m) => {
                 if !m.cpu_percent.is_finite() {
                     m.cpu_percent = 0.0;

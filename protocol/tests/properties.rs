@@ -7,8 +7,10 @@ use parta_protocol::message::{
     Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
 };
 use parta_protocol::sample::{
-    Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, MacAddr, NetInterface, OsInfo, Sample,
+    Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, LossReason, MacAddr, NetInterface, OsInfo, Sample,
+    SpoolLoss,
 };
+use parta_protocol::seqset::SeqRange;
 use parta_protocol::validate::{sanitize_report, validate_report};
 use parta_protocol::{FrameDecoder, decode, encode, encode_frame};
 use proptest::option::of;
@@ -76,8 +78,33 @@ fn host_metrics() -> impl Strategy<Value = HostMetrics> {
         })
 }
 
+fn spool_loss() -> impl Strategy<Value = SpoolLoss> {
+    (
+        prop::sample::select(vec![
+            LossReason::Thinned,
+            LossReason::Expired,
+            LossReason::DiskFull,
+            LossReason::Corrupt,
+        ]),
+        any::<[u64; 3]>(),
+        any::<[i64; 2]>(),
+    )
+        .prop_map(|(reason, n, t)| SpoolLoss {
+            reason,
+            first_seq: n[0],
+            last_seq: n[1],
+            reports: n[2],
+            oldest_ms: t[0],
+            newest_ms: t[1],
+        })
+}
+
 fn sample() -> impl Strategy<Value = Sample> {
-    prop_oneof![host_info().prop_map(Sample::HostInfo), host_metrics().prop_map(Sample::HostMetrics),]
+    prop_oneof![
+        host_info().prop_map(Sample::HostInfo),
+        host_metrics().prop_map(Sample::HostMetrics),
+        spool_loss().prop_map(Sample::SpoolLoss),
+    ]
 }
 
 fn report() -> impl Strategy<Value = Report> {
@@ -104,7 +131,9 @@ fn message() -> impl Strategy<Value = Message> {
             highest_seq: b,
         })),
         report().prop_map(Message::Report),
-        any::<u64>().prop_map(|up_to| Message::Ack(Ack { up_to })),
+        prop::collection::vec((any::<u64>(), any::<u64>()), 0..5).prop_map(|rs| Message::Ack(Ack {
+            ranges: rs.into_iter().map(|(a, b)| SeqRange::new(a.min(b), a.max(b))).collect()
+        })),
         (prop::sample::select(RejectReason::ALL.to_vec()), text())
             .prop_map(|(reason, detail)| Message::Reject(Reject { reason, detail })),
     ]
@@ -166,6 +195,14 @@ proptest! {
     #[test]
     fn sanitized_reports_always_validate(mut r in report()) {
         r.seq = r.seq.max(1);
+        // Loss notices are built by the spool from its own numbers; keep them consistent here.
+        for s in &mut r.samples {
+            if let Sample::SpoolLoss(l) = s {
+                l.first_seq = l.first_seq.max(1);
+                l.last_seq = l.last_seq.max(l.first_seq);
+                l.reports = l.reports.min(l.last_seq - l.first_seq + 1);
+            }
+        }
         sanitize_report(&mut r);
         prop_assert_eq!(validate_report(&r), Ok(()));
     }

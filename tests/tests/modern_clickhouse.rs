@@ -33,6 +33,14 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
             ),
         ),
         (
+            "insert loss".into(),
+            format!(
+                "INSERT INTO {db}.spool_losses VALUES \
+                 (toUUID('{DEVICE}'), '74-0012', 4, toDateTime(1763802180), 'thinned', 3, 3, 1, toDateTime(1763802120), toDateTime(1763802120)), \
+                 (toUUID('{DEVICE}'), '74-0012', 4, toDateTime(1763802180), 'thinned', 3, 3, 1, toDateTime(1763802120), toDateTime(1763802120))"
+            ),
+        ),
+        (
             "insert token".into(),
             format!(
                 "INSERT INTO {db}.enroll_tokens VALUES ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 0, 1), ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 1, 2)"
@@ -47,12 +55,15 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
         .into_iter()
         .map(|(name, sql)| {
             let value = if sql.contains("toUUID(?)") { DEVICE } else { "74-0012" };
-            let sql = sql
-                .replace("FROM devices", &format!("FROM {db}.devices"))
-                .replace("FROM host_info", &format!("FROM {db}.host_info"))
-                .replace("FROM ingest_ledger", &format!("FROM {db}.ingest_ledger"))
-                .replace("FROM enroll_tokens", &format!("FROM {db}.enroll_tokens"))
-                .replace('?', &format!("'{value}'"));
+            let mut sql = sql.replace('?', &format!("'{value}'"));
+            for table in ["devices", "host_info", "ingest_ledger", "enroll_tokens", "spool_losses"] {
+                sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
+                sql = sql.replace(&format!("FROM {table} "), &format!("FROM {db}.{table} "));
+            }
+            assert!(
+                !sql.contains("FROM devices") && !sql.contains("FROM spool_losses"),
+                "unqualified table in {name}"
+            );
             (name.to_owned(), sql)
         })
         .collect()
@@ -119,6 +130,11 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 assert_eq!(rows.lines().count(), 3, "{rows}");
                 seen += 1;
             }
+            "spool_losses" => {
+                assert_eq!(rows.lines().count(), 1, "one row per notice even if stored twice: {rows}");
+                assert!(rows.contains("thinned"), "{rows}");
+                seen += 1;
+            }
             "tokens" => {
                 assert_eq!(rows.lines().count(), 1, "{rows}");
                 assert!(rows.contains("\"t_revoked\":1"), "latest row wins: {rows}");
@@ -127,5 +143,5 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
             _ => {}
         }
     }
-    assert_eq!(seen, 5, "every catalogued query was checked");
+    assert_eq!(seen, 6, "every catalogued query was checked");
 }

@@ -144,7 +144,8 @@ fn bad_input_closes_only_the_offending_connection() {
     );
     // A well-framed body of garbage.
     let mut garbage = 6u32.to_be_bytes().to_vec();
-    garbage.extend_from_slice(&[1, 0, 0xff, 0xff, 0xff, 0xff]);
+    garbage.extend_from_slice(&parta_protocol::PROTOCOL_VERSION.to_le_bytes());
+    garbage.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
     case("garbage body", RejectReason::Malformed, garbage);
     // A frame of another protocol version.
     let mut v99 = hello_frame(school, &token);

@@ -32,6 +32,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/devices", get(devices))
+        .route("/api/v1/devices/{id}/ledger", get(ledger))
         .fallback(not_found)
         .with_state(state)
 }
@@ -42,6 +43,9 @@ pub enum AppError {
     /// The request is wrong; the message says how.
     #[error("{0}")]
     BadRequest(String),
+    /// Nothing is known about what was asked for.
+    #[error("{0}")]
+    NotFound(String),
     /// ClickHouse failed.
     #[error("storage unavailable")]
     Storage(#[from] StoreError),
@@ -56,6 +60,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Storage(e) => {
                 tracing::warn!(error = %e, "API request failed in storage");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -151,6 +156,120 @@ async fn devices(
         })
         .collect();
     Ok(Json(DevicesJson { count: devices.len(), devices }))
+}
+
+/// Ranges and gaps listed in a ledger response at most.
+const LEDGER_LIST_MAX: usize = 1_000;
+
+/// `/api/v1/devices/{id}/ledger`: which reports of a device are stored, which are missing, and
+/// what the agent said about the missing ones.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LedgerJson {
+    /// Device id.
+    pub device_id: String,
+    /// Reports stored.
+    pub received: u64,
+    /// Highest sequence number stored.
+    pub highest_seq: u64,
+    /// Every number from 1 to `highest_seq` is stored.
+    pub complete: bool,
+    /// Reports missing below `highest_seq`.
+    pub missing: u64,
+    /// Missing reports the agent reported as discarded by its spool.
+    pub missing_explained: u64,
+    /// Stored numbers as inclusive ranges (the first 1,000).
+    pub ranges: Vec<[u64; 2]>,
+    /// Missing numbers as inclusive ranges with the reasons agents gave (the first 1,000).
+    pub gaps: Vec<GapJson>,
+    /// More ranges or gaps exist than listed.
+    pub truncated: bool,
+    /// The agent's spool-loss notices.
+    pub losses: Vec<LossJson>,
+}
+
+/// A run of missing reports.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GapJson {
+    /// First missing number.
+    pub first: u64,
+    /// Last missing number.
+    pub last: u64,
+    /// Reasons from overlapping loss notices (`thinned`, `expired`, `disk_full`, `corrupt`);
+    /// empty when the agent gave none.
+    pub reasons: Vec<String>,
+}
+
+/// An agent's notice of discarded reports.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LossJson {
+    /// Why.
+    pub reason: String,
+    /// First number of the span.
+    pub first_seq: u64,
+    /// Last number of the span.
+    pub last_seq: u64,
+    /// Reports discarded in the span.
+    pub reports: u64,
+    /// The report that carried the notice.
+    pub reported_in: u64,
+}
+
+async fn ledger(
+    State(st): State<Arc<ApiState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<LedgerJson>, AppError> {
+    let device: parta_protocol::DeviceId =
+        id.parse().map_err(|_| AppError::BadRequest(format!("device id {id:?} is not a UUID")))?;
+    let stored = st.store.stored_seqs(device).await?;
+    if stored.is_empty() {
+        return Err(AppError::NotFound(format!("no reports stored for device {device}")));
+    }
+    let losses = st.store.spool_losses(device).await?;
+    let gaps = stored.gaps();
+    let mut explained_set = parta_protocol::SeqSet::new();
+    for l in &losses {
+        explained_set.insert_range(l.first_seq, l.last_seq.min(stored.max()));
+    }
+    let missing: u64 = gaps.iter().map(|(a, b)| b - a + 1).sum();
+    let mut missing_set = parta_protocol::SeqSet::new();
+    for &(a, b) in &gaps {
+        missing_set.insert_range(a, b);
+    }
+    let gap_json = gaps
+        .iter()
+        .take(LEDGER_LIST_MAX)
+        .map(|&(a, b)| {
+            let mut reasons: Vec<String> = losses
+                .iter()
+                .filter(|l| l.first_seq <= b && l.last_seq >= a)
+                .map(|l| l.reason.clone())
+                .collect();
+            reasons.sort();
+            reasons.dedup();
+            GapJson { first: a, last: b, reasons }
+        })
+        .collect();
+    Ok(Json(LedgerJson {
+        device_id: device.to_string(),
+        received: stored.len(),
+        highest_seq: stored.max(),
+        complete: gaps.is_empty(),
+        missing,
+        missing_explained: missing_set.intersection_len(&explained_set),
+        ranges: stored.ranges().iter().take(LEDGER_LIST_MAX).map(|&(a, b)| [a, b]).collect(),
+        gaps: gap_json,
+        truncated: stored.ranges().len() > LEDGER_LIST_MAX || gaps.len() > LEDGER_LIST_MAX,
+        losses: losses
+            .iter()
+            .map(|l| LossJson {
+                reason: l.reason.clone(),
+                first_seq: l.first_seq,
+                last_seq: l.last_seq,
+                reports: l.reports,
+                reported_in: l.seq,
+            })
+            .collect(),
+    }))
 }
 
 /// RFC 3339 UTC for a `DateTime` value.

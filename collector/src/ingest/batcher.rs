@@ -130,6 +130,28 @@ async fn accumulate(
     }
 }
 
+/// Delay, backlog and loss metrics of a stored batch.
+fn record_batch(metrics: &Metrics, batch: &Batch) {
+    let mut oldest: Option<u32> = None;
+    for row in &batch.ledger {
+        let delay = row.receive_time.saturating_sub(row.agent_time);
+        metrics.report_delay_seconds.observe(f64::from(delay));
+        if delay > 300 {
+            metrics.backlog_reports.inc();
+        }
+        oldest = Some(oldest.map_or(row.agent_time, |o| o.min(row.agent_time)));
+    }
+    if let (Some(oldest), Some(row)) = (oldest, batch.ledger.first()) {
+        metrics.oldest_report_age_seconds.set(f64::from(row.receive_time.saturating_sub(oldest)));
+    }
+    for l in &batch.losses {
+        metrics
+            .agent_spool_losses
+            .get_or_create(&crate::metrics::ReasonLabel { reason: l.reason.clone() })
+            .inc_by(l.reports);
+    }
+}
+
 async fn insert_loop(
     mut batches: mpsc::Receiver<Pending>,
     store: Store,
@@ -162,6 +184,7 @@ async fn insert_loop(
             }
         }
         registry.mark_stored(p.stored);
+        record_batch(&metrics, &batch);
         let n = p.replies.len();
         if n > 0 {
             metrics.batch_reports.observe(n as f64);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use parta_protocol::DeviceId;
 use tokio::sync::{Notify, Semaphore, watch};
 
-use crate::ranges::RangeSet;
 use crate::storage::{Store, StoreError};
+use parta_protocol::seqset::SeqSet;
 
 /// Concurrent ledger lookups at most; a reconnect storm of thousands of agents must not become
 /// thousands of simultaneous ClickHouse queries.
@@ -19,7 +19,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Default)]
 struct Slot {
     /// Sequence numbers known to be stored; `None` until loaded from the ledger.
-    stored: Option<RangeSet>,
+    stored: Option<SeqSet>,
     /// The session that owns the device now.
     owner: Option<Owner>,
 }
@@ -109,7 +109,7 @@ impl Registry {
     }
 
     /// The device's stored sequence numbers, loaded from the ledger on first use.
-    pub async fn stored(&self, store: &Store, device: DeviceId) -> Result<RangeSet, LookupError> {
+    pub async fn stored(&self, store: &Store, device: DeviceId) -> Result<SeqSet, LookupError> {
         if let Some(s) = self.slots().get(&device).and_then(|s| s.stored.clone()) {
             return Ok(s);
         }
@@ -149,7 +149,7 @@ impl Registry {
     }
 
     /// The ranges known for a device, if loaded.
-    pub fn cached(&self, device: DeviceId) -> Option<RangeSet> {
+    pub fn cached(&self, device: DeviceId) -> Option<SeqSet> {
         self.slots().get(&device).and_then(|s| s.stored.clone())
     }
 }
@@ -182,7 +182,7 @@ mod tests {
         let d = DeviceId::random();
         r.mark_stored([(d, 1)]);
         assert!(!r.is_stored(d, 1));
-        r.slots().entry(d).or_default().stored = Some(RangeSet::span(1, 3));
+        r.slots().entry(d).or_default().stored = Some(SeqSet::span(1, 3));
         r.mark_stored([(d, 4), (d, 6)]);
         assert!(r.is_stored(d, 4) && !r.is_stored(d, 5) && r.is_stored(d, 6));
     }

@@ -3,12 +3,13 @@
 //! Every refusal closes only this connection, with a `Reject` frame and the reason's close code,
 //! is logged and counted in `/metrics`; everybody else keeps being served.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parta_common::quic::{FramedRecv, RecvError, send_message};
+use parta_protocol::SeqSet;
 use parta_protocol::validate::{validate_hello, validate_report};
 use parta_protocol::{
     Ack, DecodeError, FrameError, Hello, MAX_FRAME_LEN, Message, Reject, RejectReason, Report, Welcome,
@@ -220,9 +221,22 @@ impl Session<'_> {
         pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>,
     ) -> End {
         let mut shutdown = self.ctx.shutdown.clone();
-        let mut last_seq = 0u64;
+        // Numbers received in this session and not yet acknowledged: a second copy within one
+        // session is an agent bug, refused rather than stored twice.
+        let mut unacked: HashSet<u64> = HashSet::new();
+        let mut blocked_since: Option<Instant> = None;
         loop {
             let can_read = pending.len() < SESSION_WINDOW;
+            // Backpressure: time this session could not take reports because its earlier
+            // reports are not stored yet.
+            match (can_read, blocked_since) {
+                (false, None) => blocked_since = Some(Instant::now()),
+                (true, Some(t)) => {
+                    self.ctx.metrics.backpressure_seconds.inc_by(t.elapsed().as_secs_f64());
+                    blocked_since = None;
+                }
+                _ => {}
+            }
             tokio::select! {
                 biased;
                 () = claim.cancel.notified() => {
@@ -235,21 +249,25 @@ impl Session<'_> {
                     if stored.is_err() {
                         return End::Reject(RejectReason::ShuttingDown, "collector is stopping".into());
                     }
-                    let up_to = pop_resolved(pending);
-                    if let Err(e) = send_message(&mut self.send, &Message::Ack(Ack { up_to })).await {
+                    let stored = pop_resolved(pending);
+                    for &(a, b) in stored.ranges() {
+                        for seq in a..=b {
+                            unacked.remove(&seq);
+                        }
+                    }
+                    if let Err(e) = send_message(&mut self.send, &Message::Ack(Ack::of(&stored))).await {
                         return End::Gone(format!("sending Ack: {e}"));
                     }
                 }
                 msg = self.recv.next(), if can_read => match msg {
                     Ok(Some(Message::Report(report))) => {
-                        if report.seq <= last_seq {
-                            return End::Reject(RejectReason::InvalidReport,
-                                format!("sequence number {} after {last_seq}: reports must be sent in increasing order", report.seq));
-                        }
                         if let Err(e) = validate_report(&report) {
                             return End::Reject(RejectReason::InvalidReport, format!("report {}: {e}", report.seq));
                         }
-                        last_seq = report.seq;
+                        if !unacked.insert(report.seq) {
+                            return End::Reject(RejectReason::InvalidReport,
+                                format!("report {} sent twice in one session", report.seq));
+                        }
                         let bytes = self.recv.last_frame_len();
                         match self.submit(hello, report, bytes).await {
                             Some(entry) => pending.push_back(entry),
@@ -290,7 +308,17 @@ impl Session<'_> {
             received: now_secs(),
         };
         let (tx, rx) = oneshot::channel();
-        self.ctx.jobs.send(Job::Report(Box::new(accepted), tx)).await.ok()?;
+        let job = Job::Report(Box::new(accepted), tx);
+        // Count the time the queue is full (ClickHouse slower than agents) as backpressure.
+        let job = match self.ctx.jobs.try_send(job) {
+            Ok(()) => return Some((seq, Some(rx))),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return None,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(job)) => job,
+        };
+        let blocked = Instant::now();
+        let sent = self.ctx.jobs.send(job).await;
+        self.ctx.metrics.backpressure_seconds.inc_by(blocked.elapsed().as_secs_f64());
+        sent.ok()?;
         Some((seq, Some(rx)))
     }
 
@@ -316,11 +344,11 @@ async fn wait_front(
     }
 }
 
-/// Pops the front (resolved) and every following resolved entry; returns the highest popped seq.
-fn pop_resolved(pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>) -> u64 {
-    let mut up_to = 0;
+/// Pops the front (resolved) and every following resolved entry; returns the popped numbers.
+fn pop_resolved(pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>) -> SeqSet {
+    let mut stored = SeqSet::new();
     if let Some((seq, _)) = pending.pop_front() {
-        up_to = seq;
+        stored.insert(seq);
     }
     while let Some((seq, rx)) = pending.front_mut() {
         let ready = match rx {
@@ -330,10 +358,10 @@ fn pop_resolved(pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>) ->
         if !ready {
             break;
         }
-        up_to = *seq;
+        stored.insert(*seq);
         pending.pop_front();
     }
-    up_to
+    stored
 }
 
 fn from_recv_error(e: RecvError) -> End {
@@ -366,11 +394,12 @@ mod tests {
         let (tx1, rx1) = oneshot::channel();
         let (tx3, rx3) = oneshot::channel::<()>();
         let (_tx4, rx4) = oneshot::channel::<()>();
+        // Out of order: the live report 100 arrived between backlog reports.
         let mut q: VecDeque<_> =
-            [(1, Some(rx1)), (2, None), (3, Some(rx3)), (4, Some(rx4)), (5, None)].into();
+            [(1, Some(rx1)), (100, None), (2, Some(rx3)), (3, Some(rx4)), (4, None)].into();
         tx1.send(()).unwrap();
         tx3.send(()).unwrap();
-        assert_eq!(pop_resolved(&mut q), 3);
-        assert_eq!(q.iter().map(|e| e.0).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(pop_resolved(&mut q).ranges(), &[(1, 2), (100, 100)]);
+        assert_eq!(q.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4]);
     }
 }

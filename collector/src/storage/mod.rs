@@ -193,6 +193,7 @@ impl Store {
         table!("host_info", info);
         table!("device_sessions", sessions);
         table!("devices", devices);
+        table!("spool_losses", losses);
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             // A panicking insert task is a bug; treat it like a failed insert so the batch is

@@ -11,8 +11,9 @@ use parta_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::rows::SpoolLossRow;
 use super::{Store, StoreError};
-use crate::ranges::RangeSet;
+use parta_protocol::seqset::SeqSet;
 
 /// A device as the API lists it.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
@@ -74,6 +75,14 @@ const LEDGER_SUMMARY: &str = "SELECT uniqExact(seq) AS n, min(seq) AS lo, max(se
 /// A device's stored sequence numbers, ascending.
 const LEDGER_SEQS: &str = "SELECT DISTINCT seq FROM ingest_ledger WHERE device_id = toUUID(?) ORDER BY seq";
 
+/// A device's spool-loss notices, one row per notice.
+const SPOOL_LOSSES: &str =
+    "SELECT device_id, school_id, seq, ts, reason, first_seq, last_seq, reports, oldest, newest
+ FROM spool_losses
+ WHERE device_id = toUUID(?)
+ ORDER BY first_seq, seq
+ LIMIT 1 BY seq, first_seq";
+
 /// Latest state of every token.
 const TOKENS: &str = "SELECT token_id,
         argMax(token_sha256, version) AS t_sha,
@@ -94,6 +103,7 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("devices_of_school", DEVICES.replace("{filter}", "WHERE school_id = ?")),
         ("ledger_summary", LEDGER_SUMMARY.to_owned()),
         ("ledger_seqs", LEDGER_SEQS.to_owned()),
+        ("spool_losses", SPOOL_LOSSES.to_owned()),
         ("tokens", TOKENS.to_owned()),
     ]
 }
@@ -111,7 +121,7 @@ impl Store {
 
     /// The sequence numbers of a device present in the ledger. Cheap when they are contiguous
     /// from 1 (one aggregate); otherwise the numbers are streamed and compressed into ranges.
-    pub async fn stored_seqs(&self, device: DeviceId) -> Result<RangeSet, StoreError> {
+    pub async fn stored_seqs(&self, device: DeviceId) -> Result<SeqSet, StoreError> {
         #[derive(Row, Deserialize)]
         struct Summary {
             n: u64,
@@ -126,10 +136,10 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         if s.n == 0 {
-            return Ok(RangeSet::new());
+            return Ok(SeqSet::new());
         }
         if s.lo == 1 && s.hi == s.n {
-            return Ok(RangeSet::span(1, s.hi));
+            return Ok(SeqSet::span(1, s.hi));
         }
         let mut cursor = self
             .client()
@@ -137,11 +147,16 @@ impl Store {
             .bind(device.to_string())
             .fetch::<u64>()
             .map_err(|e| self.err(e))?;
-        let mut set = RangeSet::new();
+        let mut set = SeqSet::new();
         while let Some(seq) = cursor.next().await.map_err(|e| self.err(e))? {
             set.insert(seq);
         }
         Ok(set)
+    }
+
+    /// A device's spool-loss notices.
+    pub async fn spool_losses(&self, device: DeviceId) -> Result<Vec<SpoolLossRow>, StoreError> {
+        self.client().query(SPOOL_LOSSES).bind(device.to_string()).fetch_all().await.map_err(|e| self.err(e))
     }
 
     /// Every enrollment token, latest state each.

@@ -137,6 +137,23 @@ pub struct DeviceStateRow {
     pub boot_time: u32,
 }
 
+/// `spool_losses` row: an agent's notice of reports its spool discarded.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct SpoolLossRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    /// The report that carried the notice.
+    pub seq: u64,
+    pub ts: u32,
+    pub reason: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub reports: u64,
+    pub oldest: u32,
+    pub newest: u32,
+}
+
 /// `device_sessions` row.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
 pub struct SessionRow {
@@ -159,6 +176,7 @@ pub struct Batch {
     pub info: Vec<InfoRow>,
     pub devices: Vec<DeviceStateRow>,
     pub sessions: Vec<SessionRow>,
+    pub losses: Vec<SpoolLossRow>,
 }
 
 /// Seconds since the epoch for a millisecond timestamp, clamped to ClickHouse `DateTime`'s range
@@ -228,6 +246,18 @@ impl Batch {
                         tx_rate: i.tx_rate,
                     }));
                 }
+                Sample::SpoolLoss(l) => self.losses.push(SpoolLossRow {
+                    device_id,
+                    school_id: school.clone(),
+                    seq: r.seq,
+                    ts,
+                    reason: l.reason.as_str().to_owned(),
+                    first_seq: l.first_seq,
+                    last_seq: l.last_seq,
+                    reports: l.reports,
+                    oldest: datetime(l.oldest_ms),
+                    newest: datetime(l.newest_ms),
+                }),
                 Sample::HostInfo(info) => self.info.push(InfoRow {
                     device_id,
                     school_id: school.clone(),

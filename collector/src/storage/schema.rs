@@ -75,14 +75,15 @@ pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS {db}.schema_migra
 ) ENGINE = MergeTree ORDER BY version";
 
 /// All migrations, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "ingest ledger, host telemetry, devices, sessions, enrollment tokens",
-    statements: &[
-        // One row per accepted report: the proof of completeness. No TTL: auditors need the
-        // whole history. ReplacingMergeTree on (device_id, seq) collapses the rare duplicate a
-        // crash between insert and acknowledgement can leave; queries use FINAL or DISTINCT.
-        "CREATE TABLE IF NOT EXISTS {db}.ingest_ledger (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ingest ledger, host telemetry, devices, sessions, enrollment tokens",
+        statements: &[
+            // One row per accepted report: the proof of completeness. No TTL: auditors need the
+            // whole history. ReplacingMergeTree on (device_id, seq) collapses the rare duplicate a
+            // crash between insert and acknowledgement can leave; queries use FINAL or DISTINCT.
+            "CREATE TABLE IF NOT EXISTS {db}.ingest_ledger (
     device_id UUID,
     school_id LowCardinality(String),
     seq UInt64 CODEC(Delta, ZSTD(1)),
@@ -93,9 +94,9 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     samples UInt16 CODEC(ZSTD(1))
 ) ENGINE = ReplacingMergeTree
 ORDER BY (device_id, seq)",
-        // Host metrics, one row per report. Partitioned by the agent's time, which a resent
-        // report repeats exactly, so duplicates always meet in the same partition.
-        "CREATE TABLE IF NOT EXISTS {db}.host_metrics (
+            // Host metrics, one row per report. Partitioned by the agent's time, which a resent
+            // report repeats exactly, so duplicates always meet in the same partition.
+            "CREATE TABLE IF NOT EXISTS {db}.host_metrics (
     device_id UUID,
     school_id LowCardinality(String),
     seq UInt64 CODEC(Delta, ZSTD(1)),
@@ -111,7 +112,7 @@ ORDER BY (device_id, seq)",
 PARTITION BY toYYYYMM(ts)
 ORDER BY (school_id, device_id, seq)
 TTL ts + INTERVAL 400 DAY",
-        "CREATE TABLE IF NOT EXISTS {db}.host_filesystems (
+            "CREATE TABLE IF NOT EXISTS {db}.host_filesystems (
     device_id UUID,
     school_id LowCardinality(String),
     seq UInt64 CODEC(Delta, ZSTD(1)),
@@ -124,7 +125,7 @@ TTL ts + INTERVAL 400 DAY",
 PARTITION BY toYYYYMM(ts)
 ORDER BY (school_id, device_id, seq, mount)
 TTL ts + INTERVAL 400 DAY",
-        "CREATE TABLE IF NOT EXISTS {db}.host_interfaces (
+            "CREATE TABLE IF NOT EXISTS {db}.host_interfaces (
     device_id UUID,
     school_id LowCardinality(String),
     seq UInt64 CODEC(Delta, ZSTD(1)),
@@ -138,8 +139,8 @@ TTL ts + INTERVAL 400 DAY",
 PARTITION BY toYYYYMM(ts)
 ORDER BY (school_id, device_id, seq, name)
 TTL ts + INTERVAL 400 DAY",
-        // Host identity, sent at agent start and on change: its rows are the change history.
-        "CREATE TABLE IF NOT EXISTS {db}.host_info (
+            // Host identity, sent at agent start and on change: its rows are the change history.
+            "CREATE TABLE IF NOT EXISTS {db}.host_info (
     device_id UUID,
     school_id LowCardinality(String),
     seq UInt64,
@@ -158,9 +159,9 @@ TTL ts + INTERVAL 400 DAY",
     if_macs Array(String)
 ) ENGINE = ReplacingMergeTree
 ORDER BY (device_id, seq)",
-        // Latest state per device, one row per device per insert batch; queries take the row
-        // with the highest last_seq.
-        "CREATE TABLE IF NOT EXISTS {db}.devices (
+            // Latest state per device, one row per device per insert batch; queries take the row
+            // with the highest last_seq.
+            "CREATE TABLE IF NOT EXISTS {db}.devices (
     device_id UUID,
     school_id LowCardinality(String),
     kind LowCardinality(String),
@@ -171,8 +172,8 @@ ORDER BY (device_id, seq)",
     boot_time DateTime
 ) ENGINE = ReplacingMergeTree(last_seq)
 ORDER BY device_id",
-        // Every accepted session (Hello): when agents connect, which version they run.
-        "CREATE TABLE IF NOT EXISTS {db}.device_sessions (
+            // Every accepted session (Hello): when agents connect, which version they run.
+            "CREATE TABLE IF NOT EXISTS {db}.device_sessions (
     device_id UUID,
     school_id LowCardinality(String),
     kind LowCardinality(String),
@@ -183,9 +184,9 @@ ORDER BY device_id",
 PARTITION BY toYYYYMM(connected_at)
 ORDER BY (device_id, connected_at)
 TTL connected_at + INTERVAL 400 DAY",
-        // Enrollment tokens: only SHA-256 hashes are stored. A revocation is a new row with a
-        // higher version; readers take the latest row per token.
-        "CREATE TABLE IF NOT EXISTS {db}.enroll_tokens (
+            // Enrollment tokens: only SHA-256 hashes are stored. A revocation is a new row with a
+            // higher version; readers take the latest row per token.
+            "CREATE TABLE IF NOT EXISTS {db}.enroll_tokens (
     token_id String,
     token_sha256 String,
     school_id String,
@@ -195,8 +196,25 @@ TTL connected_at + INTERVAL 400 DAY",
     version UInt64
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY token_id",
-    ],
-}];
+        ],
+    },
+    Migration { version: 2, name: "spool loss notices", statements: MIGRATION_2 },
+];
+
+/// Migration 2: agents' spool-loss notices, which explain gaps in the ledger.
+const MIGRATION_2: &[&str] = &["CREATE TABLE IF NOT EXISTS {db}.spool_losses (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64,
+    ts DateTime,
+    reason LowCardinality(String),
+    first_seq UInt64,
+    last_seq UInt64,
+    reports UInt64,
+    oldest DateTime,
+    newest DateTime
+) ENGINE = ReplacingMergeTree
+ORDER BY (device_id, seq, first_seq)"];
 
 /// Renders a statement for a server: substitutes the database and removes what the server does
 /// not support.

@@ -21,7 +21,7 @@ use parta_tests::quic::RawClient;
 use parta_tests::util::artifacts_dir;
 
 /// The real agent's window.
-const WINDOW: u64 = parta_agent::uplink::WINDOW as u64;
+const WINDOW: u64 = parta_protocol::delivery::DeliveryConfig { window: 1024, live_reserve: 16 }.window as u64;
 
 fn report(seq: u64, salt: u64) -> Report {
     let Message::Report(mut r) = examples::typical_report(seq) else { unreachable!() };
@@ -58,6 +58,7 @@ async fn agent(sim: Arc<Sim>, salt: u64) {
     sim.connected.wait().await;
     sim.go.wait().await;
     let (mut sent, mut acked) = (0u64, 0u64);
+    let mut acked_set = parta_protocol::SeqSet::new();
     let mut buf = Vec::new();
     let mut sent_at = vec![Instant::now(); usize::try_from(reports + 1).unwrap()];
     let mut lat = Vec::new();
@@ -76,12 +77,17 @@ async fn agent(sim: Arc<Sim>, salt: u64) {
         match c.next().await.unwrap() {
             Some(Message::Ack(a)) => {
                 let now = Instant::now();
-                for seq in (acked + 1)..=a.up_to {
-                    if seq % 16 == 0 {
-                        lat.push(now.duration_since(sent_at[usize::try_from(seq).unwrap()]).as_secs_f64());
+                for r in &a.ranges {
+                    for seq in r.first..=r.last {
+                        if seq % 16 == 0 && !acked_set.contains(seq) {
+                            lat.push(
+                                now.duration_since(sent_at[usize::try_from(seq).unwrap()]).as_secs_f64(),
+                            );
+                        }
                     }
+                    acked_set.insert_range(r.first, r.last);
                 }
-                acked = a.up_to;
+                acked = acked_set.len();
             }
             other => panic!("expected Ack, got {other:?}"),
         }

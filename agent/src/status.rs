@@ -1,0 +1,188 @@
+//! `parta-agent status`: what the running agent last wrote to `STATE_DIR/status.json`, plus a
+//! read-only look at the spool (depth, oldest unacknowledged report) that works whether or not
+//! the agent is running.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::OutputFormat;
+use crate::spool::{self, Stats};
+
+/// File name in the state directory.
+pub const FILE: &str = "status.json";
+
+/// The running agent's snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Process id.
+    pub pid: u32,
+    /// When written, Unix seconds.
+    pub updated_at: u64,
+    /// Device id.
+    pub device_id: String,
+    /// School.
+    pub school: String,
+    /// Collector address.
+    pub collector: String,
+    /// Start of the current session, Unix seconds (absent when disconnected).
+    pub connected_since: Option<u64>,
+    /// Last acknowledgement, Unix seconds.
+    pub last_ack: Option<u64>,
+    /// Last reason a session ended: Unix seconds and text.
+    pub last_error: Option<(u64, String)>,
+    /// Sessions since start.
+    pub sessions: u64,
+    /// Reports sent and not yet acknowledged.
+    pub in_flight: usize,
+    /// Seconds the collector has not acknowledged anything while reports were in flight.
+    pub waiting_for_ack_s: Option<u64>,
+    /// What the spool had to do since the agent started.
+    pub spool_counters: crate::spool::Counters,
+}
+
+/// Unix seconds.
+pub fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Writes the snapshot (atomically, not fsynced: it is informational).
+pub fn write(state_dir: &Path, s: &Snapshot) {
+    let path = state_dir.join(FILE);
+    match serde_json::to_vec_pretty(s) {
+        Ok(bytes) => {
+            if let Err(e) = parta_common::fsutil::replace_file(&path, &bytes) {
+                tracing::debug!(path = %path.display(), error = %e, "cannot write the status file");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot encode the status"),
+    }
+}
+
+/// What `status` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    state_dir: PathBuf,
+    running: bool,
+    agent: Option<Snapshot>,
+    spool: Option<Stats>,
+    oldest_pending_age_s: Option<u64>,
+}
+
+/// `parta-agent status`.
+pub fn show(state_dir: &Path, format: OutputFormat) -> anyhow::Result<()> {
+    let snapshot: Option<Snapshot> =
+        std::fs::read(state_dir.join(FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let running = snapshot.as_ref().is_some_and(|s| process_alive(s.pid));
+    let spool_dir = state_dir.join("spool");
+    let stats = if spool_dir.exists() { Some(spool::inspect(&spool_dir)?) } else { None };
+    let now = unix(SystemTime::now());
+    let now_ms = i64::try_from(now).unwrap_or(i64::MAX).saturating_mul(1000);
+    let oldest_pending_age_s = stats
+        .as_ref()
+        .and_then(|s| s.oldest_pending)
+        .map(|(_, t)| u64::try_from(now_ms.saturating_sub(t) / 1000).unwrap_or(0));
+    let report = Report {
+        state_dir: state_dir.to_owned(),
+        running,
+        agent: snapshot,
+        spool: stats,
+        oldest_pending_age_s,
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => write_text(&mut out, &report, now)?,
+    }
+    Ok(())
+}
+
+fn ago(now: u64, t: u64) -> String {
+    format!("{} ago", humantime::format_duration(Duration::from_secs(now.saturating_sub(t))))
+}
+
+fn write_text(out: &mut impl std::io::Write, r: &Report, now: u64) -> std::io::Result<()> {
+    writeln!(out, "state directory:  {}", r.state_dir.display())?;
+    match &r.agent {
+        Some(a) => {
+            writeln!(
+                out,
+                "agent:            {} (pid {}, status written {})",
+                if r.running { "running" } else { "not running" },
+                a.pid,
+                ago(now, a.updated_at)
+            )?;
+            writeln!(out, "device:           {} (school {})", a.device_id, a.school)?;
+            let conn = a.connected_since.map_or_else(
+                || "not connected".to_owned(),
+                |t| {
+                    format!(
+                        "connected for {}",
+                        humantime::format_duration(Duration::from_secs(now.saturating_sub(t)))
+                    )
+                },
+            );
+            writeln!(out, "collector:        {} — {conn}, {} sessions", a.collector, a.sessions)?;
+            writeln!(
+                out,
+                "last ack:         {}",
+                a.last_ack.map_or_else(|| "never".to_owned(), |t| ago(now, t))
+            )?;
+            if let Some(w) = a.waiting_for_ack_s {
+                writeln!(
+                    out,
+                    "waiting:          {} reports in flight, no acknowledgement for {w} s",
+                    a.in_flight
+                )?;
+            }
+            if let Some((t, e)) = &a.last_error {
+                writeln!(out, "last error:       {} ({})", e, ago(now, *t))?;
+            }
+        }
+        None => writeln!(out, "agent:            never ran here (no {FILE})")?,
+    }
+    if let Some(s) = &r.spool {
+        writeln!(
+            out,
+            "spool:            {} reports unacknowledged, {} segments, {} KiB; next sequence {}, acknowledged up to {}",
+            s.pending,
+            s.segments,
+            s.bytes / 1024,
+            s.next_seq,
+            s.acked_up_to
+        )?;
+        if let (Some((seq, _)), Some(age)) = (s.oldest_pending, r.oldest_pending_age_s) {
+            writeln!(
+                out,
+                "oldest pending:   #{seq}, taken {} ago",
+                humantime::format_duration(Duration::from_secs(age))
+            )?;
+        }
+    }
+    if let Some(a) = &r.agent {
+        let c = &a.spool_counters;
+        if c.thinned + c.expired + c.disk_full + c.corrupt + c.torn_bytes > 0 {
+            writeln!(
+                out,
+                "spool repairs:    thinned {}, expired {}, disk full {}, corrupt {} reports (reported to the collector); torn bytes cut {}",
+                c.thinned, c.expired, c.disk_full, c.corrupt, c.torn_bytes
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: u32) -> bool {
+    false
+}
