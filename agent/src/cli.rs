@@ -50,7 +50,7 @@ pub struct GlobalArgs {
     /// State directory: device identity, sequence numbers [default: /var/lib/parta-agent].
     #[arg(long, env = "PARTA_STATE_DIR", global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Sampling interval, e.g. 1s, 60s, 5m [default: 60s].
+    /// Sampling interval, e.g. 1s, 60s, 5m; at least 100ms [default: 60s].
     #[arg(long, env = "PARTA_INTERVAL", global = true, value_name = "DURATION")]
     pub interval: Option<String>,
     /// Largest spool on disk, e.g. 256MiB [default: 256MiB].
@@ -65,6 +65,10 @@ pub struct GlobalArgs {
     /// Longest pause between reconnection attempts, e.g. 5m [default: 5m].
     #[arg(long, env = "PARTA_RECONNECT_MAX", global = true, value_name = "DURATION")]
     pub reconnect_max: Option<String>,
+    /// Diagnostics: append every report taken, as a JSON line, to this file (grows without
+    /// bound; for tests and troubleshooting).
+    #[arg(long, env = "PARTA_REPORT_LOG", global = true, value_name = "FILE")]
+    pub report_log: Option<PathBuf>,
     /// Mount point of sysfs [default: /sys].
     #[arg(long, env = "PARTA_SYSFS", global = true, value_name = "DIR")]
     pub sysfs: Option<PathBuf>,

@@ -51,6 +51,7 @@ struct FileConfig {
     spool_max_age: Option<String>,
     spool_fsync: Option<String>,
     reconnect_max: Option<String>,
+    report_log: Option<PathBuf>,
     sysfs: Option<PathBuf>,
     procfs: Option<PathBuf>,
     rootfs: Option<PathBuf>,
@@ -134,6 +135,8 @@ pub struct AgentConfig {
     pub spool: SpoolConfig,
     /// Longest pause between reconnection attempts.
     pub reconnect_max: Duration,
+    /// Diagnostic log of every report taken.
+    pub report_log: Option<PathBuf>,
     /// Host paths for file-based sources.
     pub paths: HostPaths,
     /// Logging.
@@ -183,7 +186,7 @@ impl AgentConfig {
             .map_or(DeviceKind::Computer, |v| v.0);
         let interval = l
             .parse("interval", a.interval.clone(), "interval", f.interval, |s| {
-                settings::parse_duration_within(s, Duration::from_secs(1), Duration::from_secs(3600))
+                settings::parse_duration_within(s, Duration::from_millis(100), Duration::from_secs(3600))
             })?
             .map_or(DEFAULT_INTERVAL, |v| v.0);
         let log = a.common.logging(&l, f.log_format, f.log_level)?;
@@ -239,6 +242,7 @@ impl AgentConfig {
             interval,
             spool,
             reconnect_max,
+            report_log: l.pick("report_log", a.report_log.clone(), "report_log", f.report_log).map(|v| v.0),
             paths: HostPaths {
                 sysfs: pick_path("sysfs", &a.sysfs, f.sysfs, defaults.sysfs),
                 procfs: pick_path("procfs", &a.procfs, f.procfs, defaults.procfs),
@@ -376,7 +380,7 @@ mod tests {
         let err = resolve(&["parta-agent", "run"], "kind = \"toaster\"").unwrap_err().to_string();
         assert!(err.contains("key `kind`") && err.contains("computer, panel"), "{err}");
         let err = resolve(&["parta-agent", "run"], "interval = \"0s\"").unwrap_err().to_string();
-        assert!(err.contains("between 1s and 1h"), "{err}");
+        assert!(err.contains("between 100ms and 1h"), "{err}");
     }
 
     #[test]

@@ -136,6 +136,11 @@ impl Outbox {
         self.spool.stats()
     }
 
+    /// Reports not yet acknowledged.
+    pub fn pending(&self) -> u64 {
+        self.spool.pending()
+    }
+
     /// Reports sent and not yet acknowledged.
     pub fn in_flight(&self) -> usize {
         self.delivery.in_flight()

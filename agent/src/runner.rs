@@ -21,9 +21,10 @@ use crate::status::{self, Snapshot};
 use crate::uplink::{LinkState, Uplink, UplinkParams, link_state};
 use crate::{identity, tls};
 
-/// How long a stopping agent waits for acknowledgements of what is in flight (everything stays
-/// in the spool anyway; this only spares resends).
-const DRAIN_ON_STOP: Duration = Duration::from_secs(1);
+/// How long a stopping agent, while connected, waits for the collector to acknowledge what is
+/// spooled (everything stays in the spool anyway; this spares resends and leaves the spool empty
+/// after a clean stop).
+const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
 /// Status snapshots are written at most this often.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// After this long without acknowledgements while reports are in flight, the agent warns.
@@ -63,6 +64,16 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let mut last_info: Option<HostInfo> = None;
     let mut status_at: Option<Instant> = None;
     let mut warned_wait = false;
+    let mut report_log = match &config.report_log {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the report log {}", path.display()))?,
+        ),
+        None => None,
+    };
     let mut stop = std::pin::pin!(parta_common::shutdown::signal());
     loop {
         tokio::select! {
@@ -71,8 +82,14 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                 let now = now_ms();
                 {
                     let mut ob = lock(&outbox);
+                    let logged = report_log.as_ref().map(|_| samples.clone());
                     match ob.append(now, samples) {
-                        Ok(seq) => tracing::debug!(seq, "report spooled"),
+                        Ok(seq) => {
+                            tracing::debug!(seq, "report spooled");
+                            if let (Some(log), Some(samples)) = (&mut report_log, logged) {
+                                log_report(log, seq, now, &samples);
+                            }
+                        }
                         Err(e) => tracing::error!(error = %e, "cannot spool a report"),
                     }
                     ob.maintain(now);
@@ -105,9 +122,13 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
             }
         }
     }
-    tracing::info!(in_flight = lock(&outbox).in_flight(), "stopping");
+    tracing::info!(pending = lock(&outbox).pending(), "stopping");
     let deadline = Instant::now() + DRAIN_ON_STOP;
-    while lock(&outbox).in_flight() > 0 && Instant::now() < deadline && !uplink_task.is_finished() {
+    while lock(&outbox).pending() > 0
+        && link_state(&link).connected_since.is_some()
+        && Instant::now() < deadline
+        && !uplink_task.is_finished()
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = stop_tx.send(true);
@@ -115,6 +136,15 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     lock(&outbox).close();
     write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
     Ok(())
+}
+
+/// Appends `{"seq":…,"agent_time_ms":…,"samples":[…]}` to the diagnostic report log.
+fn log_report(log: &mut std::fs::File, seq: u64, agent_time_ms: i64, samples: &[Sample]) {
+    use std::io::Write as _;
+    let line = serde_json::json!({ "seq": seq, "agent_time_ms": agent_time_ms, "samples": samples });
+    if let Err(e) = writeln!(log, "{line}") {
+        tracing::debug!(error = %e, "cannot write the report log");
+    }
 }
 
 fn write_status(

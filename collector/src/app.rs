@@ -88,11 +88,13 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "cannot load enrollment tokens yet");
     }
     let (jobs_tx, jobs_rx) = mpsc::channel(config.ingest.queue);
+    let memory = Arc::new(tokio::sync::Semaphore::new(config.ingest.queue));
     let batcher = tokio::spawn(batcher::run(
         jobs_rx,
         store.clone(),
         Arc::clone(&registry),
         Arc::clone(&metrics),
+        Arc::clone(&memory),
         config.ingest,
     ));
     let refresher = tokio::spawn(refresh_tokens(Arc::clone(&tokens), store.clone(), stop_rx.clone()));
@@ -107,6 +109,7 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         tokens,
         registry,
         jobs: jobs_tx,
+        memory,
         metrics: Arc::clone(&metrics),
         collector_name: host_name(),
         shutdown: stop_rx.clone(),

@@ -11,6 +11,8 @@
 //! - [`grafana`]: SQL of the Grafana dashboards with macros expanded.
 //! - [`procs`]: collector and agent processes.
 //! - [`quic`]: a raw QUIC client speaking the wire protocol, for bad-input tests.
+//! - [`netns`], [`tmpfs`]: network namespaces and small disks the fault tests create and cut.
+//! - [`verify`]: the end state every fault test checks — each report exactly once, as sent.
 //! - [`util`]: free ports, waiting, binaries and artifact directories.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_debug_implementations)]
@@ -18,6 +20,9 @@
 pub mod chdb;
 pub mod clickhouse;
 pub mod grafana;
+pub mod netns;
 pub mod procs;
 pub mod quic;
+pub mod tmpfs;
 pub mod util;
+pub mod verify;

@@ -91,8 +91,10 @@ pub struct Collector {
     env: Vec<(String, String)>,
     /// HTTP port on 127.0.0.1.
     pub http_port: u16,
-    /// QUIC port on 127.0.0.1.
+    /// QUIC port.
     pub quic_port: u16,
+    /// Address agents connect to.
+    quic_ip: String,
 }
 
 impl Collector {
@@ -114,9 +116,18 @@ impl Collector {
             ("PARTA_HTTP_LISTEN".to_owned(), format!("127.0.0.1:{http_port}")),
             ("PARTA_LOG_LEVEL".to_owned(), "info,parta_collector=debug".to_owned()),
         ];
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        // A test may listen elsewhere (a veth address): `PARTA_QUIC_LISTEN=IP` (port added).
+        let mut quic_ip = "127.0.0.1".to_owned();
+        for (k, v) in extra {
+            if *k == "PARTA_QUIC_LISTEN" {
+                quic_ip = (*v).to_owned();
+                env.push(((*k).to_owned(), format!("{v}:{quic_port}")));
+            } else {
+                env.push(((*k).to_owned(), (*v).to_owned()));
+            }
+        }
         let process = Proc::new("collector", artifacts.join("collector.log"));
-        let mut c = Self { process, data_dir, env, http_port, quic_port };
+        let mut c = Self { process, data_dir, env, http_port, quic_port, quic_ip };
         c.restart();
         c
     }
@@ -170,7 +181,7 @@ impl Collector {
 
     /// `host:port` for agents.
     pub fn quic_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.quic_port)
+        format!("{}:{}", self.quic_ip, self.quic_port)
     }
 
     /// The generated CA certificate agents must trust.
@@ -223,6 +234,10 @@ pub struct AgentSpec {
     pub interval: String,
     /// Extra environment.
     pub extra: Vec<(String, String)>,
+    /// Run inside this network namespace.
+    pub netns: Option<String>,
+    /// Use this state directory instead of a fresh temporary one.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl AgentSpec {
@@ -235,7 +250,15 @@ impl AgentSpec {
             token: token.to_owned(),
             interval: "1s".to_owned(),
             extra: Vec::new(),
+            netns: None,
+            state_dir: None,
         }
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.to_owned(), value.to_owned()));
+        self
     }
 }
 
@@ -244,28 +267,48 @@ pub struct Agent {
     /// The process.
     pub process: Proc,
     spec: AgentSpec,
-    state: tempfile::TempDir,
+    _temp: Option<tempfile::TempDir>,
+    state: PathBuf,
+    report_log: PathBuf,
 }
 
 impl Agent {
     /// Starts `parta-agent run`; `name` names its log file.
     pub fn start(spec: AgentSpec, artifacts: &Path, name: &str) -> Self {
-        let state = tempfile::Builder::new().prefix("parta-agent-").tempdir().unwrap();
-        let mut a = Self { process: Proc::new("agent", artifacts.join(format!("{name}.log"))), spec, state };
+        let (temp, state) = match &spec.state_dir {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let t = tempfile::Builder::new().prefix("parta-agent-").tempdir().unwrap();
+                let p = t.path().to_owned();
+                (Some(t), p)
+            }
+        };
+        let report_log = artifacts.join(format!("{name}.reports.jsonl"));
+        let _ = std::fs::remove_file(&report_log);
+        let process = Proc::new("agent", artifacts.join(format!("{name}.log")));
+        let mut a = Self { process, spec, _temp: temp, state, report_log };
         a.restart();
         a
     }
 
     /// The `parta-agent` command with this agent's configuration.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(binary("parta-agent"));
+        let mut cmd = match &self.spec.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(binary("parta-agent"));
+                c
+            }
+            None => Command::new(binary("parta-agent")),
+        };
         cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
         cmd.env("PARTA_COLLECTOR", &self.spec.collector)
             .env("PARTA_CA_CERT", &self.spec.ca)
             .env("PARTA_SCHOOL", &self.spec.school)
             .env("PARTA_ENROLL_TOKEN", &self.spec.token)
             .env("PARTA_INTERVAL", &self.spec.interval)
-            .env("PARTA_STATE_DIR", self.state.path())
+            .env("PARTA_STATE_DIR", &self.state)
+            .env("PARTA_REPORT_LOG", &self.report_log)
             .env("PARTA_LOG_LEVEL", "info,parta_agent=debug");
         cmd.envs(self.spec.extra.iter().map(|(k, v)| (k, v)));
         cmd
@@ -280,7 +323,7 @@ impl Agent {
 
     /// The device id, once the agent has created it.
     pub fn device_id(&self) -> String {
-        let path = self.state.path().join("device-id");
+        let path = self.state.join("device-id");
         wait_for(Duration::from_secs(30), "the agent's device id", || {
             std::fs::read_to_string(&path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
         })
@@ -288,7 +331,21 @@ impl Agent {
 
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
-        self.state.path()
+        &self.state
+    }
+
+    /// The diagnostic log of every report the agent took.
+    pub fn report_log(&self) -> &Path {
+        &self.report_log
+    }
+
+    /// `parta-agent status --format json`.
+    pub fn status(&self) -> serde_json::Value {
+        let mut cmd = Command::new(binary("parta-agent"));
+        cmd.env_clear().env("PARTA_STATE_DIR", &self.state).args(["status", "--format", "json"]);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Process id of the running agent.

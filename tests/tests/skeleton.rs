@@ -238,6 +238,8 @@ fn agent_configuration_errors_name_the_setting_and_exit_78() {
         token: "pt1_x".into(),
         interval: "1s".into(),
         extra: vec![],
+        netns: None,
+        state_dir: None,
     };
     let agent = Agent::start(spec.clone(), &art, "probe");
     let run = |extra: &[(&str, &str)], args: &[&str]| {

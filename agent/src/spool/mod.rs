@@ -925,16 +925,21 @@ impl Spool {
         }
     }
 
+    /// Reports not yet acknowledged (cheap: no file access).
+    pub fn pending(&self) -> u64 {
+        let acked = &self.marks.acked;
+        self.segments.iter().map(|s| s.pending(acked)).sum::<u64>()
+            + self.overflow.iter().filter(|o| !acked.contains(o.seq)).count() as u64
+    }
+
     /// A summary of the spool.
     pub fn stats(&self) -> Stats {
         let acked = &self.marks.acked;
-        let pending_disk: u64 = self.segments.iter().map(|s| s.pending(acked)).sum();
-        let pending_mem = self.overflow.iter().filter(|o| !acked.contains(o.seq)).count() as u64;
         let oldest_pending = self.oldest_pending();
         Stats {
             segments: self.segments.len(),
             bytes: self.total_bytes(),
-            pending: pending_disk + pending_mem,
+            pending: self.pending(),
             oldest_pending,
             overflow: self.overflow.len(),
             next_seq: self.next_seq,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parta_protocol::DeviceId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::Job;
@@ -38,6 +38,8 @@ pub const MIN_SPACING: Duration = Duration::from_millis(250);
 struct Pending {
     batch: Batch,
     replies: Vec<oneshot::Sender<()>>,
+    /// Memory permits of the reports, released once they are stored.
+    permits: Vec<OwnedSemaphorePermit>,
     stored: Vec<(DeviceId, u64)>,
     bytes: u64,
     jobs: usize,
@@ -47,7 +49,8 @@ struct Pending {
 impl Pending {
     fn add(&mut self, job: Job) {
         match job {
-            Job::Report(accepted, reply) => {
+            Job::Report(accepted, reply, permit) => {
+                self.permits.push(permit);
                 self.batch.add_report(&accepted);
                 self.stored.push((accepted.device_id, accepted.report.seq));
                 self.bytes += u64::from(accepted.bytes);
@@ -71,12 +74,13 @@ pub async fn run(
     store: Store,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    memory: Arc<Semaphore>,
     cfg: IngestConfig,
 ) {
     // Capacity 1: one batch may wait while another is being inserted.
     let (to_insert, batches) = mpsc::channel(1);
     let inserter = tokio::spawn(insert_loop(batches, store, registry, Arc::clone(&metrics)));
-    accumulate(rx, to_insert, &metrics, cfg).await;
+    accumulate(rx, to_insert, &metrics, &memory, cfg).await;
     let _ = inserter.await;
     tracing::debug!("ingest queue closed; batcher finished");
 }
@@ -85,6 +89,7 @@ async fn accumulate(
     mut rx: mpsc::Receiver<Job>,
     to_insert: mpsc::Sender<Pending>,
     metrics: &Metrics,
+    memory: &Semaphore,
     cfg: IngestConfig,
 ) {
     let min_fill = (cfg.batch_max_reports / 10).max(1);
@@ -126,7 +131,8 @@ async fn accumulate(
             },
             () = tokio::time::sleep_until(wake_at), if cur.jobs > 0 && !due => {}
         }
-        metrics.ingest_queue.set(i64::try_from(rx.len() + cur.reports()).unwrap_or(i64::MAX));
+        let held = cfg.queue.saturating_sub(memory.available_permits());
+        metrics.ingest_queue.set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 }
 

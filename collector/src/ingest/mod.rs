@@ -8,25 +8,26 @@
 //! - [`batcher`]: collects accepted reports into batches, inserts them (retrying until
 //!   ClickHouse takes them), records them as stored, then releases the acknowledgements.
 //!
-//! Backpressure: sessions hand reports to the batcher through a bounded queue and keep a bounded
-//! number of unacknowledged reports; when ClickHouse is slow or down the queue fills, sessions
-//! stop reading, and QUIC flow control slows the agents. Nothing is dropped and memory stays
-//! bounded by `ingest_queue`.
+//! Backpressure: every report held in memory — queued, being batched, or being inserted — holds
+//! a permit of one semaphore of `ingest_queue` permits, released when the report is stored. When
+//! ClickHouse is slow or down the permits run out, sessions stop reading, and QUIC flow control
+//! (a bounded window per connection) slows the agents. Nothing is dropped or acknowledged early,
+//! and memory stays bounded.
 
 pub mod batcher;
 pub mod registry;
 pub mod server;
 pub mod session;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::storage::rows::{Accepted, SessionRecord};
 
 /// Work for the batcher.
 #[derive(Debug)]
 pub enum Job {
-    /// Store a report; the sender learns when it is durable.
-    Report(Box<Accepted>, oneshot::Sender<()>),
+    /// Store a report; the sender learns when it is durable. The permit is released with it.
+    Report(Box<Accepted>, oneshot::Sender<()>, OwnedSemaphorePermit),
     /// Record an accepted session.
     Session(SessionRecord),
 }

@@ -43,6 +43,8 @@ pub struct SessionCtx {
     pub registry: Arc<Registry>,
     /// The batcher's queue.
     pub jobs: JobSender,
+    /// One permit per report held in memory awaiting storage (`ingest_queue` in all).
+    pub memory: Arc<tokio::sync::Semaphore>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Name of this collector instance, recorded with sessions.
@@ -307,18 +309,20 @@ impl Session<'_> {
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
             received: now_secs(),
         };
-        let (tx, rx) = oneshot::channel();
-        let job = Job::Report(Box::new(accepted), tx);
-        // Count the time the queue is full (ClickHouse slower than agents) as backpressure.
-        let job = match self.ctx.jobs.try_send(job) {
-            Ok(()) => return Some((seq, Some(rx))),
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return None,
-            Err(tokio::sync::mpsc::error::TrySendError::Full(job)) => job,
+        // Waiting for memory (ClickHouse slower than the agents) is backpressure: this session
+        // stops reading meanwhile.
+        let permit = match Arc::clone(&self.ctx.memory).try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return None,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let blocked = Instant::now();
+                let p = Arc::clone(&self.ctx.memory).acquire_owned().await.ok();
+                self.ctx.metrics.backpressure_seconds.inc_by(blocked.elapsed().as_secs_f64());
+                p?
+            }
         };
-        let blocked = Instant::now();
-        let sent = self.ctx.jobs.send(job).await;
-        self.ctx.metrics.backpressure_seconds.inc_by(blocked.elapsed().as_secs_f64());
-        sent.ok()?;
+        let (tx, rx) = oneshot::channel();
+        self.ctx.jobs.send(Job::Report(Box::new(accepted), tx, permit)).await.ok()?;
         Some((seq, Some(rx)))
     }
 
