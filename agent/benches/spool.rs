@@ -23,12 +23,14 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("baseline_plain_file_write", |b| {
         let dir = tempfile::tempdir_in(&base).unwrap();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("plain")).unwrap();
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("plain")).unwrap();
         b.iter(|| f.write_all(&frame).unwrap());
     });
     group.bench_function("baseline_plain_file_write_fsync", |b| {
         let dir = tempfile::tempdir_in(&base).unwrap();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("plain")).unwrap();
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("plain")).unwrap();
         b.iter(|| {
             f.write_all(&frame).unwrap();
             f.sync_data().unwrap();
@@ -45,7 +47,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let seq = spool.next_seq();
                 spool.append(seq, 1_763_802_060_000, false, &frame).unwrap();
-                if seq % 1000 == 0 {
+                if seq.is_multiple_of(1000) {
                     spool.maintain(1_763_802_060_000);
                 }
             });
@@ -56,7 +58,8 @@ fn bench(c: &mut Criterion) {
     // Reading a backlog back (what a reconnect costs the agent): 10,000 reports.
     c.bench_function("read_backlog_10000", |b| {
         let dir = tempfile::tempdir_in(&base).unwrap();
-        let cfg = SpoolConfig { fsync: FsyncPolicy::Interval(Duration::from_secs(1)), ..SpoolConfig::default() };
+        let cfg =
+            SpoolConfig { fsync: FsyncPolicy::Interval(Duration::from_secs(1)), ..SpoolConfig::default() };
         let mut spool = Spool::open(dir.path(), cfg).unwrap();
         for _ in 0..10_000 {
             let seq = spool.next_seq();

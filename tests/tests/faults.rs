@@ -44,23 +44,23 @@ fn finish(ch: &ClickHouse, db: &str, agents: &mut [&mut Agent]) -> Vec<Summary> 
 }
 
 fn segments(state_dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(state_dir.join("spool"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    v.sort();
-    v
+    parta_agent::spool::segment_files(&state_dir.join("spool")).unwrap()
+}
+
+/// A private ClickHouse, a collector on database `db` and a token: what every case starts with.
+fn rig(name: &str, db: &str, extra: &[(&str, &str)]) -> (PathBuf, ClickHouse, Collector, String) {
+    let art = artifacts_dir(name);
+    let ch = ClickHouse::start();
+    let c = Collector::start_with(&ch, db, &art, extra);
+    let token = c.create_token(SCHOOL);
+    (art, ch, c, token)
 }
 
 /// 1. kill -9 the collector during ingest (twice, while agents drain a backlog); restart it.
 #[test]
 fn collector_killed_during_ingest() {
-    let art = artifacts_dir("fault_collector_killed");
-    let ch = ClickHouse::start();
     let db = "f1";
-    let mut c = Collector::start(&ch, db, &art);
-    let token = c.create_token(SCHOOL);
+    let (art, ch, mut c, token) = rig("fault_collector_killed", db, &[]);
     let mut agents: Vec<Agent> = (0..3)
         .map(|i| Agent::start(AgentSpec::new(&c, SCHOOL, &token), &art, &format!("agent-{i}")))
         .collect();
@@ -88,13 +88,10 @@ fn collector_killed_during_ingest() {
 /// 2. Stop ClickHouse for 60 s while agents keep reporting; start it again.
 #[test]
 fn clickhouse_down_for_a_minute() {
-    let art = artifacts_dir("fault_clickhouse_down");
-    let mut ch = ClickHouse::start();
     let db = "f2";
-    // A small in-memory queue, so that the outage also exercises backpressure (sessions stop
+    // A small in-memory budget, so that the outage also exercises backpressure (sessions stop
     // reading, QUIC flow control holds the agents) rather than just buffering.
-    let c = Collector::start_with(&ch, db, &art, &[("PARTA_INGEST_QUEUE", "20")]);
-    let token = c.create_token(SCHOOL);
+    let (art, mut ch, c, token) = rig("fault_clickhouse_down", db, &[("PARTA_INGEST_QUEUE", "20")]);
     let mut agents: Vec<Agent> = (0..3)
         .map(|i| Agent::start(AgentSpec::new(&c, SCHOOL, &token), &art, &format!("agent-{i}")))
         .collect();
@@ -122,11 +119,8 @@ fn clickhouse_down_for_a_minute() {
 ///    restart it. Also a few plain kill -9s at arbitrary moments.
 #[test]
 fn agent_killed_mid_write_torn_tail() {
-    let art = artifacts_dir("fault_agent_torn_tail");
-    let ch = ClickHouse::start();
     let db = "f3";
-    let c = Collector::start(&ch, db, &art);
-    let token = c.create_token(SCHOOL);
+    let (art, ch, c, token) = rig("fault_agent_torn_tail", db, &[]);
     let mut a = Agent::start(AgentSpec::new(&c, SCHOOL, &token), &art, "agent");
     for wait_ms in [2_300, 1_700, 3_100] {
         std::thread::sleep(Duration::from_millis(wait_ms));
@@ -184,11 +178,8 @@ fn network_cut_for_two_minutes() {
 /// 5. Corrupt bytes in the middle of a spool segment; start the agent.
 #[test]
 fn corrupt_spool_segment() {
-    let art = artifacts_dir("fault_corrupt_spool");
-    let ch = ClickHouse::start();
     let db = "f5";
-    let mut c = Collector::start(&ch, db, &art);
-    let token = c.create_token(SCHOOL);
+    let (art, ch, mut c, token) = rig("fault_corrupt_spool", db, &[]);
     c.stop();
     // The collector is away: the spool fills with unsent reports.
     let mut a = Agent::start(AgentSpec::new(&c, SCHOOL, &token), &art, "agent");
@@ -226,12 +217,9 @@ fn corrupt_spool_segment() {
 ///    had to discard, and recovers when space returns.
 #[test]
 fn spool_disk_full() {
-    let art = artifacts_dir("fault_disk_full");
     let disk = Tmpfs::mount("24k");
-    let ch = ClickHouse::start();
     let db = "f6";
-    let mut c = Collector::start(&ch, db, &art);
-    let token = c.create_token(SCHOOL);
+    let (art, ch, mut c, token) = rig("fault_disk_full", db, &[]);
     c.stop();
     let mut spec = AgentSpec::new(&c, SCHOOL, &token);
     spec.state_dir = Some(disk.path().to_owned());
@@ -262,11 +250,8 @@ fn spool_disk_full() {
 /// 7. Restart the collector as a new process while 50 agents hold a backlog (reconnect storm).
 #[test]
 fn reconnect_storm_of_fifty_agents() {
-    let art = artifacts_dir("fault_reconnect_storm");
-    let ch = ClickHouse::start();
     let db = "f7";
-    let mut c = Collector::start(&ch, db, &art);
-    let token = c.create_token(SCHOOL);
+    let (art, ch, mut c, token) = rig("fault_reconnect_storm", db, &[]);
     let mut agents: Vec<Agent> = (0..50)
         .map(|i| {
             let spec = AgentSpec::new(&c, SCHOOL, &token)

@@ -201,8 +201,13 @@ struct Segment {
 
 impl Segment {
     fn new(dir: &Path, first_seq: u64, level: u8) -> Self {
+        Self::at(segment_path(dir, first_seq, level), first_seq, level)
+    }
+
+    /// An empty segment at `path`.
+    fn at(path: PathBuf, first_seq: u64, level: u8) -> Self {
         Self {
-            path: segment_path(dir, first_seq, level),
+            path,
             first_seq,
             min_seq: 0,
             last_seq: 0,
@@ -324,7 +329,7 @@ impl Spool {
             damaged: Vec::new(),
             hint: None,
         };
-        let (found, damage) = scan_dir(dir).map_err(dir_err)?;
+        let (found, damage) = scan_dir(dir, true).map_err(dir_err)?;
         let last = found.len().checked_sub(1);
         for (i, (mut seg, dmg)) in found.into_iter().zip(damage).enumerate() {
             let torn_tail = Some(i) == last && dmg.last().is_some_and(|d| d.before_seq.is_none());
@@ -971,7 +976,7 @@ impl Spool {
 /// Reads a spool directory without changing anything (for `parta-agent status`).
 pub fn inspect(dir: &Path) -> io::Result<Stats> {
     let marks = MarksFile::new(dir).load();
-    let (segments, _) = scan_dir(dir)?;
+    let (segments, _) = scan_dir(dir, false)?;
     let mut stats = Stats { segments: segments.len(), ..Stats::default() };
     let newest = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
     stats.next_seq = marks.next.max(newest + 1).max(marks.acked.max() + 1).max(1);
@@ -992,31 +997,50 @@ pub fn inspect(dir: &Path) -> io::Result<Stats> {
     Ok(stats)
 }
 
-/// Lists and scans the segments of a directory (removing leftover temporary files and
-/// superseded copies of thinned segments). Returns segments in order with their damage.
-fn scan_dir(dir: &Path) -> io::Result<(Vec<Segment>, Vec<Vec<Damage>>)> {
+/// Segment files of a spool directory, oldest first (for inspection and tests).
+pub fn segment_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut named = list_segments(dir, false)?;
+    named.sort();
+    Ok(named.into_iter().map(|(_, _, p)| p).collect())
+}
+
+/// `(first seq, level, path)` of every segment file; with `cleanup`, leftover temporary files are
+/// removed (only the spool's owner may do that: a reader must not race a running agent).
+fn list_segments(dir: &Path, cleanup: bool) -> io::Result<Vec<(u64, u8, PathBuf)>> {
+    let mut named = Vec::new();
     if !dir.exists() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(named);
     }
-    let mut named: Vec<(u64, u8, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
         if name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(&path);
+            if cleanup {
+                let _ = std::fs::remove_file(&path);
+            }
             continue;
         }
         if let Some((first, level)) = parse_segment_name(&name) {
             named.push((first, level, path));
         }
     }
+    Ok(named)
+}
+
+/// Lists and scans the segments of a directory. With `cleanup` (the owner opening the spool),
+/// leftover temporary files and superseded copies of thinned segments are removed. Returns
+/// segments in order with their damage.
+fn scan_dir(dir: &Path, cleanup: bool) -> io::Result<(Vec<Segment>, Vec<Vec<Damage>>)> {
+    let mut named = list_segments(dir, cleanup)?;
     named.sort();
     // A thinning interrupted after the new file appeared leaves both levels: keep the newer.
     let mut chosen: Vec<(u64, u8, PathBuf)> = Vec::new();
     for (first, level, path) in named {
         match chosen.last() {
             Some((f, _, old)) if *f == first => {
-                let _ = std::fs::remove_file(old);
+                if cleanup {
+                    let _ = std::fs::remove_file(old);
+                }
                 chosen.pop();
                 chosen.push((first, level, path));
             }
@@ -1037,18 +1061,7 @@ fn scan_dir(dir: &Path) -> io::Result<(Vec<Segment>, Vec<Vec<Damage>>)> {
 
 /// Scans one segment file: its metadata and any damage.
 fn scan_file(path: &Path) -> io::Result<(Segment, Vec<Damage>)> {
-    let mut seg = Segment {
-        path: path.to_owned(),
-        first_seq: 0,
-        min_seq: 0,
-        last_seq: 0,
-        records: 0,
-        bytes: 0,
-        oldest_ms: i64::MAX,
-        newest_ms: i64::MIN,
-        level: 0,
-        holes: SeqSet::new(),
-    };
+    let mut seg = Segment::at(path.to_owned(), 0, 0);
     let mut scanner = Scanner::open(path, 0)?;
     while let Some(rec) = scanner.next_record()? {
         seg.note(rec.meta.seq, rec.meta.time_ms, rec.meta.size);

@@ -41,13 +41,7 @@ fn read_all(s: &mut Spool) -> Vec<u64> {
 }
 
 fn segs(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    v.sort();
-    v
+    segment_files(dir).unwrap()
 }
 
 #[test]
