@@ -147,11 +147,6 @@ impl Registry {
             }
         }
     }
-
-    /// The ranges known for a device, if loaded.
-    pub fn cached(&self, device: DeviceId) -> Option<SeqSet> {
-        self.slots().get(&device).and_then(|s| s.stored.clone())
-    }
 }
 
 #[cfg(test)]
