@@ -38,6 +38,7 @@ pub fn main() -> u8 {
             .map_err(anyhow::Error::from)
             .and_then(|uplink| runtime()?.block_on(crate::runner::run(config, uplink))),
         Command::Sample { format } => sample(&config, format),
+        Command::Inventory { format } => inventory(&config, format),
         Command::Status { format } => crate::status::show(&config.state_dir, format),
         Command::Config => show_config(&config).and_then(|()| {
             config.uplink(&cli.global, &matches)?;
@@ -111,7 +112,21 @@ fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
     let report = Report {
         seq: 0,
         agent_time_ms: crate::runner::now_ms(),
-        samples: vec![Sample::HostInfo(host.info()), Sample::HostMetrics(metrics)],
+        samples: vec![
+            Sample::HostInfo(host.info()),
+            Sample::HostMetrics(metrics),
+            Sample::Inventory(Box::new(
+                crate::sources::inventory::InventorySource::new(
+                    config.paths.clone(),
+                    crate::observer::inventory_options(
+                        config,
+                        crate::identity::load(&config.state_dir)
+                            .unwrap_or(parta_protocol::DeviceId(uuid::Uuid::nil())),
+                    ),
+                )
+                .read(),
+            )),
+        ],
     };
     let mut out = std::io::stdout().lock();
     match format {
@@ -120,6 +135,83 @@ fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
             writeln!(out)?;
         }
         OutputFormat::Text => write_text(&mut out, &report.samples)?,
+    }
+    Ok(())
+}
+
+/// `parta-agent inventory`: the inventory as it would be sent.
+fn inventory(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
+    // Display ids without an EDID serial derive from the device id; before the first `run`
+    // there is none yet, and the nil id stands in.
+    let device_id =
+        crate::identity::load(&config.state_dir).unwrap_or(parta_protocol::DeviceId(uuid::Uuid::nil()));
+    let options = crate::observer::inventory_options(config, device_id);
+    let inv = crate::sources::inventory::InventorySource::new(config.paths.clone(), options).read();
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &inv)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => write_inventory_text(&mut out, &inv)?,
+    }
+    Ok(())
+}
+
+fn write_inventory_text(
+    out: &mut impl std::io::Write,
+    inv: &parta_protocol::inventory::Inventory,
+) -> std::io::Result<()> {
+    const GB: u64 = 1_000_000_000;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let class = inv.equipment_class.map_or("-", |c| c.as_str());
+    let source = match inv.class_source {
+        Some(parta_protocol::inventory::ClassSource::Configured) => "configured",
+        Some(parta_protocol::inventory::ClassSource::Detected) => "detected",
+        None => "-",
+    };
+    writeln!(out, "host:      {}", inv.hostname)?;
+    writeln!(out, "room:      {}", if inv.room.is_empty() { "-" } else { &inv.room })?;
+    writeln!(out, "class:     {class} ({source})")?;
+    writeln!(out, "os:        {} {} {}", inv.os.name, inv.os.version, inv.os.edition)?;
+    writeln!(out, "kernel:    {}", inv.kernel)?;
+    let d = &inv.dmi;
+    writeln!(
+        out,
+        "hardware:  {} {} serial {} chassis {}",
+        opt(&d.vendor),
+        opt(&d.product),
+        opt(&d.serial),
+        d.chassis_type.map_or_else(|| "-".into(), |c| c.to_string())
+    )?;
+    writeln!(out, "bios:      {} {} {}", opt(&d.bios_vendor), opt(&d.bios_version), opt(&d.bios_date))?;
+    writeln!(out, "cpu:       {} ({} cores, {} threads)", inv.cpu.model, inv.cpu.cores, inv.cpu.logical)?;
+    writeln!(out, "memory:    {:.1} GB", inv.memory_bytes as f64 / GB as f64)?;
+    for disk in &inv.disks {
+        let media = match disk.media {
+            Some(parta_protocol::inventory::Media::Ssd) => "SSD",
+            Some(parta_protocol::inventory::Media::Hdd) => "HDD",
+            None => "?",
+        };
+        writeln!(out, "disk:      {} {} {} GB {media}", disk.name, opt(&disk.model), disk.size_bytes / GB)?;
+    }
+    for nic in &inv.nics {
+        let mac = nic.mac.map_or_else(|| "-".into(), |m| m.to_string());
+        let speed = nic.speed_mbps.map_or_else(|| "-".into(), |s| format!("{s} Mbit/s"));
+        writeln!(out, "nic:       {} {mac} {speed}{}", nic.name, if nic.wireless { " Wi-Fi" } else { "" })?;
+    }
+    for disp in &inv.displays {
+        writeln!(
+            out,
+            "display:   {} {} {} serial {} {:.1}\" {} ({})",
+            disp.connector,
+            disp.manufacturer,
+            opt(&disp.name),
+            opt(&disp.serial),
+            f64::from(disp.diagonal_decimal_in) / 10.0,
+            disp.equipment_class,
+            disp.device_id
+        )?;
     }
     Ok(())
 }
@@ -154,6 +246,25 @@ fn write_text(out: &mut impl std::io::Write, samples: &[Sample]) -> std::io::Res
                     l.last_seq,
                     l.reason.as_str()
                 )?;
+            }
+            Sample::Inventory(inv) => write_inventory_text(out, inv)?,
+            Sample::Usage(intervals) => {
+                for i in intervals {
+                    let subject = match i.subject {
+                        parta_protocol::usage::Subject::Host => "host".to_owned(),
+                        parta_protocol::usage::Subject::Display(d) => format!("display {d}"),
+                    };
+                    writeln!(
+                        out,
+                        "usage:     {subject} {} {} s ({})",
+                        i.state.as_str(),
+                        i.duration_ms() / 1000,
+                        i.user_class.as_str()
+                    )?;
+                }
+            }
+            Sample::Power(e) => {
+                writeln!(out, "power:     {:?} at {} ms (boot {})", e.kind, e.at_ms, e.boot_id)?
             }
             Sample::HostMetrics(m) => {
                 writeln!(

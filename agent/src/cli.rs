@@ -69,6 +69,38 @@ pub struct GlobalArgs {
     /// bound; for tests and troubleshooting).
     #[arg(long, env = "PARTA_REPORT_LOG", global = true, value_name = "FILE")]
     pub report_log: Option<PathBuf>,
+    /// Room (classroom) the device is in, e.g. "каб. 214".
+    #[arg(long, env = "PARTA_ROOM", global = true, value_name = "ROOM")]
+    pub room: Option<String>,
+    /// Equipment class: teacher_laptop, pupil_laptop, admin_laptop, laptop, interactive_complex,
+    /// desktop, monitor, mfu, network_equipment, other [default: detected from DMI chassis type].
+    #[arg(long, env = "PARTA_EQUIPMENT_CLASS", global = true, value_name = "CLASS")]
+    pub equipment_class: Option<String>,
+    /// How often sessions and displays are checked, e.g. 5s [default: 5s].
+    #[arg(long, env = "PARTA_USAGE_POLL", global = true, value_name = "DURATION")]
+    pub usage_poll: Option<String>,
+    /// A session stays in use this long after its last input, e.g. 5m [default: 5m].
+    #[arg(long, env = "PARTA_IDLE_AFTER", global = true, value_name = "DURATION")]
+    pub idle_after: Option<String>,
+    /// Open usage intervals are cut and sent at least this often [default: 10m].
+    #[arg(long, env = "PARTA_USAGE_FLUSH", global = true, value_name = "DURATION")]
+    pub usage_flush: Option<String>,
+    /// Where logind is: system, none, or a D-Bus address [default: system].
+    #[arg(long, env = "PARTA_LOGIND_BUS", global = true, value_name = "BUS")]
+    pub logind_bus: Option<String>,
+    /// Comma-separated groups whose members are teachers [default: teachers].
+    #[arg(long, env = "PARTA_USER_GROUPS_TEACHER", global = true, value_name = "GROUPS")]
+    pub user_groups_teacher: Option<String>,
+    /// Comma-separated groups whose members are pupils [default: pupils,students].
+    #[arg(long, env = "PARTA_USER_GROUPS_PUPIL", global = true, value_name = "GROUPS")]
+    pub user_groups_pupil: Option<String>,
+    /// Comma-separated groups whose members are administration staff [default: administration].
+    #[arg(long, env = "PARTA_USER_GROUPS_ADMIN", global = true, value_name = "GROUPS")]
+    pub user_groups_admin: Option<String>,
+    /// Secret salt: when set, a salted hash of the user (never the name) is sent so that
+    /// distinct users can be counted.
+    #[arg(long, env = "PARTA_USER_HASH_SALT", global = true, value_name = "SECRET", hide_env_values = true)]
+    pub user_hash_salt: Option<String>,
     /// Mount point of sysfs [default: /sys].
     #[arg(long, env = "PARTA_SYSFS", global = true, value_name = "DIR")]
     pub sysfs: Option<PathBuf>,
@@ -91,6 +123,13 @@ pub enum Command {
     /// Show the agent's delivery state: spool depth, oldest unacknowledged report, last
     /// acknowledgement, last error.
     Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Print the device's inventory (hardware, OS, network interfaces, displays, equipment
+    /// class) as it would be sent; nothing is sent or stored.
+    Inventory {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,

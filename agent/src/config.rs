@@ -21,7 +21,10 @@ use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
 use crate::paths::HostPaths;
+use crate::sources::logind::BusAddress;
+use crate::sources::users::GroupMapping;
 use crate::spool::{FsyncPolicy, SpoolConfig};
+use parta_protocol::inventory::EquipmentClass;
 
 /// Default collector QUIC port.
 pub const DEFAULT_PORT: u16 = 4433;
@@ -52,6 +55,16 @@ struct FileConfig {
     spool_fsync: Option<String>,
     reconnect_max: Option<String>,
     report_log: Option<PathBuf>,
+    room: Option<String>,
+    equipment_class: Option<String>,
+    usage_poll: Option<String>,
+    idle_after: Option<String>,
+    usage_flush: Option<String>,
+    logind_bus: Option<String>,
+    user_groups_teacher: Option<String>,
+    user_groups_pupil: Option<String>,
+    user_groups_admin: Option<String>,
+    user_hash_salt: Option<String>,
     sysfs: Option<PathBuf>,
     procfs: Option<PathBuf>,
     rootfs: Option<PathBuf>,
@@ -139,8 +152,38 @@ pub struct AgentConfig {
     pub report_log: Option<PathBuf>,
     /// Host paths for file-based sources.
     pub paths: HostPaths,
+    /// Room, inventory, usage and privacy settings.
+    pub usage: UsageSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// Defaults of the user-class group mapping.
+pub const DEFAULT_TEACHER_GROUPS: &str = "teachers";
+/// Default pupil groups.
+pub const DEFAULT_PUPIL_GROUPS: &str = "pupils,students";
+/// Default administration groups.
+pub const DEFAULT_ADMIN_GROUPS: &str = "administration";
+
+/// Room, equipment class, usage tracking and privacy settings.
+#[derive(Debug, Clone)]
+pub struct UsageSettings {
+    /// Room.
+    pub room: String,
+    /// Configured equipment class.
+    pub equipment_class: Option<EquipmentClass>,
+    /// Session/display poll period.
+    pub poll: Duration,
+    /// Idle threshold.
+    pub idle_after: Duration,
+    /// Longest open interval before it is cut and sent.
+    pub flush: Duration,
+    /// Where logind is.
+    pub logind_bus: BusAddress,
+    /// Group mapping.
+    pub groups: GroupMapping,
+    /// Salt for user hashes.
+    pub user_hash_salt: Option<String>,
 }
 
 /// What `run` needs on top of [`AgentConfig`]: a complete uplink.
@@ -173,6 +216,7 @@ impl AgentConfig {
         f: FileConfig,
     ) -> Result<Self, ConfigError> {
         let l = Layers::new(m, path);
+        let usage = resolve_usage(&l, a, &f)?;
         let collector = l
             .parse("collector", a.collector.clone(), "collector", f.collector, parse_collector)?
             .map(|v| v.0);
@@ -249,6 +293,7 @@ impl AgentConfig {
                 rootfs: pick_path("rootfs", &a.rootfs, f.rootfs, defaults.rootfs),
             },
             log,
+            usage,
         })
     }
 
@@ -268,6 +313,107 @@ impl AgentConfig {
             school,
         })
     }
+}
+
+fn resolve_usage(l: &Layers<'_>, a: &GlobalArgs, f: &FileConfig) -> Result<UsageSettings, ConfigError> {
+    let dur = |id: &str,
+               cli: &Option<String>,
+               file: &Option<String>,
+               min: Duration,
+               max: Duration,
+               default: Duration| {
+        l.parse(id, cli.clone(), id, file.clone(), |s| settings::parse_duration_within(s, min, max))
+            .map(|v| v.map_or(default, |v| v.0))
+    };
+    let groups = |id: &str, cli: &Option<String>, file: &Option<String>, default: &str| {
+        l.parse(id, cli.clone(), id, file.clone(), parse_groups)
+            .map(|v| v.map_or_else(|| parse_groups(default).unwrap_or_default(), |v| v.0))
+    };
+    let room = l
+        .parse("room", a.room.clone(), "room", f.room.clone(), |s| {
+            let s = s.trim();
+            if s.chars().count() > 64 || s.chars().any(char::is_control) {
+                Err("a room is at most 64 printable characters".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
+        })?
+        .map(|v| v.0)
+        .unwrap_or_default();
+    Ok(UsageSettings {
+        room,
+        equipment_class: l
+            .parse(
+                "equipment_class",
+                a.equipment_class.clone(),
+                "equipment_class",
+                f.equipment_class.clone(),
+                |s| s.trim().parse::<EquipmentClass>(),
+            )?
+            .map(|v| v.0),
+        poll: dur(
+            "usage_poll",
+            &a.usage_poll,
+            &f.usage_poll,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+            Duration::from_secs(5),
+        )?,
+        idle_after: dur(
+            "idle_after",
+            &a.idle_after,
+            &f.idle_after,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+            Duration::from_secs(300),
+        )?,
+        flush: dur(
+            "usage_flush",
+            &a.usage_flush,
+            &f.usage_flush,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+            Duration::from_secs(600),
+        )?,
+        logind_bus: l
+            .parse("logind_bus", a.logind_bus.clone(), "logind_bus", f.logind_bus.clone(), |s| {
+                s.parse::<BusAddress>()
+            })?
+            .map_or(BusAddress::System, |v| v.0),
+        groups: GroupMapping {
+            teacher: groups(
+                "user_groups_teacher",
+                &a.user_groups_teacher,
+                &f.user_groups_teacher,
+                DEFAULT_TEACHER_GROUPS,
+            )?,
+            pupil: groups(
+                "user_groups_pupil",
+                &a.user_groups_pupil,
+                &f.user_groups_pupil,
+                DEFAULT_PUPIL_GROUPS,
+            )?,
+            admin: groups(
+                "user_groups_admin",
+                &a.user_groups_admin,
+                &f.user_groups_admin,
+                DEFAULT_ADMIN_GROUPS,
+            )?,
+        },
+        user_hash_salt: l
+            .pick("user_hash_salt", a.user_hash_salt.clone(), "user_hash_salt", f.user_hash_salt.clone())
+            .map(|v| v.0)
+            .filter(|s| !s.is_empty()),
+    })
+}
+
+/// `teachers, учителя` → `["teachers", "учителя"]`.
+fn parse_groups(s: &str) -> Result<Vec<String>, String> {
+    let v: Vec<String> = s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect();
+    if v.iter().any(|g| g.contains(char::is_whitespace) || g.contains(':')) {
+        return Err("group names are separated by commas and contain no spaces or `:`".into());
+    }
+    Ok(v)
 }
 
 fn resolve_token(

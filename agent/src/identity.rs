@@ -17,6 +17,12 @@ pub struct IdentityError {
     error: std::io::Error,
 }
 
+/// The device id if the state directory holds one; never creates anything (for read-only
+/// commands).
+pub fn load(state_dir: &Path) -> Option<DeviceId> {
+    std::fs::read_to_string(state_dir.join(FILE)).ok()?.trim().parse().ok()
+}
+
 /// Loads the device id from `state_dir`, creating it (and the directory) on first start.
 ///
 /// A file that exists but does not hold a UUID was damaged outside the agent (it is written

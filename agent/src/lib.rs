@@ -5,6 +5,9 @@
 //! - [`cli`]: command-line definition (clap); [`config`]: flags, environment and TOML resolved
 //!   into [`config::AgentConfig`], with errors that name the offending setting.
 //! - [`sources`]: what is measured. Sources sample on request and never sleep, send or store.
+//! - [`usage`]: the usage tracker — sessions, idle hints and display power into exact intervals,
+//!   boots and shutdowns into power events, carried across restarts.
+//! - [`observer`]: one observation of sessions and displays for the tracker, its state file.
 //! - [`runner`]: the service loop — owns the interval, the outbox and the uplink.
 //! - [`spool`]: the durable, crash-safe, bounded store of reports until acknowledged;
 //!   [`outbox`] joins it with the protocol's delivery state machine (what to send next).
@@ -23,6 +26,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod identity;
+pub mod observer;
 pub mod outbox;
 pub mod paths;
 pub mod runner;
@@ -31,3 +35,4 @@ pub mod spool;
 pub mod status;
 pub mod tls;
 pub mod uplink;
+pub mod usage;

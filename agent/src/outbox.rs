@@ -131,6 +131,11 @@ impl Outbox {
         self.spool.close();
     }
 
+    /// The sequence number the next appended report gets.
+    pub fn next_seq(&self) -> u64 {
+        self.spool.next_seq()
+    }
+
     /// Spool summary.
     pub fn stats(&self) -> Stats {
         self.spool.stats()

@@ -15,16 +15,24 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::backoff::Backoff;
 use crate::config::{AgentConfig, UplinkSettings};
-use crate::outbox::{Outbox, lock};
+use crate::observer::{self, Observer};
+use crate::outbox::Outbox;
+use crate::outbox::lock;
 use crate::sources::host::HostSource;
 use crate::status::{self, Snapshot};
 use crate::uplink::{LinkState, Uplink, UplinkParams, link_state};
+use crate::usage::Tracker;
 use crate::{identity, tls};
+use parta_protocol::inventory::Inventory;
 
 /// How long a stopping agent, while connected, waits for the collector to acknowledge what is
 /// spooled (everything stays in the spool anyway; this spares resends and leaves the spool empty
 /// after a clean stop).
 const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
+/// Usage intervals per report: 8 `Usage` samples of the protocol's largest size.
+const USAGE_PER_REPORT: usize = 8 * parta_protocol::validate::MAX_INTERVALS;
+/// Power events per report (each is a sample; the protocol allows 64 samples).
+const POWER_EVENTS_PER_REPORT: usize = 16;
 /// Status snapshots are written at most this often.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// After this long without acknowledgements while reports are in flight, the agent warns.
@@ -40,6 +48,10 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let stats = outbox.stats();
     let outbox = Arc::new(Mutex::new(outbox));
     let mut host = HostSource::new(config.paths.clone())?;
+    let mut observer = Observer::new(&config, device_id);
+    let usage_state = observer::state_path(&config.state_dir);
+    let mut tracker = observer::start_tracker(&config, lock(&outbox).next_seq(), now_ms());
+    let mut last_inventory: Option<Inventory> = None;
     let wake = Arc::new(Notify::new());
     let link = Arc::new(Mutex::new(LinkState::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -74,24 +86,27 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
         ),
         None => None,
     };
+    let mut usage_ticker = tokio::time::interval(config.usage.poll);
+    usage_ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stop = std::pin::pin!(parta_common::shutdown::signal());
     loop {
         tokio::select! {
+            _ = usage_ticker.tick() => {
+                let obs = observer.observe().await;
+                tracker.observe(now_ms(), obs.sessions.as_deref(), &obs.displays);
+                observer::save_state(&usage_state, tracker.state());
+            }
             _ = ticker.tick() => {
-                let samples = take_samples(&mut host, &mut last_info);
+                let mut samples = take_samples(&mut host, &mut last_info);
+                let inventory = observer.inventory();
+                if last_inventory.as_ref() != Some(&inventory) {
+                    samples.push(Sample::Inventory(Box::new(inventory.clone())));
+                    last_inventory = Some(inventory);
+                }
                 let now = now_ms();
                 {
                     let mut ob = lock(&outbox);
-                    let logged = report_log.as_ref().map(|_| samples.clone());
-                    match ob.append(now, samples) {
-                        Ok(seq) => {
-                            tracing::debug!(seq, "report spooled");
-                            if let (Some(log), Some(samples)) = (&mut report_log, logged) {
-                                log_report(log, seq, now, &samples);
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot spool a report"),
-                    }
+                    spool(&mut ob, &mut tracker, &usage_state, now, samples, &mut report_log);
                     ob.maintain(now);
                     let waiting = ob.waiting_for_ack(std::time::Instant::now());
                     match waiting {
@@ -122,6 +137,9 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
             }
         }
     }
+    tracker.stop(now_ms());
+    spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), Vec::new(), &mut report_log);
+    wake.notify_one();
     tracing::info!(pending = lock(&outbox).pending(), "stopping");
     let deadline = Instant::now() + DRAIN_ON_STOP;
     while lock(&outbox).pending() > 0
@@ -136,6 +154,45 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     lock(&outbox).close();
     write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
     Ok(())
+}
+
+/// Spools a report of `samples` plus what the usage tracker has closed, keeping the tracker's
+/// state file consistent with the spool (see [`crate::usage`], "Exactly once").
+fn spool(
+    ob: &mut Outbox,
+    tracker: &mut Tracker,
+    state_path: &Path,
+    now: i64,
+    mut samples: Vec<Sample>,
+    report_log: &mut Option<std::fs::File>,
+) {
+    let carries_usage = tracker.has_pending();
+    if carries_usage {
+        let (intervals, events) =
+            tracker.take_for_report(ob.next_seq(), USAGE_PER_REPORT, POWER_EVENTS_PER_REPORT);
+        observer::save_state(state_path, tracker.state());
+        samples.extend(observer::usage_samples(intervals, events));
+    }
+    if samples.is_empty() {
+        return;
+    }
+    let logged = report_log.as_ref().map(|_| samples.clone());
+    match ob.append(now, samples) {
+        Ok(seq) => {
+            tracing::debug!(seq, "report spooled");
+            if let (Some(log), Some(samples)) = (report_log.as_mut(), logged) {
+                log_report(log, seq, now, &samples);
+            }
+            if carries_usage {
+                tracker.spooled();
+                observer::save_state(state_path, tracker.state());
+            }
+        }
+        Err(e) => {
+            tracker.not_spooled();
+            tracing::error!(error = %e, "cannot spool a report");
+        }
+    }
 }
 
 /// Appends `{"seq":…,"agent_time_ms":…,"samples":[…]}` to the diagnostic report log.

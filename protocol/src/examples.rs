@@ -3,6 +3,11 @@
 
 use uuid::Uuid;
 
+use crate::inventory::{
+    ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
+};
+use crate::usage::{PowerEvent, PowerEventKind, Subject, UsageInterval, UsageState, UserClass};
+
 use crate::message::{
     Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
 };
@@ -145,6 +150,117 @@ pub fn reject() -> Message {
     })
 }
 
+/// A teacher laptop's inventory with an interactive panel on HDMI.
+pub fn inventory() -> Inventory {
+    let info = host_info();
+    Inventory {
+        hostname: info.hostname,
+        room: "214".into(),
+        equipment_class: Some(EquipmentClass::TeacherLaptop),
+        class_source: Some(ClassSource::Configured),
+        os: info.os,
+        kernel: info.kernel,
+        dmi: DmiInventory {
+            vendor: Some("AQUARIUS".into()),
+            product: Some("CMP NS685U R11".into()),
+            serial: Some("QCNS6850123456".into()),
+            chassis_type: Some(10),
+            bios_vendor: Some("American Megatrends Inc.".into()),
+            bios_version: Some("R1.05".into()),
+            bios_date: Some("03/14/2022".into()),
+            board_vendor: Some("AQUARIUS".into()),
+            board_product: Some("NS685U".into()),
+        },
+        cpu: CpuInfo { model: "Intel(R) Core(TM) i5-10210U CPU @ 1.60GHz".into(), logical: 8, cores: 4 },
+        memory_bytes: 8_254_459_904,
+        disks: vec![DiskInfo {
+            name: "nvme0n1".into(),
+            model: Some("KINGSTON OM8PDP3256B".into()),
+            size_bytes: 256_060_514_304,
+            media: Some(Media::Ssd),
+        }],
+        nics: vec![
+            NicInfo {
+                name: "enp2s0".into(),
+                mac: Some(MacAddr([0x00, 0x1b, 0x21, 0x3a, 0x4c, 0x5d])),
+                speed_mbps: Some(1000),
+                wireless: false,
+            },
+            NicInfo {
+                name: "wlp3s0".into(),
+                mac: Some(MacAddr([0x7c, 0x2a, 0x31, 0x9e, 0x04, 0xb2])),
+                speed_mbps: None,
+                wireless: true,
+            },
+        ],
+        displays: vec![DisplayInfo {
+            device_id: DeviceId(Uuid::from_bytes([
+                0x1f, 0x3b, 0x6e, 0x58, 0x9a, 0x0c, 0x5d, 0x21, 0x8e, 0x44, 0x71, 0x05, 0xb2, 0xc6, 0x3d,
+                0x90,
+            ])),
+            connector: "HDMI-A-1".into(),
+            manufacturer: "TCH".into(),
+            product_code: 0x4b1d,
+            serial: Some("TT75A0042".into()),
+            name: Some("TeachTouch 75".into()),
+            width_mm: 1650,
+            height_mm: 928,
+            diagonal_decimal_in: 745,
+            year: 2022,
+            equipment_class: EquipmentClass::InteractiveComplex,
+            kind: DeviceKind::Panel,
+        }],
+    }
+}
+
+/// A report with the inventory, usage intervals of a lesson, and a boot event.
+pub fn usage_report() -> Message {
+    let panel = inventory().displays[0].device_id;
+    let lesson = 1_763_802_000_000; // 2025-11-22 09:00 UTC
+    let day = 20_414; // 2025-11-22
+    Message::Report(Report {
+        seq: 7,
+        agent_time_ms: lesson + 2_700_000,
+        samples: vec![
+            Sample::Power(PowerEvent {
+                kind: PowerEventKind::Boot,
+                at_ms: lesson - 600_000,
+                boot_id: "21bde96f-45b5-430c-94ec-c993fbf4a174".into(),
+            }),
+            Sample::Inventory(Box::new(inventory())),
+            Sample::Usage(vec![
+                UsageInterval {
+                    subject: Subject::Host,
+                    start_ms: lesson - 600_000,
+                    end_ms: lesson,
+                    state: UsageState::Idle,
+                    user_class: UserClass::None,
+                    user_key: None,
+                    local_day: day,
+                },
+                UsageInterval {
+                    subject: Subject::Host,
+                    start_ms: lesson,
+                    end_ms: lesson + 2_700_000,
+                    state: UsageState::InUse,
+                    user_class: UserClass::Teacher,
+                    user_key: Some(0x5eed_cafe_f00d_0042),
+                    local_day: day,
+                },
+                UsageInterval {
+                    subject: Subject::Display(panel),
+                    start_ms: lesson,
+                    end_ms: lesson + 2_700_000,
+                    state: UsageState::InUse,
+                    user_class: UserClass::None,
+                    user_key: None,
+                    local_day: day,
+                },
+            ]),
+        ],
+    })
+}
+
 /// Every example with a stable name, for golden-byte fixtures.
 pub fn all() -> Vec<(&'static str, Message)> {
     vec![
@@ -154,6 +270,7 @@ pub fn all() -> Vec<(&'static str, Message)> {
         ("report_typical", typical_report(42)),
         ("ack", ack()),
         ("report_loss", loss_report()),
+        ("report_usage", usage_report()),
         ("reject", reject()),
     ]
 }

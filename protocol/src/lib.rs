@@ -5,6 +5,8 @@
 //! ## Layout
 //! - [`message`]: what agents and collectors say to each other — `Hello`, `Welcome`, `Report`,
 //!   `Ack`, `Reject` — and the typed reject reasons with their stable codes.
+//! - [`inventory`], [`usage`]: what a device is (inventory, equipment class, displays) and how
+//!   it is used (power and activity intervals, boots and shutdowns).
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
@@ -28,9 +30,11 @@ pub mod codec;
 pub mod delivery;
 pub mod examples;
 pub mod frame;
+pub mod inventory;
 pub mod message;
 pub mod sample;
 pub mod seqset;
+pub mod usage;
 pub mod validate;
 
 pub use codec::{DecodeError, EncodeError, decode, encode};

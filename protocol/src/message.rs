@@ -39,11 +39,16 @@ impl std::str::FromStr for DeviceId {
 /// What kind of device an agent reports for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// A PC or laptop running the agent.
     Computer,
-    /// An interactive panel whose built-in compute module runs the agent.
+    /// An interactive panel: one whose built-in compute module runs the agent, or one attached
+    /// to a computer and reported by that computer's agent.
     Panel,
+    /// A monitor attached to a computer, reported by the computer's agent. Agents never declare
+    /// this kind for themselves.
+    Monitor,
 }
 
 impl DeviceKind {
@@ -52,10 +57,11 @@ impl DeviceKind {
         match self {
             Self::Computer => "computer",
             Self::Panel => "panel",
+            Self::Monitor => "monitor",
         }
     }
 
-    /// Every kind an agent may declare, for help texts and parsers.
+    /// Every kind an agent may declare for itself, for help texts and parsers.
     pub const ALL: [DeviceKind; 2] = [Self::Computer, Self::Panel];
 }
 

@@ -17,6 +17,12 @@ pub enum Sample {
     HostMetrics(HostMetrics),
     /// Reports the agent's spool lost, so that the gap in the ledger is explained.
     SpoolLoss(SpoolLoss),
+    /// The device's inventory (at agent start and on change).
+    Inventory(Box<crate::inventory::Inventory>),
+    /// Closed usage intervals of the device and its displays.
+    Usage(Vec<crate::usage::UsageInterval>),
+    /// A boot or shutdown.
+    Power(crate::usage::PowerEvent),
 }
 
 impl Sample {
@@ -26,15 +32,20 @@ impl Sample {
             Self::HostInfo(_) => "HostInfo",
             Self::HostMetrics(_) => "HostMetrics",
             Self::SpoolLoss(_) => "SpoolLoss",
+            Self::Inventory(_) => "Inventory",
+            Self::Usage(_) => "Usage",
+            Self::Power(_) => "Power",
         }
     }
 
-    /// Essential samples are kept when a full spool thins out old reports: identity and loss
-    /// notices (and, as they are added, usage intervals and daily summaries). Fine-grained
-    /// metrics are not essential.
+    /// Essential samples are kept when a full spool thins out old reports: identity,
+    /// inventory, usage intervals, power events and loss notices. Fine-grained metrics are not
+    /// essential.
     pub fn is_essential(&self) -> bool {
         match self {
-            Self::HostInfo(_) | Self::SpoolLoss(_) => true,
+            Self::HostInfo(_) | Self::SpoolLoss(_) | Self::Inventory(_) | Self::Usage(_) | Self::Power(_) => {
+                true
+            }
             Self::HostMetrics(_) => false,
         }
     }

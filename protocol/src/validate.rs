@@ -6,8 +6,10 @@
 
 use std::fmt;
 
+use crate::inventory::Inventory;
 use crate::message::{Hello, Report};
 use crate::sample::{HostInfo, HostMetrics, Sample};
+use crate::usage::UsageInterval;
 
 /// Longest school id, in bytes.
 pub const MAX_SCHOOL_ID: usize = 64;
@@ -23,6 +25,14 @@ pub const MAX_SAMPLES: usize = 64;
 pub const MAX_FILESYSTEMS: usize = 128;
 /// Most network interfaces in one sample.
 pub const MAX_INTERFACES: usize = 256;
+/// Most disks in an inventory.
+pub const MAX_DISKS: usize = 64;
+/// Most displays in an inventory.
+pub const MAX_DISPLAYS: usize = 16;
+/// Most usage intervals in one sample (a month powered off is ~31 day-long intervals).
+pub const MAX_INTERVALS: usize = 1024;
+/// Longest usage interval: intervals never cross local midnight; 26 h allows for a DST day.
+pub const MAX_INTERVAL_MS: i64 = 26 * 3_600_000;
 
 /// A rule a message broke. `field` is a path such as `samples[1].interfaces[3].name`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +121,9 @@ pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
         match sample {
             Sample::HostInfo(info) => validate_host_info(&at, info)?,
             Sample::HostMetrics(m) => validate_host_metrics(&at, m)?,
+            Sample::Inventory(inv) => validate_inventory(&at, inv)?,
+            Sample::Usage(list) => validate_usage(&at, list)?,
+            Sample::Power(p) => text(|| format!("{at}.boot_id"), &p.boot_id, MAX_VERSION)?,
             Sample::SpoolLoss(l) => {
                 if l.first_seq == 0 || l.first_seq > l.last_seq || l.reports > l.last_seq - l.first_seq + 1 {
                     return Err(ValidationError::Inconsistent {
@@ -125,6 +138,135 @@ pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+fn validate_inventory(at: &Path<'_>, inv: &Inventory) -> Result<(), ValidationError> {
+    count(|| format!("{at}.disks"), inv.disks.len(), MAX_DISKS)?;
+    count(|| format!("{at}.nics"), inv.nics.len(), MAX_INTERFACES)?;
+    count(|| format!("{at}.displays"), inv.displays.len(), MAX_DISPLAYS)?;
+    // Inventories are rare (start and change): naming every field eagerly costs nothing.
+    for (name, value) in inventory_texts(inv) {
+        text(|| format!("{at}.{name}"), value, MAX_TEXT)?;
+    }
+    Ok(())
+}
+
+/// Every text field of an inventory with its path.
+fn inventory_texts(inv: &Inventory) -> Vec<(String, &str)> {
+    let mut v: Vec<(String, &str)> = vec![
+        ("hostname".into(), &inv.hostname),
+        ("room".into(), &inv.room),
+        ("kernel".into(), &inv.kernel),
+        ("os.id".into(), &inv.os.id),
+        ("os.name".into(), &inv.os.name),
+        ("os.version".into(), &inv.os.version),
+        ("os.pretty_name".into(), &inv.os.pretty_name),
+        ("os.edition".into(), &inv.os.edition),
+        ("cpu.model".into(), &inv.cpu.model),
+    ];
+    let d = &inv.dmi;
+    for (name, value) in [
+        ("vendor", &d.vendor),
+        ("product", &d.product),
+        ("serial", &d.serial),
+        ("bios_vendor", &d.bios_vendor),
+        ("bios_version", &d.bios_version),
+        ("bios_date", &d.bios_date),
+        ("board_vendor", &d.board_vendor),
+        ("board_product", &d.board_product),
+    ] {
+        if let Some(value) = value {
+            v.push((format!("dmi.{name}"), value));
+        }
+    }
+    for (i, disk) in inv.disks.iter().enumerate() {
+        v.push((format!("disks[{i}].name"), &disk.name));
+        if let Some(m) = &disk.model {
+            v.push((format!("disks[{i}].model"), m));
+        }
+    }
+    for (i, nic) in inv.nics.iter().enumerate() {
+        v.push((format!("nics[{i}].name"), &nic.name));
+    }
+    for (i, disp) in inv.displays.iter().enumerate() {
+        v.push((format!("displays[{i}].connector"), &disp.connector));
+        v.push((format!("displays[{i}].manufacturer"), &disp.manufacturer));
+        for (name, value) in [("serial", &disp.serial), ("name", &disp.name)] {
+            if let Some(value) = value {
+                v.push((format!("displays[{i}].{name}"), value));
+            }
+        }
+    }
+    v
+}
+
+fn sanitize_inventory(inv: &mut Inventory) {
+    inv.disks.truncate(MAX_DISKS);
+    inv.nics.truncate(MAX_INTERFACES);
+    inv.displays.truncate(MAX_DISPLAYS);
+    let d = &mut inv.dmi;
+    let mut texts: Vec<&mut String> = vec![
+        &mut inv.hostname,
+        &mut inv.room,
+        &mut inv.kernel,
+        &mut inv.os.id,
+        &mut inv.os.name,
+        &mut inv.os.version,
+        &mut inv.os.pretty_name,
+        &mut inv.os.edition,
+        &mut inv.cpu.model,
+    ];
+    texts.extend(
+        [
+            &mut d.vendor,
+            &mut d.product,
+            &mut d.serial,
+            &mut d.bios_vendor,
+            &mut d.bios_version,
+            &mut d.bios_date,
+            &mut d.board_vendor,
+            &mut d.board_product,
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    for disk in &mut inv.disks {
+        texts.push(&mut disk.name);
+        texts.extend(disk.model.as_mut());
+    }
+    for nic in &mut inv.nics {
+        texts.push(&mut nic.name);
+    }
+    for disp in &mut inv.displays {
+        texts.push(&mut disp.connector);
+        texts.push(&mut disp.manufacturer);
+        texts.extend(disp.serial.as_mut());
+        texts.extend(disp.name.as_mut());
+    }
+    for t in texts {
+        truncate_text(t, MAX_TEXT);
+    }
+}
+
+fn validate_usage(at: &Path<'_>, list: &[UsageInterval]) -> Result<(), ValidationError> {
+    count(|| format!("{at}"), list.len(), MAX_INTERVALS)?;
+    for (i, u) in list.iter().enumerate() {
+        let len = u.end_ms.checked_sub(u.start_ms);
+        if !len.is_some_and(|l| (0..=MAX_INTERVAL_MS).contains(&l)) {
+            return Err(ValidationError::Inconsistent {
+                field: format!("{at}[{i}]"),
+                reason: format!(
+                    "interval {}..{} must not be negative or longer than 26 h",
+                    u.start_ms, u.end_ms
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn interval_ok(u: &UsageInterval) -> bool {
+    u.end_ms.checked_sub(u.start_ms).is_some_and(|l| (0..=MAX_INTERVAL_MS).contains(&l))
 }
 
 // Field paths are built only when a check fails: validation runs on every report the collector
@@ -203,6 +345,12 @@ pub fn sanitize_report(report: &mut Report) {
                 }
             }
             Sample::SpoolLoss(_) => {}
+            Sample::Power(p) => truncate_text(&mut p.boot_id, MAX_VERSION),
+            Sample::Inventory(inv) => sanitize_inventory(inv),
+            Sample::Usage(list) => {
+                list.retain(interval_ok);
+                list.truncate(MAX_INTERVALS);
+            }
             Sample::HostMetrics(m) => {
                 if !m.cpu_percent.is_finite() {
                     m.cpu_percent = 0.0;

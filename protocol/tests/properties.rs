@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use parta_protocol::inventory::{
+    ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
+};
 use parta_protocol::message::{
     Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
 };
@@ -11,6 +14,7 @@ use parta_protocol::sample::{
     SpoolLoss,
 };
 use parta_protocol::seqset::SeqRange;
+use parta_protocol::usage::{PowerEvent, PowerEventKind, Subject, UsageInterval, UsageState, UserClass};
 use parta_protocol::validate::{sanitize_report, validate_report};
 use parta_protocol::{FrameDecoder, decode, encode, encode_frame};
 use proptest::option::of;
@@ -99,11 +103,116 @@ fn spool_loss() -> impl Strategy<Value = SpoolLoss> {
         })
 }
 
+fn inventory() -> impl Strategy<Value = Inventory> {
+    (
+        (text(), text(), of(prop::sample::select(EquipmentClass::ALL.to_vec())), any::<u64>()),
+        (of(text()), of(any::<u8>()), text(), any::<[u32; 2]>()),
+        prop::collection::vec((text(), of(text()), any::<u64>(), any::<bool>()), 0..3),
+        prop::collection::vec((text(), of(any::<[u8; 6]>()), of(any::<u32>()), any::<bool>()), 0..3),
+        prop::collection::vec(
+            (any::<u128>(), text(), text(), any::<u16>(), of(text()), any::<[u32; 2]>(), any::<u16>()),
+            0..2,
+        ),
+    )
+        .prop_map(|(a, b, disks, nics, displays)| Inventory {
+            hostname: a.0,
+            room: a.1,
+            equipment_class: a.2,
+            class_source: Some(ClassSource::Detected),
+            memory_bytes: a.3,
+            dmi: DmiInventory { serial: b.0, chassis_type: b.1, ..DmiInventory::default() },
+            cpu: CpuInfo { model: b.2, logical: b.3[0], cores: b.3[1] },
+            disks: disks
+                .into_iter()
+                .map(|(name, model, size_bytes, ssd)| DiskInfo {
+                    name,
+                    model,
+                    size_bytes,
+                    media: Some(if ssd { Media::Ssd } else { Media::Hdd }),
+                })
+                .collect(),
+            nics: nics
+                .into_iter()
+                .map(|(name, mac, speed_mbps, wireless)| NicInfo {
+                    name,
+                    mac: mac.map(MacAddr),
+                    speed_mbps,
+                    wireless,
+                })
+                .collect(),
+            displays: displays
+                .into_iter()
+                .map(|(id, connector, manufacturer, product_code, serial, mm, diag)| DisplayInfo {
+                    device_id: DeviceId(uuid::Uuid::from_u128(id)),
+                    connector,
+                    manufacturer,
+                    product_code,
+                    serial,
+                    name: None,
+                    width_mm: mm[0],
+                    height_mm: mm[1],
+                    diagonal_decimal_in: diag,
+                    year: 2020,
+                    equipment_class: EquipmentClass::Monitor,
+                    kind: DeviceKind::Panel,
+                })
+                .collect(),
+            ..Inventory::default()
+        })
+}
+
+fn usage() -> impl Strategy<Value = Vec<UsageInterval>> {
+    prop::collection::vec(
+        (
+            of(any::<u128>()),
+            any::<i64>(),
+            any::<i64>(),
+            prop::sample::select(vec![
+                UsageState::Off,
+                UsageState::Idle,
+                UsageState::InUse,
+                UsageState::Unmonitored,
+            ]),
+            prop::sample::select(vec![
+                UserClass::None,
+                UserClass::Teacher,
+                UserClass::Pupil,
+                UserClass::Admin,
+                UserClass::Other,
+            ]),
+            of(any::<u64>()),
+            any::<i32>(),
+        )
+            .prop_map(|(display, start_ms, end_ms, state, user_class, user_key, local_day)| {
+                UsageInterval {
+                    subject: display
+                        .map_or(Subject::Host, |id| Subject::Display(DeviceId(uuid::Uuid::from_u128(id)))),
+                    start_ms,
+                    end_ms,
+                    state,
+                    user_class,
+                    user_key,
+                    local_day,
+                }
+            }),
+        0..4,
+    )
+}
+
 fn sample() -> impl Strategy<Value = Sample> {
     prop_oneof![
         host_info().prop_map(Sample::HostInfo),
         host_metrics().prop_map(Sample::HostMetrics),
         spool_loss().prop_map(Sample::SpoolLoss),
+        inventory().prop_map(|i| Sample::Inventory(Box::new(i))),
+        usage().prop_map(Sample::Usage),
+        (any::<i64>(), text(), any::<Option<bool>>()).prop_map(|(at_ms, boot_id, clean)| Sample::Power(
+            PowerEvent {
+                kind: clean.map_or(PowerEventKind::Boot, |clean| PowerEventKind::Shutdown { clean }),
+                at_ms,
+                boot_id,
+            }
+        )),
     ]
 }
 

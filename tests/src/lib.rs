@@ -8,6 +8,8 @@
 //! ## Layout
 //! - [`chdb`]: modern ClickHouse in process (chdb), for running our SQL on ClickHouse 26.
 //! - [`clickhouse`]: a private ClickHouse server for one test.
+//! - [`fixtures`]: sysfs/procfs/rootfs trees of real-looking school devices.
+//! - [`logind`]: a private D-Bus bus with a fake systemd-logind the test scripts.
 //! - [`grafana`]: SQL of the Grafana dashboards with macros expanded.
 //! - [`procs`]: collector and agent processes.
 //! - [`quic`]: a raw QUIC client speaking the wire protocol, for bad-input tests.
@@ -19,7 +21,9 @@
 
 pub mod chdb;
 pub mod clickhouse;
+pub mod fixtures;
 pub mod grafana;
+pub mod logind;
 pub mod netns;
 pub mod procs;
 pub mod quic;

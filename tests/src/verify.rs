@@ -130,11 +130,49 @@ pub fn exactly_once(ch: &ClickHouse, db: &str, agent: &Agent) -> Summary {
         values_checked += 1;
     }
     let stored = ledger.len() as u64;
-    let comparable = logged.keys().filter(|s| ledger.contains_key(s)).count() as u64;
+    let comparable = logged
+        .iter()
+        .filter(|(s, l)| ledger.contains_key(s) && l.samples.iter().any(|x| x.get("HostMetrics").is_some()))
+        .count() as u64;
     assert_eq!(
         values_checked, comparable,
         "device {device}: every stored report the agent logged was compared"
     );
     assert_eq!(agent.status()["spool"]["pending"].as_u64(), Some(0), "device {device}: the spool is empty");
+    // Usage intervals: every logged interval of a stored report is in ClickHouse once, and the
+    // host's intervals tile the agent's whole life without overlap (and without gaps unless
+    // reports were lost).
+    let mut logged_iv: Vec<(i64, i64, String)> = Vec::new();
+    for (seq, l) in &logged {
+        if !ledger.contains_key(seq) {
+            continue;
+        }
+        for s in &l.samples {
+            if let Some(list) = s.get("Usage").and_then(|u| u.as_array()) {
+                for i in list.iter().filter(|i| i["subject"] == "host") {
+                    let n = |k: &str| i[k].as_i64().unwrap();
+                    logged_iv.push((n("start_ms"), n("end_ms"), i["state"].as_str().unwrap().to_owned()));
+                }
+            }
+        }
+    }
+    logged_iv.sort();
+    let stored_iv: Vec<(i64, i64, String)> = ch
+        .query(&format!(
+            "SELECT start_ms, end_ms, state FROM {db}.usage_intervals FINAL WHERE device_id = toUUID('{device}') ORDER BY start_ms"
+        ))
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].to_owned())
+        })
+        .collect();
+    assert_eq!(stored_iv, logged_iv, "device {device}: usage intervals stored exactly as sent");
+    for w in stored_iv.windows(2) {
+        assert!(w[0].1 <= w[1].0, "device {device}: overlapping intervals {:?} {:?}", w[0], w[1]);
+        if reported_lost == 0 {
+            assert_eq!(w[0].1, w[1].0, "device {device}: gap between intervals {:?} {:?}", w[0], w[1]);
+        }
+    }
     Summary { taken, stored, reported_lost, values_checked }
 }

@@ -8,6 +8,8 @@ use parta_collector::storage::schema::{self, ServerVersion};
 use parta_tests::clickhouse::ClickHouse;
 
 const DEVICE: &str = "6b1d3a52-8c41-4e0f-9d27-5510c38e7102";
+const PANEL: &str = "0d7c0b5e-3b8f-5c1a-9e44-2f1d6a7b8c90";
+const SPARE: &str = "11111111-2222-4333-8444-555555555555";
 
 /// Sample rows so that queries aggregate and join real data, not empty tables.
 fn sample_inserts(db: &str) -> Vec<(String, String)> {
@@ -46,6 +48,48 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
                 "INSERT INTO {db}.enroll_tokens VALUES ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 0, 1), ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 1, 2)"
             ),
         ),
+        (
+            "insert device_attrs".into(),
+            format!(
+                "INSERT INTO {db}.device_attrs VALUES \
+                 (toUUID('{DEVICE}'), toUUID('{DEVICE}'), '74-0012', 'computer', 'desktop', '214', 'kab-214', 'SN1', 1), \
+                 (toUUID('{DEVICE}'), toUUID('{DEVICE}'), '74-0012', 'computer', 'teacher_laptop', '214', 'kab-214', 'SN1', 2), \
+                 (toUUID('{PANEL}'), toUUID('{DEVICE}'), '74-0012', 'panel', 'interactive_complex', '214', 'TeachTouch 75', 'TT75', 2), \
+                 (toUUID('{SPARE}'), toUUID('{SPARE}'), '74-0012', 'computer', 'teacher_laptop', '', 'boxed', '', 1)"
+            ),
+        ),
+        (
+            "insert inventory".into(),
+            format!(
+                "INSERT INTO {db}.inventory VALUES (toUUID('{DEVICE}'), '74-0012', 1, toDateTime(1763802000), 'kab-214', '214', 'teacher_laptop', 'configured', 'Astra Linux', '1.7.5', 'SE', '5.15', 'AQUARIUS', 'NS685U', 'SN1', 10, 'AMI', '1.0', '01/01/2024', 'i3', 2, 4, 8000000000, ['nvme0n1'], ['Samsung'], [512110190592], ['ssd'], ['eth0'], ['00:1b:21:3a:4c:5d'], [1000], ['{PANEL}'], '{{\"hostname\":\"kab-214\"}}')"
+            ),
+        ),
+        (
+            "insert displays".into(),
+            format!(
+                "INSERT INTO {db}.displays VALUES (toUUID('{PANEL}'), toUUID('{DEVICE}'), '74-0012', 1, toDateTime(1763802000), '214', 'HDMI-A-1', 'TCH', 19229, 'TT75', 'TeachTouch 75', 1650, 928, 745, 2022, 'interactive_complex', 'panel', '{{\"connector\":\"HDMI-A-1\"}}')"
+            ),
+        ),
+        (
+            // 2026-11-02: 1 h in use by a teacher (sent twice: a resend), 30 min
+            // idle; the panel 45 min in use; 2026-11-03: 10 min in use by a pupil, 8 h off.
+            "insert usage".into(),
+            format!(
+                "INSERT INTO {db}.usage_intervals VALUES \
+                 (toUUID('{DEVICE}'), toUUID('{DEVICE}'), '74-0012', 'host', 1793610000000, 1793613600000, toDateTime(1793610000), toDate('2026-11-02'), 'in_use', 'teacher', 0, 5, toDateTime(1793613601)), \
+                 (toUUID('{DEVICE}'), toUUID('{DEVICE}'), '74-0012', 'host', 1793610000000, 1793613600000, toDateTime(1793610000), toDate('2026-11-02'), 'in_use', 'teacher', 0, 5, toDateTime(1793613700)), \
+                 (toUUID('{DEVICE}'), toUUID('{DEVICE}'), '74-0012', 'host', 1793613600000, 1793615400000, toDateTime(1793613600), toDate('2026-11-02'), 'idle', 'none', 0, 6, toDateTime(1793615401)), \
+                 (toUUID('{PANEL}'), toUUID('{DEVICE}'), '74-0012', 'display', 1793610000000, 1793612700000, toDateTime(1793610000), toDate('2026-11-02'), 'in_use', 'none', 0, 5, toDateTime(1793613601)), \
+                 (toUUID('{DEVICE}'), toUUID('{DEVICE}'), '74-0012', 'host', 1793700000000, 1793700600000, toDateTime(1793700000), toDate('2026-11-03'), 'in_use', 'pupil', 0, 9, toDateTime(1793700601)), \
+                 (toUUID('{DEVICE}'), toUUID('{DEVICE}'), '74-0012', 'host', 1793700600000, 1793729400000, toDateTime(1793700600), toDate('2026-11-03'), 'off', 'none', 0, 9, toDateTime(1793700601))"
+            ),
+        ),
+        (
+            "insert power".into(),
+            format!(
+                "INSERT INTO {db}.power_events VALUES (toUUID('{DEVICE}'), '74-0012', 9, 1793700600000, toDateTime(1793700600), 'shutdown', 1, 'b1')"
+            ),
+        ),
     ]
 }
 
@@ -54,9 +98,26 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
     queries::catalogue()
         .into_iter()
         .map(|(name, sql)| {
-            let value = if sql.contains("toUUID(?)") { DEVICE } else { "74-0012" };
-            let mut sql = sql.replace('?', &format!("'{value}'"));
-            for table in ["devices", "host_info", "ingest_ledger", "enroll_tokens", "spool_losses"] {
+            let mut sql = sql
+                .replacen("toDate(?)", "toDate('2026-11-01')", 1)
+                .replacen("toDate(?)", "toDate('2026-11-30')", 1)
+                .replace(
+                    "toUUID(?)",
+                    &format!("toUUID('{}')", if name == "display_latest" { PANEL } else { DEVICE }),
+                )
+                .replace('?', "'74-0012'");
+            for table in [
+                "devices",
+                "host_info",
+                "ingest_ledger",
+                "enroll_tokens",
+                "spool_losses",
+                "device_attrs",
+                "inventory",
+                "displays",
+                "usage_intervals",
+                "power_events",
+            ] {
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
                 sql = sql.replace(&format!("FROM {table} "), &format!("FROM {db}.{table} "));
             }
@@ -140,8 +201,64 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 assert!(rows.contains("\"t_revoked\":1"), "latest row wins: {rows}");
                 seen += 1;
             }
+            "device_attrs" => {
+                assert_eq!(rows.lines().count(), 1, "{rows}");
+                assert!(
+                    rows.contains("teacher_laptop") && rows.contains("kab-214"),
+                    "latest version wins: {rows}"
+                );
+                seen += 1;
+            }
+            "inventory_latest" | "display_latest" => {
+                assert_eq!(rows.lines().count(), 1, "{rows}");
+                assert!(rows.contains("kab-214") || rows.contains("HDMI-A-1"), "{rows}");
+                seen += 1;
+            }
+            "device_usage" => {
+                let got: Vec<(String, String, String, String)> = rows
+                    .lines()
+                    .map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
+                        (t("local_day"), t("state"), t("user_class"), t("total_ms"))
+                    })
+                    .collect();
+                let want: Vec<(String, String, String, String)> = [
+                    ("2026-11-02", "idle", "none", "1800000"),
+                    ("2026-11-02", "in_use", "teacher", "3600000"),
+                    ("2026-11-03", "in_use", "pupil", "600000"),
+                    ("2026-11-03", "off", "none", "28800000"),
+                ]
+                .iter()
+                .map(|(a, b, c, d)| ((*a).into(), (*b).into(), (*c).into(), (*d).into()))
+                .collect();
+                assert_eq!(got, want, "a resent interval counts once: {rows}");
+                seen += 1;
+            }
+            "school_utilization" => {
+                let got: Vec<(String, String, String, String, String)> = rows
+                    .lines()
+                    .map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
+                        (t("attr_class"), t("n_devices"), t("n_used"), t("total_powered"), t("total_used"))
+                    })
+                    .collect();
+                let want = vec![
+                    (
+                        "interactive_complex".to_owned(),
+                        "1".to_owned(),
+                        "1".to_owned(),
+                        "2700000".to_owned(),
+                        "2700000".to_owned(),
+                    ),
+                    ("teacher_laptop".into(), "2".into(), "1".into(), "6000000".into(), "4200000".into()),
+                ];
+                assert_eq!(got, want, "{rows}");
+                seen += 1;
+            }
             _ => {}
         }
     }
-    assert_eq!(seen, 6, "every catalogued query was checked");
+    assert_eq!(seen, 11, "every catalogued query was checked");
 }

@@ -1,11 +1,23 @@
-//! What the agent measures. Each source is a type with methods that take one sample; sources
-//! never sleep, send or store — the [`crate::runner`] owns timing, the outbox and the uplink.
+//! What the agent measures. Each source is a type or function that takes one sample; sources
+//! never sleep, send or store — the [`crate::runner`] owns timing, the outbox and the uplink,
+//! and [`crate::usage`] turns observations into intervals.
 //!
 //! - [`host`]: host identity and metrics.
-//! - [`osrelease`], [`dmi`]: file-based identity readers used by `host`.
+//! - [`inventory`]: the inventory (DMI, CPU, memory, disks, NICs, displays, OS) and the
+//!   equipment class; [`drm`] and [`edid`] read attached displays.
+//! - [`logind`]: interactive sessions and idle hints over D-Bus; [`users`] maps user names to
+//!   classes on the device.
+//! - [`power`]: boot id, boot time and wtmp shutdown records.
+//! - [`osrelease`], [`dmi`]: file-based identity readers.
 //! - [`rates`]: byte-counter rates with reset handling.
 
 pub mod dmi;
+pub mod drm;
+pub mod edid;
 pub mod host;
+pub mod inventory;
+pub mod logind;
 pub mod osrelease;
+pub mod power;
 pub mod rates;
+pub mod users;

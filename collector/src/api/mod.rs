@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
+pub mod usage;
+
 use crate::metrics::Metrics;
 use crate::storage::{Store, StoreError};
 
@@ -32,7 +34,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/devices", get(devices))
+        .route("/api/v1/devices/{id}", get(usage::device))
         .route("/api/v1/devices/{id}/ledger", get(ledger))
+        .route("/api/v1/devices/{id}/usage", get(usage::device_usage))
+        .route("/api/v1/schools/{id}/utilization", get(usage::school_utilization))
         .fallback(not_found)
         .with_state(state)
 }

@@ -194,6 +194,11 @@ impl Store {
         table!("device_sessions", sessions);
         table!("devices", devices);
         table!("spool_losses", losses);
+        table!("inventory", inventory);
+        table!("displays", displays);
+        table!("device_attrs", attrs);
+        table!("usage_intervals", usage);
+        table!("power_events", power);
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             // A panicking insert task is a bug; treat it like a failed insert so the batch is

@@ -1,4 +1,5 @@
-//! Reads: the device list, a device's stored sequence numbers, enrollment tokens.
+//! Reads: the device list, a device's stored sequence numbers, enrollment tokens, device
+//! attributes and inventories, usage per day and school utilization.
 //!
 //! Every query here runs on ClickHouse 18.16 and on modern servers: one JOIN per SELECT
 //! (nested where more are needed), explicit `ANY LEFT JOIN`, joined subqueries with aliases
@@ -95,6 +96,58 @@ const TOKENS: &str = "SELECT token_id,
  GROUP BY token_id
  ORDER BY t_school, t_created, token_id";
 
+/// Latest attributes of one device (host or display).
+const DEVICE_ATTRS: &str = "SELECT device_id,
+        argMax(host_id, version) AS a_host,
+        argMax(school_id, version) AS a_school,
+        argMax(kind, version) AS a_kind,
+        argMax(equipment_class, version) AS a_class,
+        argMax(room, version) AS a_room,
+        argMax(label, version) AS a_label,
+        argMax(serial, version) AS a_serial,
+        max(version) AS a_version
+ FROM device_attrs
+ WHERE device_id = toUUID(?)
+ GROUP BY device_id";
+
+/// A host's latest inventory (JSON).
+const INVENTORY_LATEST: &str =
+    "SELECT json FROM inventory WHERE device_id = toUUID(?) ORDER BY seq DESC LIMIT 1";
+
+/// A display's latest inventory entry (JSON).
+const DISPLAY_LATEST: &str =
+    "SELECT json FROM displays WHERE display_id = toUUID(?) ORDER BY ts DESC, seq DESC LIMIT 1";
+
+/// A device's usage per local day, state and user class, in ms.
+const DEVICE_USAGE: &str = "SELECT local_day, state, user_class, sum(end_ms - start_ms) AS total_ms
+ FROM usage_intervals FINAL
+ WHERE device_id = toUUID(?) AND local_day >= toDate(?) AND local_day <= toDate(?)
+ GROUP BY local_day, state, user_class
+ ORDER BY local_day, state, user_class";
+
+/// Per equipment class of a school: devices, devices in use at all, powered-on and in-use ms.
+const SCHOOL_UTILIZATION: &str = "SELECT attr_class,
+        count() AS n_devices,
+        countIf(used_ms > 0) AS n_used,
+        sum(powered_ms) AS total_powered,
+        sum(used_ms) AS total_used
+ FROM (
+     SELECT device_id, argMax(equipment_class, version) AS attr_class
+     FROM device_attrs
+     WHERE school_id = ?
+     GROUP BY device_id
+ ) AS attrs
+ ANY LEFT JOIN (
+     SELECT device_id,
+            sumIf(end_ms - start_ms, state != 'off') AS powered_ms,
+            sumIf(end_ms - start_ms, state = 'in_use') AS used_ms
+     FROM usage_intervals FINAL
+     WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?)
+     GROUP BY device_id
+ ) AS used USING device_id
+ GROUP BY attr_class
+ ORDER BY attr_class";
+
 /// Every read query with its `?` placeholders, by name, so the test suite can run each of them
 /// on both old and modern ClickHouse.
 pub fn catalogue() -> Vec<(&'static str, String)> {
@@ -105,10 +158,106 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("ledger_seqs", LEDGER_SEQS.to_owned()),
         ("spool_losses", SPOOL_LOSSES.to_owned()),
         ("tokens", TOKENS.to_owned()),
+        ("device_attrs", DEVICE_ATTRS.to_owned()),
+        ("inventory_latest", INVENTORY_LATEST.to_owned()),
+        ("display_latest", DISPLAY_LATEST.to_owned()),
+        ("device_usage", DEVICE_USAGE.to_owned()),
+        ("school_utilization", SCHOOL_UTILIZATION.to_owned()),
     ]
 }
 
+/// Latest attributes of a device.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct DeviceAttrsRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub host_id: Uuid,
+    pub school_id: String,
+    pub kind: String,
+    pub equipment_class: String,
+    pub room: String,
+    pub label: String,
+    pub serial: String,
+    pub version: u64,
+}
+
+/// One (day, state, user class) total of a device.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct UsageTotalRow {
+    /// Days since 1970-01-01.
+    pub local_day: u16,
+    pub state: String,
+    pub user_class: String,
+    pub total_ms: i64,
+}
+
+/// One equipment class of a school.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct UtilizationRow {
+    pub equipment_class: String,
+    pub devices: u64,
+    pub devices_used: u64,
+    pub powered_ms: i64,
+    pub in_use_ms: i64,
+}
+
 impl Store {
+    /// Latest attributes of a device, if it was ever inventoried.
+    pub async fn device_attrs(&self, device: DeviceId) -> Result<Option<DeviceAttrsRow>, StoreError> {
+        self.client()
+            .query(DEVICE_ATTRS)
+            .bind(device.to_string())
+            .fetch_optional()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// The latest inventory JSON of a host, or of a display.
+    pub async fn inventory_json(
+        &self,
+        device: DeviceId,
+        display: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = if display { DISPLAY_LATEST } else { INVENTORY_LATEST };
+        self.client().query(sql).bind(device.to_string()).fetch_optional().await.map_err(|e| self.err(e))
+    }
+
+    /// A device's usage totals per day between two dates (`YYYY-MM-DD`, inclusive).
+    pub async fn device_usage(
+        &self,
+        device: DeviceId,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<UsageTotalRow>, StoreError> {
+        self.client()
+            .query(DEVICE_USAGE)
+            .bind(device.to_string())
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// A school's utilization per equipment class between two dates (inclusive).
+    pub async fn school_utilization(
+        &self,
+        school: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<UtilizationRow>, StoreError> {
+        self.client()
+            .query(SCHOOL_UTILIZATION)
+            .bind(school)
+            .bind(school)
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     /// Devices with their latest state and identity, optionally of one school.
     pub async fn list_devices(&self, school: Option<&str>) -> Result<Vec<DeviceListRow>, StoreError> {
         let sql = DEVICES.replace("{filter}", if school.is_some() { "WHERE school_id = ?" } else { "" });

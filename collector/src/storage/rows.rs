@@ -1,6 +1,8 @@
 //! Row types of the ClickHouse tables, and [`Batch`]: accepted reports turned into rows.
 
 use clickhouse::Row;
+use parta_protocol::inventory::{ClassSource, EquipmentClass, Inventory, Media};
+use parta_protocol::usage::{PowerEventKind, Subject};
 use parta_protocol::{DeviceId, DeviceKind, Report, Sample};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -166,6 +168,122 @@ pub struct SessionRow {
     pub connected_at: u32,
 }
 
+/// `inventory` row: the host's inventory, kept as history (one row per change).
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct InventoryRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub ts: u32,
+    pub hostname: String,
+    pub room: String,
+    pub equipment_class: String,
+    pub class_source: String,
+    pub os_name: String,
+    pub os_version: String,
+    pub os_edition: String,
+    pub kernel: String,
+    pub dmi_vendor: String,
+    pub dmi_product: String,
+    pub dmi_serial: String,
+    pub chassis_type: u8,
+    pub bios_vendor: String,
+    pub bios_version: String,
+    pub bios_date: String,
+    pub cpu_model: String,
+    pub cpu_cores: u32,
+    pub cpu_logical: u32,
+    pub memory_bytes: u64,
+    pub disk_names: Vec<String>,
+    pub disk_models: Vec<String>,
+    pub disk_sizes: Vec<u64>,
+    pub disk_media: Vec<String>,
+    pub nic_names: Vec<String>,
+    pub nic_macs: Vec<String>,
+    pub nic_speeds: Vec<u32>,
+    pub display_ids: Vec<String>,
+    /// The whole inventory as JSON, for the API.
+    pub json: String,
+}
+
+/// `displays` row: a display seen in a host's inventory.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct DisplayRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub display_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub host_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub ts: u32,
+    pub room: String,
+    pub connector: String,
+    pub manufacturer: String,
+    pub product_code: u16,
+    pub serial: String,
+    pub name: String,
+    pub width_mm: u32,
+    pub height_mm: u32,
+    pub diagonal_decimal_in: u16,
+    pub year: u16,
+    pub equipment_class: String,
+    pub kind: String,
+    pub json: String,
+}
+
+/// `device_attrs` row: what a device is (hosts and displays alike), latest by `version`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct DeviceAttrRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub host_id: Uuid,
+    pub school_id: String,
+    pub kind: String,
+    pub equipment_class: String,
+    pub room: String,
+    pub label: String,
+    pub serial: String,
+    pub version: u64,
+}
+
+/// `usage_intervals` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// The subject: the host, or the display's own id.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub host_id: Uuid,
+    pub school_id: String,
+    pub subject: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub start: u32,
+    /// `Date`: days since 1970-01-01 (local day of the device).
+    pub local_day: u16,
+    pub state: String,
+    pub user_class: String,
+    pub user_key: u64,
+    pub seq: u64,
+    pub received: u32,
+}
+
+/// `power_events` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct PowerRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub at_ms: i64,
+    pub at: u32,
+    pub kind: String,
+    pub clean: u8,
+    pub boot_id: String,
+}
+
 /// Rows for one insert round, table by table.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -177,6 +295,11 @@ pub struct Batch {
     pub devices: Vec<DeviceStateRow>,
     pub sessions: Vec<SessionRow>,
     pub losses: Vec<SpoolLossRow>,
+    pub inventory: Vec<InventoryRow>,
+    pub displays: Vec<DisplayRow>,
+    pub attrs: Vec<DeviceAttrRow>,
+    pub usage: Vec<UsageRow>,
+    pub power: Vec<PowerRow>,
 }
 
 /// Seconds since the epoch for a millisecond timestamp, clamped to ClickHouse `DateTime`'s range
@@ -258,6 +381,46 @@ impl Batch {
                     oldest: datetime(l.oldest_ms),
                     newest: datetime(l.newest_ms),
                 }),
+                Sample::Inventory(inv) => self.add_inventory(a, inv),
+                Sample::Usage(list) => {
+                    for i in list {
+                        let (subject, id) = match i.subject {
+                            Subject::Host => ("host", device_id),
+                            Subject::Display(d) => ("display", d.0),
+                        };
+                        self.usage.push(UsageRow {
+                            device_id: id,
+                            host_id: device_id,
+                            school_id: school.clone(),
+                            subject: subject.to_owned(),
+                            start_ms: i.start_ms,
+                            end_ms: i.end_ms,
+                            start: datetime(i.start_ms),
+                            local_day: u16::try_from(i.local_day.max(0)).unwrap_or(u16::MAX),
+                            state: i.state.as_str().to_owned(),
+                            user_class: i.user_class.as_str().to_owned(),
+                            user_key: i.user_key.unwrap_or(0),
+                            seq: r.seq,
+                            received: a.received,
+                        });
+                    }
+                }
+                Sample::Power(p) => {
+                    let (kind, clean) = match p.kind {
+                        PowerEventKind::Boot => ("boot", 0),
+                        PowerEventKind::Shutdown { clean } => ("shutdown", u8::from(clean)),
+                    };
+                    self.power.push(PowerRow {
+                        device_id,
+                        school_id: school.clone(),
+                        seq: r.seq,
+                        at_ms: p.at_ms,
+                        at: datetime(p.at_ms),
+                        kind: kind.to_owned(),
+                        clean,
+                        boot_id: p.boot_id.clone(),
+                    });
+                }
                 Sample::HostInfo(info) => self.info.push(InfoRow {
                     device_id,
                     school_id: school.clone(),
@@ -304,6 +467,111 @@ impl Batch {
             bytes: a.bytes,
             samples: u16::try_from(r.samples.len()).unwrap_or(u16::MAX),
         });
+    }
+
+    fn add_inventory(&mut self, a: &Accepted, inv: &Inventory) {
+        let device_id = a.device_id.0;
+        let seq = a.report.seq;
+        let ts = datetime(a.report.agent_time_ms);
+        let version = u64::try_from(a.report.agent_time_ms.max(0)).unwrap_or(0);
+        let class = inv.equipment_class.map_or("other", EquipmentClass::as_str).to_owned();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        self.inventory.push(InventoryRow {
+            device_id,
+            school_id: a.school_id.clone(),
+            seq,
+            ts,
+            hostname: inv.hostname.clone(),
+            room: inv.room.clone(),
+            equipment_class: class.clone(),
+            class_source: match inv.class_source {
+                Some(ClassSource::Configured) => "configured",
+                Some(ClassSource::Detected) => "detected",
+                None => "",
+            }
+            .to_owned(),
+            os_name: inv.os.name.clone(),
+            os_version: inv.os.version.clone(),
+            os_edition: inv.os.edition.clone(),
+            kernel: inv.kernel.clone(),
+            dmi_vendor: text(&inv.dmi.vendor),
+            dmi_product: text(&inv.dmi.product),
+            dmi_serial: text(&inv.dmi.serial),
+            chassis_type: inv.dmi.chassis_type.unwrap_or(0),
+            bios_vendor: text(&inv.dmi.bios_vendor),
+            bios_version: text(&inv.dmi.bios_version),
+            bios_date: text(&inv.dmi.bios_date),
+            cpu_model: inv.cpu.model.clone(),
+            cpu_cores: inv.cpu.cores,
+            cpu_logical: inv.cpu.logical,
+            memory_bytes: inv.memory_bytes,
+            disk_names: inv.disks.iter().map(|d| d.name.clone()).collect(),
+            disk_models: inv.disks.iter().map(|d| text(&d.model)).collect(),
+            disk_sizes: inv.disks.iter().map(|d| d.size_bytes).collect(),
+            disk_media: inv
+                .disks
+                .iter()
+                .map(|d| match d.media {
+                    Some(Media::Ssd) => "ssd",
+                    Some(Media::Hdd) => "hdd",
+                    None => "",
+                })
+                .map(str::to_owned)
+                .collect(),
+            nic_names: inv.nics.iter().map(|n| n.name.clone()).collect(),
+            nic_macs: inv.nics.iter().map(|n| n.mac.map(|m| m.to_string()).unwrap_or_default()).collect(),
+            nic_speeds: inv.nics.iter().map(|n| n.speed_mbps.unwrap_or(0)).collect(),
+            display_ids: inv.displays.iter().map(|d| d.device_id.to_string()).collect(),
+            json: serde_json::to_string(inv).unwrap_or_default(),
+        });
+        self.attrs.push(DeviceAttrRow {
+            device_id,
+            host_id: device_id,
+            school_id: a.school_id.clone(),
+            kind: a.kind.as_str().to_owned(),
+            equipment_class: class,
+            room: inv.room.clone(),
+            label: inv.hostname.clone(),
+            serial: text(&inv.dmi.serial),
+            version,
+        });
+        for d in &inv.displays {
+            let label = d
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{} {}", d.manufacturer, d.connector).trim().to_owned());
+            self.displays.push(DisplayRow {
+                display_id: d.device_id.0,
+                host_id: device_id,
+                school_id: a.school_id.clone(),
+                seq,
+                ts,
+                room: inv.room.clone(),
+                connector: d.connector.clone(),
+                manufacturer: d.manufacturer.clone(),
+                product_code: d.product_code,
+                serial: text(&d.serial),
+                name: text(&d.name),
+                width_mm: d.width_mm,
+                height_mm: d.height_mm,
+                diagonal_decimal_in: d.diagonal_decimal_in,
+                year: d.year,
+                equipment_class: d.equipment_class.as_str().to_owned(),
+                kind: d.kind.as_str().to_owned(),
+                json: serde_json::to_string(d).unwrap_or_default(),
+            });
+            self.attrs.push(DeviceAttrRow {
+                device_id: d.device_id.0,
+                host_id: device_id,
+                school_id: a.school_id.clone(),
+                kind: d.kind.as_str().to_owned(),
+                equipment_class: d.equipment_class.as_str().to_owned(),
+                room: inv.room.clone(),
+                label,
+                serial: text(&d.serial),
+                version,
+            });
+        }
     }
 
     /// Adds an accepted session.

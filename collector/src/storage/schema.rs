@@ -199,6 +199,119 @@ ORDER BY token_id",
         ],
     },
     Migration { version: 2, name: "spool loss notices", statements: MIGRATION_2 },
+    Migration {
+        version: 3,
+        name: "inventory, displays, device attributes, usage intervals, power events",
+        statements: MIGRATION_3,
+    },
+];
+
+/// Migration 3: what devices are and how they are used.
+const MIGRATION_3: &[&str] = &[
+    // The host inventory, one row per change (agents send it at start and on change): its rows
+    // are the change history. `json` is the whole inventory for the API.
+    "CREATE TABLE IF NOT EXISTS {db}.inventory (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64,
+    ts DateTime,
+    hostname String,
+    room String,
+    equipment_class LowCardinality(String),
+    class_source LowCardinality(String),
+    os_name LowCardinality(String),
+    os_version LowCardinality(String),
+    os_edition LowCardinality(String),
+    kernel LowCardinality(String),
+    dmi_vendor String,
+    dmi_product String,
+    dmi_serial String,
+    chassis_type UInt8,
+    bios_vendor String,
+    bios_version String,
+    bios_date String,
+    cpu_model String,
+    cpu_cores UInt32,
+    cpu_logical UInt32,
+    memory_bytes UInt64,
+    disk_names Array(String),
+    disk_models Array(String),
+    disk_sizes Array(UInt64),
+    disk_media Array(String),
+    nic_names Array(String),
+    nic_macs Array(String),
+    nic_speeds Array(UInt32),
+    display_ids Array(String),
+    json String CODEC(ZSTD(3))
+) ENGINE = ReplacingMergeTree
+ORDER BY (device_id, seq)",
+    // Displays (panels, monitors) seen in hosts' inventories, with the host they were on.
+    "CREATE TABLE IF NOT EXISTS {db}.displays (
+    display_id UUID,
+    host_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64,
+    ts DateTime,
+    room String,
+    connector LowCardinality(String),
+    manufacturer LowCardinality(String),
+    product_code UInt16,
+    serial String,
+    name String,
+    width_mm UInt32,
+    height_mm UInt32,
+    diagonal_decimal_in UInt16,
+    year UInt16,
+    equipment_class LowCardinality(String),
+    kind LowCardinality(String),
+    json String CODEC(ZSTD(3))
+) ENGINE = ReplacingMergeTree
+ORDER BY (display_id, host_id, seq)",
+    // What every device is (hosts and displays): the row with the highest version wins.
+    "CREATE TABLE IF NOT EXISTS {db}.device_attrs (
+    device_id UUID,
+    host_id UUID,
+    school_id LowCardinality(String),
+    kind LowCardinality(String),
+    equipment_class LowCardinality(String),
+    room String,
+    label String,
+    serial String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY device_id",
+    // Usage intervals. A resent report repeats its intervals exactly; the sort key (one
+    // interval per device and start) lets FINAL collapse them. Partitioned by local day, which
+    // the resend repeats, so duplicates always meet in one partition. No TTL: auditors need
+    // the history.
+    "CREATE TABLE IF NOT EXISTS {db}.usage_intervals (
+    device_id UUID,
+    host_id UUID,
+    school_id LowCardinality(String),
+    subject LowCardinality(String),
+    start_ms Int64 CODEC(Delta, ZSTD(1)),
+    end_ms Int64 CODEC(Delta, ZSTD(1)),
+    start DateTime CODEC(DoubleDelta, ZSTD(1)),
+    local_day Date,
+    state LowCardinality(String),
+    user_class LowCardinality(String),
+    user_key UInt64,
+    seq UInt64 CODEC(Delta, ZSTD(1)),
+    received DateTime CODEC(DoubleDelta, ZSTD(1))
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, device_id, start_ms)",
+    "CREATE TABLE IF NOT EXISTS {db}.power_events (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64,
+    at_ms Int64,
+    at DateTime,
+    kind LowCardinality(String),
+    clean UInt8,
+    boot_id String
+) ENGINE = ReplacingMergeTree
+ORDER BY (device_id, at_ms, kind)",
 ];
 
 /// Migration 2: agents' spool-loss notices, which explain gaps in the ledger.

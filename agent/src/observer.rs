@@ -1,0 +1,190 @@
+//! Glue between the usage sources and the [`crate::usage`] tracker: one observation of
+//! sessions (logind) and displays (DRM), the latest inventory, and the tracker's state file.
+
+use std::path::{Path, PathBuf};
+
+use parta_protocol::DeviceId;
+use parta_protocol::Sample;
+use parta_protocol::inventory::Inventory;
+use parta_protocol::usage::{PowerEvent, UsageInterval};
+
+use crate::config::AgentConfig;
+use crate::sources::inventory::{InventoryOptions, InventorySource};
+use crate::sources::logind::Logind;
+use crate::sources::power::{self, BootInfo};
+use crate::sources::users::Users;
+use crate::usage::{Resumed, SessionView, Tracker, TrackerState, UsageConfig};
+
+/// Name of the tracker's state file in the state directory.
+pub const STATE_FILE: &str = "usage.json";
+/// Most intervals per `Usage` sample (the protocol's limit).
+const CHUNK: usize = parta_protocol::validate::MAX_INTERVALS;
+
+/// The usage sources of a running agent.
+#[derive(Debug)]
+pub struct Observer {
+    logind: Logind,
+    users: Users,
+    inventory: InventorySource,
+    device_id: DeviceId,
+    latest: Option<Inventory>,
+}
+
+/// One observation.
+#[derive(Debug)]
+pub struct Observation {
+    /// Interactive sessions, `None` when logind is unavailable.
+    pub sessions: Option<Vec<SessionView>>,
+    /// Connected displays and whether each is on.
+    pub displays: Vec<(DeviceId, bool)>,
+}
+
+impl Observer {
+    /// Sources configured from `config` for the device `device_id`.
+    pub fn new(config: &AgentConfig, device_id: DeviceId) -> Self {
+        Self {
+            logind: Logind::new(config.usage.logind_bus.clone()),
+            users: Users::new(
+                config.paths.clone(),
+                config.usage.groups.clone(),
+                config.usage.user_hash_salt.clone(),
+            ),
+            inventory: InventorySource::new(config.paths.clone(), inventory_options(config, device_id)),
+            device_id,
+            latest: None,
+        }
+    }
+
+    /// Reads sessions, displays and the inventory.
+    pub async fn observe(&mut self) -> Observation {
+        let sessions = match self.logind.sessions().await {
+            Ok(list) => Some(
+                list.into_iter()
+                    .filter(|s| s.is_interactive())
+                    .map(|s| {
+                        let (user_class, user_key) = self.users.classify(&s.user);
+                        SessionView {
+                            id: s.id,
+                            idle_hint: s.idle_hint,
+                            idle_since_ms: s.idle_since_ms,
+                            created_ms: s.created_ms,
+                            user_class,
+                            user_key,
+                        }
+                    })
+                    .collect(),
+            ),
+            Err(_) => None,
+        };
+        let (inventory, connectors) = self.inventory.read_with_connectors();
+        let displays = inventory
+            .displays
+            .iter()
+            .map(|d| (d.device_id, connectors.iter().any(|c| c.name == d.connector && c.is_on())))
+            .collect();
+        self.latest = Some(inventory);
+        Observation { sessions, displays }
+    }
+
+    /// The inventory from the last observation (read now if there was none).
+    pub fn inventory(&mut self) -> Inventory {
+        match &self.latest {
+            Some(i) => i.clone(),
+            None => self.inventory.read(),
+        }
+    }
+
+    /// The device these sources describe.
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+}
+
+/// Inventory options from the configuration.
+pub fn inventory_options(config: &AgentConfig, device_id: DeviceId) -> InventoryOptions {
+    InventoryOptions {
+        device_id,
+        kind: config.kind,
+        room: config.usage.room.clone(),
+        equipment_class: config.usage.equipment_class,
+    }
+}
+
+/// Tracker settings from the configuration, with the system's time zone.
+pub fn usage_config(config: &AgentConfig) -> UsageConfig {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    UsageConfig {
+        idle_after_ms: ms(config.usage.idle_after),
+        flush_ms: ms(config.usage.flush),
+        tz: jiff::tz::TimeZone::try_system().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot determine the local time zone; days are counted in UTC");
+            jiff::tz::TimeZone::UTC
+        }),
+    }
+}
+
+/// Starts the tracker from the state file.
+pub fn start_tracker(config: &AgentConfig, next_seq: u64, now_ms: i64) -> Tracker {
+    let boot = power::boot(&config.paths).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "boot id unknown; reboots while the agent is down cannot be told from restarts");
+        let secs = i64::try_from(sysinfo::System::boot_time().unwrap_or_default()).unwrap_or(0);
+        BootInfo { boot_id: "unknown".into(), boot_ms: secs * 1000 }
+    });
+    let path = state_path(&config.state_dir);
+    let saved = load_state(&path);
+    let paths = config.paths.clone();
+    let (tracker, resumed) = Tracker::start(
+        usage_config(config),
+        saved,
+        &boot,
+        |a, b| power::shutdown_between(&paths, a, b),
+        next_seq,
+        now_ms,
+    );
+    match resumed {
+        Resumed::Fresh => tracing::info!(boot_id = %boot.boot_id, "usage tracking starts"),
+        Resumed::SameBoot => tracing::info!("usage tracking resumes in the same boot"),
+        Resumed::Rebooted { clean } => {
+            tracing::info!(clean, boot_id = %boot.boot_id, "the system rebooted while the agent was down")
+        }
+    }
+    save_state(&path, tracker.state());
+    tracker
+}
+
+/// Path of the state file.
+pub fn state_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(STATE_FILE)
+}
+
+/// Reads the state file; a damaged file is moved aside with a warning (usage since the last
+/// good state is then reported from the boot time as unmonitored).
+pub fn load_state(path: &Path) -> Option<TrackerState> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let aside = path.with_extension("json.corrupt");
+            tracing::warn!(path = %path.display(), error = %e, moved_to = %aside.display(), "usage state is damaged; starting afresh");
+            let _ = std::fs::rename(path, &aside);
+            None
+        }
+    }
+}
+
+/// Writes the state file atomically (durable: pending intervals live here until spooled).
+pub fn save_state(path: &Path, state: &TrackerState) {
+    let result = serde_json::to_vec(state)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| parta_common::fsutil::write_atomic(path, &bytes, true));
+    if let Err(e) = result {
+        tracing::error!(path = %path.display(), error = %e, "cannot save the usage state");
+    }
+}
+
+/// Samples carrying intervals and power events (intervals in chunks the protocol accepts).
+pub fn usage_samples(intervals: Vec<UsageInterval>, events: Vec<PowerEvent>) -> Vec<Sample> {
+    let mut out: Vec<Sample> = events.into_iter().map(Sample::Power).collect();
+    out.extend(intervals.chunks(CHUNK).map(|c| Sample::Usage(c.to_vec())));
+    out
+}
