@@ -117,7 +117,9 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "displays",
                 "usage_intervals",
                 "power_events",
+                "usage_daily",
             ] {
+                sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
                 sql = sql.replace(&format!("FROM {table} "), &format!("FROM {db}.{table} "));
             }
@@ -220,7 +222,7 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                     .map(|l| {
                         let v: serde_json::Value = serde_json::from_str(l).unwrap();
                         let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
-                        (t("local_day"), t("state"), t("user_class"), t("total_ms"))
+                        (t("local_day"), t("state"), t("user_class"), t("day_ms"))
                     })
                     .collect();
                 let want: Vec<(String, String, String, String)> = [

@@ -71,6 +71,10 @@ impl std::fmt::Debug for Store {
 /// How long one insert may take before it is abandoned and retried.
 const INSERT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Devices per rollup statement (keeps the statement far below ClickHouse's 256 KiB
+/// `max_query_size`).
+const ROLLUP_GROUP: usize = 1000;
+
 impl Store {
     /// Connects and asks the server for its version (which decides the schema rendering).
     pub async fn connect(cfg: &ClickHouseConfig) -> Result<Self, StoreError> {
@@ -210,6 +214,28 @@ impl Store {
         }
         if let Some(e) = first_error {
             return Err(e);
+        }
+        // The daily rollup of what this batch touched, before the ledger: a failure retries the
+        // whole batch, so the rollup never misses intervals that are stored.
+        if !b.usage.is_empty() {
+            // Days touched per device; recomputed in groups that keep the SQL small.
+            let mut days: std::collections::BTreeMap<uuid::Uuid, (u16, u16)> =
+                std::collections::BTreeMap::new();
+            let mut schools: Vec<String> = b.usage.iter().map(|u| u.school_id.clone()).collect();
+            schools.sort_unstable();
+            schools.dedup();
+            for u in &b.usage {
+                let e = days.entry(u.device_id).or_insert((u.local_day, u.local_day));
+                e.0 = e.0.min(u.local_day);
+                e.1 = e.1.max(u.local_day);
+            }
+            let all: Vec<(uuid::Uuid, (u16, u16))> = days.into_iter().collect();
+            for group in all.chunks(ROLLUP_GROUP) {
+                let devices: Vec<uuid::Uuid> = group.iter().map(|g| g.0).collect();
+                let from = group.iter().map(|g| g.1.0).min().unwrap_or(0);
+                let to = group.iter().map(|g| g.1.1).max().unwrap_or(0);
+                self.rollup_usage(&schools, &devices, from, to).await?;
+            }
         }
         self.insert_rows("ingest_ledger", &b.ledger).await?;
         Ok(started.elapsed())

@@ -118,12 +118,32 @@ const INVENTORY_LATEST: &str =
 const DISPLAY_LATEST: &str =
     "SELECT json FROM displays WHERE display_id = toUUID(?) ORDER BY ts DESC, seq DESC LIMIT 1";
 
-/// A device's usage per local day, state and user class, in ms.
-const DEVICE_USAGE: &str = "SELECT local_day, state, user_class, sum(end_ms - start_ms) AS total_ms
- FROM usage_intervals FINAL
+/// A device's usage per local day, state and user class, in ms (from the daily rollup).
+const DEVICE_USAGE: &str = "SELECT local_day, state, user_class, argMax(total_ms, version) AS day_ms
+ FROM usage_daily
  WHERE device_id = toUUID(?) AND local_day >= toDate(?) AND local_day <= toDate(?)
  GROUP BY local_day, state, user_class
  ORDER BY local_day, state, user_class";
+
+/// Recomputes the daily rollup of the devices in `{devices}` (a list, or a subquery) of the
+/// schools in `{schools}` (which lets the primary key narrow the scan) for the days between the
+/// two dates, from the intervals deduplicated by (device, start).
+pub const USAGE_ROLLUP: &str =
+    "INSERT INTO usage_daily (device_id, school_id, local_day, state, user_class, total_ms, version)
+ SELECT device_id, any(d_school), d_day, d_state, d_class, sum(d_ms), toUInt64(now())
+ FROM (
+     SELECT device_id, start_ms,
+            any(school_id) AS d_school,
+            any(local_day) AS d_day,
+            any(state) AS d_state,
+            any(user_class) AS d_class,
+            any(end_ms - start_ms) AS d_ms
+     FROM usage_intervals
+     WHERE school_id IN ({schools}) AND device_id IN ({devices})
+       AND local_day >= toDate(?) AND local_day <= toDate(?)
+     GROUP BY device_id, start_ms
+ )
+ GROUP BY device_id, d_day, d_state, d_class";
 
 /// Per equipment class of a school: devices, devices in use at all, powered-on and in-use ms.
 const SCHOOL_UTILIZATION: &str = "SELECT attr_class,
@@ -139,10 +159,14 @@ const SCHOOL_UTILIZATION: &str = "SELECT attr_class,
  ) AS attrs
  ANY LEFT JOIN (
      SELECT device_id,
-            sumIf(end_ms - start_ms, state != 'off') AS powered_ms,
-            sumIf(end_ms - start_ms, state = 'in_use') AS used_ms
-     FROM usage_intervals FINAL
-     WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?)
+            sumIf(k_ms, state != 'off') AS powered_ms,
+            sumIf(k_ms, state = 'in_use') AS used_ms
+     FROM (
+         SELECT device_id, local_day, state, user_class, argMax(total_ms, version) AS k_ms
+         FROM usage_daily
+         WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?)
+         GROUP BY device_id, local_day, state, user_class
+     )
      GROUP BY device_id
  ) AS used USING device_id
  GROUP BY attr_class
@@ -161,9 +185,23 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("device_attrs", DEVICE_ATTRS.to_owned()),
         ("inventory_latest", INVENTORY_LATEST.to_owned()),
         ("display_latest", DISPLAY_LATEST.to_owned()),
+        (
+            "usage_rollup",
+            USAGE_ROLLUP
+                .replace("{devices}", "SELECT DISTINCT device_id FROM usage_intervals ")
+                .replace("{schools}", "?"),
+        ),
         ("device_usage", DEVICE_USAGE.to_owned()),
         ("school_utilization", SCHOOL_UTILIZATION.to_owned()),
     ]
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn day_string(day: u16) -> String {
+    time::Date::from_julian_day(2_440_588 + i32::from(day))
+        .ok()
+        .and_then(|d| d.format(time::macros::format_description!("[year]-[month]-[day]")).ok())
+        .unwrap_or_default()
 }
 
 /// Latest attributes of a device.
@@ -236,6 +274,43 @@ impl Store {
             .bind(from)
             .bind(to)
             .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Recomputes the daily rollup for `devices` of `schools` between two days (days since
+    /// 1970-01-01).
+    pub async fn rollup_usage(
+        &self,
+        schools: &[String],
+        devices: &[Uuid],
+        from_day: u16,
+        to_day: u16,
+    ) -> Result<(), StoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = devices.iter().map(|d| format!("toUUID('{d}')")).collect();
+        let marks = vec!["?"; schools.len()].join(", ");
+        let sql = USAGE_ROLLUP.replace("{devices}", &list.join(", ")).replace("{schools}", &marks);
+        let mut q = self.client().query(&sql);
+        for s in schools {
+            q = q.bind(s.as_str());
+        }
+        q.bind(day_string(from_day)).bind(day_string(to_day)).execute().await.map_err(|e| self.err(e))
+    }
+
+    /// Benchmark baseline: the plain sum of a school's interval lengths between two dates (one
+    /// scan, no deduplication, no join).
+    pub async fn plain_usage_sum(&self, school: &str, from: &str, to: &str) -> Result<i64, StoreError> {
+        self.client()
+            .query(
+                "SELECT sum(end_ms - start_ms) FROM usage_intervals WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?)",
+            )
+            .bind(school)
+            .bind(from)
+            .bind(to)
+            .fetch_one()
             .await
             .map_err(|e| self.err(e))
     }

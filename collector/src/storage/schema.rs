@@ -201,7 +201,7 @@ ORDER BY token_id",
     Migration { version: 2, name: "spool loss notices", statements: MIGRATION_2 },
     Migration {
         version: 3,
-        name: "inventory, displays, device attributes, usage intervals, power events",
+        name: "inventory, displays, device attributes, usage intervals and daily rollups, power events",
         statements: MIGRATION_3,
     },
 ];
@@ -301,6 +301,20 @@ ORDER BY device_id",
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(local_day)
 ORDER BY (school_id, device_id, start_ms)",
+    // Daily rollup per device, local day, state and user class, recomputed from the
+    // intervals (deduplicated) for every device and day an insert touches; the row with the
+    // highest version is current. The utilization and usage API read this table.
+    "CREATE TABLE IF NOT EXISTS {db}.usage_daily (
+    device_id UUID,
+    school_id LowCardinality(String),
+    local_day Date,
+    state LowCardinality(String),
+    user_class LowCardinality(String),
+    total_ms Int64,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, local_day, device_id, state, user_class)",
     "CREATE TABLE IF NOT EXISTS {db}.power_events (
     device_id UUID,
     school_id LowCardinality(String),
