@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use parta_protocol::DeviceId;
 use parta_protocol::Sample;
 use parta_protocol::inventory::Inventory;
 use parta_protocol::usage::{PowerEvent, UsageInterval};
+use parta_protocol::{DeviceId, DeviceKind};
 
 use crate::config::AgentConfig;
-use crate::sources::inventory::{InventoryOptions, InventorySource};
+use crate::sources::inventory::{self, InventoryOptions, InventorySource};
 use crate::sources::logind::Logind;
 use crate::sources::power::{self, BootInfo};
 use crate::sources::users::Users;
@@ -27,7 +27,8 @@ pub struct Observer {
     users: Users,
     inventory: InventorySource,
     device_id: DeviceId,
-    latest: Option<Inventory>,
+    kind: DeviceKind,
+    paths: crate::paths::HostPaths,
 }
 
 /// One observation.
@@ -51,7 +52,8 @@ impl Observer {
             ),
             inventory: InventorySource::new(config.paths.clone(), inventory_options(config, device_id)),
             device_id,
-            latest: None,
+            kind: config.kind,
+            paths: config.paths.clone(),
         }
     }
 
@@ -76,22 +78,20 @@ impl Observer {
             ),
             Err(_) => None,
         };
-        let (inventory, connectors) = self.inventory.read_with_connectors();
-        let displays = inventory
-            .displays
+        // Only the connectors are read every poll; the whole inventory at report time.
+        let connectors = crate::sources::drm::read(&self.paths);
+        let mut warnings = Vec::new();
+        let displays = inventory::displays(self.device_id, &connectors, &mut warnings)
             .iter()
+            .filter(|d| !inventory::is_self(self.kind, d))
             .map(|d| (d.device_id, connectors.iter().any(|c| c.name == d.connector && c.is_on())))
             .collect();
-        self.latest = Some(inventory);
         Observation { sessions, displays }
     }
 
-    /// The inventory from the last observation (read now if there was none).
+    /// Reads the inventory.
     pub fn inventory(&mut self) -> Inventory {
-        match &self.latest {
-            Some(i) => i.clone(),
-            None => self.inventory.read(),
-        }
+        self.inventory.read()
     }
 
     /// The device these sources describe.

@@ -36,7 +36,7 @@ pub struct Edid {
     pub serial_text: Option<String>,
     /// Monitor name descriptor (0xFC).
     pub name: Option<String>,
-    /// Year of manufacture.
+    /// Year of manufacture (0 when the EDID leaves the year byte 0).
     pub year: u16,
     /// Image size, mm: from the first detailed timing, else from the cm fields.
     pub width_mm: u32,

@@ -106,8 +106,7 @@ pub fn read(
         nics: read_nics(paths, warnings),
         displays: displays(options.device_id, connectors, warnings)
             .into_iter()
-            // A panel's own compute module sees the panel as a display: it is the device itself.
-            .filter(|d| !(options.kind == DeviceKind::Panel && d.kind == DeviceKind::Panel))
+            .filter(|d| !is_self(options.kind, d))
             .collect(),
         dmi,
     }
@@ -307,6 +306,11 @@ fn read_nics(paths: &HostPaths, warnings: &mut Vec<String>) -> Vec<NicInfo> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// A panel's own compute module sees the panel as a display: it is the device itself.
+pub fn is_self(kind: DeviceKind, display: &DisplayInfo) -> bool {
+    kind == DeviceKind::Panel && display.kind == DeviceKind::Panel
 }
 
 /// Connected displays as devices of their own.

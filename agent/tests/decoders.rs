@@ -1,0 +1,64 @@
+//! The file decoders never panic on arbitrary bytes, and valid input round-trips: EDID blocks,
+//! wtmp records, /proc/cpuinfo, os-release.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use parta_agent::sources::edid::{self, Spec};
+use parta_agent::sources::inventory::parse_cpuinfo;
+use parta_agent::sources::osrelease;
+use parta_agent::sources::power::{self, WtmpEvent};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn edid_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = edid::parse(&bytes);
+    }
+
+    #[test]
+    fn edid_with_fixed_header_and_checksum_never_panics(mut body in proptest::collection::vec(any::<u8>(), 128)) {
+        body[..8].copy_from_slice(&[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]);
+        let sum = body[..127].iter().fold(0u8, |a, x| a.wrapping_add(*x));
+        body[127] = 0u8.wrapping_sub(sum);
+        let e = edid::parse(&body).unwrap();
+        prop_assert!(e.manufacturer.len() == 3);
+        let _ = e.diagonal_decimal_in();
+    }
+
+    #[test]
+    fn edid_round_trips(
+        mfr in "[A-Z]{3}",
+        product in any::<u16>(),
+        serial in any::<u32>(),
+        name in proptest::option::of("[A-Za-z0-9 ]{1,13}"),
+        year in 1991u16..2245, // year byte 0 (1990) reads as unknown
+        w in 1u16..4000,
+        h in 1u16..4000,
+    ) {
+        let bytes = edid::encode(&Spec { manufacturer: &mfr, product_code: product, serial_number: serial, serial_text: None, name: name.as_deref(), year, width_mm: w, height_mm: h });
+        let e = edid::parse(&bytes).unwrap();
+        prop_assert_eq!(e.manufacturer, mfr);
+        prop_assert_eq!((e.product_code, e.serial_number, e.year), (product, serial, year));
+        prop_assert_eq!((e.width_mm, e.height_mm), (u32::from(w), u32::from(h)));
+        prop_assert_eq!(e.name, name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()));
+    }
+
+    #[test]
+    fn wtmp_parse_never_panics_and_round_trips(
+        garbage in proptest::collection::vec(any::<u8>(), 0..2000),
+        times in proptest::collection::vec(0i64..2_147_483_647_000, 0..20), // wtmp holds 32-bit seconds
+    ) {
+        let _ = power::parse_wtmp(&garbage);
+        let events: Vec<WtmpEvent> = times.iter().enumerate().map(|(i, t)| if i % 2 == 0 { WtmpEvent::Boot(*t) } else { WtmpEvent::Shutdown(*t) }).collect();
+        let bytes: Vec<u8> = events.iter().flat_map(|e| power::wtmp_record(*e)).collect();
+        prop_assert_eq!(power::parse_wtmp(&bytes), events);
+    }
+
+    #[test]
+    fn text_parsers_never_panic(text in "\\PC{0,400}") {
+        let _ = parse_cpuinfo(&text);
+        let _ = osrelease::parse(&text);
+    }
+}
