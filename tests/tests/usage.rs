@@ -166,11 +166,12 @@ fn scripted_day_totals_match_the_api() {
         (total(&u, "powered_s") >= (powered as f64 / 1000.0) - 1.0).then_some(u)
     });
     eprintln!("{usage:#}");
-    // Session ends are seen by the 100 ms poll; everything else is exact.
-    close_to("teacher in use", by_class(&usage, "teacher"), teacher, 0.3);
+    // Session ends and display changes are seen by the 100 ms poll; session starts and idle
+    // times come from logind and are exact. "To the minute" at one minute per second is ±1 s.
+    close_to("teacher in use", by_class(&usage, "teacher"), teacher, 0.5);
     close_to("pupil in use", by_class(&usage, "pupil"), pupil, 0.3);
-    close_to("in use", total(&usage, "in_use_s"), teacher + pupil, 0.3);
-    close_to("powered on", total(&usage, "powered_s"), powered, 0.5);
+    close_to("in use", total(&usage, "in_use_s"), teacher + pupil, 0.5);
+    close_to("powered on", total(&usage, "powered_s"), powered, 0.8);
     assert_eq!(total(&usage, "off_s"), 0.0);
     let unmonitored = total(&usage, "unmonitored_s");
     assert!((600.0..620.0).contains(&unmonitored), "boot to agent start is unmonitored: {unmonitored}");
@@ -178,8 +179,8 @@ fn scripted_day_totals_match_the_api() {
     // The panel is a device of its own, in use while connected and on.
     let panel = uuid::Uuid::new_v5(&DISPLAY_NAMESPACE, b"edid:NTC:29953:NP75B2200417").to_string();
     let pu = get_json(&c, &format!("/api/v1/devices/{panel}/usage?{}", range()));
-    close_to("panel in use", total(&pu, "in_use_s"), panel_on, 0.5);
-    close_to("panel in standby", total(&pu, "off_s"), panel_standby, 0.3);
+    close_to("panel in use", total(&pu, "in_use_s"), panel_on, 0.8);
+    close_to("panel in standby", total(&pu, "off_s"), panel_standby, 0.5);
     let detail = get_json(&c, &format!("/api/v1/devices/{panel}"));
     assert_eq!(
         (detail["kind"].as_str(), detail["equipment_class"].as_str(), detail["host_id"].as_str()),
