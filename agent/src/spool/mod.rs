@@ -975,6 +975,21 @@ impl Spool {
 
 /// Reads a spool directory without changing anything (for `parta-agent status`).
 pub fn inspect(dir: &Path) -> io::Result<Stats> {
+    // A running agent may remove or replace a segment between the listing and the read (after
+    // acknowledgements, thinning, expiry): look again.
+    let mut attempt = 0;
+    loop {
+        match inspect_once(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 10 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn inspect_once(dir: &Path) -> io::Result<Stats> {
     let marks = MarksFile::new(dir).load();
     let (segments, _) = scan_dir(dir, false)?;
     let mut stats = Stats { segments: segments.len(), ..Stats::default() };

@@ -1,6 +1,7 @@
 //! Agent footprint: RSS and CPU of a real `parta-agent` reporting every second to a real
 //! collector, next to Debian's `prometheus-node-exporter` scraped every second in the same run
-//! (the baseline; skipped with a note when not installed).
+//! (the baseline; skipped with a note when not installed). The agent runs with all sources on,
+//! including logind over a live D-Bus connection (a private bus with a fake logind).
 //!
 //! `cargo run --release -p parta-tests --bin bench-agent -- [MINUTES]` (default 10).
 //! Goal from the skeleton issue: agent RSS ≤ 8 MiB after 10 minutes at a 1 s interval.
@@ -11,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use parta_tests::clickhouse::ClickHouse;
+use parta_tests::logind::{Bus, FakeLogind};
 use parta_tests::procs::{Agent, AgentSpec, Collector};
 use parta_tests::util::{artifacts_dir, free_tcp_port, http_get};
 
@@ -56,6 +58,19 @@ fn main() {
     let token = collector.create_token("74-0012");
     let mut spec = AgentSpec::new(&collector, "74-0012", &token);
     spec.extra.push(("PARTA_LOG_LEVEL".into(), "warn".into()));
+    // All sources on, as on a school PC: a D-Bus bus with logind (a fake one with a session
+    // open; the agent polls it every 5 s over a live zbus connection).
+    let bus = Bus::start();
+    let logind = FakeLogind::start(&bus);
+    logind.open(
+        "1",
+        "pupil",
+        i64::try_from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+        )
+        .unwrap(),
+    );
+    spec.extra.push(("PARTA_LOGIND_BUS".into(), bus.address.clone()));
     let agent = Agent::start(spec, &art, "agent");
     let mut baseline = node_exporter();
     if baseline.is_none() {
