@@ -259,8 +259,29 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 assert_eq!(got, want, "{rows}");
                 seen += 1;
             }
+            "school_utilization_by_room" => {
+                let got: Vec<String> = rows
+                    .lines()
+                    .map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
+                        [t("attr_room"), t("attr_class"), t("n_devices"), t("n_used"), t("total_used")]
+                            .join("|")
+                    })
+                    .collect();
+                assert_eq!(
+                    got,
+                    [
+                        "|teacher_laptop|1|0|0",
+                        "214|interactive_complex|1|1|2700000",
+                        "214|teacher_laptop|1|1|4200000"
+                    ],
+                    "{rows}"
+                );
+                seen += 1;
+            }
             _ => {}
         }
     }
-    assert_eq!(seen, 11, "every catalogued query was checked");
+    assert_eq!(seen, 12, "every catalogued query was checked");
 }

@@ -211,6 +211,15 @@ fn scripted_day_totals_match_the_api() {
     );
     assert_eq!(class("interactive_complex")["devices_used"].as_u64(), Some(1));
 
+    // By room: both devices are in каб. 214.
+    let rooms = get_json(&c, &format!("/api/v1/schools/{SCHOOL}/utilization?by=room&{}", range()));
+    let rooms = rooms["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 2, "{rooms:?}");
+    assert!(rooms.iter().all(|r| r["room"] == "каб. 214" && r["devices_used"] == 1), "{rooms:?}");
+    let (status, body) = c.get(&format!("/api/v1/schools/{SCHOOL}/utilization?by=floor"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("by"), "{body}");
+
     // Privacy: no user name reached ClickHouse.
     let dump = ch.query("SELECT * FROM u1.usage_intervals FORMAT TSV");
     assert!(!dump.contains("ivanova") && !dump.contains("petya"));

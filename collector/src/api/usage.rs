@@ -3,8 +3,8 @@
 //! - `GET /api/v1/devices/{id}`: what the device is (class, room, kind) and its latest inventory.
 //! - `GET /api/v1/devices/{id}/usage?from=YYYY-MM-DD&to=YYYY-MM-DD`: per local day, powered-on,
 //!   in-use, idle, off and unmonitored seconds and hours, in-use time by user class.
-//! - `GET /api/v1/schools/{id}/utilization?from=&to=`: per equipment class, devices, devices
-//!   used at all, powered-on and in-use hours.
+//! - `GET /api/v1/schools/{id}/utilization?from=&to=[&by=room]`: per equipment class (or per
+//!   room and class), devices, devices used at all, powered-on and in-use hours.
 //!
 //! Dates are the devices' local days, inclusive; `to` defaults to today (UTC) and `from` to six
 //! days before `to`; a range is at most 366 days.
@@ -243,38 +243,91 @@ pub struct ClassJson {
     pub in_use_s: f64,
 }
 
+/// One room (and equipment class) of a school.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomJson {
+    pub room: String,
+    #[serde(flatten)]
+    pub class: ClassJson,
+}
+
 /// `GET /api/v1/schools/{id}/utilization`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UtilizationJson {
     pub school_id: String,
     pub from: String,
     pub to: String,
-    pub classes: Vec<ClassJson>,
+    /// Per equipment class (`by=class`, the default).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub classes: Option<Vec<ClassJson>>,
+    /// Per room and equipment class (`by=room`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rooms: Option<Vec<RoomJson>>,
+}
+
+/// `?from=&to=&by=class|room`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UtilizationQuery {
+    from: Option<String>,
+    to: Option<String>,
+    by: Option<String>,
+}
+
+fn class_json(class: String, devices: u64, used: u64, powered_ms: i64, in_use_ms: i64) -> ClassJson {
+    ClassJson {
+        equipment_class: class,
+        devices,
+        devices_used: used,
+        powered_h: hours(powered_ms),
+        in_use_h: hours(in_use_ms),
+        powered_s: secs(powered_ms),
+        in_use_s: secs(in_use_ms),
+    }
 }
 
 pub(super) async fn school_utilization(
     State(st): State<Arc<ApiState>>,
     Path(school): Path<String>,
-    query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<UtilizationQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<UtilizationJson>, AppError> {
     parta_protocol::validate::validate_school_id(&school)
         .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
-    let r = range(query)?;
+    let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let r = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
     let (from, to) = r.strings();
-    let rows = st.store.school_utilization(&school, &from, &to).await?;
-    let classes = rows
-        .into_iter()
-        .map(|r| ClassJson {
-            equipment_class: r.equipment_class,
-            devices: r.devices,
-            devices_used: r.devices_used,
-            powered_h: hours(r.powered_ms),
-            in_use_h: hours(r.in_use_ms),
-            powered_s: secs(r.powered_ms),
-            in_use_s: secs(r.in_use_ms),
-        })
-        .collect();
-    Ok(Json(UtilizationJson { school_id: school, from, to, classes }))
+    let mut out = UtilizationJson { school_id: school.clone(), from, to, classes: None, rooms: None };
+    match q.by.as_deref().unwrap_or("class") {
+        "class" => {
+            let rows = st.store.school_utilization(&school, &out.from, &out.to).await?;
+            out.classes = Some(
+                rows.into_iter()
+                    .map(|r| {
+                        class_json(r.equipment_class, r.devices, r.devices_used, r.powered_ms, r.in_use_ms)
+                    })
+                    .collect(),
+            );
+        }
+        "room" => {
+            let rows = st.store.school_utilization_by_room(&school, &out.from, &out.to).await?;
+            out.rooms = Some(
+                rows.into_iter()
+                    .map(|r| RoomJson {
+                        room: r.room,
+                        class: class_json(
+                            r.equipment_class,
+                            r.devices,
+                            r.devices_used,
+                            r.powered_ms,
+                            r.in_use_ms,
+                        ),
+                    })
+                    .collect(),
+            );
+        }
+        other => return Err(AppError::BadRequest(format!("by: {other:?} is not `class` or `room`"))),
+    }
+    Ok(Json(out))
 }
 
 #[cfg(test)]

@@ -172,6 +172,33 @@ const SCHOOL_UTILIZATION: &str = "SELECT attr_class,
  GROUP BY attr_class
  ORDER BY attr_class";
 
+/// Per room and equipment class of a school: the same figures as [`SCHOOL_UTILIZATION`].
+const SCHOOL_UTILIZATION_BY_ROOM: &str = "SELECT attr_room, attr_class,
+        count() AS n_devices,
+        countIf(used_ms > 0) AS n_used,
+        sum(powered_ms) AS total_powered,
+        sum(used_ms) AS total_used
+ FROM (
+     SELECT device_id, argMax(room, version) AS attr_room, argMax(equipment_class, version) AS attr_class
+     FROM device_attrs
+     WHERE school_id = ?
+     GROUP BY device_id
+ ) AS attrs
+ ANY LEFT JOIN (
+     SELECT device_id,
+            sumIf(k_ms, state != 'off') AS powered_ms,
+            sumIf(k_ms, state = 'in_use') AS used_ms
+     FROM (
+         SELECT device_id, local_day, state, user_class, argMax(total_ms, version) AS k_ms
+         FROM usage_daily
+         WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?)
+         GROUP BY device_id, local_day, state, user_class
+     )
+     GROUP BY device_id
+ ) AS used USING device_id
+ GROUP BY attr_room, attr_class
+ ORDER BY attr_room, attr_class";
+
 /// Every read query with its `?` placeholders, by name, so the test suite can run each of them
 /// on both old and modern ClickHouse.
 pub fn catalogue() -> Vec<(&'static str, String)> {
@@ -193,6 +220,7 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ),
         ("device_usage", DEVICE_USAGE.to_owned()),
         ("school_utilization", SCHOOL_UTILIZATION.to_owned()),
+        ("school_utilization_by_room", SCHOOL_UTILIZATION_BY_ROOM.to_owned()),
     ]
 }
 
@@ -228,6 +256,17 @@ pub struct UsageTotalRow {
     pub state: String,
     pub user_class: String,
     pub total_ms: i64,
+}
+
+/// One room and equipment class of a school.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct RoomUtilizationRow {
+    pub room: String,
+    pub equipment_class: String,
+    pub devices: u64,
+    pub devices_used: u64,
+    pub powered_ms: i64,
+    pub in_use_ms: i64,
 }
 
 /// One equipment class of a school.
@@ -298,6 +337,24 @@ impl Store {
             q = q.bind(s.as_str());
         }
         q.bind(day_string(from_day)).bind(day_string(to_day)).execute().await.map_err(|e| self.err(e))
+    }
+
+    /// A school's utilization per room and equipment class between two dates (inclusive).
+    pub async fn school_utilization_by_room(
+        &self,
+        school: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<RoomUtilizationRow>, StoreError> {
+        self.client()
+            .query(SCHOOL_UTILIZATION_BY_ROOM)
+            .bind(school)
+            .bind(school)
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// Benchmark baseline: the plain sum of a school's interval lengths between two dates (one
