@@ -9,8 +9,10 @@
 //!   classes on the device.
 //! - [`power`]: boot id, boot time and wtmp shutdown records.
 //! - [`osrelease`], [`dmi`]: file-based identity readers.
-//! - [`rates`]: byte-counter rates with reset handling.
+//! - [`rates`]: byte-counter rates with reset handling; [`counters`]: the same for SNMP
+//!   counters (32/64-bit wraps, reboots, discontinuities), groundwork of the SNMP poller.
 
+pub mod counters;
 pub mod dmi;
 pub mod drm;
 pub mod edid;
