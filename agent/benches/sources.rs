@@ -17,7 +17,9 @@ use parta_agent::sources::edid::{self, Spec};
 use parta_agent::sources::host::HostSource;
 use parta_agent::sources::inventory::{InventoryOptions, InventorySource};
 use parta_agent::sources::power::BootInfo;
+use parta_agent::sources::{dmi, osrelease};
 use parta_agent::usage::{SessionView, Tracker, UsageConfig};
+use parta_protocol::inventory::{DmiInventory, Inventory};
 use parta_protocol::usage::UserClass;
 use parta_protocol::{DeviceId, DeviceKind};
 
@@ -90,8 +92,8 @@ fn bench(c: &mut Criterion) {
         room: "214".into(),
         equipment_class: None,
     };
-    let mut host = HostSource::new(HostPaths::default()).unwrap();
-    let mut inventory = InventorySource::new(paths, options);
+    let mut host = HostSource::new().unwrap();
+    let mut inventory = InventorySource::new(paths.clone(), options);
     let cfg = UsageConfig { idle_after_ms: 300_000, flush_ms: 600_000, tz: jiff::tz::TimeZone::UTC };
     let now = 1_795_400_000_000i64;
     let (mut tracker, _) = Tracker::start(
@@ -115,14 +117,23 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("sampling_cycle");
     group.measurement_time(Duration::from_secs(5));
+    // The skeleton's cycle: metrics, and the identity from os-release and three DMI fields.
     group.bench_function("baseline_skeleton_host_metrics_and_info", |b| {
         b.iter(|| {
             let m = host.metrics(Instant::now());
-            let i = host.info();
+            let field = |name: &str| dmi::read_field(&paths, name).ok().flatten();
+            let dmi = DmiInventory {
+                vendor: field("sys_vendor"),
+                product: field("product_name"),
+                serial: field("product_serial"),
+                ..DmiInventory::default()
+            };
+            let identity = Inventory { os: osrelease::read(&paths), dmi, ..Inventory::default() };
+            let i = host.info(&identity);
             (m, i)
         });
     });
-    group.bench_function("inventory_with_displays", |b| b.iter(|| inventory.read_with_connectors()));
+    group.bench_function("inventory_with_displays", |b| b.iter(|| inventory.read()));
     group.bench_function("usage_tracker_observe", |b| {
         b.iter(|| {
             t += 100;
@@ -136,8 +147,8 @@ fn bench(c: &mut Criterion) {
     group.bench_function("all_sources", |b| {
         b.iter(|| {
             let m = host.metrics(Instant::now());
-            let i = host.info();
-            let inv = inventory.read_with_connectors();
+            let inv = inventory.read();
+            let i = host.info(&inv);
             t += 100;
             tracker.observe(t, Some(&sessions), &display);
             (m, i, inv)

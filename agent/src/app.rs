@@ -106,26 +106,17 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
 
 /// `parta-agent sample`: one report's worth of samples, printed, not sent.
 fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
-    let mut host = HostSource::new(config.paths.clone())?;
+    let mut host = HostSource::new()?;
+    let inventory = read_inventory(config);
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
     let metrics = host.metrics(std::time::Instant::now());
     let report = Report {
         seq: 0,
         agent_time_ms: crate::runner::now_ms(),
         samples: vec![
-            Sample::HostInfo(host.info()),
+            Sample::HostInfo(host.info(&inventory)),
             Sample::HostMetrics(metrics),
-            Sample::Inventory(Box::new(
-                crate::sources::inventory::InventorySource::new(
-                    config.paths.clone(),
-                    crate::observer::inventory_options(
-                        config,
-                        crate::identity::load(&config.state_dir)
-                            .unwrap_or(parta_protocol::DeviceId(uuid::Uuid::nil())),
-                    ),
-                )
-                .read(),
-            )),
+            Sample::Inventory(Box::new(inventory)),
         ],
     };
     let mut out = std::io::stdout().lock();
@@ -139,14 +130,19 @@ fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `parta-agent inventory`: the inventory as it would be sent.
-fn inventory(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
-    // Display ids without an EDID serial derive from the device id; before the first `run`
-    // there is none yet, and the nil id stands in.
+/// The inventory for the commands that print it without running the agent. Display ids without
+/// an EDID serial derive from the device id; before the first `run` there is none yet, and the
+/// nil id stands in.
+fn read_inventory(config: &AgentConfig) -> parta_protocol::inventory::Inventory {
     let device_id =
         crate::identity::load(&config.state_dir).unwrap_or(parta_protocol::DeviceId(uuid::Uuid::nil()));
     let options = crate::observer::inventory_options(config, device_id);
-    let inv = crate::sources::inventory::InventorySource::new(config.paths.clone(), options).read();
+    crate::sources::inventory::InventorySource::new(config.paths.clone(), options).read()
+}
+
+/// `parta-agent inventory`: the inventory as it would be sent.
+fn inventory(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
+    let inv = read_inventory(config);
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Json => {

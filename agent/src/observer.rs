@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use parta_protocol::DeviceId;
 use parta_protocol::Sample;
 use parta_protocol::inventory::Inventory;
 use parta_protocol::usage::{PowerEvent, UsageInterval};
-use parta_protocol::{DeviceId, DeviceKind};
 
 use crate::config::AgentConfig;
-use crate::sources::inventory::{self, InventoryOptions, InventorySource};
+use crate::sources::inventory::{InventoryOptions, InventorySource};
 use crate::sources::logind::Logind;
 use crate::sources::power::{self, BootInfo};
 use crate::sources::users::Users;
@@ -26,9 +26,6 @@ pub struct Observer {
     logind: Logind,
     users: Users,
     inventory: InventorySource,
-    device_id: DeviceId,
-    kind: DeviceKind,
-    paths: crate::paths::HostPaths,
 }
 
 /// One observation.
@@ -51,9 +48,6 @@ impl Observer {
                 config.usage.user_hash_salt.clone(),
             ),
             inventory: InventorySource::new(config.paths.clone(), inventory_options(config, device_id)),
-            device_id,
-            kind: config.kind,
-            paths: config.paths.clone(),
         }
     }
 
@@ -79,24 +73,12 @@ impl Observer {
             Err(_) => None,
         };
         // Only the connectors are read every poll; the whole inventory at report time.
-        let connectors = crate::sources::drm::read(&self.paths);
-        let mut warnings = Vec::new();
-        let displays = inventory::displays(self.device_id, &connectors, &mut warnings)
-            .iter()
-            .filter(|d| !inventory::is_self(self.kind, d))
-            .map(|d| (d.device_id, connectors.iter().any(|c| c.name == d.connector && c.is_on())))
-            .collect();
-        Observation { sessions, displays }
+        Observation { sessions, displays: self.inventory.displays_on() }
     }
 
     /// Reads the inventory.
     pub fn inventory(&mut self) -> Inventory {
         self.inventory.read()
-    }
-
-    /// The device these sources describe.
-    pub fn device_id(&self) -> DeviceId {
-        self.device_id
     }
 }
 

@@ -47,11 +47,10 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let outbox = Outbox::open(&config.state_dir.join("spool"), config.spool, DeliveryConfig::default())?;
     let stats = outbox.stats();
     let outbox = Arc::new(Mutex::new(outbox));
-    let mut host = HostSource::new(config.paths.clone())?;
+    let mut host = HostSource::new()?;
     let mut observer = Observer::new(&config, device_id);
     let usage_state = observer::state_path(&config.state_dir);
     let mut tracker = observer::start_tracker(&config, lock(&outbox).next_seq(), now_ms());
-    let mut last_inventory: Option<Inventory> = None;
     let wake = Arc::new(Notify::new());
     let link = Arc::new(Mutex::new(LinkState::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -74,6 +73,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let mut ticker = tokio::time::interval_at(first, config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_info: Option<HostInfo> = None;
+    let mut last_inventory: Option<Inventory> = None;
     let mut status_at: Option<Instant> = None;
     let mut warned_wait = false;
     let mut report_log = match &config.report_log {
@@ -97,12 +97,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                 observer::save_state(&usage_state, tracker.state());
             }
             _ = ticker.tick() => {
-                let mut samples = take_samples(&mut host, &mut last_info);
-                let inventory = observer.inventory();
-                if last_inventory.as_ref() != Some(&inventory) {
-                    samples.push(Sample::Inventory(Box::new(inventory.clone())));
-                    last_inventory = Some(inventory);
-                }
+                let samples = take_samples(&mut host, &mut observer, &mut last_info, &mut last_inventory);
                 let now = now_ms();
                 {
                     let mut ob = lock(&outbox);
@@ -233,17 +228,35 @@ fn write_status(
     status::write(dir, &snapshot);
 }
 
-/// Host metrics every time; host identity on the first report and whenever it changes.
-fn take_samples(host: &mut HostSource, last_info: &mut Option<HostInfo>) -> Vec<Sample> {
+/// Host metrics every time; host identity and the inventory on the first report and whenever
+/// they change.
+fn take_samples(
+    host: &mut HostSource,
+    observer: &mut Observer,
+    last_info: &mut Option<HostInfo>,
+    last_inventory: &mut Option<Inventory>,
+) -> Vec<Sample> {
     let metrics = host.metrics(std::time::Instant::now());
-    let info = host.info();
-    let mut samples = Vec::with_capacity(2);
-    if last_info.as_ref() != Some(&info) {
-        samples.push(Sample::HostInfo(info.clone()));
-        *last_info = Some(info);
+    let inventory = observer.inventory();
+    let info = host.info(&inventory);
+    let mut samples = Vec::with_capacity(3);
+    if let Some(info) = changed(last_info, info) {
+        samples.push(Sample::HostInfo(info));
     }
     samples.push(Sample::HostMetrics(metrics));
+    if let Some(inventory) = changed(last_inventory, inventory) {
+        samples.push(Sample::Inventory(Box::new(inventory)));
+    }
     samples
+}
+
+/// `value` if it differs from the last one sent (which it then becomes).
+fn changed<T: PartialEq + Clone>(last: &mut Option<T>, value: T) -> Option<T> {
+    if last.as_ref() == Some(&value) {
+        return None;
+    }
+    *last = Some(value.clone());
+    Some(value)
 }
 
 fn hello(device_id: DeviceId, config: &AgentConfig, uplink: &UplinkSettings) -> Hello {

@@ -167,16 +167,8 @@ impl Tracker {
             in_use_sessions: Vec::new(),
         };
         let mut t = Self { config, state: fresh };
-        let boot_event = |t: &mut Self| {
-            t.state.pending_events.push(PowerEvent {
-                kind: PowerEventKind::Boot,
-                at_ms: boot.boot_ms,
-                boot_id: boot.boot_id.clone(),
-            });
-        };
         let Some(saved) = saved.filter(|s| s.version == STATE_VERSION) else {
-            boot_event(&mut t);
-            t.close_span(Subject::Host, Open::new(UsageState::Unmonitored, boot.boot_ms), now_ms);
+            t.booted(&boot.boot_id, boot.boot_ms, now_ms);
             return (t, Resumed::Fresh);
         };
         // Carry what the previous run had not spooled yet.
@@ -208,13 +200,19 @@ impl Tracker {
             boot_id: saved.boot_id.clone(),
         });
         t.close_span(Subject::Host, Open::new(UsageState::Off, shutdown_ms), boot_ms);
-        t.state.pending_events.push(PowerEvent {
-            kind: PowerEventKind::Boot,
-            at_ms: boot_ms,
-            boot_id: boot.boot_id.clone(),
-        });
-        t.close_span(Subject::Host, Open::new(UsageState::Unmonitored, boot_ms), now_ms);
+        t.booted(&boot.boot_id, boot_ms, now_ms);
         (t, Resumed::Rebooted { clean })
+    }
+
+    /// The boot at `at_ms`, and the host powered on with use unknown from then until the agent
+    /// started at `now_ms`.
+    fn booted(&mut self, boot_id: &str, at_ms: i64, now_ms: i64) {
+        self.state.pending_events.push(PowerEvent {
+            kind: PowerEventKind::Boot,
+            at_ms,
+            boot_id: boot_id.to_owned(),
+        });
+        self.close_span(Subject::Host, Open::new(UsageState::Unmonitored, at_ms), now_ms);
     }
 
     /// The state to persist.
@@ -318,8 +316,8 @@ impl Tracker {
             self.close_span(Subject::Host, open, now);
             self.state.host.since_ms = now;
         }
-        let displays = self.state.displays.clone();
-        for (i, (id, open)) in displays.into_iter().enumerate() {
+        for i in 0..self.state.displays.len() {
+            let (id, open) = self.state.displays[i];
             if now - open.since_ms >= flush {
                 self.close_span(Subject::Display(id), open, now);
                 self.state.displays[i].1.since_ms = now;

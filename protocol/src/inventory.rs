@@ -146,6 +146,17 @@ pub struct DmiInventory {
     pub board_product: Option<String>,
 }
 
+impl DmiInventory {
+    /// The identity part (vendor, product, serial) that `HostInfo` carries.
+    pub fn identity(&self) -> crate::sample::Dmi {
+        crate::sample::Dmi {
+            vendor: self.vendor.clone(),
+            product: self.product.clone(),
+            serial: self.serial.clone(),
+        }
+    }
+}
+
 /// Processor.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuInfo {

@@ -5,8 +5,6 @@
 
 use std::io::ErrorKind;
 
-use parta_protocol::sample::Dmi;
-
 use crate::paths::HostPaths;
 
 /// Values vendors leave in DMI fields instead of real data (compared case-insensitively).
@@ -35,26 +33,19 @@ const PLACEHOLDERS: &[&str] = &[
     "invalid",
 ];
 
-/// Reads vendor, product and serial number.
-pub fn read(paths: &HostPaths) -> Dmi {
-    Dmi {
-        vendor: field(paths, "sys_vendor"),
-        product: field(paths, "product_name"),
-        serial: field(paths, "product_serial"),
+/// Reads one DMI attribute: `Ok(None)` when missing, root-only (serial numbers: configuration,
+/// not garbage) or a placeholder; `Err` when it cannot be read otherwise.
+pub fn read_field(paths: &HostPaths, name: &str) -> std::io::Result<Option<String>> {
+    match std::fs::read(path(paths, name)) {
+        Ok(bytes) => Ok(clean(&bytes)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-/// Reads one DMI attribute; `None` when missing, unreadable or a placeholder.
-pub fn field(paths: &HostPaths, name: &str) -> Option<String> {
-    let path = paths.sys("class/dmi/id").join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => clean(&bytes),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => {
-            tracing::debug!(path = %path.display(), error = %e, "DMI attribute unreadable");
-            None
-        }
-    }
+/// Path of a DMI attribute.
+pub fn path(paths: &HostPaths, name: &str) -> std::path::PathBuf {
+    paths.sys("class/dmi/id").join(name)
 }
 
 /// Trims whitespace and NULs, drops control characters, maps placeholders to `None`.
@@ -96,9 +87,11 @@ mod tests {
         std::fs::create_dir_all(&id).unwrap();
         std::fs::write(id.join("sys_vendor"), "AQUARIUS\n").unwrap();
         std::fs::write(id.join("product_name"), "CMP NS685U R11\n").unwrap();
-        let dmi = read(&HostPaths::under(dir.path()));
-        assert_eq!(dmi.vendor.as_deref(), Some("AQUARIUS"));
-        assert_eq!(dmi.product.as_deref(), Some("CMP NS685U R11"));
-        assert_eq!(dmi.serial, None);
+        std::fs::create_dir(id.join("board_name")).unwrap();
+        let paths = HostPaths::under(dir.path());
+        assert_eq!(read_field(&paths, "sys_vendor").unwrap().as_deref(), Some("AQUARIUS"));
+        assert_eq!(read_field(&paths, "product_name").unwrap().as_deref(), Some("CMP NS685U R11"));
+        assert_eq!(read_field(&paths, "product_serial").unwrap(), None);
+        assert!(read_field(&paths, "board_name").is_err(), "a directory is not an attribute");
     }
 }

@@ -1,15 +1,14 @@
-//! Host telemetry: identity (name, OS, kernel, DMI, network interfaces) and metrics (uptime,
-//! CPU, memory, filesystems, traffic), read through `sysinfo` and the files under [`HostPaths`].
+//! Host telemetry: identity (name, kernel, network interfaces, with OS and DMI from the
+//! inventory) and metrics (uptime, CPU, memory, filesystems, traffic), read through `sysinfo`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use parta_protocol::inventory::Inventory;
 use parta_protocol::sample::{FsUsage, HostInfo, HostMetrics, IfTraffic, MacAddr, NetInterface};
 use sysinfo::{Disks, MemoryRefreshKind, Networks, System};
 
 use super::rates::RateTracker;
-use super::{dmi, osrelease};
-use crate::paths::HostPaths;
 
 /// Filesystem types that are not local storage worth reporting (sysinfo already skips tmpfs,
 /// proc, sysfs and the like).
@@ -19,7 +18,6 @@ const SKIPPED_FS: &[&str] =
 /// Samples the host.
 #[derive(Debug)]
 pub struct HostSource {
-    paths: HostPaths,
     system: System,
     disks: Disks,
     networks: Networks,
@@ -34,16 +32,17 @@ pub struct HostError(String);
 impl HostSource {
     /// Prepares the source and takes a first CPU reading, so that the first metrics sample has a
     /// meaningful CPU figure if taken at least 200 ms later.
-    pub fn new(paths: HostPaths) -> Result<Self, HostError> {
+    pub fn new() -> Result<Self, HostError> {
         let mut system = System::new().map_err(|e| HostError(e.to_string()))?;
         system.refresh_cpu_usage();
         let disks = Disks::new_with_refreshed_list().map_err(|e| HostError(e.to_string()))?;
         let networks = Networks::new_with_refreshed_list().map_err(|e| HostError(e.to_string()))?;
-        Ok(Self { paths, system, disks, networks, rates: RateTracker::default() })
+        Ok(Self { system, disks, networks, rates: RateTracker::default() })
     }
 
-    /// Reads the host's identity.
-    pub fn info(&self) -> HostInfo {
+    /// The host's identity; OS and DMI come from the inventory read for the same report (the
+    /// same files, read once).
+    pub fn info(&self, inventory: &Inventory) -> HostInfo {
         let interfaces = self
             .sorted_interfaces()
             .into_iter()
@@ -54,9 +53,9 @@ impl HostSource {
             .collect();
         HostInfo {
             hostname: System::host_name().unwrap_or_default(),
-            os: osrelease::read(&self.paths),
+            os: inventory.os.clone(),
             kernel: System::kernel_version().unwrap_or_default(),
-            dmi: dmi::read(&self.paths),
+            dmi: inventory.dmi.identity(),
             interfaces,
         }
     }
@@ -131,7 +130,7 @@ mod tests {
 
     #[test]
     fn live_host_sample_is_plausible() {
-        let mut src = HostSource::new(HostPaths::default()).unwrap();
+        let mut src = HostSource::new().unwrap();
         std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
         let m = src.metrics(Instant::now());
         assert!(m.mem_total > 0);
@@ -140,7 +139,9 @@ mod tests {
         assert!(m.boot_time > 1_000_000_000);
         assert!((0.0..=100.0).contains(&m.cpu_percent), "{}", m.cpu_percent);
         assert!(m.interfaces.iter().all(|i| i.name != "lo" && i.rx_rate.is_none()));
-        let info = src.info();
+        let os = crate::sources::osrelease::read(&crate::paths::HostPaths::default());
+        let inventory = Inventory { os, ..Inventory::default() };
+        let info = src.info(&inventory);
         assert!(!info.hostname.is_empty());
         assert!(!info.os.name.is_empty());
     }

@@ -59,21 +59,31 @@ impl InventorySource {
 
     /// Reads the whole inventory.
     pub fn read(&mut self) -> Inventory {
-        self.read_with_connectors().0
+        let mut warnings = Vec::new();
+        let inv = read(&self.paths, &self.options, &drm::read(&self.paths), &mut warnings);
+        self.warn(warnings);
+        inv
     }
 
-    /// Reads the DRM connectors (for the usage tracker) and the inventory built from the same
-    /// reading, so that both agree.
-    pub fn read_with_connectors(&mut self) -> (Inventory, Vec<Connector>) {
+    /// Reads only the DRM connectors: the connected displays' ids and whether each is on (for
+    /// the usage tracker, every poll).
+    pub fn displays_on(&mut self) -> Vec<(DeviceId, bool)> {
         let connectors = drm::read(&self.paths);
         let mut warnings = Vec::new();
-        let inv = read(&self.paths, &self.options, &connectors, &mut warnings);
+        let on = displays(&self.options, &connectors, &mut warnings)
+            .into_iter()
+            .map(|d| (d.device_id, connectors.iter().any(|c| c.name == d.connector && c.is_on())))
+            .collect();
+        self.warn(warnings);
+        on
+    }
+
+    fn warn(&mut self, warnings: Vec<String>) {
         for w in warnings {
             if self.warned.insert(w.clone()) {
                 tracing::warn!("inventory: {w}");
             }
         }
-        (inv, connectors)
     }
 }
 
@@ -104,10 +114,7 @@ pub fn read(
         memory_bytes: read_meminfo(&paths.proc("meminfo"), warnings),
         disks: read_disks(paths, warnings),
         nics: read_nics(paths, warnings),
-        displays: displays(options.device_id, connectors, warnings)
-            .into_iter()
-            .filter(|d| !is_self(options.kind, d))
-            .collect(),
+        displays: displays(options, connectors, warnings),
         dmi,
     }
 }
@@ -124,32 +131,17 @@ pub fn detect_class(kind: DeviceKind, chassis: Option<u8>) -> EquipmentClass {
 
 /// A one-line text file, trimmed; `None` (with a warning unless it is simply absent) otherwise.
 fn text_file(path: &Path, warnings: &mut Vec<String>) -> Option<String> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let s = String::from_utf8_lossy(&bytes).trim().to_owned();
-            (!s.is_empty()).then_some(s)
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => {
-            warnings.push(format!("cannot read {}: {e}; field left empty", path.display()));
-            None
-        }
-    }
+    let s = read_text(path, warnings)?.trim().to_owned();
+    (!s.is_empty()).then_some(s)
 }
 
 fn read_dmi(paths: &HostPaths, warnings: &mut Vec<String>) -> DmiInventory {
-    let dir = paths.sys("class/dmi/id");
     let field = |name: &str, warnings: &mut Vec<String>| -> Option<String> {
-        let path = dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => dmi::clean(&bytes),
-            // Serial numbers are root-only; that is configuration, not garbage.
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => None,
-            Err(e) => {
-                warnings.push(format!("cannot read DMI {}: {e}; field left empty", path.display()));
-                None
-            }
-        }
+        dmi::read_field(paths, name).unwrap_or_else(|e| {
+            warnings
+                .push(format!("cannot read DMI {}: {e}; field left empty", dmi::path(paths, name).display()));
+            None
+        })
     };
     let chassis_type = field("chassis_type", warnings).and_then(|s| match s.parse::<u8>() {
         Ok(n) if n > 0 => Some(n),
@@ -308,13 +300,13 @@ fn read_nics(paths: &HostPaths, warnings: &mut Vec<String>) -> Vec<NicInfo> {
     out
 }
 
-/// A panel's own compute module sees the panel as a display: it is the device itself.
-pub fn is_self(kind: DeviceKind, display: &DisplayInfo) -> bool {
-    kind == DeviceKind::Panel && display.kind == DeviceKind::Panel
-}
-
-/// Connected displays as devices of their own.
-pub fn displays(host: DeviceId, connectors: &[Connector], warnings: &mut Vec<String>) -> Vec<DisplayInfo> {
+/// Connected displays as devices of their own. A panel's own compute module (`kind = panel`)
+/// sees the panel as a display: it is the device itself and is left out.
+pub fn displays(
+    options: &InventoryOptions,
+    connectors: &[Connector],
+    warnings: &mut Vec<String>,
+) -> Vec<DisplayInfo> {
     connectors
         .iter()
         .filter(|c| c.connected)
@@ -327,8 +319,9 @@ pub fn displays(host: DeviceId, connectors: &[Connector], warnings: &mut Vec<Str
                 }
                 None => None,
             };
-            display_info(host, &c.name, edid)
+            display_info(options.device_id, &c.name, edid)
         })
+        .filter(|d| !(options.kind == DeviceKind::Panel && d.kind == DeviceKind::Panel))
         .collect()
 }
 
