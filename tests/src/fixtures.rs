@@ -141,6 +141,14 @@ impl Tree {
     }
 }
 
+/// DMI of an Aquarius classroom laptop (chassis type 10, notebook).
+pub const AQUARIUS_LAPTOP_DMI: &[(&str, &str)] = &[
+    ("sys_vendor", "AQUARIUS"),
+    ("product_name", "NS685U R11"),
+    ("product_serial", "QCNS6850123456"),
+    ("chassis_type", "10"),
+];
+
 /// EDID of a 75" interactive panel (1650 × 928 mm).
 pub fn panel_edid() -> Vec<u8> {
     edid::encode(&Spec {

@@ -33,31 +33,28 @@ fn display_id(name: &str) -> String {
 /// An Astra Linux teacher laptop (Aquarius), an external monitor on HDMI, its own eDP panel.
 fn astra_laptop(root: &std::path::Path) -> Tree {
     let t = Tree::new(root);
-    t.dmi(&[
-        ("sys_vendor", "AQUARIUS"),
-        ("product_name", "NS685U R11"),
-        ("product_serial", "QCNS6850123456"),
-        ("chassis_type", "10"),
-        ("bios_vendor", "American Megatrends Inc."),
-        ("bios_version", "1.07"),
-        ("bios_date", "03/15/2022"),
-        ("board_vendor", "AQUARIUS"),
-        ("board_name", "To Be Filled By O.E.M."),
-    ])
-    .procfs("kab214-teacher", "5f1c0d2e-8a7b-4c6d-9e0f-112233445566", 1_795_420_800)
-    .cpu("11th Gen Intel(R) Core(TM) i5-1135G7 @ 2.40GHz", 8, 4, 16_318_412)
-    .disk("nvme0n1", "KINGSTON SNV2S500G", 976_773_168, false, false)
-    .disk("loop0", "", 1000, false, false)
-    .disk("sda", "USB Flash", 30_000_000, true, true)
-    .nic("wlp0s20f3", "f8:e4:e3:01:02:03", None, true, true)
-    .nic("enp2s0", "00:e0:4c:68:00:01", Some(1000), false, true)
-    .nic("docker0", "02:42:ac:11:00:01", None, false, false)
-    .connector("eDP-1", &fixtures::monitor_edid(), true, true)
-    .connector("HDMI-A-1", &fixtures::monitor_edid(), true, true)
-    .os(
-        fixtures::ASTRA_OS_RELEASE,
-        &[("etc/astra_version", "SE 1.7.5\n"), ("etc/astra/build_version", "1.7.5.16\n")],
-    );
+    t.dmi(fixtures::AQUARIUS_LAPTOP_DMI)
+        .dmi(&[
+            ("bios_vendor", "American Megatrends Inc."),
+            ("bios_version", "1.07"),
+            ("bios_date", "03/15/2022"),
+            ("board_vendor", "AQUARIUS"),
+            ("board_name", "To Be Filled By O.E.M."),
+        ])
+        .procfs("kab214-teacher", "5f1c0d2e-8a7b-4c6d-9e0f-112233445566", 1_795_420_800)
+        .cpu("11th Gen Intel(R) Core(TM) i5-1135G7 @ 2.40GHz", 8, 4, 16_318_412)
+        .disk("nvme0n1", "KINGSTON SNV2S500G", 976_773_168, false, false)
+        .disk("loop0", "", 1000, false, false)
+        .disk("sda", "USB Flash", 30_000_000, true, true)
+        .nic("wlp0s20f3", "f8:e4:e3:01:02:03", None, true, true)
+        .nic("enp2s0", "00:e0:4c:68:00:01", Some(1000), false, true)
+        .nic("docker0", "02:42:ac:11:00:01", None, false, false)
+        .connector("eDP-1", &fixtures::monitor_edid(), true, true)
+        .connector("HDMI-A-1", &fixtures::monitor_edid(), true, true)
+        .os(
+            fixtures::ASTRA_OS_RELEASE,
+            &[("etc/astra_version", "SE 1.7.5\n"), ("etc/astra/build_version", "1.7.5.16\n")],
+        );
     t
 }
 

@@ -265,7 +265,7 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                     .map(|l| {
                         let v: serde_json::Value = serde_json::from_str(l).unwrap();
                         let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
-                        [t("attr_room"), t("attr_class"), t("n_devices"), t("n_used"), t("total_used")]
+                        [t("group_room"), t("attr_class"), t("n_devices"), t("n_used"), t("total_used")]
                             .join("|")
                     })
                     .collect();

@@ -26,23 +26,18 @@ fn now_ms() -> i64 {
 
 fn device_tree(root: &std::path::Path, boot_id: &str, btime: i64) -> Tree {
     let t = Tree::new(root);
-    t.dmi(&[
-        ("sys_vendor", "AQUARIUS"),
-        ("product_name", "NS685U R11"),
-        ("product_serial", "QCNS6850123456"),
-        ("chassis_type", "10"),
-    ])
-    .procfs("kab214-teacher", boot_id, btime)
-    .cpu("Intel(R) Core(TM) i5-1135G7", 8, 4, 16_318_412)
-    .disk("nvme0n1", "KINGSTON SNV2S500G", 976_773_168, false, false)
-    .nic("enp2s0", "00:e0:4c:68:00:01", Some(1000), false, true)
-    .connector("HDMI-A-2", &fixtures::panel_edid(), false, false)
-    .os(fixtures::ASTRA_OS_RELEASE, &[("etc/astra_version", "SE 1.7.5\n")])
-    .file(
-        "etc/passwd",
-        "ivanova:x:1001:1001::/home/ivanova:/bin/bash\npetya:x:1002:2000::/home/petya:/bin/bash\n",
-    )
-    .file("etc/group", "ivanova:x:1001:\nteachers:x:3000:ivanova\npupils:x:2000:\n");
+    t.dmi(fixtures::AQUARIUS_LAPTOP_DMI)
+        .procfs("kab214-teacher", boot_id, btime)
+        .cpu("Intel(R) Core(TM) i5-1135G7", 8, 4, 16_318_412)
+        .disk("nvme0n1", "KINGSTON SNV2S500G", 976_773_168, false, false)
+        .nic("enp2s0", "00:e0:4c:68:00:01", Some(1000), false, true)
+        .connector("HDMI-A-2", &fixtures::panel_edid(), false, false)
+        .os(fixtures::ASTRA_OS_RELEASE, &[("etc/astra_version", "SE 1.7.5\n")])
+        .file(
+            "etc/passwd",
+            "ivanova:x:1001:1001::/home/ivanova:/bin/bash\npetya:x:1002:2000::/home/petya:/bin/bash\n",
+        )
+        .file("etc/group", "ivanova:x:1001:\nteachers:x:3000:ivanova\npupils:x:2000:\n");
     t
 }
 

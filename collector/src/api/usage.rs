@@ -19,6 +19,7 @@ use time::Date;
 use time::macros::format_description;
 
 use super::{ApiState, AppError};
+use crate::storage::queries::day_string;
 use parta_protocol::DeviceId;
 
 /// Longest range of days one request may ask for.
@@ -215,13 +216,8 @@ pub(super) async fn device_usage(
             }
         }
     }
-    let days = days
-        .into_iter()
-        .map(|(d, (acc, by_class))| {
-            let date = Date::from_julian_day(2_440_588 + i32::from(d)).map(format_date).unwrap_or_default();
-            day_json(Some(date), acc, &by_class)
-        })
-        .collect();
+    let days =
+        days.into_iter().map(|(d, (acc, by_class))| day_json(Some(day_string(d)), acc, &by_class)).collect();
     Ok(Json(UsageJson {
         device_id: device.to_string(),
         from,
@@ -274,18 +270,6 @@ pub struct UtilizationQuery {
     by: Option<String>,
 }
 
-fn class_json(class: String, devices: u64, used: u64, powered_ms: i64, in_use_ms: i64) -> ClassJson {
-    ClassJson {
-        equipment_class: class,
-        devices,
-        devices_used: used,
-        powered_h: hours(powered_ms),
-        in_use_h: hours(in_use_ms),
-        powered_s: secs(powered_ms),
-        in_use_s: secs(in_use_ms),
-    }
-}
-
 pub(super) async fn school_utilization(
     State(st): State<Arc<ApiState>>,
     Path(school): Path<String>,
@@ -296,36 +280,29 @@ pub(super) async fn school_utilization(
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let r = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
     let (from, to) = r.strings();
-    let mut out = UtilizationJson { school_id: school.clone(), from, to, classes: None, rooms: None };
-    match q.by.as_deref().unwrap_or("class") {
-        "class" => {
-            let rows = st.store.school_utilization(&school, &out.from, &out.to).await?;
-            out.classes = Some(
-                rows.into_iter()
-                    .map(|r| {
-                        class_json(r.equipment_class, r.devices, r.devices_used, r.powered_ms, r.in_use_ms)
-                    })
-                    .collect(),
-            );
-        }
-        "room" => {
-            let rows = st.store.school_utilization_by_room(&school, &out.from, &out.to).await?;
-            out.rooms = Some(
-                rows.into_iter()
-                    .map(|r| RoomJson {
-                        room: r.room,
-                        class: class_json(
-                            r.equipment_class,
-                            r.devices,
-                            r.devices_used,
-                            r.powered_ms,
-                            r.in_use_ms,
-                        ),
-                    })
-                    .collect(),
-            );
-        }
+    let by_room = match q.by.as_deref().unwrap_or("class") {
+        "class" => false,
+        "room" => true,
         other => return Err(AppError::BadRequest(format!("by: {other:?} is not `class` or `room`"))),
+    };
+    let rows = st.store.school_utilization(&school, &from, &to, by_room).await?;
+    let mut out = UtilizationJson { school_id: school, from, to, classes: None, rooms: None };
+    let groups = rows.into_iter().map(|r| {
+        let class = ClassJson {
+            equipment_class: r.equipment_class,
+            devices: r.devices,
+            devices_used: r.devices_used,
+            powered_h: hours(r.powered_ms),
+            in_use_h: hours(r.in_use_ms),
+            powered_s: secs(r.powered_ms),
+            in_use_s: secs(r.in_use_ms),
+        };
+        (r.room, class)
+    });
+    if by_room {
+        out.rooms = Some(groups.map(|(room, class)| RoomJson { room, class }).collect());
+    } else {
+        out.classes = Some(groups.map(|(_, class)| class).collect());
     }
     Ok(Json(out))
 }
@@ -358,7 +335,7 @@ mod tests {
 
     #[test]
     fn day_numbers_to_dates() {
-        let d = Date::from_julian_day(2_440_588 + 20_780).unwrap();
-        assert_eq!(format_date(d), "2026-11-23");
+        assert_eq!(day_string(20_780), "2026-11-23");
+        assert_eq!(day_string(0), "1970-01-01");
     }
 }

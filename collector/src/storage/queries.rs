@@ -12,7 +12,7 @@ use parta_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::rows::SpoolLossRow;
+use super::rows::{DeviceAttrRow, SpoolLossRow};
 use super::{Store, StoreError};
 use parta_protocol::seqset::SeqSet;
 
@@ -145,35 +145,10 @@ pub const USAGE_ROLLUP: &str =
  )
  GROUP BY device_id, d_day, d_state, d_class";
 
-/// Per equipment class of a school: devices, devices in use at all, powered-on and in-use ms.
-const SCHOOL_UTILIZATION: &str = "SELECT attr_class,
-        count() AS n_devices,
-        countIf(used_ms > 0) AS n_used,
-        sum(powered_ms) AS total_powered,
-        sum(used_ms) AS total_used
- FROM (
-     SELECT device_id, argMax(equipment_class, version) AS attr_class
-     FROM device_attrs
-     WHERE school_id = ?
-     GROUP BY device_id
- ) AS attrs
- ANY LEFT JOIN (
-     SELECT device_id,
-            sumIf(k_ms, state != 'off') AS powered_ms,
-            sumIf(k_ms, state = 'in_use') AS used_ms
-     FROM (
-         SELECT device_id, local_day, state, user_class, argMax(total_ms, version) AS k_ms
-         FROM usage_daily
-         WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?)
-         GROUP BY device_id, local_day, state, user_class
-     )
-     GROUP BY device_id
- ) AS used USING device_id
- GROUP BY attr_class
- ORDER BY attr_class";
-
-/// Per room and equipment class of a school: the same figures as [`SCHOOL_UTILIZATION`].
-const SCHOOL_UTILIZATION_BY_ROOM: &str = "SELECT attr_room, attr_class,
+/// Per equipment class (or per room and class) of a school: devices, devices in use at all,
+/// powered-on and in-use ms. `{room}` is `''` (by class) or `attr_room` (by room and class); see
+/// [`school_utilization_sql`].
+const SCHOOL_UTILIZATION: &str = "SELECT {room} AS group_room, attr_class,
         count() AS n_devices,
         countIf(used_ms > 0) AS n_used,
         sum(powered_ms) AS total_powered,
@@ -196,8 +171,13 @@ const SCHOOL_UTILIZATION_BY_ROOM: &str = "SELECT attr_room, attr_class,
      )
      GROUP BY device_id
  ) AS used USING device_id
- GROUP BY attr_room, attr_class
- ORDER BY attr_room, attr_class";
+ GROUP BY group_room, attr_class
+ ORDER BY group_room, attr_class";
+
+/// The utilization query by class, or by room and class.
+fn school_utilization_sql(by_room: bool) -> String {
+    SCHOOL_UTILIZATION.replace("{room}", if by_room { "attr_room" } else { "''" })
+}
 
 /// Every read query with its `?` placeholders, by name, so the test suite can run each of them
 /// on both old and modern ClickHouse.
@@ -219,8 +199,8 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
                 .replace("{schools}", "?"),
         ),
         ("device_usage", DEVICE_USAGE.to_owned()),
-        ("school_utilization", SCHOOL_UTILIZATION.to_owned()),
-        ("school_utilization_by_room", SCHOOL_UTILIZATION_BY_ROOM.to_owned()),
+        ("school_utilization", school_utilization_sql(false)),
+        ("school_utilization_by_room", school_utilization_sql(true)),
     ]
 }
 
@@ -230,22 +210,6 @@ pub fn day_string(day: u16) -> String {
         .ok()
         .and_then(|d| d.format(time::macros::format_description!("[year]-[month]-[day]")).ok())
         .unwrap_or_default()
-}
-
-/// Latest attributes of a device.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub struct DeviceAttrsRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub device_id: Uuid,
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub host_id: Uuid,
-    pub school_id: String,
-    pub kind: String,
-    pub equipment_class: String,
-    pub room: String,
-    pub label: String,
-    pub serial: String,
-    pub version: u64,
 }
 
 /// One (day, state, user class) total of a device.
@@ -258,20 +222,11 @@ pub struct UsageTotalRow {
     pub total_ms: i64,
 }
 
-/// One room and equipment class of a school.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub struct RoomUtilizationRow {
-    pub room: String,
-    pub equipment_class: String,
-    pub devices: u64,
-    pub devices_used: u64,
-    pub powered_ms: i64,
-    pub in_use_ms: i64,
-}
-
-/// One equipment class of a school.
+/// One equipment class (or room and class) of a school.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
 pub struct UtilizationRow {
+    /// Empty when grouped by class only.
+    pub room: String,
     pub equipment_class: String,
     pub devices: u64,
     pub devices_used: u64,
@@ -281,7 +236,7 @@ pub struct UtilizationRow {
 
 impl Store {
     /// Latest attributes of a device, if it was ever inventoried.
-    pub async fn device_attrs(&self, device: DeviceId) -> Result<Option<DeviceAttrsRow>, StoreError> {
+    pub async fn device_attrs(&self, device: DeviceId) -> Result<Option<DeviceAttrRow>, StoreError> {
         self.client()
             .query(DEVICE_ATTRS)
             .bind(device.to_string())
@@ -339,24 +294,6 @@ impl Store {
         q.bind(day_string(from_day)).bind(day_string(to_day)).execute().await.map_err(|e| self.err(e))
     }
 
-    /// A school's utilization per room and equipment class between two dates (inclusive).
-    pub async fn school_utilization_by_room(
-        &self,
-        school: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<RoomUtilizationRow>, StoreError> {
-        self.client()
-            .query(SCHOOL_UTILIZATION_BY_ROOM)
-            .bind(school)
-            .bind(school)
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await
-            .map_err(|e| self.err(e))
-    }
-
     /// Benchmark baseline: the plain sum of a school's interval lengths between two dates (one
     /// scan, no deduplication, no join).
     pub async fn plain_usage_sum(&self, school: &str, from: &str, to: &str) -> Result<i64, StoreError> {
@@ -372,15 +309,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// A school's utilization per equipment class between two dates (inclusive).
+    /// A school's utilization per equipment class, or per room and class, between two dates
+    /// (inclusive).
     pub async fn school_utilization(
         &self,
         school: &str,
         from: &str,
         to: &str,
+        by_room: bool,
     ) -> Result<Vec<UtilizationRow>, StoreError> {
         self.client()
-            .query(SCHOOL_UTILIZATION)
+            .query(&school_utilization_sql(by_room))
             .bind(school)
             .bind(school)
             .bind(from)

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use parta_collector::config::ClickHouseConfig;
 use parta_collector::storage::Store;
+use parta_collector::storage::queries::day_string;
 use parta_collector::storage::rows::{Batch, DeviceAttrRow, UsageRow};
 use parta_tests::clickhouse::ClickHouse;
 use uuid::Uuid;
@@ -125,8 +126,8 @@ fn main() {
             25
         );
         let store = Arc::new(store);
-        let from = time_of_day(FIRST_DAY);
-        let to = time_of_day(FIRST_DAY + days - 1);
+        let from = day_string(u16::try_from(FIRST_DAY).unwrap());
+        let to = day_string(u16::try_from(FIRST_DAY + days - 1).unwrap());
         let measure = |name: &str, runs: usize, f: &dyn Fn() -> Duration| -> f64 {
             let mut v: Vec<f64> = (0..runs).map(|_| f().as_secs_f64() * 1000.0).collect();
             v.sort_by(f64::total_cmp);
@@ -159,7 +160,7 @@ fn main() {
             let s = Arc::clone(&s);
             let (f, t) = (f2.clone(), t2.clone());
             run(Box::pin(async move {
-                let rows = s.school_utilization(SCHOOL, &f, &t).await.unwrap();
+                let rows = s.school_utilization(SCHOOL, &f, &t, false).await.unwrap();
                 assert_eq!(rows.iter().map(|r| r.devices).sum::<u64>(), devices as u64);
             }))
         });
@@ -175,9 +176,4 @@ fn main() {
         });
         println!("ratio utilization/baseline: {:.2}; device usage: {usage:.1} ms", util / baseline);
     });
-}
-
-fn time_of_day(day: i64) -> String {
-    let d = time::Date::from_julian_day(2_440_588 + i32::try_from(day).unwrap()).unwrap();
-    d.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap()
 }
