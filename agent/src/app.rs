@@ -9,7 +9,7 @@ use parta_common::EXIT_CONFIG;
 use parta_common::settings::ConfigError;
 use parta_protocol::{Report, Sample};
 
-use crate::cli::{Cli, Command, OutputFormat};
+use crate::cli::{Cli, Command, OutputFormat, SnmpCommand};
 use crate::config::AgentConfig;
 use crate::sources::host::HostSource;
 use crate::uplink::UplinkError;
@@ -40,6 +40,13 @@ pub fn main() -> u8 {
         Command::Sample { format } => sample(&config, format),
         Command::Inventory { format } => inventory(&config, format),
         Command::Status { format } => crate::status::show(&config.state_dir, format),
+        Command::Snmp(SnmpCommand::Profiles) => crate::snmp::diagnose::list_profiles(&config),
+        Command::Snmp(SnmpCommand::Poll(args)) => match crate::snmp::diagnose::poll(&config, *args) {
+            Ok(true) => Ok(()),
+            // The reason is printed already.
+            Ok(false) => return 1,
+            Err(e) => Err(e),
+        },
         Command::Config => show_config(&config).and_then(|()| {
             config.uplink(&cli.global, &matches)?;
             eprintln!("configuration is complete for `parta-agent run`");
@@ -262,6 +269,7 @@ fn write_text(out: &mut impl std::io::Write, samples: &[Sample]) -> std::io::Res
             Sample::Power(e) => {
                 writeln!(out, "power:     {:?} at {} ms (boot {})", e.kind, e.at_ms, e.boot_id)?
             }
+            Sample::Snmp(p) => crate::snmp::diagnose::write_text(out, p)?,
             Sample::HostMetrics(m) => {
                 writeln!(
                     out,

@@ -140,6 +140,64 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
         format: OutputFormat,
     },
+    /// SNMP diagnostics for LAN gear and printers.
+    #[command(subcommand)]
+    Snmp(SnmpCommand),
+}
+
+/// `parta-agent snmp …`.
+#[derive(Debug, Subcommand)]
+pub enum SnmpCommand {
+    /// Poll a switch, router, access point or printer once and print what was read (system
+    /// group, interfaces with counters, page counters) or why it failed; nothing is sent.
+    /// Exit status 0 when the device answered, 1 otherwise.
+    Poll(Box<SnmpPollArgs>),
+    /// List the device profiles in force (built-in and from the profiles directory).
+    Profiles,
+}
+
+/// Flags of `snmp poll`.
+#[derive(Debug, Args)]
+pub struct SnmpPollArgs {
+    /// Device address: host, host:port, [IPv6]:port (port 161 when omitted).
+    #[arg(value_name = "ADDRESS[:PORT]")]
+    pub address: String,
+    /// SNMP version: 1, 2c or 3 [default: 3 with --user, else 2c].
+    #[arg(long = "version", value_name = "VERSION")]
+    pub snmp_version: Option<String>,
+    /// Community (v1/v2c) [default: public].
+    #[arg(long, env = "PARTA_COMMUNITY", value_name = "COMMUNITY", hide_env_values = true)]
+    pub community: Option<String>,
+    /// SNMPv3 user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// SNMPv3 authentication protocol: md5, sha, sha224, sha256, sha384, sha512 [default: sha].
+    #[arg(long, value_name = "PROTO")]
+    pub auth_proto: Option<String>,
+    /// SNMPv3 authentication password (or PARTA_AUTH_PASS, kept out of process listings).
+    #[arg(long, env = "PARTA_AUTH_PASS", value_name = "PASSWORD", hide_env_values = true)]
+    pub auth_pass: Option<String>,
+    /// SNMPv3 privacy protocol: des, aes, aes192, aes256 [default: aes].
+    #[arg(long, value_name = "PROTO")]
+    pub priv_proto: Option<String>,
+    /// SNMPv3 privacy password (or PARTA_PRIV_PASS).
+    #[arg(long, env = "PARTA_PRIV_PASS", value_name = "PASSWORD", hide_env_values = true)]
+    pub priv_pass: Option<String>,
+    /// Per-request timeout, e.g. 2s [default: 2s, or `snmp.timeout` of the configuration].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Retries after a timeout [default: 1].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Use this profile instead of choosing by sysObjectID.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Poll twice this far apart and show interface rates, e.g. 10s.
+    #[arg(long, value_name = "DURATION")]
+    pub rates_after: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// How commands print results.

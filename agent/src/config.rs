@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
 use crate::paths::HostPaths;
+use crate::snmp::target::{Defaults, SnmpSection, Target};
 use crate::sources::logind::BusAddress;
 use crate::sources::users::GroupMapping;
 use crate::spool::{FsyncPolicy, SpoolConfig};
@@ -70,6 +71,7 @@ struct FileConfig {
     rootfs: Option<PathBuf>,
     log_format: Option<String>,
     log_level: Option<String>,
+    snmp: Option<SnmpSection>,
 }
 
 /// Where the collector is.
@@ -154,8 +156,96 @@ pub struct AgentConfig {
     pub paths: HostPaths,
     /// Room, inventory, usage and privacy settings.
     pub usage: UsageSettings,
+    /// SNMP targets and poller settings (`[snmp]` in the file).
+    pub snmp: SnmpSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// The SNMP poller's settings.
+#[derive(Debug, Clone)]
+pub struct SnmpSettings {
+    /// Targets (empty: the agent polls nothing).
+    pub targets: Vec<Target>,
+    /// Targets polled at once.
+    pub concurrency: usize,
+    /// A region's own device profiles.
+    pub profiles_dir: PathBuf,
+    /// Defaults for targets (and for `snmp poll`).
+    pub defaults: Defaults,
+}
+
+/// Resolves `[snmp]`; errors name the file and key, e.g. `snmp.target[2].auth_proto`.
+fn resolve_snmp(path: Option<&Path>, section: Option<SnmpSection>) -> Result<SnmpSettings, ConfigError> {
+    let s = section.unwrap_or_default();
+    let origin = |key: String| match path {
+        Some(p) => Origin::File { path: p.to_owned(), key },
+        None => Origin::Default,
+    };
+    let invalid = |key: String, value: String, reason: String| ConfigError::Invalid {
+        origin: origin(key),
+        value,
+        reason,
+    };
+    let dur = |key: &str, v: &Option<String>, min: Duration, max: Duration, default: Duration| match v {
+        Some(t) => settings::parse_duration_within(t, min, max)
+            .map_err(|r| invalid(format!("snmp.{key}"), t.clone(), r)),
+        None => Ok(default),
+    };
+    let base = Defaults::default();
+    let defaults = Defaults {
+        interval: dur(
+            "interval",
+            &s.interval,
+            Duration::from_secs(10),
+            Duration::from_secs(86_400),
+            base.interval,
+        )?,
+        timeout: dur(
+            "timeout",
+            &s.timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+            base.timeout,
+        )?,
+        retries: match s.retries {
+            Some(r) if r > 10 => {
+                return Err(invalid("snmp.retries".into(), r.to_string(), "at most 10".into()));
+            }
+            Some(r) => r,
+            None => base.retries,
+        },
+    };
+    let concurrency = match s.concurrency {
+        Some(c) if !(1..=1024).contains(&c) => {
+            return Err(invalid("snmp.concurrency".into(), c.to_string(), "between 1 and 1024".into()));
+        }
+        Some(c) => c,
+        None => crate::snmp::target::DEFAULT_CONCURRENCY,
+    };
+    let mut targets: Vec<Target> = Vec::with_capacity(s.target.len());
+    for (i, spec) in s.target.iter().enumerate() {
+        let t = spec.resolve(defaults).map_err(|e| {
+            let value = if e.value.is_empty() { "<redacted>".to_owned() } else { e.value };
+            invalid(format!("snmp.target[{i}].{}", e.field), value, e.reason)
+        })?;
+        if let Some(j) = targets.iter().position(|o| o.address == t.address) {
+            return Err(invalid(
+                format!("snmp.target[{i}].address"),
+                t.address,
+                format!("the same address as snmp.target[{j}]"),
+            ));
+        }
+        targets.push(t);
+    }
+    Ok(SnmpSettings {
+        targets,
+        concurrency,
+        profiles_dir: s
+            .profiles_dir
+            .unwrap_or_else(|| PathBuf::from(crate::snmp::profile::DEFAULT_PROFILES_DIR)),
+        defaults,
+    })
 }
 
 /// Defaults of the user-class group mapping.
@@ -217,6 +307,7 @@ impl AgentConfig {
     ) -> Result<Self, ConfigError> {
         let l = Layers::new(m, path);
         let usage = resolve_usage(&l, a, &f)?;
+        let snmp = resolve_snmp(path, f.snmp)?;
         let collector = l
             .parse("collector", a.collector.clone(), "collector", f.collector, parse_collector)?
             .map(|v| v.0);
@@ -294,6 +385,7 @@ impl AgentConfig {
             },
             log,
             usage,
+            snmp,
         })
     }
 

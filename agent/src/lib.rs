@@ -9,6 +9,8 @@
 //!   boots and shutdowns into power events, carried across restarts.
 //! - [`observer`]: one observation of sessions and displays for the tracker, its state file.
 //! - [`runner`]: the service loop — owns the interval, the outbox and the uplink.
+//! - [`snmp`]: the SNMP poller for LAN gear and printers (one agent per school), its targets,
+//!   profiles and scheduler; the runner spools its polls.
 //! - [`spool`]: the durable, crash-safe, bounded store of reports until acknowledged;
 //!   [`outbox`] joins it with the protocol's delivery state machine (what to send next).
 //! - [`uplink`]: the QUIC session with the collector (Hello/Welcome, reports, acks), reconnect
@@ -30,6 +32,7 @@ pub mod observer;
 pub mod outbox;
 pub mod paths;
 pub mod runner;
+pub mod snmp;
 pub mod sources;
 pub mod spool;
 pub mod status;

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use parta_protocol::delivery::DeliveryConfig;
 use parta_protocol::sample::HostInfo;
 use parta_protocol::{Credentials, DeviceId, Hello, Sample};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::backoff::Backoff;
@@ -67,6 +67,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let backoff = Backoff::new(Duration::from_secs(1), config.reconnect_max);
     let uplink_task = Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake), Arc::clone(&link), backoff);
     let mut uplink_task = tokio::spawn(uplink_task.run(stop_rx));
+    let (mut snmp_rx, mut snmp_on) = start_snmp(&config, &uplink, stop_tx.subscribe())?;
 
     // The first sample needs a CPU reading at least 200 ms after the one HostSource::new took.
     let first = Instant::now() + config.interval.min(Duration::from_secs(1));
@@ -120,6 +121,22 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                     write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
                 }
             }
+            poll = snmp_rx.recv(), if snmp_on => {
+                let Some(poll) = poll else {
+                    snmp_on = false;
+                    continue;
+                };
+                // Polls that finished together travel together.
+                let mut samples = vec![Sample::Snmp(Box::new(poll))];
+                while samples.len() < parta_protocol::validate::MAX_SNMP_POLLS {
+                    match snmp_rx.try_recv() {
+                        Ok(p) => samples.push(Sample::Snmp(Box::new(p))),
+                        Err(_) => break,
+                    }
+                }
+                spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
+                wake.notify_one();
+            }
             () = &mut stop => break,
             result = &mut uplink_task => {
                 lock(&outbox).close();
@@ -149,6 +166,32 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     lock(&outbox).close();
     write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
     Ok(())
+}
+
+/// Starts the SNMP poller when targets are configured; its polls arrive on the receiver.
+fn start_snmp(
+    config: &AgentConfig,
+    uplink: &UplinkSettings,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(mpsc::Receiver<parta_protocol::snmp::SnmpPoll>, bool)> {
+    let (tx, rx) = mpsc::channel(2 * parta_protocol::validate::MAX_SNMP_POLLS);
+    if config.snmp.targets.is_empty() {
+        return Ok((rx, false));
+    }
+    let profiles = crate::snmp::profile::Profiles::load(Some(&config.snmp.profiles_dir))?;
+    tracing::info!(
+        targets = config.snmp.targets.len(),
+        concurrency = config.snmp.concurrency,
+        "SNMP poller starting"
+    );
+    let settings = crate::snmp::poller::PollerSettings {
+        school: uplink.school.clone(),
+        concurrency: config.snmp.concurrency,
+        profiles: Arc::new(profiles),
+        tz: jiff::tz::TimeZone::system(),
+    };
+    tokio::spawn(crate::snmp::poller::run(config.snmp.targets.clone(), settings, tx, stop));
+    Ok((rx, true))
 }
 
 /// Spools a report of `samples` plus what the usage tracker has closed, keeping the tracker's

@@ -10,6 +10,7 @@
 //! - [`tls`]: PEM loading and the rustls crypto provider.
 //! - [`fsutil`]: durable file writes (write to a temporary file, fsync, rename, fsync the
 //!   directory) and private directories.
+//! - [`text`]: UTF-8 or Windows-1251 text from devices and files.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod logging;
 pub mod quic;
 pub mod settings;
 pub mod shutdown;
+pub mod text;
 pub mod tls;
 
 /// Exit code for configuration errors (`EX_CONFIG` from sysexits.h). systemd units use

@@ -6,6 +6,9 @@ use uuid::Uuid;
 use crate::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
 };
+use crate::snmp::{
+    InterfaceReading, PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup,
+};
 use crate::usage::{PowerEvent, PowerEventKind, Subject, UsageInterval, UsageState, UserClass};
 
 use crate::message::{
@@ -261,6 +264,96 @@ pub fn usage_report() -> Message {
     })
 }
 
+/// A school switch's poll: the system group and two ports with 64-bit counters and rates.
+pub fn switch_poll() -> SnmpPoll {
+    let port = |index: u32, alias: &str, in_bps: u64, out_bps: u64| InterfaceReading {
+        index,
+        name: format!("gi1/0/{index}"),
+        alias: alias.into(),
+        descr: format!("GigabitEthernet1/0/{index}"),
+        if_type: 6,
+        admin_status: 1,
+        oper_status: 1,
+        speed_mbps: 1000,
+        counter_bits: 64,
+        in_octets: 18_446_744_073_709_000_000 + u64::from(index),
+        out_octets: 912_345_678_901,
+        in_bps: Some(in_bps),
+        out_bps: Some(out_bps),
+        rate: RateNote::Measured,
+    };
+    SnmpPoll {
+        device_id: DeviceId(Uuid::from_bytes([0x51; 16])),
+        target: "10.74.12.2:161".into(),
+        label: "Коммутатор, 2 этаж".into(),
+        room: "201".into(),
+        kind: SnmpDeviceKind::Network,
+        profile: "eltex".into(),
+        vendor: "Eltex".into(),
+        polled_at_ms: 1_763_802_000_000,
+        duration_ms: 38,
+        local_day: 20_414,
+        outcome: PollOutcome::Ok,
+        error: String::new(),
+        system: Some(SystemGroup {
+            descr: "MES2324B 28-port 1G/10G Managed Switch".into(),
+            object_id: "1.3.6.1.4.1.35265.1.81".into(),
+            name: "sw-school12-2fl".into(),
+            location: "Школа 12, 2 этаж".into(),
+            uptime_cs: 123_456_789,
+            rebooted: false,
+        }),
+        serial: Some("ES1A000123".into()),
+        interfaces: vec![
+            port(1, "uplink ЕСПД", 61_000_000, 4_200_000),
+            port(2, "каб. 201", 800_000, 12_000_000),
+        ],
+        printer: None,
+    }
+}
+
+/// An MFU's poll: page counter and status, no interface table.
+pub fn printer_poll() -> SnmpPoll {
+    SnmpPoll {
+        device_id: DeviceId(Uuid::from_bytes([0x52; 16])),
+        target: "10.74.12.30:161".into(),
+        label: "МФУ учительская".into(),
+        room: "105".into(),
+        kind: SnmpDeviceKind::Printer,
+        profile: "pantum".into(),
+        vendor: "Pantum".into(),
+        polled_at_ms: 1_763_802_000_500,
+        duration_ms: 12,
+        local_day: 20_414,
+        outcome: PollOutcome::Partial,
+        error: "ENTITY-MIB: no such object".into(),
+        system: Some(SystemGroup {
+            descr: "Pantum M7100DW".into(),
+            object_id: "1.3.6.1.4.1.40093.1.1".into(),
+            name: "PNT-105".into(),
+            location: String::new(),
+            uptime_cs: 360_000,
+            rebooted: true,
+        }),
+        serial: None,
+        interfaces: Vec::new(),
+        printer: Some(PrinterReading {
+            markers: vec![(1, 48_213)],
+            device_status: Some(2),
+            printer_status: Some(3),
+        }),
+    }
+}
+
+/// A report of the school's SNMP poller: a switch and a printer.
+pub fn snmp_report() -> Message {
+    Message::Report(Report {
+        seq: 9,
+        agent_time_ms: 1_763_802_001_000,
+        samples: vec![Sample::Snmp(Box::new(switch_poll())), Sample::Snmp(Box::new(printer_poll()))],
+    })
+}
+
 /// Every example with a stable name, for golden-byte fixtures.
 pub fn all() -> Vec<(&'static str, Message)> {
     vec![
@@ -272,5 +365,6 @@ pub fn all() -> Vec<(&'static str, Message)> {
         ("report_loss", loss_report()),
         ("report_usage", usage_report()),
         ("reject", reject()),
+        ("report_snmp", snmp_report()),
     ]
 }

@@ -7,6 +7,8 @@
 //!   `Ack`, `Reject` — and the typed reject reasons with their stable codes.
 //! - [`inventory`], [`usage`]: what a device is (inventory, equipment class, displays) and how
 //!   it is used (power and activity intervals, boots and shutdowns).
+//! - [`snmp`]: what an agent reads from LAN gear and printers over SNMP (system group,
+//!   interface counters and rates, page counters).
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
@@ -34,6 +36,7 @@ pub mod inventory;
 pub mod message;
 pub mod sample;
 pub mod seqset;
+pub mod snmp;
 pub mod usage;
 pub mod validate;
 

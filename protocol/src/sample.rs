@@ -23,6 +23,8 @@ pub enum Sample {
     Usage(Vec<crate::usage::UsageInterval>),
     /// A boot or shutdown.
     Power(crate::usage::PowerEvent),
+    /// One poll of an SNMP target (network gear, printer).
+    Snmp(Box<crate::snmp::SnmpPoll>),
 }
 
 impl Sample {
@@ -35,18 +37,20 @@ impl Sample {
             Self::Inventory(_) => "Inventory",
             Self::Usage(_) => "Usage",
             Self::Power(_) => "Power",
+            Self::Snmp(_) => "Snmp",
         }
     }
 
     /// Essential samples are kept when a full spool thins out old reports: identity,
-    /// inventory, usage intervals, power events and loss notices. Fine-grained metrics are not
-    /// essential.
+    /// inventory, usage intervals, power events and loss notices. Fine-grained metrics (host
+    /// metrics, SNMP polls: their counters are absolute, so a later poll still carries the
+    /// totals) are not essential.
     pub fn is_essential(&self) -> bool {
         match self {
             Self::HostInfo(_) | Self::SpoolLoss(_) | Self::Inventory(_) | Self::Usage(_) | Self::Power(_) => {
                 true
             }
-            Self::HostMetrics(_) => false,
+            Self::HostMetrics(_) | Self::Snmp(_) => false,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use crate::inventory::Inventory;
 use crate::message::{Hello, Report};
 use crate::sample::{HostInfo, HostMetrics, Sample};
+use crate::snmp::SnmpPoll;
 use crate::usage::UsageInterval;
 
 /// Longest school id, in bytes.
@@ -31,6 +32,16 @@ pub const MAX_DISKS: usize = 64;
 pub const MAX_DISPLAYS: usize = 16;
 /// Most usage intervals in one sample (a month powered off is ~31 day-long intervals).
 pub const MAX_INTERVALS: usize = 1024;
+/// Longest SNMP interface name, alias or description, in bytes (longer ones are cut by the
+/// agent).
+pub const MAX_IF_TEXT: usize = 64;
+/// Most SNMP interfaces in one poll (larger tables are cut by the agent, which warns).
+pub const MAX_SNMP_INTERFACES: usize = 256;
+/// Most printer markers in one poll.
+pub const MAX_MARKERS: usize = 16;
+/// Most SNMP polls in one report, so that a report of the largest polls stays well inside a
+/// frame.
+pub const MAX_SNMP_POLLS: usize = 8;
 /// Longest usage interval: intervals never cross local midnight; 26 h allows for a DST day.
 pub const MAX_INTERVAL_MS: i64 = 26 * 3_600_000;
 
@@ -116,6 +127,8 @@ pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
         return Err(ValidationError::SeqZero);
     }
     count(|| "samples".into(), report.samples.len(), MAX_SAMPLES)?;
+    let polls = report.samples.iter().filter(|s| matches!(s, Sample::Snmp(_))).count();
+    count(|| "samples (SNMP polls)".into(), polls, MAX_SNMP_POLLS)?;
     for (i, sample) in report.samples.iter().enumerate() {
         let at = Path(&"samples", i);
         match sample {
@@ -124,6 +137,7 @@ pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
             Sample::Inventory(inv) => validate_inventory(&at, inv)?,
             Sample::Usage(list) => validate_usage(&at, list)?,
             Sample::Power(p) => text(|| format!("{at}.boot_id"), &p.boot_id, MAX_VERSION)?,
+            Sample::Snmp(poll) => validate_snmp(&at, poll)?,
             Sample::SpoolLoss(l) => {
                 if l.first_seq == 0 || l.first_seq > l.last_seq || l.reports > l.last_seq - l.first_seq + 1 {
                     return Err(ValidationError::Inconsistent {
@@ -248,6 +262,73 @@ fn sanitize_inventory(inv: &mut Inventory) {
     }
 }
 
+fn validate_snmp(at: &Path<'_>, poll: &SnmpPoll) -> Result<(), ValidationError> {
+    count(|| format!("{at}.interfaces"), poll.interfaces.len(), MAX_SNMP_INTERFACES)?;
+    if let Some(p) = &poll.printer {
+        count(|| format!("{at}.printer.markers"), p.markers.len(), MAX_MARKERS)?;
+    }
+    for (name, value, max) in snmp_texts(poll) {
+        text(|| format!("{at}.{name}"), value, max)?;
+    }
+    Ok(())
+}
+
+/// Every text field of an SNMP poll with its path and limit.
+fn snmp_texts(poll: &SnmpPoll) -> impl Iterator<Item = (String, &str, usize)> {
+    let fixed = [
+        ("target", poll.target.as_str()),
+        ("label", &poll.label),
+        ("room", &poll.room),
+        ("profile", &poll.profile),
+        ("vendor", &poll.vendor),
+        ("error", &poll.error),
+    ]
+    .into_iter()
+    .chain(poll.serial.as_deref().map(|s| ("serial", s)))
+    .chain(poll.system.iter().flat_map(|s| {
+        [
+            ("system.descr", s.descr.as_str()),
+            ("system.object_id", &s.object_id),
+            ("system.name", &s.name),
+            ("system.location", &s.location),
+        ]
+    }))
+    .map(|(n, v)| (n.to_string(), v, MAX_TEXT));
+    let ifaces = poll.interfaces.iter().enumerate().flat_map(|(i, x)| {
+        [("name", x.name.as_str()), ("alias", &x.alias), ("descr", &x.descr)]
+            .map(|(n, v)| (format!("interfaces[{i}].{n}"), v, MAX_IF_TEXT))
+    });
+    fixed.chain(ifaces)
+}
+
+/// Cuts an SNMP poll to the limits [`validate_report`] enforces.
+pub fn sanitize_snmp_poll(poll: &mut SnmpPoll) {
+    poll.interfaces.truncate(MAX_SNMP_INTERFACES);
+    if let Some(p) = &mut poll.printer {
+        p.markers.truncate(MAX_MARKERS);
+    }
+    let mut texts: Vec<&mut String> = vec![
+        &mut poll.target,
+        &mut poll.label,
+        &mut poll.room,
+        &mut poll.profile,
+        &mut poll.vendor,
+        &mut poll.error,
+    ];
+    texts.extend(poll.serial.as_mut());
+    if let Some(s) = &mut poll.system {
+        texts.extend([&mut s.descr, &mut s.object_id, &mut s.name, &mut s.location]);
+    }
+    for t in texts {
+        truncate_text(t, MAX_TEXT);
+    }
+    for x in &mut poll.interfaces {
+        for t in [&mut x.name, &mut x.alias, &mut x.descr] {
+            truncate_text(t, MAX_IF_TEXT);
+        }
+    }
+}
+
 fn validate_usage(at: &Path<'_>, list: &[UsageInterval]) -> Result<(), ValidationError> {
     count(|| format!("{at}"), list.len(), MAX_INTERVALS)?;
     for (i, u) in list.iter().enumerate() {
@@ -347,6 +428,7 @@ pub fn sanitize_report(report: &mut Report) {
             Sample::SpoolLoss(_) => {}
             Sample::Power(p) => truncate_text(&mut p.boot_id, MAX_VERSION),
             Sample::Inventory(inv) => sanitize_inventory(inv),
+            Sample::Snmp(poll) => sanitize_snmp_poll(poll),
             Sample::Usage(list) => {
                 list.retain(interval_ok);
                 list.truncate(MAX_INTERVALS);

@@ -14,6 +14,9 @@ use parta_protocol::sample::{
     SpoolLoss,
 };
 use parta_protocol::seqset::SeqRange;
+use parta_protocol::snmp::{
+    InterfaceReading, PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup,
+};
 use parta_protocol::usage::{PowerEvent, PowerEventKind, Subject, UsageInterval, UsageState, UserClass};
 use parta_protocol::validate::{sanitize_report, validate_report};
 use parta_protocol::{FrameDecoder, decode, encode, encode_frame};
@@ -199,6 +202,90 @@ fn usage() -> impl Strategy<Value = Vec<UsageInterval>> {
     )
 }
 
+fn interface() -> impl Strategy<Value = InterfaceReading> {
+    (
+        (any::<u32>(), text(), text(), text(), any::<u32>()),
+        (any::<u8>(), any::<u8>(), any::<u32>(), prop::sample::select(vec![32u8, 64])),
+        (any::<u64>(), any::<u64>(), of(any::<u64>()), of(any::<u64>())),
+        prop::sample::select(vec![
+            RateNote::Measured,
+            RateNote::First,
+            RateNote::Reboot,
+            RateNote::Discontinuity,
+            RateNote::Implausible,
+        ]),
+    )
+        .prop_map(|(a, b, c, rate)| InterfaceReading {
+            index: a.0,
+            name: a.1,
+            alias: a.2,
+            descr: a.3,
+            if_type: a.4,
+            admin_status: b.0,
+            oper_status: b.1,
+            speed_mbps: b.2,
+            counter_bits: b.3,
+            in_octets: c.0,
+            out_octets: c.1,
+            in_bps: c.2,
+            out_bps: c.3,
+            rate,
+        })
+}
+
+fn snmp_poll() -> impl Strategy<Value = SnmpPoll> {
+    (
+        (device_id(), text(), text(), text(), any::<bool>(), text()),
+        (
+            any::<i64>(),
+            any::<u32>(),
+            any::<i32>(),
+            prop::sample::select(vec![
+                PollOutcome::Ok,
+                PollOutcome::Partial,
+                PollOutcome::Timeout,
+                PollOutcome::AuthFailed,
+                PollOutcome::Malformed,
+                PollOutcome::Error,
+            ]),
+            text(),
+        ),
+        of((text(), text(), text(), text(), any::<u32>(), any::<bool>())),
+        of(text()),
+        prop::collection::vec(interface(), 0..4),
+        of((prop::collection::vec((any::<u32>(), any::<u64>()), 0..20), of(any::<u8>()), of(any::<u8>()))),
+    )
+        .prop_map(|(a, b, system, serial, interfaces, printer)| SnmpPoll {
+            device_id: a.0,
+            target: a.1,
+            label: a.2,
+            room: a.3,
+            kind: if a.4 { SnmpDeviceKind::Printer } else { SnmpDeviceKind::Network },
+            profile: a.5,
+            vendor: String::new(),
+            polled_at_ms: b.0,
+            duration_ms: b.1,
+            local_day: b.2,
+            outcome: b.3,
+            error: b.4,
+            system: system.map(|s| SystemGroup {
+                descr: s.0,
+                object_id: s.1,
+                name: s.2,
+                location: s.3,
+                uptime_cs: s.4,
+                rebooted: s.5,
+            }),
+            serial,
+            interfaces,
+            printer: printer.map(|p| PrinterReading {
+                markers: p.0,
+                device_status: p.1,
+                printer_status: p.2,
+            }),
+        })
+}
+
 fn sample() -> impl Strategy<Value = Sample> {
     prop_oneof![
         host_info().prop_map(Sample::HostInfo),
@@ -213,6 +300,7 @@ fn sample() -> impl Strategy<Value = Sample> {
                 boot_id,
             }
         )),
+        snmp_poll().prop_map(|p| Sample::Snmp(Box::new(p))),
     ]
 }
 

@@ -85,6 +85,41 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
             ),
         ),
         (
+            // A switch port polled every 5 min on 2026-11-02 (the second poll resent): up, up,
+            // down, up; the last poll of the device timed out.
+            "insert snmp interfaces".into(),
+            format!(
+                "INSERT INTO {db}.snmp_interfaces VALUES \
+                 (toUUID('{DEVICE}'), '74-0012', 1793610000000, toDateTime(1793610000), toDate('2026-11-02'), 1, 'gi1/0/1', 'uplink', 'GigabitEthernet1/0/1', 6, 1, 1, 1000, 64, 100, 200, 0, 0, 0, 'first', 20), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793610300000, toDateTime(1793610300), toDate('2026-11-02'), 1, 'gi1/0/1', 'uplink', 'GigabitEthernet1/0/1', 6, 1, 1, 1000, 64, 3000100, 600200, 1, 80000, 16000, 'measured', 21), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793610300000, toDateTime(1793610300), toDate('2026-11-02'), 1, 'gi1/0/1', 'uplink', 'GigabitEthernet1/0/1', 6, 1, 1, 1000, 64, 3000100, 600200, 1, 80000, 16000, 'measured', 21), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793610600000, toDateTime(1793610600), toDate('2026-11-02'), 1, 'gi1/0/1', 'uplink', 'GigabitEthernet1/0/1', 6, 1, 2, 1000, 64, 3000100, 600200, 1, 0, 0, 'measured', 22), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793610900000, toDateTime(1793610900), toDate('2026-11-02'), 1, 'gi1/0/1', 'uplink', 'GigabitEthernet1/0/1', 6, 1, 1, 1000, 64, 9000100, 900200, 1, 160000, 8000, 'measured', 23)"
+            ),
+        ),
+        (
+            "insert snmp polls".into(),
+            format!(
+                "INSERT INTO {db}.snmp_polls VALUES \
+                 (toUUID('{DEVICE}'), toUUID('{PANEL}'), '74-0012', 21, 1793610300000, toDateTime(1793610300), toDate('2026-11-02'), '10.0.0.2:161', 'Коммутатор', '201', 'network', 'eltex', 'Eltex', 'ok', '', 12, 'MES2324B', '1.3.6.1.4.1.35265.1.81', 'sw-2', '', 4200, 0, 'ES1A'), \
+                 (toUUID('{DEVICE}'), toUUID('{PANEL}'), '74-0012', 24, 1793611200000, toDateTime(1793611200), toDate('2026-11-02'), '10.0.0.2:161', 'Коммутатор', '201', 'network', '', '', 'timeout', 'no answer', 4000, '', '', '', '', 0, 0, '')"
+            ),
+        ),
+        (
+            // Page counter: 1000 on 2026-10-31 (the baseline), 1010→1050 on 11-02, 1050→1100
+            // on 11-03 (one reading resent).
+            "insert printer counters".into(),
+            format!(
+                "INSERT INTO {db}.printer_counters VALUES \
+                 (toUUID('{DEVICE}'), '74-0012', 1793440000000, toDateTime(1793440000), toDate('2026-10-31'), 1, 1000, 2, 3, 30), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793610000000, toDateTime(1793610000), toDate('2026-11-02'), 1, 1010, 2, 3, 31), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793640000000, toDateTime(1793640000), toDate('2026-11-02'), 1, 1050, 2, 3, 32), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793700000000, toDateTime(1793700000), toDate('2026-11-03'), 1, 1050, 2, 4, 33), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793720000000, toDateTime(1793720000), toDate('2026-11-03'), 1, 1100, 2, 3, 34), \
+                 (toUUID('{DEVICE}'), '74-0012', 1793720000000, toDateTime(1793720000), toDate('2026-11-03'), 1, 1100, 2, 3, 34)"
+            ),
+        ),
+        (
             "insert power".into(),
             format!(
                 "INSERT INTO {db}.power_events VALUES (toUUID('{DEVICE}'), '74-0012', 9, 1793700600000, toDateTime(1793700600), 'shutdown', 1, 'b1')"
@@ -118,6 +153,9 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "usage_intervals",
                 "power_events",
                 "usage_daily",
+                "snmp_polls",
+                "snmp_interfaces",
+                "printer_counters",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
@@ -280,8 +318,71 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 );
                 seen += 1;
             }
+            "snmp_devices" | "snmp_devices_of_school" => {
+                let v: serde_json::Value = serde_json::from_str(rows.trim()).unwrap();
+                let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
+                assert_eq!(
+                    [t("s_kind"), t("s_label"), t("s_descr"), t("s_outcome"), t("s_uptime")],
+                    ["network", "Коммутатор", "MES2324B", "timeout", "4200"],
+                    "identity from the last poll that answered, outcome from the last: {rows}"
+                );
+                seen += 1;
+            }
+            "snmp_if_series" => {
+                let got: Vec<String> = rows
+                    .lines()
+                    .map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
+                        [t("bucket"), t("b_rated"), t("b_in_sum"), t("b_in_max"), t("b_polls")].join("|")
+                    })
+                    .collect();
+                // One bucket per poll; the resent poll counts once.
+                assert_eq!(
+                    got,
+                    [
+                        "5978700|0|0|0|1",
+                        "5978701|1|80000|80000|1",
+                        "5978702|1|0|0|1",
+                        "5978703|1|160000|160000|1"
+                    ],
+                    "{rows}"
+                );
+                seen += 1;
+            }
+            "snmp_if_status" => {
+                let v: serde_json::Value = serde_json::from_str(rows.trim()).unwrap();
+                let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
+                assert_eq!(
+                    [
+                        t("first_state"),
+                        t("last_state"),
+                        t("change_times").replace('"', ""),
+                        t("change_states")
+                    ],
+                    ["1", "1", "[1793610600000,1793610900000]", "[2,1]"],
+                    "{rows}"
+                );
+                seen += 1;
+            }
+            "printer_days" => {
+                let got: Vec<String> = rows
+                    .lines()
+                    .map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
+                        [t("p_day"), t("d_first"), t("d_last"), t("d_polls")].join("|")
+                    })
+                    .collect();
+                assert_eq!(got, ["2026-11-02|1010|1050|2", "2026-11-03|1050|1100|2"], "{rows}");
+                seen += 1;
+            }
+            "printer_baseline" => {
+                assert!(rows.contains("1000"), "{rows}");
+                seen += 1;
+            }
             _ => {}
         }
     }
-    assert_eq!(seen, 12, "every catalogued query was checked");
+    assert_eq!(seen, 18, "every catalogued query (but the rollup INSERT) was checked");
 }

@@ -1,4 +1,4 @@
-//! Rates from SNMP octet counters (groundwork of the SNMP poller): 32- and 64-bit wraps,
+//! Rates from SNMP octet counters (used by [`crate::snmp`]): 32- and 64-bit wraps,
 //! resets on reboot (sysUpTime going back, allowing for its own 497-day wrap) and on counter
 //! discontinuities (`ifCounterDiscontinuityTime` changing), and implausible jumps — never a
 //! negative or absurd rate.
@@ -94,6 +94,13 @@ pub fn rate(prev: &Reading, cur: &Reading, width: Width, speed_bps: Option<u64>)
         return Rate::Reset(ResetReason::Implausible);
     }
     Rate::BytesPerSecond(per_s)
+}
+
+/// Whether the device rebooted between two readings of sysUpTime (`at_ms`, hundredths of a
+/// second): it went back and the step is not its 497-day wrap.
+pub fn rebooted(prev: (i64, u32), cur: (i64, u32)) -> bool {
+    let dt_ms = cur.0 - prev.0;
+    cur.1 < prev.1 && !is_uptime_wrap(prev.1, cur.1, dt_ms.max(0))
 }
 
 /// sysUpTime is a 32-bit TimeTicks that wraps after ~497 days: `b < a` is a wrap, not a

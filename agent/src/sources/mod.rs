@@ -10,7 +10,7 @@
 //! - [`power`]: boot id, boot time and wtmp shutdown records.
 //! - [`osrelease`], [`dmi`]: file-based identity readers.
 //! - [`rates`]: byte-counter rates with reset handling; [`counters`]: the same for SNMP
-//!   counters (32/64-bit wraps, reboots, discontinuities), groundwork of the SNMP poller.
+//!   counters (32/64-bit wraps, reboots, discontinuities), used by [`crate::snmp`].
 
 pub mod counters;
 pub mod dmi;

@@ -203,6 +203,9 @@ impl Store {
         table!("device_attrs", attrs);
         table!("usage_intervals", usage);
         table!("power_events", power);
+        table!("snmp_polls", snmp_polls);
+        table!("snmp_interfaces", snmp_interfaces);
+        table!("printer_counters", printers);
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             // A panicking insert task is a bug; treat it like a failed insert so the batch is

@@ -174,6 +174,91 @@ const SCHOOL_UTILIZATION: &str = "SELECT {room} AS group_room, attr_class,
  GROUP BY group_room, attr_class
  ORDER BY group_room, attr_class";
 
+/// SNMP devices (network gear, printers) with their latest poll; `{filter}` is empty or
+/// `WHERE school_id = ?`. Identity fields come from the latest poll that reached the device.
+const SNMP_DEVICES: &str = "SELECT device_id,
+        argMax(school_id, polled_at_ms) AS s_school,
+        argMaxIf(kind, polled_at_ms, outcome IN ('ok', 'partial')) AS s_kind,
+        argMax(if(label != '', label, sys_name), polled_at_ms) AS s_label,
+        argMax(room, polled_at_ms) AS s_room,
+        argMaxIf(sys_descr, polled_at_ms, outcome IN ('ok', 'partial')) AS s_descr,
+        argMax(outcome, polled_at_ms) AS s_outcome,
+        argMax(agent_id, polled_at_ms) AS s_agent,
+        max(polled_at_ms) AS s_last_poll,
+        maxIf(ts, outcome IN ('ok', 'partial')) AS s_seen,
+        argMaxIf(uptime_cs, polled_at_ms, outcome IN ('ok', 'partial')) AS s_uptime
+ FROM snmp_polls
+ {filter}
+ GROUP BY device_id
+ ORDER BY s_school, s_label, device_id";
+
+/// Per interface and time bucket (`intDiv(ms, {bucket})`, an integer the caller formats in): names, speed, and the mean and peak of the
+/// rates measured in the bucket; resends collapse in the inner GROUP BY.
+const SNMP_IF_SERIES: &str = "SELECT if_index, intDiv(t, {bucket}) AS bucket,
+        any(i_name) AS b_name, any(i_alias) AS b_alias, any(i_descr) AS b_descr,
+        max(i_speed) AS b_speed,
+        countIf(i_rate = 1) AS b_rated,
+        sumIf(i_in, i_rate = 1) AS b_in_sum, maxIf(i_in, i_rate = 1) AS b_in_max,
+        sumIf(i_out, i_rate = 1) AS b_out_sum, maxIf(i_out, i_rate = 1) AS b_out_max,
+        count() AS b_polls
+ FROM (
+     SELECT if_index, polled_at_ms AS t,
+            any(name) AS i_name, any(alias) AS i_alias, any(descr) AS i_descr,
+            any(speed_mbps) AS i_speed, any(has_rate) AS i_rate,
+            any(in_bps) AS i_in, any(out_bps) AS i_out
+     FROM snmp_interfaces
+     WHERE device_id = toUUID(?) AND local_day >= toDate(?) AND local_day <= toDate(?)
+     GROUP BY if_index, t
+ )
+ GROUP BY if_index, bucket
+ ORDER BY if_index, bucket";
+
+/// Per interface: the first and last ifOperStatus in the range and every change (time, new
+/// status), from the polls sorted by time.
+const SNMP_IF_STATUS: &str = "SELECT if_index,
+        arrayElement(st_times, 1) AS first_t,
+        arrayElement(st_states, 1) AS first_state,
+        arrayElement(st_states, length(st_states)) AS last_state,
+        arrayFilter((x, d) -> d != 0, st_times, st_diffs) AS change_times,
+        arrayFilter((x, d) -> d != 0, st_states, st_diffs) AS change_states
+ FROM (
+     SELECT if_index,
+            arrayMap(x -> tupleElement(x, 1), st_sorted) AS st_times,
+            arrayMap(x -> tupleElement(x, 2), st_sorted) AS st_states,
+            arrayDifference(arrayMap(x -> toInt16(tupleElement(x, 2)), st_sorted)) AS st_diffs
+     FROM (
+         SELECT if_index, arraySort(groupArray((t, st))) AS st_sorted
+         FROM (
+             SELECT if_index, polled_at_ms AS t, any(oper_status) AS st
+             FROM snmp_interfaces
+             WHERE device_id = toUUID(?) AND local_day >= toDate(?) AND local_day <= toDate(?)
+             GROUP BY if_index, t
+         )
+         GROUP BY if_index
+     )
+ )
+ ORDER BY if_index";
+
+/// A printer's page counters per marker and local day: the first and last reading of the day.
+const PRINTER_DAYS: &str =
+    "SELECT marker, p_day, argMin(c, t) AS d_first, argMax(c, t) AS d_last, count() AS d_polls
+ FROM (
+     SELECT marker, polled_at_ms AS t, any(local_day) AS p_day, any(life_count) AS c
+     FROM printer_counters
+     WHERE device_id = toUUID(?) AND local_day >= toDate(?) AND local_day <= toDate(?)
+     GROUP BY marker, t
+ )
+ GROUP BY marker, p_day
+ ORDER BY marker, p_day";
+
+/// A printer's last counter per marker before a day (within 400 days), the baseline of the
+/// first day's pages.
+const PRINTER_BASELINE: &str = "SELECT marker, argMax(life_count, polled_at_ms) AS b_last
+ FROM printer_counters
+ WHERE device_id = toUUID(?) AND local_day < toDate(?) AND local_day >= toDate(?) - 400
+ GROUP BY marker
+ ORDER BY marker";
+
 /// The utilization query by class, or by room and class.
 fn school_utilization_sql(by_room: bool) -> String {
     SCHOOL_UTILIZATION.replace("{room}", if by_room { "attr_room" } else { "''" })
@@ -201,6 +286,12 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("device_usage", DEVICE_USAGE.to_owned()),
         ("school_utilization", school_utilization_sql(false)),
         ("school_utilization_by_room", school_utilization_sql(true)),
+        ("snmp_devices", SNMP_DEVICES.replace("{filter}", "")),
+        ("snmp_devices_of_school", SNMP_DEVICES.replace("{filter}", "WHERE school_id = ?")),
+        ("snmp_if_series", SNMP_IF_SERIES.replace("{bucket}", "300000")),
+        ("snmp_if_status", SNMP_IF_STATUS.to_owned()),
+        ("printer_days", PRINTER_DAYS.to_owned()),
+        ("printer_baseline", PRINTER_BASELINE.to_owned()),
     ]
 }
 
@@ -234,7 +325,137 @@ pub struct UtilizationRow {
     pub in_use_ms: i64,
 }
 
+/// An SNMP device as listed.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct SnmpDeviceRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub kind: String,
+    pub label: String,
+    pub room: String,
+    pub sys_descr: String,
+    pub outcome: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub agent_id: Uuid,
+    pub last_poll_ms: i64,
+    pub last_seen: u32,
+    pub uptime_cs: u32,
+}
+
+/// One interface in one time bucket.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct IfBucketRow {
+    pub if_index: u32,
+    pub bucket: i64,
+    pub name: String,
+    pub alias: String,
+    pub descr: String,
+    pub speed_mbps: u32,
+    pub rated: u64,
+    pub in_sum: u64,
+    pub in_max: u64,
+    pub out_sum: u64,
+    pub out_max: u64,
+    pub polls: u64,
+}
+
+/// One interface's status history.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct IfStatusRow {
+    pub if_index: u32,
+    pub first_ms: i64,
+    pub first_state: u8,
+    pub last_state: u8,
+    pub change_times: Vec<i64>,
+    pub change_states: Vec<u8>,
+}
+
+/// A printer marker's readings of one day.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct PrinterDayRow {
+    pub marker: u32,
+    pub local_day: u16,
+    pub first: u64,
+    pub last: u64,
+    pub polls: u64,
+}
+
 impl Store {
+    /// SNMP devices, optionally of one school.
+    pub async fn list_snmp_devices(&self, school: Option<&str>) -> Result<Vec<SnmpDeviceRow>, StoreError> {
+        let sql = SNMP_DEVICES.replace("{filter}", if school.is_some() { "WHERE school_id = ?" } else { "" });
+        let mut q = self.client().query(&sql);
+        if let Some(s) = school {
+            q = q.bind(s);
+        }
+        q.fetch_all().await.map_err(|e| self.err(e))
+    }
+
+    /// Interface rates of a device per bucket of `bucket_ms` between two days.
+    pub async fn interface_series(
+        &self,
+        device: DeviceId,
+        from: &str,
+        to: &str,
+        bucket_ms: i64,
+    ) -> Result<Vec<IfBucketRow>, StoreError> {
+        let sql = SNMP_IF_SERIES.replace("{bucket}", &bucket_ms.max(1).to_string());
+        self.client()
+            .query(&sql)
+            .bind(device.to_string())
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Interface status histories of a device between two days.
+    pub async fn interface_status(
+        &self,
+        device: DeviceId,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<IfStatusRow>, StoreError> {
+        self.client()
+            .query(SNMP_IF_STATUS)
+            .bind(device.to_string())
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// A printer's readings per marker and day, and the baseline before `from`.
+    pub async fn printer_days(
+        &self,
+        device: DeviceId,
+        from: &str,
+        to: &str,
+    ) -> Result<(Vec<PrinterDayRow>, Vec<(u32, u64)>), StoreError> {
+        let days = self
+            .client()
+            .query(PRINTER_DAYS)
+            .bind(device.to_string())
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))?;
+        let baseline = self
+            .client()
+            .query(PRINTER_BASELINE)
+            .bind(device.to_string())
+            .bind(from)
+            .bind(from)
+            .fetch_all::<(u32, u64)>()
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok((days, baseline))
+    }
+
     /// Latest attributes of a device, if it was ever inventoried.
     pub async fn device_attrs(&self, device: DeviceId) -> Result<Option<DeviceAttrRow>, StoreError> {
         self.client()

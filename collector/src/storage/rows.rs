@@ -2,6 +2,7 @@
 
 use clickhouse::Row;
 use parta_protocol::inventory::{ClassSource, EquipmentClass, Inventory, Media};
+use parta_protocol::snmp::{SnmpDeviceKind, SnmpPoll};
 use parta_protocol::usage::{PowerEventKind, Subject};
 use parta_protocol::{DeviceId, DeviceKind, Report, Sample};
 use serde::{Deserialize, Serialize};
@@ -284,6 +285,79 @@ pub struct PowerRow {
     pub boot_id: String,
 }
 
+/// `snmp_polls` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct SnmpPollRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub agent_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub polled_at_ms: i64,
+    pub ts: u32,
+    pub local_day: u16,
+    pub target: String,
+    pub label: String,
+    pub room: String,
+    pub kind: String,
+    pub profile: String,
+    pub vendor: String,
+    pub outcome: String,
+    pub error: String,
+    pub duration_ms: u32,
+    pub sys_descr: String,
+    pub sys_object_id: String,
+    pub sys_name: String,
+    pub sys_location: String,
+    pub uptime_cs: u32,
+    pub rebooted: u8,
+    pub serial: String,
+}
+
+/// `snmp_interfaces` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct SnmpIfRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub polled_at_ms: i64,
+    pub ts: u32,
+    pub local_day: u16,
+    pub if_index: u32,
+    pub name: String,
+    pub alias: String,
+    pub descr: String,
+    pub if_type: u32,
+    pub admin_status: u8,
+    pub oper_status: u8,
+    pub speed_mbps: u32,
+    pub counter_bits: u8,
+    pub in_octets: u64,
+    pub out_octets: u64,
+    pub has_rate: u8,
+    pub in_bps: u64,
+    pub out_bps: u64,
+    pub rate_note: String,
+    pub seq: u64,
+}
+
+/// `printer_counters` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct PrinterRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub polled_at_ms: i64,
+    pub ts: u32,
+    pub local_day: u16,
+    pub marker: u32,
+    pub life_count: u64,
+    pub device_status: u8,
+    pub printer_status: u8,
+    pub seq: u64,
+}
+
 /// Rows for one insert round, table by table.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -300,6 +374,9 @@ pub struct Batch {
     pub attrs: Vec<DeviceAttrRow>,
     pub usage: Vec<UsageRow>,
     pub power: Vec<PowerRow>,
+    pub snmp_polls: Vec<SnmpPollRow>,
+    pub snmp_interfaces: Vec<SnmpIfRow>,
+    pub printers: Vec<PrinterRow>,
 }
 
 /// Seconds since the epoch for a millisecond timestamp, clamped to ClickHouse `DateTime`'s range
@@ -421,6 +498,7 @@ impl Batch {
                         boot_id: p.boot_id.clone(),
                     });
                 }
+                Sample::Snmp(p) => self.add_snmp(a, p),
                 Sample::HostInfo(info) => self.info.push(InfoRow {
                     device_id,
                     school_id: school.clone(),
@@ -571,6 +649,97 @@ impl Batch {
                 serial: text(&d.serial),
                 version,
             });
+        }
+    }
+
+    fn add_snmp(&mut self, a: &Accepted, p: &SnmpPoll) {
+        let device_id = p.device_id.0;
+        let school = &a.school_id;
+        let seq = a.report.seq;
+        let ts = datetime(p.polled_at_ms);
+        let local_day = u16::try_from(p.local_day.max(0)).unwrap_or(u16::MAX);
+        let sys = p.system.clone().unwrap_or_default();
+        self.snmp_polls.push(SnmpPollRow {
+            device_id,
+            agent_id: a.device_id.0,
+            school_id: school.clone(),
+            seq,
+            polled_at_ms: p.polled_at_ms,
+            ts,
+            local_day,
+            target: p.target.clone(),
+            label: p.label.clone(),
+            room: p.room.clone(),
+            kind: p.kind.as_str().to_owned(),
+            profile: p.profile.clone(),
+            vendor: p.vendor.clone(),
+            outcome: p.outcome.as_str().to_owned(),
+            error: p.error.clone(),
+            duration_ms: p.duration_ms,
+            sys_descr: sys.descr,
+            sys_object_id: sys.object_id,
+            sys_name: sys.name.clone(),
+            sys_location: sys.location,
+            uptime_cs: sys.uptime_cs,
+            rebooted: u8::from(sys.rebooted),
+            serial: p.serial.clone().unwrap_or_default(),
+        });
+        // What the device is, from polls that reached it (a failed poll knows nothing new).
+        if p.outcome.reachable() {
+            let label = if p.label.is_empty() { sys.name } else { p.label.clone() };
+            self.attrs.push(DeviceAttrRow {
+                device_id,
+                host_id: a.device_id.0,
+                school_id: school.clone(),
+                kind: p.kind.as_str().to_owned(),
+                equipment_class: match p.kind {
+                    SnmpDeviceKind::Network => EquipmentClass::NetworkEquipment,
+                    SnmpDeviceKind::Printer => EquipmentClass::Mfu,
+                }
+                .as_str()
+                .to_owned(),
+                room: p.room.clone(),
+                label,
+                serial: p.serial.clone().unwrap_or_default(),
+                version: u64::try_from(p.polled_at_ms.max(0)).unwrap_or(0),
+            });
+        }
+        self.snmp_interfaces.extend(p.interfaces.iter().map(|i| SnmpIfRow {
+            device_id,
+            school_id: school.clone(),
+            polled_at_ms: p.polled_at_ms,
+            ts,
+            local_day,
+            if_index: i.index,
+            name: i.name.clone(),
+            alias: i.alias.clone(),
+            descr: i.descr.clone(),
+            if_type: i.if_type,
+            admin_status: i.admin_status,
+            oper_status: i.oper_status,
+            speed_mbps: i.speed_mbps,
+            counter_bits: i.counter_bits,
+            in_octets: i.in_octets,
+            out_octets: i.out_octets,
+            has_rate: u8::from(i.in_bps.is_some() && i.out_bps.is_some()),
+            in_bps: i.in_bps.unwrap_or(0),
+            out_bps: i.out_bps.unwrap_or(0),
+            rate_note: i.rate.as_str().to_owned(),
+            seq,
+        }));
+        if let Some(pr) = &p.printer {
+            self.printers.extend(pr.markers.iter().map(|(marker, count)| PrinterRow {
+                device_id,
+                school_id: school.clone(),
+                polled_at_ms: p.polled_at_ms,
+                ts,
+                local_day,
+                marker: *marker,
+                life_count: *count,
+                device_status: pr.device_status.unwrap_or(0),
+                printer_status: pr.printer_status.unwrap_or(0),
+                seq,
+            }));
         }
     }
 

@@ -204,6 +204,88 @@ ORDER BY token_id",
         name: "inventory, displays, device attributes, usage intervals and daily rollups, power events",
         statements: MIGRATION_3,
     },
+    Migration {
+        version: 4,
+        name: "SNMP polls, interface counters and rates, printer page counters",
+        statements: MIGRATION_4,
+    },
+];
+
+/// Migration 4: what agents read from LAN gear and printers over SNMP. Rows are keyed by the
+/// polled device and the poll time, so a resent report collapses under FINAL; partitioned by
+/// the local day the resend repeats. The devices themselves go to `device_attrs` (kind
+/// `network` / `printer`).
+const MIGRATION_4: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS {db}.snmp_polls (
+    device_id UUID,
+    agent_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64,
+    polled_at_ms Int64 CODEC(Delta, ZSTD(1)),
+    ts DateTime CODEC(DoubleDelta, ZSTD(1)),
+    local_day Date,
+    target String,
+    label String,
+    room String,
+    kind LowCardinality(String),
+    profile LowCardinality(String),
+    vendor LowCardinality(String),
+    outcome LowCardinality(String),
+    error String,
+    duration_ms UInt32,
+    sys_descr String,
+    sys_object_id LowCardinality(String),
+    sys_name String,
+    sys_location String,
+    uptime_cs UInt32,
+    rebooted UInt8,
+    serial String
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, device_id, polled_at_ms)",
+    // One row per interface per poll: raw counters and the rates the agent computed
+    // (`has_rate` = 0 on the first poll and after resets; `rate_note` says why).
+    "CREATE TABLE IF NOT EXISTS {db}.snmp_interfaces (
+    device_id UUID,
+    school_id LowCardinality(String),
+    polled_at_ms Int64 CODEC(Delta, ZSTD(1)),
+    ts DateTime CODEC(DoubleDelta, ZSTD(1)),
+    local_day Date,
+    if_index UInt32,
+    name LowCardinality(String),
+    alias LowCardinality(String),
+    descr LowCardinality(String),
+    if_type UInt32,
+    admin_status UInt8,
+    oper_status UInt8,
+    speed_mbps UInt32,
+    counter_bits UInt8,
+    in_octets UInt64 CODEC(Delta, ZSTD(1)),
+    out_octets UInt64 CODEC(Delta, ZSTD(1)),
+    has_rate UInt8,
+    in_bps UInt64 CODEC(ZSTD(1)),
+    out_bps UInt64 CODEC(ZSTD(1)),
+    rate_note LowCardinality(String),
+    seq UInt64
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, device_id, if_index, polled_at_ms)",
+    // Printer page counters (prtMarkerLifeCount, absolute) and status per poll; pages per day
+    // are differences of consecutive readings (see the API).
+    "CREATE TABLE IF NOT EXISTS {db}.printer_counters (
+    device_id UUID,
+    school_id LowCardinality(String),
+    polled_at_ms Int64 CODEC(Delta, ZSTD(1)),
+    ts DateTime CODEC(DoubleDelta, ZSTD(1)),
+    local_day Date,
+    marker UInt32,
+    life_count UInt64 CODEC(Delta, ZSTD(1)),
+    device_status UInt8,
+    printer_status UInt8,
+    seq UInt64
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, device_id, marker, polled_at_ms)",
 ];
 
 /// Migration 3: what devices are and how they are used.

@@ -1,0 +1,472 @@
+//! Polling: [`read_device`] reads one target once (I/O); [`Rates::finish`] turns what was read
+//! into an [`SnmpPoll`] with rates against the previous poll (pure); [`run`] schedules every
+//! target on its own timer, bounded by a concurrency limit, so that a dead or slow device never
+//! delays another.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+use parta_protocol::DeviceId;
+use parta_protocol::snmp::{
+    InterfaceReading, PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup,
+};
+use tokio::sync::{Semaphore, mpsc, watch};
+use uuid::Uuid;
+
+use super::client::{Client, SnmpError, dotted};
+use super::mib::{self, RawInterface, RawSystem};
+use super::profile::{ProfileKind, Profiles};
+use super::target::Target;
+use crate::sources::counters::{self, Rate, Reading, ResetReason, Width};
+
+/// Namespace of SNMP device ids: UUIDv5 of `school/host:port`.
+pub const SNMP_NAMESPACE: Uuid = Uuid::from_u128(0x3f0c_8e61_25d4_4b7a_9e10_c2a8_51f3_7d64);
+
+/// The device id of a target of a school: every agent of the school polling the same address
+/// reports the same device.
+pub fn device_id(school: &str, address: &str) -> DeviceId {
+    DeviceId(Uuid::new_v5(&SNMP_NAMESPACE, format!("{school}/{address}").as_bytes()))
+}
+
+/// What one poll read, before rates.
+#[derive(Debug, Clone)]
+pub struct DeviceReading {
+    /// The system group, or why it could not be read (then nothing else was tried).
+    pub system: Result<RawSystem, SnmpError>,
+    /// Profile used.
+    pub profile: String,
+    /// Vendor from the profile.
+    pub vendor: String,
+    /// Kind decided.
+    pub kind: SnmpDeviceKind,
+    /// Serial number.
+    pub serial: Option<String>,
+    /// Interfaces.
+    pub interfaces: Vec<RawInterface>,
+    /// When the interface table was read, ms since the epoch.
+    pub interfaces_at_ms: i64,
+    /// Printer state.
+    pub printer: Option<PrinterReading>,
+    /// Tables that failed after the system group was read.
+    pub partial: Vec<String>,
+}
+
+/// Reads a target once: the system group, then what its profile asks for.
+pub async fn read_device(target: &Target, profiles: &Profiles) -> DeviceReading {
+    let mut reading = DeviceReading {
+        system: Err(SnmpError::new(PollOutcome::Error, "not polled")),
+        profile: String::new(),
+        vendor: String::new(),
+        kind: target.kind.unwrap_or(SnmpDeviceKind::Network),
+        serial: None,
+        interfaces: Vec::new(),
+        interfaces_at_ms: 0,
+        printer: None,
+        partial: Vec::new(),
+    };
+    let mut client = match Client::new(target).await {
+        Ok(c) => c,
+        Err(e) => {
+            reading.system = Err(e);
+            return reading;
+        }
+    };
+    let system = match client.get(&mib::SYSTEM).await {
+        Ok(reply) if reply.error_status != 0 => Err(SnmpError::new(
+            PollOutcome::Error,
+            format!(
+                "{} answered the system group with SNMP error status {}",
+                target.address, reply.error_status
+            ),
+        )),
+        Ok(reply) => mib::parse_system(&reply)
+            .map_err(|why| SnmpError::new(PollOutcome::Malformed, format!("{}: {why}", target.address))),
+        Err(e) => Err(e),
+    };
+    let Ok(sys) = &system else {
+        reading.system = system;
+        return reading;
+    };
+    let Some(profile) = profiles.select(target.profile.as_deref(), &sys.object_id) else {
+        reading.system = Err(SnmpError::new(
+            PollOutcome::Error,
+            format!("no SNMP profile named {:?}", target.profile.as_deref().unwrap_or_default()),
+        ));
+        return reading;
+    };
+    reading.profile.clone_from(&profile.name);
+    reading.vendor.clone_from(&profile.vendor);
+    if !profile.serial_oids.is_empty() {
+        let oids: Vec<&[u32]> = profile.serial_oids.iter().map(Vec::as_slice).collect();
+        match client.get(&oids).await {
+            Ok(r) => reading.serial = mib::scalar_serial(&r),
+            Err(e) => reading.partial.push(format!("serial: {e}")),
+        }
+    }
+    if profile.entity && reading.serial.is_none() {
+        match client.walk(&mib::ENTITY_COLUMNS).await {
+            Ok(cols) => reading.serial = mib::parse_entity_serial(&cols),
+            Err(e) => reading.partial.push(format!("ENTITY-MIB: {e}")),
+        }
+    }
+    if profile.interfaces {
+        reading.interfaces_at_ms = crate::runner::now_ms();
+        match client.walk(&mib::IF_COLUMNS).await {
+            Ok(cols) => reading.interfaces = mib::parse_interfaces(&cols),
+            Err(e) => reading.partial.push(format!("IF-MIB: {e}")),
+        }
+    }
+    if profile.printer {
+        let mut scalar_pages = Vec::new();
+        if !profile.page_count_oids.is_empty() {
+            let oids: Vec<&[u32]> = profile.page_count_oids.iter().map(Vec::as_slice).collect();
+            match client.get(&oids).await {
+                Ok(r) => scalar_pages = r.varbinds.iter().filter_map(|(_, v)| v.as_u64()).collect(),
+                Err(e) => reading.partial.push(format!("page counters: {e}")),
+            }
+        }
+        match client.walk(&mib::PRINTER_COLUMNS).await {
+            Ok(cols) => reading.printer = mib::parse_printer(&cols, &scalar_pages),
+            Err(e) => reading.partial.push(format!("Printer-MIB: {e}")),
+        }
+    }
+    reading.kind = match (target.kind, profile.kind) {
+        (Some(k), _) => k,
+        (None, ProfileKind::Network) => SnmpDeviceKind::Network,
+        (None, ProfileKind::Printer) => SnmpDeviceKind::Printer,
+        (None, ProfileKind::Auto) if reading.printer.is_some() => SnmpDeviceKind::Printer,
+        (None, ProfileKind::Auto) => SnmpDeviceKind::Network,
+    };
+    reading.system = system;
+    reading
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IfPrev {
+    bits: u8,
+    input: Reading,
+    output: Reading,
+}
+
+/// Per-target memory between polls: the previous counters and sysUpTime.
+#[derive(Debug, Default, Clone)]
+pub struct Rates {
+    uptime: Option<(i64, u32)>,
+    ifaces: HashMap<u32, IfPrev>,
+}
+
+/// When and where a poll happened, for [`Rates::finish`].
+#[derive(Debug, Clone, Copy)]
+pub struct PollTime {
+    /// Start, ms since the epoch.
+    pub started_ms: i64,
+    /// Duration, ms.
+    pub duration_ms: u32,
+    /// Local day of the start.
+    pub local_day: i32,
+}
+
+impl Rates {
+    /// The poll message for `reading`, with rates against the previous poll; remembers this
+    /// poll's counters for the next.
+    pub fn finish(
+        &mut self,
+        school: &str,
+        target: &Target,
+        reading: DeviceReading,
+        time: PollTime,
+    ) -> SnmpPoll {
+        let mut poll = SnmpPoll {
+            device_id: device_id(school, &target.address),
+            target: target.address.clone(),
+            label: target.label.clone(),
+            room: target.room.clone(),
+            kind: reading.kind,
+            profile: reading.profile,
+            vendor: reading.vendor,
+            polled_at_ms: time.started_ms,
+            duration_ms: time.duration_ms,
+            local_day: time.local_day,
+            outcome: PollOutcome::Ok,
+            error: String::new(),
+            system: None,
+            serial: reading.serial,
+            interfaces: Vec::new(),
+            printer: reading.printer,
+        };
+        let sys = match reading.system {
+            Ok(s) => s,
+            Err(e) => {
+                poll.outcome = e.kind;
+                poll.error = e.message;
+                return poll;
+            }
+        };
+        let now = (time.started_ms, sys.uptime_cs);
+        let rebooted = self.uptime.is_some_and(|prev| counters::rebooted(prev, now));
+        self.uptime = Some(now);
+        let at_ms = if reading.interfaces_at_ms > 0 { reading.interfaces_at_ms } else { time.started_ms };
+        let mut seen = HashMap::with_capacity(reading.interfaces.len());
+        for raw in reading.interfaces.into_iter().take(parta_protocol::validate::MAX_SNMP_INTERFACES) {
+            let (bits, in_octets, out_octets, note, in_bps, out_bps) = match raw.counters() {
+                None => (0, 0, 0, RateNote::First, None, None),
+                Some((bits, i, o)) => {
+                    let mk = |value| Reading {
+                        value,
+                        at_ms,
+                        uptime_cs: Some(sys.uptime_cs),
+                        discontinuity: raw.discontinuity,
+                    };
+                    let cur = IfPrev { bits, input: mk(i), output: mk(o) };
+                    let speed = (raw.speed_mbps > 0).then(|| u64::from(raw.speed_mbps) * 1_000_000);
+                    let (note, rin, rout) = match self.ifaces.get(&raw.index) {
+                        Some(prev) if prev.bits == bits => {
+                            let width = if bits == 64 { Width::Bits64 } else { Width::Bits32 };
+                            rates(
+                                counters::rate(&prev.input, &cur.input, width, speed),
+                                counters::rate(&prev.output, &cur.output, width, speed),
+                            )
+                        }
+                        _ => (RateNote::First, None, None),
+                    };
+                    seen.insert(raw.index, cur);
+                    (bits, i, o, note, rin, rout)
+                }
+            };
+            poll.interfaces.push(InterfaceReading {
+                index: raw.index,
+                name: raw.name,
+                alias: raw.alias,
+                descr: raw.descr,
+                if_type: raw.if_type,
+                admin_status: raw.admin_status,
+                oper_status: raw.oper_status,
+                speed_mbps: raw.speed_mbps,
+                counter_bits: bits,
+                in_octets,
+                out_octets,
+                in_bps,
+                out_bps,
+                rate: note,
+            });
+        }
+        // Interfaces that vanished are forgotten; a failed interface walk keeps the old ones.
+        if !seen.is_empty() || reading.partial.iter().all(|p| !p.starts_with("IF-MIB")) {
+            self.ifaces = seen;
+        }
+        if !reading.partial.is_empty() {
+            poll.outcome = PollOutcome::Partial;
+            poll.error = reading.partial.join("; ");
+        }
+        poll.system = Some(SystemGroup {
+            descr: sys.descr,
+            object_id: dotted(&sys.object_id),
+            name: sys.name,
+            location: sys.location,
+            uptime_cs: sys.uptime_cs,
+            rebooted,
+        });
+        parta_protocol::validate::sanitize_snmp_poll(&mut poll);
+        poll
+    }
+}
+
+/// Both directions' rates → note and bit/s. A reset in either direction drops both.
+fn rates(input: Rate, output: Rate) -> (RateNote, Option<u64>, Option<u64>) {
+    let note = |r: ResetReason| match r {
+        ResetReason::Reboot => RateNote::Reboot,
+        ResetReason::Discontinuity => RateNote::Discontinuity,
+        ResetReason::Implausible => RateNote::Implausible,
+    };
+    match (input, output) {
+        (Rate::BytesPerSecond(i), Rate::BytesPerSecond(o)) => {
+            (RateNote::Measured, Some(bits_per_s(i)), Some(bits_per_s(o)))
+        }
+        (Rate::Reset(r), _) | (_, Rate::Reset(r)) => (note(r), None, None),
+        (Rate::OutOfOrder, _) | (_, Rate::OutOfOrder) => (RateNote::First, None, None),
+    }
+}
+
+// Rates are finite and bounded by the interface speed (counters::rate refuses more), so the
+// conversion cannot overflow.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn bits_per_s(bytes_per_s: f64) -> u64 {
+    (bytes_per_s * 8.0).round() as u64
+}
+
+/// Settings of the scheduler.
+#[derive(Debug, Clone)]
+pub struct PollerSettings {
+    /// School id (for device ids).
+    pub school: String,
+    /// Targets polled at once.
+    pub concurrency: usize,
+    /// Profiles.
+    pub profiles: Arc<Profiles>,
+    /// The agent's time zone, for local days.
+    pub tz: TimeZone,
+}
+
+/// Polls one target once: read, then rates. The whole poll is bounded by the target's interval
+/// so that a device answering at a crawl cannot pile polls up.
+pub async fn poll_once(target: &Target, settings: &PollerSettings, rates: &mut Rates) -> SnmpPoll {
+    let started_ms = crate::runner::now_ms();
+    let t0 = Instant::now();
+    let reading = match tokio::time::timeout(target.interval, read_device(target, &settings.profiles)).await {
+        Ok(r) => r,
+        Err(_) => DeviceReading {
+            system: Err(SnmpError::new(
+                PollOutcome::Timeout,
+                format!("{}: the poll took longer than the poll interval", target.address),
+            )),
+            profile: String::new(),
+            vendor: String::new(),
+            kind: target.kind.unwrap_or(SnmpDeviceKind::Network),
+            serial: None,
+            interfaces: Vec::new(),
+            interfaces_at_ms: 0,
+            printer: None,
+            partial: Vec::new(),
+        },
+    };
+    let duration_ms = u32::try_from(t0.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let local_day = crate::usage::local_day(&settings.tz, started_ms).0;
+    rates.finish(&settings.school, target, reading, PollTime { started_ms, duration_ms, local_day })
+}
+
+/// Runs every target on its own timer until `stop` turns true, sending each poll to `tx`. The
+/// first poll of each target comes at a random moment within `min(interval, 30 s)`, so that a
+/// school's gear is not polled all at once and a freshly configured target shows up quickly.
+pub async fn run(
+    targets: Vec<Target>,
+    settings: PollerSettings,
+    tx: mpsc::Sender<SnmpPoll>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let settings = Arc::new(settings);
+    let mut tasks = tokio::task::JoinSet::new();
+    for target in targets {
+        let (permits, settings, tx, mut stop) =
+            (Arc::clone(&permits), Arc::clone(&settings), tx.clone(), stop.clone());
+        tasks.spawn(async move {
+            let spread = target.interval.min(Duration::from_secs(30));
+            let first = tokio::time::Instant::now() + spread.mul_f64(rand::random::<f64>());
+            let mut ticker = tokio::time::interval_at(first, target.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut rates = Rates::default();
+            let mut last_outcome = PollOutcome::Ok;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                let Ok(_permit) = permits.acquire().await else { return };
+                let poll = tokio::select! {
+                    p = poll_once(&target, &settings, &mut rates) => p,
+                    _ = stop.changed() => return,
+                };
+                log_outcome_change(&mut last_outcome, &poll);
+                if tx.send(poll).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let _ = stop.wait_for(|s| *s).await;
+    tasks.shutdown().await;
+}
+
+fn log_outcome_change(last: &mut PollOutcome, poll: &SnmpPoll) {
+    if poll.outcome == *last {
+        return;
+    }
+    if poll.outcome.reachable() && !last.reachable() {
+        tracing::info!(target = %poll.target, outcome = poll.outcome.as_str(), "SNMP target answers again");
+    } else if !poll.outcome.reachable() || poll.outcome == PollOutcome::Partial {
+        tracing::warn!(target = %poll.target, outcome = poll.outcome.as_str(), error = %poll.error, "SNMP poll failed");
+    }
+    *last = poll.outcome;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snmp::target::{Defaults, TargetSpec};
+
+    fn target() -> Target {
+        TargetSpec { address: Some("10.0.0.2".into()), ..TargetSpec::default() }
+            .resolve(Defaults::default())
+            .unwrap()
+    }
+
+    fn reading(uptime_cs: u32, at_ms: i64, ifs: Vec<RawInterface>) -> DeviceReading {
+        DeviceReading {
+            system: Ok(RawSystem {
+                descr: "sw".into(),
+                object_id: vec![1, 3, 6, 1, 4, 1, 35265, 1],
+                name: "sw".into(),
+                location: String::new(),
+                uptime_cs,
+            }),
+            profile: "eltex".into(),
+            vendor: "Eltex".into(),
+            kind: SnmpDeviceKind::Network,
+            serial: None,
+            interfaces: ifs,
+            interfaces_at_ms: at_ms,
+            printer: None,
+            partial: Vec::new(),
+        }
+    }
+
+    fn hc(index: u32, i: u64, o: u64) -> RawInterface {
+        RawInterface { index, speed_mbps: 1000, hc: Some((i, o)), ..RawInterface::default() }
+    }
+
+    fn time(at_ms: i64) -> PollTime {
+        PollTime { started_ms: at_ms, duration_ms: 5, local_day: 0 }
+    }
+
+    #[test]
+    fn rates_across_polls_wrap_and_reboot() {
+        let mut r = Rates::default();
+        let t = target();
+        let p = r.finish(
+            "74-1",
+            &t,
+            reading(100_000, 1_000_000, vec![hc(1, u64::MAX - 1000, 0)]),
+            time(1_000_000),
+        );
+        assert_eq!(p.interfaces[0].rate, RateNote::First);
+        // 60 s later: the 64-bit counter wrapped after 1000 bytes, plus 59 000 more.
+        let p =
+            r.finish("74-1", &t, reading(106_000, 1_060_000, vec![hc(1, 59_999, 600_000)]), time(1_060_000));
+        assert_eq!(p.interfaces[0].rate, RateNote::Measured);
+        assert_eq!(p.interfaces[0].in_bps, Some(60_000 * 8 / 60));
+        assert_eq!(p.interfaces[0].out_bps, Some(600_000 * 8 / 60));
+        assert!(!p.system.as_ref().unwrap().rebooted);
+        // Reboot: uptime back to 10 s, counters small.
+        let p = r.finish("74-1", &t, reading(1_000, 1_120_000, vec![hc(1, 5, 5)]), time(1_120_000));
+        assert_eq!(p.interfaces[0].rate, RateNote::Reboot);
+        assert_eq!(p.interfaces[0].in_bps, None);
+        assert!(p.system.as_ref().unwrap().rebooted);
+        assert_eq!(p.device_id, device_id("74-1", "10.0.0.2:161"));
+    }
+
+    #[test]
+    fn failures_carry_the_error() {
+        let mut r = Rates::default();
+        let mut rd = reading(1, 1, vec![]);
+        rd.system = Err(SnmpError::new(PollOutcome::AuthFailed, "wrong password"));
+        let p = r.finish("74-1", &target(), rd, time(1));
+        assert_eq!((p.outcome, p.error.as_str()), (PollOutcome::AuthFailed, "wrong password"));
+        assert!(p.system.is_none());
+        let mut rd = reading(1, 1, vec![]);
+        rd.partial.push("IF-MIB: timeout".into());
+        let p = r.finish("74-1", &target(), rd, time(2));
+        assert_eq!(p.outcome, PollOutcome::Partial);
+    }
+}
