@@ -441,9 +441,9 @@ mod tests {
             time(1_000_000),
         );
         assert_eq!(p.interfaces[0].rate, RateNote::First);
-        // 60 s later: the 64-bit counter wrapped after 1000 bytes, plus 59 000 more.
+        // 60 s later: the 64-bit counter wrapped (1001 bytes to reach 0), then 58 999 more.
         let p =
-            r.finish("74-1", &t, reading(106_000, 1_060_000, vec![hc(1, 59_999, 600_000)]), time(1_060_000));
+            r.finish("74-1", &t, reading(106_000, 1_060_000, vec![hc(1, 58_999, 600_000)]), time(1_060_000));
         assert_eq!(p.interfaces[0].rate, RateNote::Measured);
         assert_eq!(p.interfaces[0].in_bps, Some(60_000 * 8 / 60));
         assert_eq!(p.interfaces[0].out_bps, Some(600_000 * 8 / 60));
