@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
+pub mod snmp;
 pub mod usage;
 
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/devices/{id}", get(usage::device))
         .route("/api/v1/devices/{id}/ledger", get(ledger))
         .route("/api/v1/devices/{id}/usage", get(usage::device_usage))
+        .route("/api/v1/devices/{id}/interfaces", get(snmp::device_interfaces))
+        .route("/api/v1/devices/{id}/pages", get(snmp::device_pages))
         .route("/api/v1/schools/{id}/utilization", get(usage::school_utilization))
         .fallback(not_found)
         .with_state(state)
@@ -125,6 +128,23 @@ pub struct DeviceJson {
     pub last_seq: u64,
     /// Uptime at the last report, seconds.
     pub uptime_s: u64,
+    /// SNMP devices (kind `network` or `printer`): how the school's agent polls them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snmp: Option<SnmpStatusJson>,
+}
+
+/// The polling state of an SNMP device in `/api/v1/devices`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct SnmpStatusJson {
+    /// Room from the agent's configuration.
+    pub room: String,
+    /// Outcome of the latest poll: `ok`, `partial`, `timeout`, `auth_failed`, `malformed`,
+    /// `error`.
+    pub last_outcome: String,
+    /// Latest poll, RFC 3339 UTC.
+    pub last_poll: String,
+    /// The agent that polls it.
+    pub polled_by: String,
 }
 
 /// `/api/v1/devices` response.
@@ -158,7 +178,25 @@ async fn devices(
             last_seen: rfc3339(r.last_seen),
             last_seq: r.last_seq,
             uptime_s: r.uptime_s,
+            snmp: None,
         })
+        .chain(st.store.list_snmp_devices(q.school.as_deref()).await?.into_iter().map(|r| DeviceJson {
+            device_id: r.device_id.to_string(),
+            school_id: r.school_id,
+            hostname: r.label,
+            kind: r.kind,
+            os: r.sys_descr.chars().take(120).collect(),
+            agent_version: String::new(),
+            last_seen: rfc3339(r.last_seen),
+            last_seq: 0,
+            uptime_s: u64::from(r.uptime_cs / 100),
+            snmp: Some(SnmpStatusJson {
+                room: r.room,
+                last_outcome: r.outcome,
+                last_poll: rfc3339(crate::storage::rows::datetime(r.last_poll_ms)),
+                polled_by: r.agent_id.to_string(),
+            }),
+        }))
         .collect();
     Ok(Json(DevicesJson { count: devices.len(), devices }))
 }

@@ -29,8 +29,8 @@ pub const MAX_DAYS: i64 = 366;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
-    from: Option<String>,
-    to: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
 }
 
 /// A validated range of days.
@@ -75,16 +75,16 @@ impl DayRange {
         Ok(Self { from, to })
     }
 
-    fn strings(self) -> (String, String) {
+    pub(super) fn strings(self) -> (String, String) {
         (format_date(self.from), format_date(self.to))
     }
 }
 
-fn today() -> Date {
+pub(super) fn today() -> Date {
     time::OffsetDateTime::now_utc().date()
 }
 
-fn parse_device(id: &str) -> Result<DeviceId, AppError> {
+pub(super) fn parse_device(id: &str) -> Result<DeviceId, AppError> {
     id.parse().map_err(|_| AppError::BadRequest(format!("device id {id:?} is not a UUID")))
 }
 
@@ -114,7 +114,8 @@ pub struct DeviceDetailJson {
     pub room: String,
     pub label: String,
     pub serial: String,
-    /// The latest inventory (a host's whole inventory, or a display's entry).
+    /// The latest inventory (a host's whole inventory, a display's entry, or an SNMP device's
+    /// system group, serial and profile).
     pub inventory: serde_json::Value,
 }
 
@@ -126,9 +127,27 @@ pub(super) async fn device(
     let Some(a) = st.store.device_attrs(device).await? else {
         return Err(AppError::NotFound(format!("no inventory stored for device {device}")));
     };
-    let display = a.host_id != a.device_id;
-    let json = st.store.inventory_json(device, display).await?.unwrap_or_default();
-    let inventory = serde_json::from_str(&json).unwrap_or(serde_json::Value::Null);
+    let inventory = if a.kind == "network" || a.kind == "printer" {
+        st.store.snmp_latest(device).await?.map_or(serde_json::Value::Null, |p| {
+            serde_json::json!({
+                "target": p.target,
+                "polled_by": p.agent_id.to_string(),
+                "polled_at_ms": p.polled_at_ms,
+                "profile": p.profile,
+                "vendor": p.vendor,
+                "sys_descr": p.sys_descr,
+                "sys_object_id": p.sys_object_id,
+                "sys_name": p.sys_name,
+                "sys_location": p.sys_location,
+                "uptime_s": p.uptime_cs / 100,
+                "serial": p.serial,
+            })
+        })
+    } else {
+        let display = a.host_id != a.device_id;
+        let json = st.store.inventory_json(device, display).await?.unwrap_or_default();
+        serde_json::from_str(&json).unwrap_or(serde_json::Value::Null)
+    };
     Ok(Json(DeviceDetailJson {
         device_id: a.device_id.to_string(),
         host_id: a.host_id.to_string(),

@@ -12,7 +12,7 @@ use parta_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::rows::{DeviceAttrRow, SpoolLossRow};
+use super::rows::{DeviceAttrRow, SnmpPollRow, SpoolLossRow};
 use super::{Store, StoreError};
 use parta_protocol::seqset::SeqSet;
 
@@ -259,6 +259,16 @@ const PRINTER_BASELINE: &str = "SELECT marker, argMax(life_count, polled_at_ms) 
  GROUP BY marker
  ORDER BY marker";
 
+/// The latest poll of an SNMP device that reached it.
+const SNMP_LATEST: &str =
+    "SELECT device_id, agent_id, school_id, seq, polled_at_ms, ts, local_day, target, label, room,
+        kind, profile, vendor, outcome, error, duration_ms, sys_descr, sys_object_id, sys_name,
+        sys_location, uptime_cs, rebooted, serial
+ FROM snmp_polls
+ WHERE device_id = toUUID(?) AND outcome IN ('ok', 'partial')
+ ORDER BY polled_at_ms DESC
+ LIMIT 1";
+
 /// The utilization query by class, or by room and class.
 fn school_utilization_sql(by_room: bool) -> String {
     SCHOOL_UTILIZATION.replace("{room}", if by_room { "attr_room" } else { "''" })
@@ -292,6 +302,7 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("snmp_if_status", SNMP_IF_STATUS.to_owned()),
         ("printer_days", PRINTER_DAYS.to_owned()),
         ("printer_baseline", PRINTER_BASELINE.to_owned()),
+        ("snmp_latest", SNMP_LATEST.to_owned()),
     ]
 }
 
@@ -390,6 +401,16 @@ impl Store {
             q = q.bind(s);
         }
         q.fetch_all().await.map_err(|e| self.err(e))
+    }
+
+    /// The latest poll that reached an SNMP device.
+    pub async fn snmp_latest(&self, device: DeviceId) -> Result<Option<SnmpPollRow>, StoreError> {
+        self.client()
+            .query(SNMP_LATEST)
+            .bind(device.to_string())
+            .fetch_optional()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// Interface rates of a device per bucket of `bucket_ms` between two days.
