@@ -106,6 +106,15 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
         "rootfs": c.paths.rootfs,
         "log_format": format!("{:?}", c.log.format).to_lowercase(),
         "log_level": c.log.level,
+        "snmp_targets": c.snmp.targets.iter().map(|t| serde_json::json!({
+            "address": t.address,
+            "version": format!("{:?}", t.version).to_lowercase(),
+            "interval": humantime::format_duration(t.interval).to_string(),
+            "label": t.label,
+            "room": t.room,
+        })).collect::<Vec<_>>(),
+        "snmp_concurrency": c.snmp.concurrency,
+        "snmp_profiles_dir": c.snmp.profiles_dir,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())

@@ -197,7 +197,7 @@ fn resolve_snmp(path: Option<&Path>, section: Option<SnmpSection>) -> Result<Snm
         interval: dur(
             "interval",
             &s.interval,
-            Duration::from_secs(10),
+            Duration::from_secs(1),
             Duration::from_secs(86_400),
             base.interval,
         )?,
@@ -556,6 +556,38 @@ mod tests {
         let path = PathBuf::from("/etc/parta/agent.toml");
         let file = settings::parse_file(&path, toml)?;
         AgentConfig::resolve_with(&cli.global, &m, Some(&path), file)
+    }
+
+    #[test]
+    fn snmp_targets_and_errors_naming_the_key() {
+        let c = resolve(
+            &["parta-agent", "run"],
+            "[snmp]\ninterval = \"1m\"\n[[snmp.target]]\naddress = \"10.0.0.2\"\n[[snmp.target]]\naddress = \"10.0.0.3:1161\"\nuser = \"parta\"\nauth_pass = \"secret-pass\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.snmp.targets.len(), 2);
+        assert_eq!(c.snmp.targets[0].interval, Duration::from_secs(60));
+        assert_eq!(c.snmp.targets[1].address, "10.0.0.3:1161");
+        let e = resolve(
+            &["parta-agent", "run"],
+            "[[snmp.target]]\naddress = \"10.0.0.2\"\n[[snmp.target]]\naddress = \"10.0.0.4\"\nuser = \"u\"\nauth_pass = \"short\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("snmp.target[1].auth_pass") && e.contains("<redacted>") && !e.contains("short"),
+            "{e}"
+        );
+        let e = resolve(
+            &["parta-agent", "run"],
+            "[[snmp.target]]\naddress = \"a\"\n[[snmp.target]]\naddress = \"a:161\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("snmp.target[1].address") && e.contains("snmp.target[0]"), "{e}");
+        let e =
+            resolve(&["parta-agent", "run"], "[[snmp.target]]\naddres = \"a\"\n").unwrap_err().to_string();
+        assert!(e.contains("addres"), "unknown keys are errors: {e}");
     }
 
     #[test]

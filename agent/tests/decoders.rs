@@ -1,16 +1,72 @@
 //! The file decoders never panic on arbitrary bytes, and valid input round-trips: EDID blocks,
-//! wtmp records, /proc/cpuinfo, os-release.
+//! wtmp records, /proc/cpuinfo, os-release, SNMP replies (through the same reply path the
+//! poller uses, into the MIB readers).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use parta_agent::snmp::client::{Reply, Val};
+use parta_agent::snmp::mib;
 use parta_agent::sources::edid::{self, Spec};
 use parta_agent::sources::inventory::parse_cpuinfo;
 use parta_agent::sources::osrelease;
 use parta_agent::sources::power::{self, WtmpEvent};
 use proptest::prelude::*;
 
+/// A v2c response PDU around `varbinds` (already encoded), for mutation.
+fn v2c_response(varbinds: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, c: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        if c.len() < 128 {
+            v.push(c.len() as u8);
+        } else {
+            v.extend([0x82, (c.len() >> 8) as u8, c.len() as u8]);
+        }
+        v.extend(c);
+        v
+    }
+    let pdu = tlv(0xa2, &[&[2, 1, 7][..], &[2, 1, 0], &[2, 1, 0], &tlv(0x30, varbinds)].concat());
+    tlv(0x30, &[&[2, 1, 1][..], &tlv(4, b"public"), &pdu].concat())
+}
+
+/// Feeds a decoded reply to every MIB reader, as table columns and as scalars.
+fn read_all(r: &Reply) {
+    let _ = mib::parse_system(r);
+    let _ = mib::scalar_serial(r);
+    let cols: Vec<Vec<(Vec<u32>, Val)>> = (0..13)
+        .map(|c| {
+            r.varbinds
+                .iter()
+                .skip(c)
+                .step_by(13)
+                .map(|(o, v)| (o.iter().rev().take(2).copied().collect(), v.clone()))
+                .collect()
+        })
+        .collect();
+    let _ = mib::parse_interfaces(&cols);
+    let _ = mib::parse_printer(&cols[..4], &[1, 2]);
+    let _ = mib::parse_entity_serial(&cols[..2]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn snmp_replies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(r) = Reply::decode(&bytes) {
+            read_all(&r);
+        }
+    }
+
+    #[test]
+    fn snmp_varbinds_never_panic(varbinds in proptest::collection::vec(any::<u8>(), 0..300), cut in 0usize..400) {
+        // Structurally valid envelopes with arbitrary varbind bytes, whole and truncated.
+        let msg = v2c_response(&varbinds);
+        for m in [&msg[..], &msg[..cut.min(msg.len())]] {
+            if let Ok(r) = Reply::decode(m) {
+                read_all(&r);
+            }
+        }
+    }
 
     #[test]
     fn edid_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {

@@ -12,6 +12,7 @@
 //! - [`logind`]: a private D-Bus bus with a fake systemd-logind the test scripts.
 //! - [`grafana`]: SQL of the Grafana dashboards with macros expanded.
 //! - [`procs`]: collector and agent processes.
+//! - [`snmpd`]: a private net-snmp `snmpd` with a scripted fake device (pass_persist).
 //! - [`quic`]: a raw QUIC client speaking the wire protocol, for bad-input tests.
 //! - [`netns`], [`tmpfs`]: network namespaces and small disks the fault tests create and cut.
 //! - [`verify`]: the end state every fault test checks — each report exactly once, as sent.
@@ -27,6 +28,7 @@ pub mod logind;
 pub mod netns;
 pub mod procs;
 pub mod quic;
+pub mod snmpd;
 pub mod tmpfs;
 pub mod util;
 pub mod verify;

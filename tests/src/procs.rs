@@ -25,7 +25,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn new(what: &'static str, log: PathBuf) -> Self {
+    pub(crate) fn new(what: &'static str, log: PathBuf) -> Self {
         Self { what, child: None, log }
     }
 

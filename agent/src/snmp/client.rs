@@ -101,6 +101,26 @@ pub struct Reply {
     pub varbinds: Vec<(Arcs, Val)>,
 }
 
+impl Reply {
+    /// The owned form of a parsed PDU.
+    pub fn from_pdu(p: &snmp2::Pdu<'_>) -> Self {
+        Self {
+            error_status: p.error_status,
+            varbinds: p
+                .varbinds
+                .clone()
+                .map(|(o, v)| (arcs(&o).unwrap_or_default(), Val::from_snmp(&v)))
+                .collect(),
+        }
+    }
+
+    /// Decodes a v1/v2c message the way the client does (for tests and fuzzing of the reply
+    /// path without a socket).
+    pub fn decode(bytes: &[u8]) -> Result<Self, snmp2::Error> {
+        snmp2::Pdu::from_bytes(bytes).map(|p| Self::from_pdu(&p))
+    }
+}
+
 /// Why an exchange failed, classified as the poll outcome it leads to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

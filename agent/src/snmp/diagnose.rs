@@ -87,11 +87,12 @@ pub fn poll(config: &AgentConfig, args: SnmpPollArgs) -> anyhow::Result<bool> {
         .context("cannot start the runtime")?;
     let poll = rt.block_on(async {
         let mut rates = Rates::default();
-        let first = poller::poll_once(&target, &settings, &mut rates).await;
+        let mut session = None;
+        let first = poller::poll_once(&target, &settings, &mut rates, &mut session).await;
         match rates_after {
             Some(d) if first.outcome.reachable() => {
                 tokio::time::sleep(d).await;
-                poller::poll_once(&target, &settings, &mut rates).await
+                poller::poll_once(&target, &settings, &mut rates, &mut session).await
             }
             _ => first,
         }

@@ -53,8 +53,15 @@ pub struct DeviceReading {
     pub partial: Vec<String>,
 }
 
-/// Reads a target once: the system group, then what its profile asks for.
-pub async fn read_device(target: &Target, profiles: &Profiles) -> DeviceReading {
+/// Reads a target once: the system group, then what its profile asks for. `session` keeps the
+/// conversation between polls (for SNMPv3 the engine discovery and key localization, ~2 MB of
+/// hashing, happen once, not every poll); it is dropped after a poll that did not reach the
+/// device, so the next poll starts afresh.
+pub async fn read_device(
+    target: &Target,
+    profiles: &Profiles,
+    session: &mut Option<Client>,
+) -> DeviceReading {
     let mut reading = DeviceReading {
         system: Err(SnmpError::new(PollOutcome::Error, "not polled")),
         profile: String::new(),
@@ -66,13 +73,29 @@ pub async fn read_device(target: &Target, profiles: &Profiles) -> DeviceReading 
         printer: None,
         partial: Vec::new(),
     };
-    let mut client = match Client::new(target).await {
-        Ok(c) => c,
-        Err(e) => {
-            reading.system = Err(e);
-            return reading;
+    if session.is_none() {
+        match Client::new(target).await {
+            Ok(c) => *session = Some(c),
+            Err(e) => {
+                reading.system = Err(e);
+                return reading;
+            }
         }
-    };
+    }
+    let Some(client) = session.as_mut() else { return reading };
+    let reading = read_with(client, target, profiles, reading).await;
+    if reading.system.is_err() {
+        *session = None;
+    }
+    reading
+}
+
+async fn read_with(
+    client: &mut Client,
+    target: &Target,
+    profiles: &Profiles,
+    mut reading: DeviceReading,
+) -> DeviceReading {
     let system = match client.get(&mib::SYSTEM).await {
         Ok(reply) if reply.error_status != 0 => Err(SnmpError::new(
             PollOutcome::Error,
@@ -112,11 +135,13 @@ pub async fn read_device(target: &Target, profiles: &Profiles) -> DeviceReading 
         }
     }
     if profile.interfaces {
-        reading.interfaces_at_ms = crate::runner::now_ms();
+        let before = crate::runner::now_ms();
         match client.walk(&mib::IF_COLUMNS).await {
             Ok(cols) => reading.interfaces = mib::parse_interfaces(&cols),
             Err(e) => reading.partial.push(format!("IF-MIB: {e}")),
         }
+        // The counters were read somewhere during the walk: its midpoint is the best estimate.
+        reading.interfaces_at_ms = before + (crate::runner::now_ms() - before) / 2;
     }
     if profile.printer {
         let mut scalar_pages = Vec::new();
@@ -311,10 +336,16 @@ pub struct PollerSettings {
 
 /// Polls one target once: read, then rates. The whole poll is bounded by the target's interval
 /// so that a device answering at a crawl cannot pile polls up.
-pub async fn poll_once(target: &Target, settings: &PollerSettings, rates: &mut Rates) -> SnmpPoll {
+pub async fn poll_once(
+    target: &Target,
+    settings: &PollerSettings,
+    rates: &mut Rates,
+    session: &mut Option<Client>,
+) -> SnmpPoll {
     let started_ms = crate::runner::now_ms();
     let t0 = Instant::now();
-    let reading = match tokio::time::timeout(target.interval, read_device(target, &settings.profiles)).await {
+    let read = tokio::time::timeout(target.interval, read_device(target, &settings.profiles, session)).await;
+    let reading = match read {
         Ok(r) => r,
         Err(_) => DeviceReading {
             system: Err(SnmpError::new(
@@ -357,6 +388,7 @@ pub async fn run(
             let mut ticker = tokio::time::interval_at(first, target.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut rates = Rates::default();
+            let mut session = None;
             let mut last_outcome = PollOutcome::Ok;
             loop {
                 tokio::select! {
@@ -365,7 +397,7 @@ pub async fn run(
                 }
                 let Ok(_permit) = permits.acquire().await else { return };
                 let poll = tokio::select! {
-                    p = poll_once(&target, &settings, &mut rates) => p,
+                    p = poll_once(&target, &settings, &mut rates, &mut session) => p,
                     _ = stop.changed() => return,
                 };
                 log_outcome_change(&mut last_outcome, &poll);

@@ -432,13 +432,8 @@ impl TargetSpec {
             Some(s) => settings::parse_duration_within(s, min, max).map_err(|r| bad(field, s, r)),
             None => Ok(default),
         };
-        let interval = dur(
-            "interval",
-            &self.interval,
-            Duration::from_secs(10),
-            Duration::from_secs(86_400),
-            d.interval,
-        )?;
+        let interval =
+            dur("interval", &self.interval, Duration::from_secs(1), Duration::from_secs(86_400), d.interval)?;
         let timeout =
             dur("timeout", &self.timeout, Duration::from_millis(100), Duration::from_secs(60), d.timeout)?;
         let retries = self.retries.unwrap_or(d.retries);

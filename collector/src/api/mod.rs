@@ -183,7 +183,8 @@ async fn devices(
         .chain(st.store.list_snmp_devices(q.school.as_deref()).await?.into_iter().map(|r| DeviceJson {
             device_id: r.device_id.to_string(),
             school_id: r.school_id,
-            hostname: r.label,
+            // Never reached and no label: the address is all there is.
+            hostname: if r.label.is_empty() { r.target } else { r.label },
             kind: r.kind,
             os: r.sys_descr.chars().take(120).collect(),
             agent_version: String::new(),

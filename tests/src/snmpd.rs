@@ -1,0 +1,176 @@
+//! A private net-snmp `snmpd` (Debian package) on loopback for one test, and a scripted "fake
+//! device" served through snmpd's `pass_persist` hook, so that tests control counters (wraps,
+//! resets) and tables snmpd does not implement (Printer-MIB, ENTITY-MIB).
+//!
+//! The fake device reads a JSON file on every request: a list of `[oid, type, value]` where
+//! `type` is a net-snmp pass type (`integer`, `string`, `counter`, `counter64`, `gauge`, …) or
+//! `counter64_rate` / `counter_rate` with the value `"base,bytes_per_s,t0"`: a counter that
+//! grows at a constant rate from `base` at unix time `t0`, modulo 2⁶⁴ or 2³².
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::procs::Proc;
+use crate::util::{free_udp_port, wait_for};
+
+/// The pass_persist script.
+const FAKE_DEVICE: &str = r#"#!/usr/bin/env python3
+import sys, json, time
+state = sys.argv[1]
+def key(o): return [int(x) for x in o.strip('.').split('.')]
+def load():
+    try:
+        with open(state) as f: d = json.load(f)
+    except Exception:
+        d = []
+    return sorted(((key(o), o, t, v) for o, t, v in d), key=lambda r: r[0])
+def value(t, v):
+    if t in ("counter64_rate", "counter_rate"):
+        base, rate, t0 = (float(x) for x in str(v).split(","))
+        mod = 2**64 if t == "counter64_rate" else 2**32
+        return ("counter64" if t == "counter64_rate" else "counter"), str(int(base + rate * (time.time() - t0)) % mod)
+    return t, str(v)
+def out(*lines):
+    sys.stdout.write("\n".join(lines) + "\n"); sys.stdout.flush()
+while True:
+    line = sys.stdin.readline()
+    if not line: break
+    cmd = line.strip()
+    if cmd == "PING": out("PONG"); continue
+    if cmd in ("get", "getnext"):
+        k = key(sys.stdin.readline().strip()); hit = None
+        for r in load():
+            if (cmd == "get" and r[0] == k) or (cmd == "getnext" and r[0] > k): hit = r; break
+        if hit:
+            t, v = value(hit[2], hit[3]); out("." + hit[1].strip('.'), t, v)
+        else: out("NONE")
+        continue
+    if cmd == "set":
+        sys.stdin.readline(); sys.stdin.readline(); out("not-writable")
+"#;
+
+/// Subtrees the fake device serves (snmpd's own IF-MIB is switched off when it does).
+pub const FAKE_SUBTREES: [&str; 4] =
+    [".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31", ".1.3.6.1.2.1.43", ".1.3.6.1.2.1.47"];
+
+/// How to configure the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct SnmpdConfig {
+    /// Extra `snmpd.conf` lines (communities, users, sysLocation…).
+    pub lines: Vec<String>,
+    /// Serve the fake device from this JSON state file.
+    pub fake_device: Option<PathBuf>,
+    /// Number of UDP ports to listen on (all reach the same agent).
+    pub ports: usize,
+}
+
+/// The standard v2c/v3 set-up: community `public`; users `authpriv` (SHA/AES),
+/// `authonly` (SHA), `noauth`.
+pub fn standard_lines() -> Vec<String> {
+    [
+        "rocommunity public 127.0.0.1",
+        "createUser authpriv SHA \"authpass123\" AES \"privpass123\"",
+        "createUser authonly SHA \"authpass123\"",
+        "createUser noauth",
+        "rouser authpriv priv",
+        "rouser authonly auth",
+        "rouser noauth noauth",
+        "sysLocation Школа 12, серверная",
+        "sysName test-switch",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A running snmpd.
+pub struct Snmpd {
+    process: Proc,
+    dir: tempfile::TempDir,
+    /// Ports it listens on (127.0.0.1).
+    pub ports: Vec<u16>,
+    fake: bool,
+}
+
+impl Snmpd {
+    /// Starts snmpd and waits until it answers.
+    pub fn start(cfg: &SnmpdConfig, artifacts: &Path, name: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("parta-snmpd-").tempdir().unwrap();
+        let ports: Vec<u16> = (0..cfg.ports.max(1)).map(|_| free_udp_port()).collect();
+        let addrs: Vec<String> = ports.iter().map(|p| format!("udp:127.0.0.1:{p}")).collect();
+        let mut conf = vec![format!("agentAddress {}", addrs.join(","))];
+        conf.extend(cfg.lines.iter().cloned());
+        if let Some(state) = &cfg.fake_device {
+            let script = dir.path().join("fake-device.py");
+            std::fs::write(&script, FAKE_DEVICE).unwrap();
+            for tree in FAKE_SUBTREES {
+                conf.push(format!(
+                    "pass_persist {tree} /usr/bin/python3 {} {}",
+                    script.display(),
+                    state.display()
+                ));
+            }
+        }
+        std::fs::write(dir.path().join("snmpd.conf"), conf.join("\n") + "\n").unwrap();
+        let mut s = Self {
+            process: Proc::new("snmpd", artifacts.join(format!("{name}.snmpd.log"))),
+            dir,
+            ports,
+            fake: cfg.fake_device.is_some(),
+        };
+        s.restart();
+        s
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("/usr/sbin/snmpd");
+        cmd.env("SNMP_PERSISTENT_DIR", self.dir.path().join("persist"))
+            .env("MIBS", "")
+            .args(["-f", "-Lo", "-C", "-r", "-c"])
+            .arg(self.dir.path().join("snmpd.conf"));
+        if self.fake {
+            cmd.args(["-I", "-ifTable,ifXTable,interfaces"]);
+        }
+        cmd
+    }
+
+    /// (Re)starts the daemon: its sysUpTime starts again from 0, like a rebooted device.
+    pub fn restart(&mut self) {
+        self.process.spawn(self.command());
+        let port = self.ports[0];
+        wait_for(Duration::from_secs(20), "snmpd to answer", || {
+            let out = Command::new("snmpget")
+                .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(".1.3.6.1.2.1.1.3.0")
+                .output()
+                .ok()?;
+            out.status.success().then_some(())
+        });
+    }
+
+    /// Stops the daemon (SIGKILL).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// `127.0.0.1:port` of the first port.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[0])
+    }
+
+    /// Runs a net-snmp command-line tool (`snmpget`, `snmpwalk`) with numeric output.
+    pub fn tool(tool: &str, args: &[&str]) -> String {
+        let out = Command::new(tool).args(["-On", "-Oe", "-Ot", "-Oq"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Writes the fake device's state atomically.
+pub fn write_state(path: &Path, rows: &[(&str, &str, String)]) {
+    let json = serde_json::to_string(&rows.iter().map(|(o, t, v)| (o, t, v)).collect::<Vec<_>>()).unwrap();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
