@@ -178,18 +178,12 @@ fn start_snmp(
     if config.snmp.targets.is_empty() {
         return Ok((rx, false));
     }
-    let profiles = crate::snmp::profile::Profiles::load(Some(&config.snmp.profiles_dir))?;
     tracing::info!(
         targets = config.snmp.targets.len(),
         concurrency = config.snmp.concurrency,
         "SNMP poller starting"
     );
-    let settings = crate::snmp::poller::PollerSettings {
-        school: uplink.school.clone(),
-        concurrency: config.snmp.concurrency,
-        profiles: Arc::new(profiles),
-        tz: jiff::tz::TimeZone::system(),
-    };
+    let settings = crate::snmp::poller::PollerSettings::new(&config.snmp, uplink.school.clone())?;
     tokio::spawn(crate::snmp::poller::run(config.snmp.targets.clone(), settings, tx, stop));
     Ok((rx, true))
 }

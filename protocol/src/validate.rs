@@ -267,38 +267,32 @@ fn validate_snmp(at: &Path<'_>, poll: &SnmpPoll) -> Result<(), ValidationError> 
     if let Some(p) = &poll.printer {
         count(|| format!("{at}.printer.markers"), p.markers.len(), MAX_MARKERS)?;
     }
-    for (name, value, max) in snmp_texts(poll) {
-        text(|| format!("{at}.{name}"), value, max)?;
+    // Polls are frequent (every target, every interval): field paths are only formatted for
+    // an error.
+    let sys = poll.system.as_ref();
+    for (name, value) in [
+        ("target", Some(&poll.target)),
+        ("label", Some(&poll.label)),
+        ("room", Some(&poll.room)),
+        ("profile", Some(&poll.profile)),
+        ("vendor", Some(&poll.vendor)),
+        ("error", Some(&poll.error)),
+        ("serial", poll.serial.as_ref()),
+        ("system.descr", sys.map(|s| &s.descr)),
+        ("system.object_id", sys.map(|s| &s.object_id)),
+        ("system.name", sys.map(|s| &s.name)),
+        ("system.location", sys.map(|s| &s.location)),
+    ] {
+        if let Some(v) = value {
+            text(|| format!("{at}.{name}"), v, MAX_TEXT)?;
+        }
+    }
+    for (i, x) in poll.interfaces.iter().enumerate() {
+        for (name, v) in [("name", &x.name), ("alias", &x.alias), ("descr", &x.descr)] {
+            text(|| format!("{at}.interfaces[{i}].{name}"), v, MAX_IF_TEXT)?;
+        }
     }
     Ok(())
-}
-
-/// Every text field of an SNMP poll with its path and limit.
-fn snmp_texts(poll: &SnmpPoll) -> impl Iterator<Item = (String, &str, usize)> {
-    let fixed = [
-        ("target", poll.target.as_str()),
-        ("label", &poll.label),
-        ("room", &poll.room),
-        ("profile", &poll.profile),
-        ("vendor", &poll.vendor),
-        ("error", &poll.error),
-    ]
-    .into_iter()
-    .chain(poll.serial.as_deref().map(|s| ("serial", s)))
-    .chain(poll.system.iter().flat_map(|s| {
-        [
-            ("system.descr", s.descr.as_str()),
-            ("system.object_id", &s.object_id),
-            ("system.name", &s.name),
-            ("system.location", &s.location),
-        ]
-    }))
-    .map(|(n, v)| (n.to_string(), v, MAX_TEXT));
-    let ifaces = poll.interfaces.iter().enumerate().flat_map(|(i, x)| {
-        [("name", x.name.as_str()), ("alias", &x.alias), ("descr", &x.descr)]
-            .map(|(n, v)| (format!("interfaces[{i}].{n}"), v, MAX_IF_TEXT))
-    });
-    fixed.chain(ifaces)
 }
 
 /// Cuts an SNMP poll to the limits [`validate_report`] enforces.

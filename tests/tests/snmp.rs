@@ -133,10 +133,17 @@ fn polls_by_target(log: &Path) -> BTreeMap<String, Vec<Value>> {
     out
 }
 
-fn config(dir: &Path, snmp: &str) -> std::path::PathBuf {
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, snmp).unwrap();
-    path
+/// An agent of the school (no logind) whose configuration file is `toml`.
+fn start_agent(collector: &Collector, token: &str, art: &Path, toml: &str) -> Agent {
+    let cfg = art.join("agent.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    Agent::start(
+        AgentSpec::new(collector, SCHOOL, token)
+            .env("PARTA_CONFIG", cfg.to_str().unwrap())
+            .env("PARTA_LOGIND_BUS", "none"),
+        art,
+        "agent",
+    )
 }
 
 #[test]
@@ -192,14 +199,7 @@ fn bad_credentials_and_dead_targets_stay_per_target() {
     for (_, addr, creds) in &bad {
         toml += &format!("[[snmp.target]]\naddress = \"{addr}\"\n{creds}");
     }
-    let cfg = config(&art, &toml);
-    let agent = Agent::start(
-        AgentSpec::new(&collector, SCHOOL, &token)
-            .env("PARTA_CONFIG", cfg.to_str().unwrap())
-            .env("PARTA_LOGIND_BUS", "none"),
-        &art,
-        "agent",
-    );
+    let agent = start_agent(&collector, &token, &art, &toml);
     // First polls come within 2 s (the spread), then every 2 s: run for ~14 s.
     std::thread::sleep(Duration::from_secs(14));
     let by_target = polls_by_target(agent.report_log());
@@ -299,31 +299,24 @@ fn counter_wraps_and_a_reboot_give_sane_rates_end_to_end() {
     let target = snmpd.addr();
     // The counters start now, so that they wrap while the agent watches.
     write_state(&state, &device_state(now_s(), false));
-    let cfg = config(
+    let agent = start_agent(
+        &collector,
+        &token,
         &art,
         &format!(
             "[snmp]\ninterval = \"2s\"\ntimeout = \"500ms\"\n[[snmp.target]]\naddress = \"{target}\"\nlabel = \"МФУ-коммутатор\"\nroom = \"105\"\n"
         ),
-    );
-    let agent = Agent::start(
-        AgentSpec::new(&collector, SCHOOL, &token)
-            .env("PARTA_CONFIG", cfg.to_str().unwrap())
-            .env("PARTA_LOGIND_BUS", "none"),
-        &art,
-        "agent",
     );
     std::thread::sleep(Duration::from_secs(10));
     // Reboot: the daemon restarts (sysUpTime from 0) and the counters start again.
     snmpd.kill();
     write_state(&state, &device_state(now_s(), true));
     snmpd.restart();
-    let rebooted_at = Instant::now();
     wait_for(Duration::from_secs(20), "polls after the reboot", || {
         let polls = &polls_by_target(agent.report_log())[&target];
         let after = polls.iter().skip_while(|p| !p["system"]["rebooted"].as_bool().unwrap_or(false)).count();
         (after >= 4).then_some(())
     });
-    assert!(rebooted_at.elapsed() < Duration::from_secs(20));
     let polls = polls_by_target(agent.report_log()).remove(&target).unwrap();
     let mut wrapped = [false; 2];
     let mut reboot_seen = false;

@@ -2,7 +2,6 @@
 //! check a device before adding it to the configuration.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use parta_common::settings;
@@ -14,15 +13,10 @@ use super::target::TargetSpec;
 use crate::cli::{OutputFormat, SnmpPollArgs};
 use crate::config::AgentConfig;
 
-/// Loads the profiles in force for `config`.
-pub fn profiles(config: &AgentConfig) -> anyhow::Result<Profiles> {
-    Ok(Profiles::load(Some(&config.snmp.profiles_dir))?)
-}
-
 /// `snmp profiles`.
 pub fn list_profiles(config: &AgentConfig) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    for (name, prefixes) in profiles(config)?.describe() {
+    for (name, prefixes) in Profiles::load(Some(&config.snmp.profiles_dir))?.describe() {
         writeln!(out, "{name:<12} {}", if prefixes.is_empty() { "(any device)".into() } else { prefixes })?;
     }
     Ok(())
@@ -73,14 +67,9 @@ pub fn poll(config: &AgentConfig, args: SnmpPollArgs) -> anyhow::Result<bool> {
             })
         })
         .transpose()?;
-    // One poll must not be cut by the (long) default interval bound.
+    // A poll is bounded by the target's interval; on site, give a slow device ten minutes.
     target.interval = std::time::Duration::from_secs(600);
-    let settings = PollerSettings {
-        school: config.school.clone().unwrap_or_default(),
-        concurrency: 1,
-        profiles: Arc::new(profiles(config)?),
-        tz: jiff::tz::TimeZone::system(),
-    };
+    let settings = PollerSettings::new(&config.snmp, config.school.clone().unwrap_or_default())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

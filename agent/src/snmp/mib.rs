@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use parta_protocol::snmp::PrinterReading;
+use parta_protocol::snmp::{InterfaceReading, PrinterReading, RateNote};
 
 use super::client::{Arcs, Reply, Val};
 
@@ -95,42 +95,15 @@ pub fn parse_system(reply: &Reply) -> Result<RawSystem, String> {
     })
 }
 
-/// An interface as read, before rates.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An interface as read: the message's reading with the counters chosen (64-bit when the device
+/// has both, else 32-bit; `counter_bits` 0 without counters) and no rates yet, plus what the
+/// rate computation needs besides.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawInterface {
-    /// ifIndex.
-    pub index: u32,
-    /// ifName.
-    pub name: String,
-    /// ifAlias.
-    pub alias: String,
-    /// ifDescr.
-    pub descr: String,
-    /// ifType.
-    pub if_type: u32,
-    /// ifAdminStatus.
-    pub admin_status: u8,
-    /// ifOperStatus.
-    pub oper_status: u8,
-    /// Mbit/s.
-    pub speed_mbps: u32,
-    /// 64-bit counters (in, out) when the device has them.
-    pub hc: Option<(u64, u64)>,
-    /// 32-bit counters (in, out).
-    pub c32: Option<(u32, u32)>,
+    /// The reading; [`super::poller::Rates::finish`] fills in the rates.
+    pub reading: InterfaceReading,
     /// ifCounterDiscontinuityTime.
     pub discontinuity: Option<u32>,
-}
-
-impl RawInterface {
-    /// The counters to use: 64-bit when present, else 32-bit; (bits, in, out).
-    pub fn counters(&self) -> Option<(u8, u64, u64)> {
-        match (self.hc, self.c32) {
-            (Some((i, o)), _) => Some((64, i, o)),
-            (None, Some((i, o))) => Some((32, u64::from(i), u64::from(o))),
-            (None, None) => None,
-        }
-    }
 }
 
 /// Single-arc table index, or `None` for anything else.
@@ -141,63 +114,80 @@ fn single_index(suffix: &[u32]) -> Option<u32> {
     }
 }
 
+/// Cells of one interface that only make sense together (both directions of a counter) or
+/// that override another (ifHighSpeed over ifSpeed).
+#[derive(Default)]
+struct Pending {
+    hc: [Option<u64>; 2],
+    c32: [Option<u32>; 2],
+    high_speed: Option<u32>,
+}
+
 /// Assembles interfaces from a walk of [`IF_COLUMNS`]. Rows with another index shape, values
 /// of the wrong type and exceptions are skipped: a device that lies about one cell loses that
 /// cell, not the poll.
 pub fn parse_interfaces(columns: &[Vec<(Arcs, Val)>]) -> Vec<RawInterface> {
-    let mut by_index: BTreeMap<u32, RawInterface> = BTreeMap::new();
-    let mut hc_in: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut hc_out: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut c_in: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut c_out: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut high_speed: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut by_index: BTreeMap<u32, (RawInterface, Pending)> = BTreeMap::new();
     for (col, rows) in columns.iter().enumerate() {
         for (suffix, val) in rows {
             let Some(index) = single_index(suffix) else { continue };
             // Every ifTable/ifXTable row makes an interface exist.
-            let e =
-                by_index.entry(index).or_insert_with(|| RawInterface { index, ..RawInterface::default() });
+            let (raw, p) = by_index.entry(index).or_insert_with(|| {
+                let reading = InterfaceReading {
+                    index,
+                    name: String::new(),
+                    alias: String::new(),
+                    descr: String::new(),
+                    if_type: 0,
+                    admin_status: 0,
+                    oper_status: 0,
+                    speed_mbps: 0,
+                    counter_bits: 0,
+                    in_octets: 0,
+                    out_octets: 0,
+                    in_bps: None,
+                    out_bps: None,
+                    rate: RateNote::First,
+                };
+                (RawInterface { reading, discontinuity: None }, Pending::default())
+            });
+            let e = &mut raw.reading;
             match (col, val) {
                 (0, v) => e.descr = v.as_text().unwrap_or_default(),
                 (1, Val::Int(t)) => e.if_type = u32::try_from(*t).unwrap_or(0),
                 (2, Val::Gauge32(s) | Val::Counter32(s)) => e.speed_mbps = s / 1_000_000,
                 (3, Val::Int(s)) => e.admin_status = u8::try_from(*s).unwrap_or(0),
                 (4, Val::Int(s)) => e.oper_status = u8::try_from(*s).unwrap_or(0),
-                (5, Val::Counter32(n)) => {
-                    c_in.insert(index, *n);
-                }
-                (6, Val::Counter32(n)) => {
-                    c_out.insert(index, *n);
-                }
+                (5, Val::Counter32(n)) => p.c32[0] = Some(*n),
+                (6, Val::Counter32(n)) => p.c32[1] = Some(*n),
                 (7, v) => e.name = v.as_text().unwrap_or_default(),
-                (8, Val::Counter64(n)) => {
-                    hc_in.insert(index, *n);
-                }
-                (9, Val::Counter64(n)) => {
-                    hc_out.insert(index, *n);
-                }
-                (10, Val::Gauge32(s)) => {
-                    high_speed.insert(index, *s);
-                }
+                (8, Val::Counter64(n)) => p.hc[0] = Some(*n),
+                (9, Val::Counter64(n)) => p.hc[1] = Some(*n),
+                (10, Val::Gauge32(s)) => p.high_speed = Some(*s),
                 (11, v) => e.alias = v.as_text().unwrap_or_default(),
-                (12, Val::Ticks(t)) => e.discontinuity = Some(*t),
+                (12, Val::Ticks(t)) => raw.discontinuity = Some(*t),
                 _ => {}
             }
         }
     }
-    for (index, e) in &mut by_index {
-        if let (Some(i), Some(o)) = (hc_in.get(index), hc_out.get(index)) {
-            e.hc = Some((*i, *o));
-        }
-        if let (Some(i), Some(o)) = (c_in.get(index), c_out.get(index)) {
-            e.c32 = Some((*i, *o));
-        }
-        // ifSpeed saturates at 4.29 Gbit/s; ifHighSpeed is exact in Mbit/s where present.
-        if let Some(s) = high_speed.get(index).filter(|s| **s > 0) {
-            e.speed_mbps = *s;
-        }
-    }
-    by_index.into_values().collect()
+    by_index
+        .into_values()
+        .map(|(mut raw, p)| {
+            let e = &mut raw.reading;
+            match (p.hc, p.c32) {
+                ([Some(i), Some(o)], _) => (e.counter_bits, e.in_octets, e.out_octets) = (64, i, o),
+                (_, [Some(i), Some(o)]) => {
+                    (e.counter_bits, e.in_octets, e.out_octets) = (32, u64::from(i), u64::from(o));
+                }
+                _ => {}
+            }
+            // ifSpeed saturates at 4.29 Gbit/s; ifHighSpeed is exact in Mbit/s where present.
+            if let Some(s) = p.high_speed.filter(|s| *s > 0) {
+                e.speed_mbps = s;
+            }
+            raw
+        })
+        .collect()
 }
 
 /// Printer state from a walk of [`PRINTER_COLUMNS`], plus page counters from the profile's
@@ -309,12 +299,13 @@ mod tests {
         cols[10] = vec![row(2, Val::Gauge32(10_000))];
         // A garbage row: two-arc index, wrong types.
         cols[4] = vec![(vec![1, 1], Val::Int(1)), row(1, Val::Bytes(b"up".to_vec()))];
-        let ifs = parse_interfaces(&cols);
+        let ifs: Vec<InterfaceReading> = parse_interfaces(&cols).into_iter().map(|r| r.reading).collect();
+        let counters = |i: &InterfaceReading| (i.counter_bits, i.in_octets, i.out_octets);
         assert_eq!(ifs.len(), 2);
-        assert_eq!(ifs[0].counters(), Some((32, 10, 11)));
+        assert_eq!(counters(&ifs[0]), (32, 10, 11));
         assert_eq!(ifs[0].speed_mbps, 1000);
         assert_eq!(ifs[0].oper_status, 0);
-        assert_eq!(ifs[1].counters(), Some((64, 1 << 40, 1 << 41)));
+        assert_eq!(counters(&ifs[1]), (64, 1 << 40, 1 << 41));
         assert_eq!(ifs[1].speed_mbps, 10_000, "ifHighSpeed beats the saturated ifSpeed");
     }
 

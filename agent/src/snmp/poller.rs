@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 use parta_protocol::DeviceId;
-use parta_protocol::snmp::{
-    InterfaceReading, PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup,
-};
+use parta_protocol::snmp::{PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup};
 use tokio::sync::{Semaphore, mpsc, watch};
 use uuid::Uuid;
 
@@ -45,12 +43,30 @@ pub struct DeviceReading {
     pub serial: Option<String>,
     /// Interfaces.
     pub interfaces: Vec<RawInterface>,
-    /// When the interface table was read, ms since the epoch.
-    pub interfaces_at_ms: i64,
+    /// When the interface table was read, ms since the epoch; `None` when it was not read (not
+    /// in the profile, or the walk failed).
+    pub interfaces_at_ms: Option<i64>,
     /// Printer state.
     pub printer: Option<PrinterReading>,
     /// Tables that failed after the system group was read.
     pub partial: Vec<String>,
+}
+
+impl DeviceReading {
+    /// A reading of `system` and nothing else yet.
+    fn new(target: &Target, system: Result<RawSystem, SnmpError>) -> Self {
+        Self {
+            system,
+            profile: String::new(),
+            vendor: String::new(),
+            kind: target.kind.unwrap_or(SnmpDeviceKind::Network),
+            serial: None,
+            interfaces: Vec::new(),
+            interfaces_at_ms: None,
+            printer: None,
+            partial: Vec::new(),
+        }
+    }
 }
 
 /// Reads a target once: the system group, then what its profile asks for. `session` keeps the
@@ -62,41 +78,22 @@ pub async fn read_device(
     profiles: &Profiles,
     session: &mut Option<Client>,
 ) -> DeviceReading {
-    let mut reading = DeviceReading {
-        system: Err(SnmpError::new(PollOutcome::Error, "not polled")),
-        profile: String::new(),
-        vendor: String::new(),
-        kind: target.kind.unwrap_or(SnmpDeviceKind::Network),
-        serial: None,
-        interfaces: Vec::new(),
-        interfaces_at_ms: 0,
-        printer: None,
-        partial: Vec::new(),
+    let client = match session {
+        Some(c) => c,
+        None => match Client::new(target).await {
+            Ok(c) => session.insert(c),
+            Err(e) => return DeviceReading::new(target, Err(e)),
+        },
     };
-    if session.is_none() {
-        match Client::new(target).await {
-            Ok(c) => *session = Some(c),
-            Err(e) => {
-                reading.system = Err(e);
-                return reading;
-            }
-        }
-    }
-    let Some(client) = session.as_mut() else { return reading };
-    let reading = read_with(client, target, profiles, reading).await;
+    let reading = read_with(client, target, profiles).await;
     if reading.system.is_err() {
         *session = None;
     }
     reading
 }
 
-async fn read_with(
-    client: &mut Client,
-    target: &Target,
-    profiles: &Profiles,
-    mut reading: DeviceReading,
-) -> DeviceReading {
-    let system = match client.get(&mib::SYSTEM).await {
+async fn read_with(client: &mut Client, target: &Target, profiles: &Profiles) -> DeviceReading {
+    let sys = match client.get(&mib::SYSTEM).await {
         Ok(reply) if reply.error_status != 0 => Err(SnmpError::new(
             PollOutcome::Error,
             format!(
@@ -108,17 +105,15 @@ async fn read_with(
             .map_err(|why| SnmpError::new(PollOutcome::Malformed, format!("{}: {why}", target.address))),
         Err(e) => Err(e),
     };
-    let Ok(sys) = &system else {
-        reading.system = system;
-        return reading;
+    let sys = match sys {
+        Ok(s) => s,
+        Err(e) => return DeviceReading::new(target, Err(e)),
     };
     let Some(profile) = profiles.select(target.profile.as_deref(), &sys.object_id) else {
-        reading.system = Err(SnmpError::new(
-            PollOutcome::Error,
-            format!("no SNMP profile named {:?}", target.profile.as_deref().unwrap_or_default()),
-        ));
-        return reading;
+        let why = format!("no SNMP profile named {:?}", target.profile.as_deref().unwrap_or_default());
+        return DeviceReading::new(target, Err(SnmpError::new(PollOutcome::Error, why)));
     };
+    let mut reading = DeviceReading::new(target, Ok(sys));
     reading.profile.clone_from(&profile.name);
     reading.vendor.clone_from(&profile.vendor);
     if !profile.serial_oids.is_empty() {
@@ -137,11 +132,14 @@ async fn read_with(
     if profile.interfaces {
         let before = crate::runner::now_ms();
         match client.walk(&mib::IF_COLUMNS).await {
-            Ok(cols) => reading.interfaces = mib::parse_interfaces(&cols),
+            Ok(cols) => {
+                reading.interfaces = mib::parse_interfaces(&cols);
+                // The counters were read somewhere during the walk: its midpoint is the best
+                // estimate.
+                reading.interfaces_at_ms = Some(before + (crate::runner::now_ms() - before) / 2);
+            }
             Err(e) => reading.partial.push(format!("IF-MIB: {e}")),
         }
-        // The counters were read somewhere during the walk: its midpoint is the best estimate.
-        reading.interfaces_at_ms = before + (crate::runner::now_ms() - before) / 2;
     }
     if profile.printer {
         let mut scalar_pages = Vec::new();
@@ -164,7 +162,6 @@ async fn read_with(
         (None, ProfileKind::Auto) if reading.printer.is_some() => SnmpDeviceKind::Printer,
         (None, ProfileKind::Auto) => SnmpDeviceKind::Network,
     };
-    reading.system = system;
     reading
 }
 
@@ -232,53 +229,32 @@ impl Rates {
         let now = (time.started_ms, sys.uptime_cs);
         let rebooted = self.uptime.is_some_and(|prev| counters::rebooted(prev, now));
         self.uptime = Some(now);
-        let at_ms = if reading.interfaces_at_ms > 0 { reading.interfaces_at_ms } else { time.started_ms };
+        let at_ms = reading.interfaces_at_ms.unwrap_or(time.started_ms);
         let mut seen = HashMap::with_capacity(reading.interfaces.len());
         for raw in reading.interfaces.into_iter().take(parta_protocol::validate::MAX_SNMP_INTERFACES) {
-            let (bits, in_octets, out_octets, note, in_bps, out_bps) = match raw.counters() {
-                None => (0, 0, 0, RateNote::First, None, None),
-                Some((bits, i, o)) => {
-                    let mk = |value| Reading {
-                        value,
-                        at_ms,
-                        uptime_cs: Some(sys.uptime_cs),
-                        discontinuity: raw.discontinuity,
-                    };
-                    let cur = IfPrev { bits, input: mk(i), output: mk(o) };
-                    let speed = (raw.speed_mbps > 0).then(|| u64::from(raw.speed_mbps) * 1_000_000);
-                    let (note, rin, rout) = match self.ifaces.get(&raw.index) {
-                        Some(prev) if prev.bits == bits => {
-                            let width = if bits == 64 { Width::Bits64 } else { Width::Bits32 };
-                            rates(
-                                counters::rate(&prev.input, &cur.input, width, speed),
-                                counters::rate(&prev.output, &cur.output, width, speed),
-                            )
-                        }
-                        _ => (RateNote::First, None, None),
-                    };
-                    seen.insert(raw.index, cur);
-                    (bits, i, o, note, rin, rout)
+            let mut i = raw.reading;
+            if i.counter_bits > 0 {
+                let mk = |value| Reading {
+                    value,
+                    at_ms,
+                    uptime_cs: Some(sys.uptime_cs),
+                    discontinuity: raw.discontinuity,
+                };
+                let cur = IfPrev { bits: i.counter_bits, input: mk(i.in_octets), output: mk(i.out_octets) };
+                let speed = (i.speed_mbps > 0).then(|| u64::from(i.speed_mbps) * 1_000_000);
+                if let Some(prev) = self.ifaces.get(&i.index).filter(|p| p.bits == cur.bits) {
+                    let width = if cur.bits == 64 { Width::Bits64 } else { Width::Bits32 };
+                    (i.rate, i.in_bps, i.out_bps) = rates(
+                        counters::rate(&prev.input, &cur.input, width, speed),
+                        counters::rate(&prev.output, &cur.output, width, speed),
+                    );
                 }
-            };
-            poll.interfaces.push(InterfaceReading {
-                index: raw.index,
-                name: raw.name,
-                alias: raw.alias,
-                descr: raw.descr,
-                if_type: raw.if_type,
-                admin_status: raw.admin_status,
-                oper_status: raw.oper_status,
-                speed_mbps: raw.speed_mbps,
-                counter_bits: bits,
-                in_octets,
-                out_octets,
-                in_bps,
-                out_bps,
-                rate: note,
-            });
+                seen.insert(i.index, cur);
+            }
+            poll.interfaces.push(i);
         }
         // Interfaces that vanished are forgotten; a failed interface walk keeps the old ones.
-        if !seen.is_empty() || reading.partial.iter().all(|p| !p.starts_with("IF-MIB")) {
+        if reading.interfaces_at_ms.is_some() {
             self.ifaces = seen;
         }
         if !reading.partial.is_empty() {
@@ -334,6 +310,22 @@ pub struct PollerSettings {
     pub tz: TimeZone,
 }
 
+impl PollerSettings {
+    /// Settings from the agent's `[snmp]` configuration: its profiles (built-in and
+    /// `profiles_dir`), concurrency and the system time zone.
+    pub fn new(
+        config: &crate::config::SnmpSettings,
+        school: String,
+    ) -> Result<Self, super::profile::ProfileError> {
+        Ok(Self {
+            school,
+            concurrency: config.concurrency,
+            profiles: Arc::new(Profiles::load(Some(&config.profiles_dir))?),
+            tz: TimeZone::system(),
+        })
+    }
+}
+
 /// Polls one target once: read, then rates. The whole poll is bounded by the target's interval
 /// so that a device answering at a crawl cannot pile polls up.
 pub async fn poll_once(
@@ -347,20 +339,17 @@ pub async fn poll_once(
     let read = tokio::time::timeout(target.interval, read_device(target, &settings.profiles, session)).await;
     let reading = match read {
         Ok(r) => r,
-        Err(_) => DeviceReading {
-            system: Err(SnmpError::new(
-                PollOutcome::Timeout,
-                format!("{}: the poll took longer than the poll interval", target.address),
-            )),
-            profile: String::new(),
-            vendor: String::new(),
-            kind: target.kind.unwrap_or(SnmpDeviceKind::Network),
-            serial: None,
-            interfaces: Vec::new(),
-            interfaces_at_ms: 0,
-            printer: None,
-            partial: Vec::new(),
-        },
+        Err(_) => {
+            // Cut mid-request: a late reply would meet the next poll's first request.
+            *session = None;
+            DeviceReading::new(
+                target,
+                Err(SnmpError::new(
+                    PollOutcome::Timeout,
+                    format!("{}: the poll took longer than the poll interval", target.address),
+                )),
+            )
+        }
     };
     let duration_ms = u32::try_from(t0.elapsed().as_millis()).unwrap_or(u32::MAX);
     let local_day = crate::usage::local_day(&settings.tz, started_ms).0;
@@ -427,6 +416,7 @@ fn log_outcome_change(last: &mut PollOutcome, poll: &SnmpPoll) {
 mod tests {
     use super::*;
     use crate::snmp::target::{Defaults, TargetSpec};
+    use parta_protocol::snmp::InterfaceReading;
 
     fn target() -> Target {
         TargetSpec { address: Some("10.0.0.2".into()), ..TargetSpec::default() }
@@ -448,14 +438,30 @@ mod tests {
             kind: SnmpDeviceKind::Network,
             serial: None,
             interfaces: ifs,
-            interfaces_at_ms: at_ms,
+            interfaces_at_ms: Some(at_ms),
             printer: None,
             partial: Vec::new(),
         }
     }
 
     fn hc(index: u32, i: u64, o: u64) -> RawInterface {
-        RawInterface { index, speed_mbps: 1000, hc: Some((i, o)), ..RawInterface::default() }
+        let reading = InterfaceReading {
+            index,
+            name: String::new(),
+            alias: String::new(),
+            descr: String::new(),
+            if_type: 6,
+            admin_status: 1,
+            oper_status: 1,
+            speed_mbps: 1000,
+            counter_bits: 64,
+            in_octets: i,
+            out_octets: o,
+            in_bps: None,
+            out_bps: None,
+            rate: RateNote::First,
+        };
+        RawInterface { reading, discontinuity: None }
     }
 
     fn time(at_ms: i64) -> PollTime {

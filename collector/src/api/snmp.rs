@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
-use super::usage::{DayRange, RangeQuery, parse_device, today};
+use super::usage::{DayRange, RangeQuery, parse_device, range, today};
 use super::{ApiState, AppError};
 use crate::storage::queries::{IfBucketRow, IfStatusRow, PrinterDayRow, day_string};
 
@@ -291,8 +291,7 @@ pub(super) async fn device_pages(
     query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PagesJson>, AppError> {
     let device = parse_device(&id)?;
-    let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let range = DayRange::resolve(&q, today())?;
+    let range = range(query)?;
     let (from, to) = range.strings();
     let (days, baseline) = st.store.printer_days(device, &from, &to).await?;
     Ok(Json(pages_json(device.to_string(), range, days, baseline)))

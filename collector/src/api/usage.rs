@@ -88,7 +88,7 @@ pub(super) fn parse_device(id: &str) -> Result<DeviceId, AppError> {
     id.parse().map_err(|_| AppError::BadRequest(format!("device id {id:?} is not a UUID")))
 }
 
-fn range(
+pub(super) fn range(
     query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<DayRange, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;

@@ -397,6 +397,28 @@ pub struct PrinterDayRow {
 }
 
 impl Store {
+    /// Rows of `sql` whose placeholders are a device (`toUUID(?)`) and a first and last day
+    /// (`toDate(?)`, `YYYY-MM-DD`, inclusive).
+    async fn device_days<T>(
+        &self,
+        sql: &str,
+        device: DeviceId,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        self.client()
+            .query(sql)
+            .bind(device.to_string())
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     /// SNMP devices, optionally of one school.
     pub async fn list_snmp_devices(&self, school: Option<&str>) -> Result<Vec<SnmpDeviceRow>, StoreError> {
         let sql = SNMP_DEVICES.replace("{filter}", if school.is_some() { "WHERE school_id = ?" } else { "" });
@@ -426,14 +448,7 @@ impl Store {
         bucket_ms: i64,
     ) -> Result<Vec<IfBucketRow>, StoreError> {
         let sql = SNMP_IF_SERIES.replace("{bucket}", &bucket_ms.max(1).to_string());
-        self.client()
-            .query(&sql)
-            .bind(device.to_string())
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await
-            .map_err(|e| self.err(e))
+        self.device_days(&sql, device, from, to).await
     }
 
     /// Interface status histories of a device between two days.
@@ -443,14 +458,7 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<Vec<IfStatusRow>, StoreError> {
-        self.client()
-            .query(SNMP_IF_STATUS)
-            .bind(device.to_string())
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await
-            .map_err(|e| self.err(e))
+        self.device_days(SNMP_IF_STATUS, device, from, to).await
     }
 
     /// A printer's readings per marker and day, and the baseline before `from`.
@@ -460,24 +468,9 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<(Vec<PrinterDayRow>, Vec<(u32, u64)>), StoreError> {
-        let days = self
-            .client()
-            .query(PRINTER_DAYS)
-            .bind(device.to_string())
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await
-            .map_err(|e| self.err(e))?;
-        let baseline = self
-            .client()
-            .query(PRINTER_BASELINE)
-            .bind(device.to_string())
-            .bind(from)
-            .bind(from)
-            .fetch_all::<(u32, u64)>()
-            .await
-            .map_err(|e| self.err(e))?;
+        let days = self.device_days(PRINTER_DAYS, device, from, to).await?;
+        // The baseline query's two days are both `from`: before it, within 400 days of it.
+        let baseline = self.device_days(PRINTER_BASELINE, device, from, from).await?;
         Ok((days, baseline))
     }
 
@@ -508,14 +501,7 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<Vec<UsageTotalRow>, StoreError> {
-        self.client()
-            .query(DEVICE_USAGE)
-            .bind(device.to_string())
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await
-            .map_err(|e| self.err(e))
+        self.device_days(DEVICE_USAGE, device, from, to).await
     }
 
     /// Recomputes the daily rollup for `devices` of `schools` between two days (days since
