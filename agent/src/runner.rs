@@ -184,7 +184,17 @@ fn start_snmp(
         "SNMP poller starting"
     );
     let settings = crate::snmp::poller::PollerSettings::new(&config.snmp, uplink.school.clone())?;
-    tokio::spawn(crate::snmp::poller::run(config.snmp.targets.clone(), settings, tx, stop));
+    // The poller gets a thread of its own: the runner's thread blocks on spool and state-file
+    // fsyncs, which must not stall polls in flight (timeouts, measured rates).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the SNMP poller's runtime")?;
+    let targets = config.snmp.targets.clone();
+    std::thread::Builder::new()
+        .name("snmp-poller".into())
+        .spawn(move || runtime.block_on(crate::snmp::poller::run(targets, settings, tx, stop)))
+        .context("cannot start the SNMP poller's thread")?;
     Ok((rx, true))
 }
 
@@ -230,8 +240,11 @@ fn spool(
 /// Appends `{"seq":…,"agent_time_ms":…,"samples":[…]}` to the diagnostic report log.
 fn log_report(log: &mut std::fs::File, seq: u64, agent_time_ms: i64, samples: &[Sample]) {
     use std::io::Write as _;
-    let line = serde_json::json!({ "seq": seq, "agent_time_ms": agent_time_ms, "samples": samples });
-    if let Err(e) = writeln!(log, "{line}") {
+    let mut line =
+        serde_json::json!({ "seq": seq, "agent_time_ms": agent_time_ms, "samples": samples }).to_string();
+    line.push('\n');
+    // One write per line: `writeln!` would issue several, and a reader could see half a line.
+    if let Err(e) = log.write_all(line.as_bytes()) {
         tracing::debug!(error = %e, "cannot write the report log");
     }
 }

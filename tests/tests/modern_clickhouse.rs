@@ -384,7 +384,11 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
             "printer_baseline" => {
                 let v: serde_json::Value = serde_json::from_str(rows.trim()).unwrap();
                 let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
-                assert_eq!([t("marker"), t("b_last")], ["1", "1000"], "the last reading before the range: {rows}");
+                assert_eq!(
+                    [t("marker"), t("b_last")],
+                    ["1", "1000"],
+                    "the last reading before the range: {rows}"
+                );
                 seen += 1;
             }
             _ => {}
