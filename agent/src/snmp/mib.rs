@@ -72,6 +72,14 @@ pub struct RawSystem {
     pub uptime_cs: u32,
 }
 
+/// sysUpTime from a reply, if it holds one as TimeTicks.
+pub fn parse_uptime(reply: &Reply) -> Option<u32> {
+    reply.varbinds.iter().find_map(|(o, v)| match v {
+        Val::Ticks(t) if o.as_slice() == SYS_UPTIME => Some(*t),
+        _ => None,
+    })
+}
+
 /// Reads the reply to a GET of [`SYSTEM`]. sysUpTime is required: without it nothing about the
 /// device's uptime or counters can be trusted.
 pub fn parse_system(reply: &Reply) -> Result<RawSystem, String> {

@@ -43,9 +43,11 @@ pub struct DeviceReading {
     pub serial: Option<String>,
     /// Interfaces.
     pub interfaces: Vec<RawInterface>,
-    /// When the interface table was read, ms since the epoch; `None` when it was not read (not
-    /// in the profile, or the walk failed).
-    pub interfaces_at_ms: Option<i64>,
+    /// When the interface table was read (ms since the epoch) and the device's sysUpTime read
+    /// right after it; `None` when it was not read (not in the profile, or the walk failed).
+    /// The counters are checked against this uptime, not the system group's: a device that
+    /// reboots in the middle of a poll answers the system group before and the table after.
+    pub interfaces_read: Option<(i64, u32)>,
     /// Printer state.
     pub printer: Option<PrinterReading>,
     /// Tables that failed after the system group was read.
@@ -62,7 +64,7 @@ impl DeviceReading {
             kind: target.kind.unwrap_or(SnmpDeviceKind::Network),
             serial: None,
             interfaces: Vec::new(),
-            interfaces_at_ms: None,
+            interfaces_read: None,
             printer: None,
             partial: Vec::new(),
         }
@@ -131,14 +133,23 @@ async fn read_with(client: &mut Client, target: &Target, profiles: &Profiles) ->
     }
     if profile.interfaces {
         let before = crate::runner::now_ms();
-        match client.walk(&mib::IF_COLUMNS).await {
-            Ok(cols) => {
+        let walked = client.walk(&mib::IF_COLUMNS).await;
+        // The counters were read somewhere during the walk: its midpoint is the best estimate.
+        let at_ms = before + (crate::runner::now_ms() - before) / 2;
+        let uptime = match walked {
+            Ok(_) => client.get(&[mib::SYS_UPTIME]).await.map_err(|e| e.to_string()).and_then(|r| {
+                mib::parse_uptime(&r).ok_or_else(|| "no sysUpTime after the interface walk".to_owned())
+            }),
+            Err(_) => Err(String::new()),
+        };
+        match (walked, uptime) {
+            (Ok(cols), Ok(up)) => {
                 reading.interfaces = mib::parse_interfaces(&cols);
-                // The counters were read somewhere during the walk: its midpoint is the best
-                // estimate.
-                reading.interfaces_at_ms = Some(before + (crate::runner::now_ms() - before) / 2);
+                reading.interfaces_read = Some((at_ms, up));
             }
-            Err(e) => reading.partial.push(format!("IF-MIB: {e}")),
+            (Err(e), _) => reading.partial.push(format!("IF-MIB: {e}")),
+            // Without the uptime the counters cannot be told from a reboot's: not used.
+            (Ok(_), Err(e)) => reading.partial.push(format!("IF-MIB: {e}")),
         }
     }
     if profile.printer {
@@ -229,7 +240,7 @@ impl Rates {
         let now = (time.started_ms, sys.uptime_cs);
         let rebooted = self.uptime.is_some_and(|prev| counters::rebooted(prev, now));
         self.uptime = Some(now);
-        let at_ms = reading.interfaces_at_ms.unwrap_or(time.started_ms);
+        let (at_ms, if_uptime) = reading.interfaces_read.unwrap_or((time.started_ms, sys.uptime_cs));
         let mut seen = HashMap::with_capacity(reading.interfaces.len());
         for raw in reading.interfaces.into_iter().take(parta_protocol::validate::MAX_SNMP_INTERFACES) {
             let mut i = raw.reading;
@@ -237,7 +248,7 @@ impl Rates {
                 let mk = |value| Reading {
                     value,
                     at_ms,
-                    uptime_cs: Some(sys.uptime_cs),
+                    uptime_cs: Some(if_uptime),
                     discontinuity: raw.discontinuity,
                 };
                 let cur = IfPrev { bits: i.counter_bits, input: mk(i.in_octets), output: mk(i.out_octets) };
@@ -254,7 +265,7 @@ impl Rates {
             poll.interfaces.push(i);
         }
         // Interfaces that vanished are forgotten; a failed interface walk keeps the old ones.
-        if reading.interfaces_at_ms.is_some() {
+        if reading.interfaces_read.is_some() {
             self.ifaces = seen;
         }
         if !reading.partial.is_empty() {
@@ -438,7 +449,7 @@ mod tests {
             kind: SnmpDeviceKind::Network,
             serial: None,
             interfaces: ifs,
-            interfaces_at_ms: Some(at_ms),
+            interfaces_read: Some((at_ms, uptime_cs)),
             printer: None,
             partial: Vec::new(),
         }
@@ -492,6 +503,21 @@ mod tests {
         assert_eq!(p.interfaces[0].in_bps, None);
         assert!(p.system.as_ref().unwrap().rebooted);
         assert_eq!(p.device_id, device_id("74-1", "10.0.0.2:161"));
+    }
+
+    #[test]
+    fn a_reboot_in_the_middle_of_a_poll_gives_no_rate() {
+        let mut r = Rates::default();
+        let t = target();
+        r.finish("74-1", &t, reading(100_000, 1_000_000, vec![hc(1, 5_000_000, 0)]), time(1_000_000));
+        // The system group still came from before the reboot (uptime went on), the table from
+        // after it (counters small again, the uptime read after the walk is back to 2 s).
+        let mut mid = reading(106_000, 1_060_000, vec![hc(1, 1_000, 0)]);
+        mid.interfaces_read = Some((1_060_000, 200));
+        let p = r.finish("74-1", &t, mid, time(1_060_000));
+        assert!(!p.system.as_ref().unwrap().rebooted);
+        assert_eq!(p.interfaces[0].rate, RateNote::Reboot, "{p:?}");
+        assert_eq!(p.interfaces[0].in_bps, None);
     }
 
     #[test]
