@@ -29,15 +29,24 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     echo "==> fuzzing each decoder for ${FUZZ_SECONDS}s"
     # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
     mkdir -p target/fuzz-logs
-    for target in $(cd protocol && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
-        log="target/fuzz-logs/$target.log"
-        if (cd protocol && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS") >"$log" 2>&1; then
-            echo "   $target: $(grep -E '^Done' "$log" | tail -n1)"
-        else
-            tail -n 40 "$log" >&2
-            echo "fuzz target $target failed; input in protocol/fuzz/artifacts/$target/, log in $log" >&2
-            exit 1
-        fi
+    # protocol/fuzz: wire frames and envelopes; agent/fuzz: SNMP replies, EDID, wtmp.
+    for crate in protocol agent; do
+        for target in $(cd "$crate" && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+            log="target/fuzz-logs/$target.log"
+            # Seed inputs (real replies), when the target has them, next to the working corpus.
+            corpus=()
+            if [ -d "$crate/fuzz/seeds/$target" ]; then
+                mkdir -p "$crate/fuzz/corpus/$target"
+                corpus=("fuzz/corpus/$target" "fuzz/seeds/$target")
+            fi
+            if (cd "$crate" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "${corpus[@]}" -- -max_total_time="$FUZZ_SECONDS") >"$log" 2>&1; then
+                echo "   $crate/$target: $(grep -E '^Done' "$log" | tail -n1)"
+            else
+                tail -n 40 "$log" >&2
+                echo "fuzz target $crate/$target failed; input in $crate/fuzz/artifacts/$target/, log in $log" >&2
+                exit 1
+            fi
+        done
     done
 fi
 echo "==> all tests passed"

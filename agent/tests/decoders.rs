@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use parta_agent::snmp::client::{Reply, Val};
+use parta_agent::snmp::client::Reply;
 use parta_agent::snmp::mib;
 use parta_agent::sources::edid::{self, Spec};
 use parta_agent::sources::inventory::parse_cpuinfo;
@@ -28,32 +28,13 @@ fn v2c_response(varbinds: &[u8]) -> Vec<u8> {
     tlv(0x30, &[&[2, 1, 1][..], &tlv(4, b"public"), &pdu].concat())
 }
 
-/// Feeds a decoded reply to every MIB reader, as table columns and as scalars.
-fn read_all(r: &Reply) {
-    let _ = mib::parse_system(r);
-    let _ = mib::scalar_serial(r);
-    let cols: Vec<Vec<(Vec<u32>, Val)>> = (0..13)
-        .map(|c| {
-            r.varbinds
-                .iter()
-                .skip(c)
-                .step_by(13)
-                .map(|(o, v)| (o.iter().rev().take(2).copied().collect(), v.clone()))
-                .collect()
-        })
-        .collect();
-    let _ = mib::parse_interfaces(&cols);
-    let _ = mib::parse_printer(&cols[..4], &[1, 2]);
-    let _ = mib::parse_entity_serial(&cols[..2]);
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn snmp_replies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         if let Ok(r) = Reply::decode(&bytes) {
-            read_all(&r);
+            mib::read_everything(&r);
         }
     }
 
@@ -63,7 +44,7 @@ proptest! {
         let msg = v2c_response(&varbinds);
         for m in [&msg[..], &msg[..cut.min(msg.len())]] {
             if let Ok(r) = Reply::decode(m) {
-                read_all(&r);
+                mib::read_everything(&r);
             }
         }
     }
@@ -117,4 +98,24 @@ proptest! {
         let _ = parse_cpuinfo(&text);
         let _ = osrelease::parse(&text);
     }
+}
+
+/// The fuzz seeds (`agent/fuzz/seeds/snmp_reply`) are real replies the readers understand, so
+/// the fuzzer starts from the structure the poller meets.
+#[test]
+fn snmp_fuzz_seeds_decode() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/snmp_reply");
+    let read = |name: &str| Reply::decode(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+    for name in ["system_v2c", "system_v1"] {
+        let sys = mib::parse_system(&read(name)).unwrap();
+        assert_eq!(
+            (sys.descr.as_str(), sys.name.as_str(), sys.uptime_cs),
+            ("Коммутатор MES2324", "sw-1", 123_456)
+        );
+        assert_eq!(sys.location, "Школа");
+    }
+    let bulk = read("bulk_v2c");
+    assert_eq!(bulk.varbinds.len(), 25);
+    mib::read_everything(&bulk);
+    assert_eq!(read("report").varbinds.len(), 1);
 }

@@ -45,6 +45,17 @@ impl NetNs {
         ns
     }
 
+    /// Adds `pairs` veth pairs inside the namespace (both ends up), so that its IF-MIB lists
+    /// `2 × pairs` more interfaces; they go with the namespace.
+    pub fn add_interfaces(&self, pairs: usize) {
+        for i in 0..pairs {
+            let (a, b) = (format!("xa{i}"), format!("xb{i}"));
+            ip(&["-n", &self.name, "link", "add", &a, "type", "veth", "peer", "name", &b]);
+            ip(&["-n", &self.name, "link", "set", &a, "up"]);
+            ip(&["-n", &self.name, "link", "set", &b, "up"]);
+        }
+    }
+
     /// Cuts the link (packets vanish, as when a school's uplink fails).
     pub fn cut(&self) {
         ip(&["link", "set", &self.host_if, "down"]);

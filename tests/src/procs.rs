@@ -25,7 +25,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub(crate) fn new(what: &'static str, log: PathBuf) -> Self {
+    pub fn new(what: &'static str, log: PathBuf) -> Self {
         Self { what, child: None, log }
     }
 
@@ -238,6 +238,9 @@ pub struct AgentSpec {
     pub netns: Option<String>,
     /// Use this state directory instead of a fresh temporary one.
     pub state_dir: Option<PathBuf>,
+    /// Write the report log the tests read (`false` for benchmarks: it is not part of a
+    /// production agent's work).
+    pub report_log: bool,
 }
 
 impl AgentSpec {
@@ -252,6 +255,7 @@ impl AgentSpec {
             extra: Vec::new(),
             netns: None,
             state_dir: None,
+            report_log: true,
         }
     }
 
@@ -308,8 +312,10 @@ impl Agent {
             .env("PARTA_ENROLL_TOKEN", &self.spec.token)
             .env("PARTA_INTERVAL", &self.spec.interval)
             .env("PARTA_STATE_DIR", &self.state)
-            .env("PARTA_REPORT_LOG", &self.report_log)
             .env("PARTA_LOG_LEVEL", "info,parta_agent=debug");
+        if self.spec.report_log {
+            cmd.env("PARTA_REPORT_LOG", &self.report_log);
+        }
         cmd.envs(self.spec.extra.iter().map(|(k, v)| (k, v)));
         cmd
     }

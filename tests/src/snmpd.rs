@@ -63,6 +63,9 @@ pub struct SnmpdConfig {
     pub fake_device: Option<PathBuf>,
     /// Number of UDP ports to listen on (all reach the same agent).
     pub ports: usize,
+    /// Run inside this network namespace, listening on this address of it (default: the host's
+    /// loopback).
+    pub netns: Option<(String, String)>,
 }
 
 /// The standard v2c/v3 set-up: community `public`; users `authpriv` (SHA/AES),
@@ -87,8 +90,11 @@ pub fn standard_lines() -> Vec<String> {
 pub struct Snmpd {
     process: Proc,
     dir: tempfile::TempDir,
-    /// Ports it listens on (127.0.0.1).
+    /// Ports it listens on (on `ip`).
     pub ports: Vec<u16>,
+    /// Address it listens on (127.0.0.1 unless in a namespace).
+    pub ip: String,
+    netns: Option<String>,
     fake: bool,
 }
 
@@ -96,9 +102,17 @@ impl Snmpd {
     /// Starts snmpd and waits until it answers.
     pub fn start(cfg: &SnmpdConfig, artifacts: &Path, name: &str) -> Self {
         let dir = tempfile::Builder::new().prefix("parta-snmpd-").tempdir().unwrap();
-        let ports: Vec<u16> = (0..cfg.ports.max(1)).map(|_| free_udp_port()).collect();
-        let addrs: Vec<String> = ports.iter().map(|p| format!("udp:127.0.0.1:{p}")).collect();
-        let mut conf = vec![format!("agentAddress {}", addrs.join(","))];
+        let (netns, ip) = match &cfg.netns {
+            Some((ns, ip)) => (Some(ns.clone()), ip.clone()),
+            None => (None, "127.0.0.1".to_owned()),
+        };
+        // A namespace of the test's own has every port free.
+        let ports: Vec<u16> = match netns {
+            Some(_) => (0..cfg.ports.max(1)).map(|i| 20_000 + u16::try_from(i).unwrap()).collect(),
+            None => (0..cfg.ports.max(1)).map(|_| free_udp_port()).collect(),
+        };
+        // No per-request "Connection from" lines in the log.
+        let mut conf = vec!["dontLogTCPWrappersConnects yes".to_owned()];
         conf.extend(cfg.lines.iter().cloned());
         if let Some(state) = &cfg.fake_device {
             let script = dir.path().join("fake-device.py");
@@ -116,6 +130,8 @@ impl Snmpd {
             process: Proc::new("snmpd", artifacts.join(format!("{name}.snmpd.log"))),
             dir,
             ports,
+            ip,
+            netns,
             fake: cfg.fake_device.is_some(),
         };
         s.restart();
@@ -123,7 +139,14 @@ impl Snmpd {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new("/usr/sbin/snmpd");
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "/usr/sbin/snmpd"]);
+                c
+            }
+            None => Command::new("/usr/sbin/snmpd"),
+        };
         cmd.env("SNMP_PERSISTENT_DIR", self.dir.path().join("persist"))
             .env("MIBS", "")
             .args(["-f", "-Lo", "-C", "-r", "-c"])
@@ -131,17 +154,19 @@ impl Snmpd {
         if self.fake {
             cmd.args(["-I", "-ifTable,ifXTable,interfaces"]);
         }
+        // Listening addresses as arguments: an `agentAddress` line is too short for hundreds.
+        cmd.args(self.ports.iter().map(|p| format!("udp:{}:{p}", self.ip)));
         cmd
     }
 
     /// (Re)starts the daemon: its sysUpTime starts again from 0, like a rebooted device.
     pub fn restart(&mut self) {
         self.process.spawn(self.command());
-        let port = self.ports[0];
+        let addr = self.addr();
         wait_for(Duration::from_secs(20), "snmpd to answer", || {
             let out = Command::new("snmpget")
                 .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
-                .arg(format!("127.0.0.1:{port}"))
+                .arg(&addr)
                 .arg(".1.3.6.1.2.1.1.3.0")
                 .output()
                 .ok()?;
@@ -149,14 +174,19 @@ impl Snmpd {
         });
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// Stops the daemon (SIGKILL).
     pub fn kill(&mut self) {
         self.process.kill();
     }
 
-    /// `127.0.0.1:port` of the first port.
+    /// `ip:port` of the first port.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.ports[0])
+        format!("{}:{}", self.ip, self.ports[0])
     }
 
     /// Runs a net-snmp command-line tool (`snmpget`, `snmpwalk`) with numeric output.

@@ -240,6 +240,7 @@ fn agent_configuration_errors_name_the_setting_and_exit_78() {
         extra: vec![],
         netns: None,
         state_dir: None,
+        report_log: true,
     };
     let agent = Agent::start(spec.clone(), &art, "probe");
     let run = |extra: &[(&str, &str)], args: &[&str]| {

@@ -52,6 +52,30 @@ pub const HR_DEVICE_PRINTER: &[u32] = &[1, 3, 6, 1, 2, 1, 25, 3, 1, 5];
 pub const ENTITY_COLUMNS: [&[u32]; 2] =
     [&[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 5], &[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 11]];
 
+/// Feeds a reply to every reader, as scalars and as table columns (varbind `k` to column
+/// `k mod 13`, indexed by the last two arcs of its OID, reversed): what the fuzz target and the
+/// property tests throw arbitrary replies at. The readers must never panic.
+#[doc(hidden)]
+pub fn read_everything(reply: &Reply) {
+    let _ = parse_system(reply);
+    let _ = parse_uptime(reply);
+    let _ = scalar_serial(reply);
+    let columns: Vec<Vec<(Arcs, Val)>> = (0..IF_COLUMNS.len())
+        .map(|c| {
+            reply
+                .varbinds
+                .iter()
+                .skip(c)
+                .step_by(IF_COLUMNS.len())
+                .map(|(o, v)| (o.iter().rev().take(2).copied().collect(), v.clone()))
+                .collect()
+        })
+        .collect();
+    let _ = parse_interfaces(&columns);
+    let _ = parse_printer(&columns[..PRINTER_COLUMNS.len()], &[1, 2]);
+    let _ = parse_entity_serial(&columns[..ENTITY_COLUMNS.len()]);
+}
+
 /// Device text: UTF-8 or Windows-1251, cleaned.
 pub fn decode_text(bytes: &[u8]) -> String {
     parta_common::text::device_text(bytes)

@@ -64,7 +64,8 @@ pub enum WtmpEvent {
     Shutdown(i64),
 }
 
-/// Parses wtmp records; records of other types, and a torn last record, are skipped.
+/// Parses wtmp records; records of other types, corrupt ones (microseconds outside a second)
+/// and a torn last record are skipped.
 pub fn parse_wtmp(bytes: &[u8]) -> Vec<WtmpEvent> {
     bytes
         .chunks_exact(UTMP_SIZE)
@@ -74,6 +75,9 @@ pub fn parse_wtmp(bytes: &[u8]) -> Vec<WtmpEvent> {
             let user = &user[..user.iter().position(|&c| c == 0).unwrap_or(user.len())];
             let sec = i64::from(i32::from_le_bytes([r[340], r[341], r[342], r[343]]));
             let usec = i64::from(i32::from_le_bytes([r[344], r[345], r[346], r[347]]));
+            if !(0..1_000_000).contains(&usec) {
+                return None;
+            }
             let ms = sec * 1000 + usec / 1000;
             match (ut_type, user) {
                 (BOOT_TIME, _) => Some(WtmpEvent::Boot(ms)),
