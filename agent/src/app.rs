@@ -9,7 +9,7 @@ use parta_common::EXIT_CONFIG;
 use parta_common::settings::ConfigError;
 use parta_protocol::{Report, Sample};
 
-use crate::cli::{Cli, Command, OutputFormat, SnmpCommand};
+use crate::cli::{CheckCommand, Cli, Command, OutputFormat, SnmpCommand};
 use crate::config::AgentConfig;
 use crate::sources::host::HostSource;
 use crate::uplink::UplinkError;
@@ -44,6 +44,11 @@ pub fn main() -> u8 {
         Command::Snmp(SnmpCommand::Poll(args)) => match crate::snmp::diagnose::poll(&config, *args) {
             Ok(true) => Ok(()),
             // The reason is printed already.
+            Ok(false) => return 1,
+            Err(e) => Err(e),
+        },
+        Command::Check(CheckCommand::Espd { format }) => match check_espd(&config, format) {
+            Ok(true) => Ok(()),
             Ok(false) => return 1,
             Err(e) => Err(e),
         },
@@ -115,9 +120,36 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
         })).collect::<Vec<_>>(),
         "snmp_concurrency": c.snmp.concurrency,
         "snmp_profiles_dir": c.snmp.profiles_dir,
+        "espd": {
+            "enabled": c.espd.enabled,
+            "every": humantime::format_duration(c.espd.every).to_string(),
+            "locality": c.espd.locality.as_str(),
+            "required_mbps": c.espd.required_mbps,
+            "resolvers": c.espd.resolvers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "must_reach": c.espd.must_reach,
+            "must_block": c.espd.must_block,
+            "block_markers": c.espd.block_markers,
+            "latency_target": c.espd.latency_target,
+            "timeout": humantime::format_duration(c.espd.timeout).to_string(),
+        },
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+/// `check espd`: every check once; `Ok(true)` when all passed.
+fn check_espd(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<bool> {
+    let tls = config.espd.tls_config()?;
+    let run = crate::espd::run_checks(&config.espd, tls, parta_protocol::espd::RunTrigger::Manual);
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &run)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => crate::espd::write_text(&mut out, &run)?,
+    }
+    Ok(run.checks.iter().all(|c| c.outcome.passed()))
 }
 
 /// `parta-agent sample`: one report's worth of samples, printed, not sent.
@@ -279,6 +311,7 @@ fn write_text(out: &mut impl std::io::Write, samples: &[Sample]) -> std::io::Res
                 writeln!(out, "power:     {:?} at {} ms (boot {})", e.kind, e.at_ms, e.boot_id)?
             }
             Sample::Snmp(p) => crate::snmp::diagnose::write_text(out, p)?,
+            Sample::Connectivity(run) => crate::espd::write_text(out, run)?,
             Sample::HostMetrics(m) => {
                 writeln!(
                     out,

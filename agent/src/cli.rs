@@ -143,6 +143,23 @@ pub enum Command {
     /// SNMP diagnostics for LAN gear and printers.
     #[command(subcommand)]
     Snmp(SnmpCommand),
+    /// Connectivity checks, run once on site (commissioning).
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+/// `parta-agent check …`.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Run every ЕСПД check of `[espd]` once — DNS through the configured resolvers, the
+    /// must-reach resources (TCP, TLS, HTTP), latency/jitter/loss, the must-be-blocked list —
+    /// and print results and verdicts; nothing is sent. Exit status 0 when every check
+    /// passed, 1 otherwise.
+    Espd {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 /// `parta-agent snmp …`.

@@ -72,6 +72,7 @@ struct FileConfig {
     log_format: Option<String>,
     log_level: Option<String>,
     snmp: Option<SnmpSection>,
+    espd: Option<crate::espd::EspdSection>,
 }
 
 /// Where the collector is.
@@ -158,6 +159,8 @@ pub struct AgentConfig {
     pub usage: UsageSettings,
     /// SNMP targets and poller settings (`[snmp]` in the file).
     pub snmp: SnmpSettings,
+    /// ЕСПД connectivity checks (`[espd]` in the file).
+    pub espd: crate::espd::EspdSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -308,6 +311,20 @@ impl AgentConfig {
         let l = Layers::new(m, path);
         let usage = resolve_usage(&l, a, &f)?;
         let snmp = resolve_snmp(path, f.snmp)?;
+        let espd = crate::espd::EspdSettings::resolve(
+            f.espd.unwrap_or_default(),
+            &crate::espd::system_resolv_conf(
+                a.rootfs.as_deref().or(f.rootfs.as_deref()).unwrap_or_else(|| Path::new("/")),
+            ),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            origin: match path {
+                Some(p) => Origin::File { path: p.to_owned(), key: format!("espd.{}", e.key) },
+                None => Origin::Default,
+            },
+            value: e.value,
+            reason: e.reason,
+        })?;
         let collector = l
             .parse("collector", a.collector.clone(), "collector", f.collector, parse_collector)?
             .map(|v| v.0);
@@ -386,6 +403,7 @@ impl AgentConfig {
             log,
             usage,
             snmp,
+            espd,
         })
     }
 

@@ -27,6 +27,7 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod espd;
 pub mod identity;
 pub mod observer;
 pub mod outbox;

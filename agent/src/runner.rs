@@ -68,6 +68,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let uplink_task = Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake), Arc::clone(&link), backoff);
     let mut uplink_task = tokio::spawn(uplink_task.run(stop_rx));
     let (mut snmp_rx, mut snmp_on) = start_snmp(&config, &uplink, stop_tx.subscribe())?;
+    let (mut espd_rx, mut espd_on) = start_probe(&config, stop_tx.subscribe())?;
 
     // The first sample needs a CPU reading at least 200 ms after the one HostSource::new took.
     let first = Instant::now() + config.interval.min(Duration::from_secs(1));
@@ -137,6 +138,15 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                 spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
                 wake.notify_one();
             }
+            run = espd_rx.recv(), if espd_on => {
+                let Some(run) = run else {
+                    espd_on = false;
+                    continue;
+                };
+                let samples = vec![Sample::Connectivity(Box::new(run))];
+                spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
+                wake.notify_one();
+            }
             () = &mut stop => break,
             result = &mut uplink_task => {
                 lock(&outbox).close();
@@ -195,6 +205,30 @@ fn start_snmp(
         .name("snmp-poller".into())
         .spawn(move || runtime.block_on(crate::snmp::poller::run(targets, settings, tx, stop)))
         .context("cannot start the SNMP poller's thread")?;
+    Ok((rx, true))
+}
+
+/// Starts the ЕСПД probe role when `[espd] enabled`; its runs arrive on the receiver.
+fn start_probe(
+    config: &AgentConfig,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(mpsc::Receiver<parta_protocol::espd::ConnectivityRun>, bool)> {
+    let (tx, rx) = mpsc::channel(2);
+    if !config.espd.enabled {
+        return Ok((rx, false));
+    }
+    let settings = config.espd.clone();
+    let tls = settings.tls_config()?;
+    tracing::info!(
+        every_s = settings.every.as_secs(),
+        must_reach = settings.must_reach.len(),
+        must_block = settings.must_block.len(),
+        "ЕСПД probe starting"
+    );
+    std::thread::Builder::new()
+        .name("espd-probe".into())
+        .spawn(move || crate::espd::probe_loop(&settings, tls, &tx, &stop))
+        .context("cannot start the ЕСПД probe's thread")?;
     Ok((rx, true))
 }
 

@@ -3,6 +3,10 @@
 
 use uuid::Uuid;
 
+use crate::espd::{
+    CheckKind, CheckOutcome, CheckResult, ConnectivityRun, LatencyMethod, LatencyStats, Locality, RunTrigger,
+    Stages, ThroughputStats,
+};
 use crate::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
 };
@@ -354,6 +358,93 @@ pub fn snmp_report() -> Message {
     })
 }
 
+/// A probe's throughput round at a rural school: DNS, a must-reach site, a must-reach site the
+/// filter blocks, latency, download and upload, and a must-be-blocked site that is blocked.
+pub fn connectivity_run() -> ConnectivityRun {
+    let at = 1_763_802_600_000;
+    let check = |kind, target: &str, outcome, error: &str, offset: i64, ms| CheckResult {
+        kind,
+        target: target.to_owned(),
+        outcome,
+        error: error.to_owned(),
+        started_at_ms: at + offset,
+        duration_ms: ms,
+        stages: Stages::default(),
+        http_status: 0,
+        addresses: Vec::new(),
+        latency: None,
+        throughput: None,
+    };
+    let mut dns = check(CheckKind::Dns, "myschool.edu.ru@10.74.0.53", CheckOutcome::Ok, "", 0, 4);
+    dns.stages.dns_us = 3_870;
+    dns.addresses = vec!["95.167.1.10".into()];
+    let mut reach = check(CheckKind::Reach, "https://myschool.edu.ru/", CheckOutcome::Ok, "", 10, 182);
+    reach.stages = Stages { dns_us: 3_610, connect_us: 21_400, tls_us: 64_200, response_us: 92_800 };
+    reach.http_status = 200;
+    reach.addresses = vec!["95.167.1.10".into()];
+    let mut blocked = check(
+        CheckKind::Reach,
+        "https://pypi.org/simple/",
+        CheckOutcome::Blocked,
+        "the content filter's block page (marker \"Доступ ограничен\")",
+        200,
+        96,
+    );
+    blocked.stages = Stages { dns_us: 2_200, connect_us: 8_100, tls_us: 0, response_us: 0 };
+    let mut latency = check(CheckKind::Latency, "collector.edu74.ru:4433", CheckOutcome::Ok, "", 300, 2_140);
+    latency.latency = Some(LatencyStats {
+        method: LatencyMethod::TcpConnect,
+        sent: 20,
+        received: 19,
+        rtt_min_us: 18_300,
+        rtt_median_us: 19_900,
+        rtt_avg_us: 21_040,
+        rtt_max_us: 35_600,
+        jitter_us: 2_310,
+    });
+    let mut down = check(CheckKind::Download, "collector.edu74.ru:4433", CheckOutcome::Ok, "", 2_500, 8_200);
+    down.throughput = Some(ThroughputStats {
+        bytes: 61_000_000,
+        micros: 7_000_000,
+        bits_per_s: 69_714_285,
+        total_bytes: 72_400_000,
+    });
+    let mut up = check(
+        CheckKind::Upload,
+        "collector.edu74.ru:4433",
+        CheckOutcome::Slow,
+        "41.2 Mbit/s, 50 required",
+        10_800,
+        8_100,
+    );
+    up.throughput = Some(ThroughputStats {
+        bytes: 36_050_000,
+        micros: 7_000_000,
+        bits_per_s: 41_200_000,
+        total_bytes: 43_100_000,
+    });
+    let mut filter = check(CheckKind::Filter, "http://casino.example/", CheckOutcome::Ok, "", 19_000, 31);
+    filter.stages = Stages { dns_us: 1_900, connect_us: 0, tls_us: 0, response_us: 0 };
+    ConnectivityRun {
+        started_at_ms: at,
+        duration_ms: 19_040,
+        local_day: 20_414,
+        trigger: RunTrigger::Throughput,
+        locality: Locality::Rural,
+        required_mbps: 50,
+        checks: vec![dns, reach, blocked, latency, down, up, filter],
+    }
+}
+
+/// A report carrying a connectivity run.
+pub fn connectivity_report() -> Message {
+    Message::Report(Report {
+        seq: 17,
+        agent_time_ms: 1_763_802_620_000,
+        samples: vec![Sample::Connectivity(Box::new(connectivity_run()))],
+    })
+}
+
 /// Every example with a stable name, for golden-byte fixtures.
 pub fn all() -> Vec<(&'static str, Message)> {
     vec![
@@ -366,5 +457,6 @@ pub fn all() -> Vec<(&'static str, Message)> {
         ("report_usage", usage_report()),
         ("reject", reject()),
         ("report_snmp", snmp_report()),
+        ("report_espd", connectivity_report()),
     ]
 }

@@ -9,6 +9,8 @@
 //!   it is used (power and activity intervals, boots and shutdowns).
 //! - [`snmp`]: what an agent reads from LAN gear and printers over SNMP (system group,
 //!   interface counters and rates, page counters).
+//! - [`espd`]: ЕСПД connectivity checks of a probe agent (DNS, must-reach resources, latency,
+//!   throughput, content filtering), with failure kinds kept apart.
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
@@ -30,6 +32,7 @@
 
 pub mod codec;
 pub mod delivery;
+pub mod espd;
 pub mod examples;
 pub mod frame;
 pub mod inventory;

@@ -25,6 +25,8 @@ pub enum Sample {
     Power(crate::usage::PowerEvent),
     /// One poll of an SNMP target (network gear, printer).
     Snmp(Box<crate::snmp::SnmpPoll>),
+    /// One run of ЕСПД connectivity checks by a probe agent.
+    Connectivity(Box<crate::espd::ConnectivityRun>),
 }
 
 impl Sample {
@@ -38,18 +40,23 @@ impl Sample {
             Self::Usage(_) => "Usage",
             Self::Power(_) => "Power",
             Self::Snmp(_) => "Snmp",
+            Self::Connectivity(_) => "Connectivity",
         }
     }
 
     /// Essential samples are kept when a full spool thins out old reports: identity,
-    /// inventory, usage intervals, power events and loss notices. Fine-grained metrics (host
+    /// inventory, usage intervals, power events, loss notices and connectivity runs (few, and
+    /// the evidence auditors ask for). Fine-grained metrics (host
     /// metrics, SNMP polls: their counters are absolute, so a later poll still carries the
     /// totals) are not essential.
     pub fn is_essential(&self) -> bool {
         match self {
-            Self::HostInfo(_) | Self::SpoolLoss(_) | Self::Inventory(_) | Self::Usage(_) | Self::Power(_) => {
-                true
-            }
+            Self::HostInfo(_)
+            | Self::SpoolLoss(_)
+            | Self::Inventory(_)
+            | Self::Usage(_)
+            | Self::Power(_)
+            | Self::Connectivity(_) => true,
             Self::HostMetrics(_) | Self::Snmp(_) => false,
         }
     }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::espd::ConnectivityRun;
 use crate::inventory::Inventory;
 use crate::message::{Hello, Report};
 use crate::sample::{HostInfo, HostMetrics, Sample};
@@ -42,6 +43,14 @@ pub const MAX_MARKERS: usize = 16;
 /// Most SNMP polls in one report, so that a report of the largest polls stays well inside a
 /// frame.
 pub const MAX_SNMP_POLLS: usize = 8;
+/// Most checks in one connectivity run.
+pub const MAX_CHECKS: usize = 64;
+/// Most addresses kept per check (what a name resolved to).
+pub const MAX_CHECK_ADDRESSES: usize = 8;
+/// Longest address text (an IPv6 address with a zone fits).
+pub const MAX_ADDRESS: usize = 64;
+/// Most connectivity runs in one report (runs are minutes apart; two allow a spooled one).
+pub const MAX_CONNECTIVITY_RUNS: usize = 2;
 /// Longest usage interval: intervals never cross local midnight; 26 h allows for a DST day.
 pub const MAX_INTERVAL_MS: i64 = 26 * 3_600_000;
 
@@ -129,6 +138,8 @@ pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
     count(|| "samples".into(), report.samples.len(), MAX_SAMPLES)?;
     let polls = report.samples.iter().filter(|s| matches!(s, Sample::Snmp(_))).count();
     count(|| "samples (SNMP polls)".into(), polls, MAX_SNMP_POLLS)?;
+    let runs = report.samples.iter().filter(|s| matches!(s, Sample::Connectivity(_))).count();
+    count(|| "samples (connectivity runs)".into(), runs, MAX_CONNECTIVITY_RUNS)?;
     for (i, sample) in report.samples.iter().enumerate() {
         let at = Path(&"samples", i);
         match sample {
@@ -138,6 +149,7 @@ pub fn validate_report(report: &Report) -> Result<(), ValidationError> {
             Sample::Usage(list) => validate_usage(&at, list)?,
             Sample::Power(p) => text(|| format!("{at}.boot_id"), &p.boot_id, MAX_VERSION)?,
             Sample::Snmp(poll) => validate_snmp(&at, poll)?,
+            Sample::Connectivity(run) => validate_connectivity(&at, run)?,
             Sample::SpoolLoss(l) => {
                 if l.first_seq == 0 || l.first_seq > l.last_seq || l.reports > l.last_seq - l.first_seq + 1 {
                     return Err(ValidationError::Inconsistent {
@@ -295,6 +307,43 @@ fn validate_snmp(at: &Path<'_>, poll: &SnmpPoll) -> Result<(), ValidationError> 
     Ok(())
 }
 
+fn validate_connectivity(at: &Path<'_>, run: &ConnectivityRun) -> Result<(), ValidationError> {
+    count(|| format!("{at}.checks"), run.checks.len(), MAX_CHECKS)?;
+    for (i, c) in run.checks.iter().enumerate() {
+        text(|| format!("{at}.checks[{i}].target"), &c.target, MAX_TEXT)?;
+        text(|| format!("{at}.checks[{i}].error"), &c.error, MAX_TEXT)?;
+        count(|| format!("{at}.checks[{i}].addresses"), c.addresses.len(), MAX_CHECK_ADDRESSES)?;
+        for (j, a) in c.addresses.iter().enumerate() {
+            text(|| format!("{at}.checks[{i}].addresses[{j}]"), a, MAX_ADDRESS)?;
+        }
+        if let Some(l) = &c.latency
+            && l.received > l.sent
+        {
+            return Err(ValidationError::Inconsistent {
+                field: format!("{at}.checks[{i}].latency"),
+                reason: format!("{} probes answered of {} sent", l.received, l.sent),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Cuts a connectivity run to the limits [`validate_report`] enforces.
+pub fn sanitize_connectivity(run: &mut ConnectivityRun) {
+    run.checks.truncate(MAX_CHECKS);
+    for c in &mut run.checks {
+        truncate_text(&mut c.target, MAX_TEXT);
+        truncate_text(&mut c.error, MAX_TEXT);
+        c.addresses.truncate(MAX_CHECK_ADDRESSES);
+        for a in &mut c.addresses {
+            truncate_text(a, MAX_ADDRESS);
+        }
+        if let Some(l) = &mut c.latency {
+            l.received = l.received.min(l.sent);
+        }
+    }
+}
+
 /// Cuts an SNMP poll to the limits [`validate_report`] enforces.
 pub fn sanitize_snmp_poll(poll: &mut SnmpPoll) {
     poll.interfaces.truncate(MAX_SNMP_INTERFACES);
@@ -395,6 +444,19 @@ fn validate_host_metrics(at: &Path<'_>, m: &HostMetrics) -> Result<(), Validatio
 /// report is stored for sending. A report with `seq == 0` stays invalid: that is a caller bug.
 pub fn sanitize_report(report: &mut Report) {
     report.samples.truncate(MAX_SAMPLES);
+    // Samples past the per-kind limits go (the agent never batches more).
+    let (mut polls, mut runs) = (0, 0);
+    report.samples.retain(|s| match s {
+        Sample::Snmp(_) => {
+            polls += 1;
+            polls <= MAX_SNMP_POLLS
+        }
+        Sample::Connectivity(_) => {
+            runs += 1;
+            runs <= MAX_CONNECTIVITY_RUNS
+        }
+        _ => true,
+    });
     for sample in &mut report.samples {
         match sample {
             Sample::HostInfo(info) => {
@@ -423,6 +485,7 @@ pub fn sanitize_report(report: &mut Report) {
             Sample::Power(p) => truncate_text(&mut p.boot_id, MAX_VERSION),
             Sample::Inventory(inv) => sanitize_inventory(inv),
             Sample::Snmp(poll) => sanitize_snmp_poll(poll),
+            Sample::Connectivity(run) => sanitize_connectivity(run),
             Sample::Usage(list) => {
                 list.retain(interval_ok);
                 list.truncate(MAX_INTERVALS);

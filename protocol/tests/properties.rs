@@ -3,6 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use parta_protocol::espd::{
+    CheckKind, CheckOutcome, CheckResult, ConnectivityRun, LatencyMethod, LatencyStats, Locality, RunTrigger,
+    Stages, ThroughputStats,
+};
 use parta_protocol::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
 };
@@ -286,6 +290,88 @@ fn snmp_poll() -> impl Strategy<Value = SnmpPoll> {
         })
 }
 
+fn check_result() -> impl Strategy<Value = CheckResult> {
+    (
+        (0usize..6, text(), 0usize..9, text(), any::<i64>(), any::<u32>()),
+        (any::<[u32; 4]>(), any::<u16>(), prop::collection::vec(text(), 0..3)),
+        (
+            prop::option::of((any::<bool>(), any::<u16>(), any::<u16>(), any::<[u32; 5]>())),
+            prop::option::of(any::<[u64; 4]>()),
+        ),
+    )
+        .prop_map(|(a, b, c)| {
+            let kinds = [
+                CheckKind::Dns,
+                CheckKind::Reach,
+                CheckKind::Latency,
+                CheckKind::Download,
+                CheckKind::Upload,
+                CheckKind::Filter,
+            ];
+            let outcomes = [
+                CheckOutcome::Ok,
+                CheckOutcome::DnsFailed,
+                CheckOutcome::TcpFailed,
+                CheckOutcome::TlsFailed,
+                CheckOutcome::HttpFailed,
+                CheckOutcome::Slow,
+                CheckOutcome::Blocked,
+                CheckOutcome::NotBlocked,
+                CheckOutcome::Error,
+            ];
+            CheckResult {
+                kind: kinds[a.0],
+                target: a.1,
+                outcome: outcomes[a.2],
+                error: a.3,
+                started_at_ms: a.4,
+                duration_ms: a.5,
+                stages: Stages { dns_us: b.0[0], connect_us: b.0[1], tls_us: b.0[2], response_us: b.0[3] },
+                http_status: b.1,
+                addresses: b.2,
+                latency: c.0.map(|(icmp, sent, received, r)| LatencyStats {
+                    method: if icmp { LatencyMethod::Icmp } else { LatencyMethod::TcpConnect },
+                    sent,
+                    received,
+                    rtt_min_us: r[0],
+                    rtt_median_us: r[1],
+                    rtt_avg_us: r[2],
+                    rtt_max_us: r[3],
+                    jitter_us: r[4],
+                }),
+                throughput: c.1.map(|t| ThroughputStats {
+                    bytes: t[0],
+                    micros: t[1],
+                    bits_per_s: t[2],
+                    total_bytes: t[3],
+                }),
+            }
+        })
+}
+
+fn connectivity_run() -> impl Strategy<Value = ConnectivityRun> {
+    (
+        any::<i64>(),
+        any::<u32>(),
+        any::<i32>(),
+        0usize..3,
+        any::<bool>(),
+        any::<u32>(),
+        prop::collection::vec(check_result(), 0..4),
+    )
+        .prop_map(|(started_at_ms, duration_ms, local_day, t, rural, required_mbps, checks)| {
+            ConnectivityRun {
+                started_at_ms,
+                duration_ms,
+                local_day,
+                trigger: [RunTrigger::Reachability, RunTrigger::Throughput, RunTrigger::Manual][t],
+                locality: if rural { Locality::Rural } else { Locality::Urban },
+                required_mbps,
+                checks,
+            }
+        })
+}
+
 fn sample() -> impl Strategy<Value = Sample> {
     prop_oneof![
         host_info().prop_map(Sample::HostInfo),
@@ -301,6 +387,7 @@ fn sample() -> impl Strategy<Value = Sample> {
             }
         )),
         snmp_poll().prop_map(|p| Sample::Snmp(Box::new(p))),
+        connectivity_run().prop_map(|r| Sample::Connectivity(Box::new(r))),
     ]
 }
 

@@ -120,12 +120,45 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
             ),
         ),
         (
+            // Two ЕСПД runs of a rural school's probe; the first run's reach check resent.
+            "insert connectivity checks".into(),
+            format!("INSERT INTO {db}.connectivity_checks VALUES {}", connectivity_rows().join(", ")),
+        ),
+        (
             "insert power".into(),
             format!(
                 "INSERT INTO {db}.power_events VALUES (toUUID('{DEVICE}'), '74-0012', 9, 1793700600000, toDateTime(1793700600), 'shutdown', 1, 'b1')"
             ),
         ),
     ]
+}
+
+/// `connectivity_checks` rows: (run, check no, kind, target, outcome, sent, received, rtt, jitter,
+/// bit/s) for two runs, and the first reach check once more (a resent report).
+fn connectivity_rows() -> Vec<String> {
+    type Check = (i64, u16, &'static str, &'static str, &'static str, u16, u16, u32, u32, u64);
+    let checks: [Check; 9] = [
+        (1_793_610_000_000, 0, "reach", "https://a/", "ok", 0, 0, 0, 0, 0),
+        (1_793_610_000_000, 0, "reach", "https://a/", "ok", 0, 0, 0, 0, 0),
+        (1_793_610_000_000, 1, "filter", "http://b/", "not_blocked", 0, 0, 0, 0, 0),
+        (1_793_610_000_000, 2, "latency", "h:443", "ok", 10, 9, 20_000, 1_000, 0),
+        (1_793_610_000_000, 3, "download", "h:4433", "ok", 0, 0, 0, 0, 80_000_000),
+        (1_793_620_000_000, 0, "reach", "https://a/", "blocked", 0, 0, 0, 0, 0),
+        (1_793_620_000_000, 1, "filter", "http://b/", "ok", 0, 0, 0, 0, 0),
+        (1_793_620_000_000, 2, "latency", "h:443", "ok", 10, 10, 30_000, 3_000, 0),
+        (1_793_620_000_000, 3, "download", "h:4433", "slow", 0, 0, 0, 0, 40_000_000),
+    ];
+    checks
+        .iter()
+        .map(|(run, no, kind, target, outcome, sent, received, rtt, jitter, bps)| {
+            format!(
+                "(toUUID('{DEVICE}'), '74-0012', 40, {run}, toDateTime({}), toDate('2026-11-02'), 'reachability', 'rural', 50, \
+                 {no}, '{kind}', '{target}', '{outcome}', '', {run}, 100, 1, 2, 3, 4, 200, ['10.0.0.1'], '', {sent}, {received}, \
+                 {rtt}, {rtt}, {rtt}, {rtt}, {jitter}, 0, 0, {bps}, 0)",
+                run / 1000
+            )
+        })
+        .collect()
 }
 
 /// The read queries with their placeholders bound to sample values.
@@ -156,6 +189,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "snmp_polls",
                 "snmp_interfaces",
                 "printer_counters",
+                "connectivity_checks",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
@@ -206,6 +240,17 @@ fn schema_and_queries_run_on_debian_clickhouse_18() {
         results.push((name, out));
     }
     check_query_results(results.into_iter());
+}
+
+/// The named fields of JSONEachRow rows, `|`-joined per row (numbers that ClickHouse quotes,
+/// like UInt64, unquoted).
+fn fields(rows: &str, names: &[&str]) -> Vec<String> {
+    rows.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            names.iter().map(|k| v[*k].to_string().trim_matches('"').to_owned()).collect::<Vec<_>>().join("|")
+        })
+        .collect()
 }
 
 /// Both servers must give the same answers on the sample data.
@@ -391,8 +436,40 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 );
                 seen += 1;
             }
+            "connectivity_outcomes" => {
+                let got = fields(&rows, &["c_kind", "c_target", "c_outcome", "n"]);
+                assert_eq!(
+                    got,
+                    [
+                        "download|h:4433|ok|1",
+                        "download|h:4433|slow|1",
+                        "filter|http://b/|not_blocked|1",
+                        "filter|http://b/|ok|1",
+                        "latency|h:443|ok|2",
+                        "reach|https://a/|blocked|1",
+                        "reach|https://a/|ok|1"
+                    ],
+                    "the resent check counts once: {rows}"
+                );
+                seen += 1;
+            }
+            "connectivity_throughput" => {
+                let got =
+                    fields(&rows, &["c_kind", "tests", "median_bps", "p10_bps", "met", "required_mbps"]);
+                assert_eq!(got, ["download|2|80000000|40000000|1|50"], "{rows}");
+                seen += 1;
+            }
+            "connectivity_latency" => {
+                let got = fields(&rows, &["c_target", "runs", "rtt_us", "jitter_us", "sent", "received"]);
+                assert_eq!(got, ["h:443|2|30000|2000|20|19"], "{rows}");
+                seen += 1;
+            }
+            "connectivity_latest" => {
+                assert_eq!(fields(&rows, &["locality", "required_mbps"]), ["rural|50"], "{rows}");
+                seen += 1;
+            }
             _ => {}
         }
     }
-    assert_eq!(seen, 19, "every catalogued query (but the rollup INSERT) was checked");
+    assert_eq!(seen, 23, "every catalogued query (but the rollup INSERT) was checked");
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
+pub mod connectivity;
 pub mod snmp;
 pub mod usage;
 
@@ -41,6 +42,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/devices/{id}/interfaces", get(snmp::device_interfaces))
         .route("/api/v1/devices/{id}/pages", get(snmp::device_pages))
         .route("/api/v1/schools/{id}/utilization", get(usage::school_utilization))
+        .route("/api/v1/connectivity", get(connectivity::connectivity))
         .fallback(not_found)
         .with_state(state)
 }

@@ -206,6 +206,7 @@ impl Store {
         table!("snmp_polls", snmp_polls);
         table!("snmp_interfaces", snmp_interfaces);
         table!("printer_counters", printers);
+        table!("connectivity_checks", checks);
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             // A panicking insert task is a bug; treat it like a failed insert so the batch is

@@ -272,6 +272,50 @@ const SNMP_LATEST: &str =
  ORDER BY polled_at_ms DESC
  LIMIT 1";
 
+/// A school's connectivity checks between two local days, one row per check (a resent report
+/// collapses on the key), as the inner part of the connectivity queries. `{kinds}` filters.
+const CHECKS_OF_SCHOOL: &str =
+    "SELECT any(kind) AS c_kind, any(target) AS c_target, any(outcome) AS c_outcome,
+        any(started_at_ms) AS c_at, any(required_mbps) AS c_req, any(locality) AS c_locality,
+        any(bits_per_s) AS c_bps, any(rtt_median_us) AS c_rtt, any(jitter_us) AS c_jitter,
+        any(probes_sent) AS c_sent, any(probes_received) AS c_received
+     FROM connectivity_checks
+     WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?) {kinds}
+     GROUP BY device_id, run_started_at_ms, check_no";
+
+/// Per (kind, target, outcome): how many checks, and the last one.
+const CONNECTIVITY_OUTCOMES: &str = "SELECT c_kind, c_target, c_outcome, count() AS n, max(c_at) AS last_at
+ FROM ({checks})
+ GROUP BY c_kind, c_target, c_outcome
+ ORDER BY c_kind, c_target, c_outcome";
+
+/// Throughput per direction: tests, median and 10th percentile, tests at the required speed.
+const CONNECTIVITY_THROUGHPUT: &str = "SELECT c_kind, count() AS tests,
+        quantileExact(0.5)(c_bps) AS median_bps, quantileExact(0.1)(c_bps) AS p10_bps,
+        countIf(c_bps >= toUInt64(c_req) * 1000000) AS met, max(c_req) AS required_mbps
+ FROM ({checks})
+ GROUP BY c_kind
+ ORDER BY c_kind";
+
+/// Latency per target: runs, median of the runs' median round trips, mean jitter, probes.
+const CONNECTIVITY_LATENCY: &str = "SELECT c_target, count() AS runs, quantileExact(0.5)(c_rtt) AS rtt_us,
+        toUInt32(avg(c_jitter)) AS jitter_us, sum(c_sent) AS sent, sum(c_received) AS received
+ FROM ({checks})
+ GROUP BY c_target
+ ORDER BY c_target";
+
+/// The locality and required speed of the school's latest run.
+const CONNECTIVITY_LATEST: &str =
+    "SELECT argMax(c_locality, c_at) AS locality, argMax(c_req, c_at) AS required_mbps
+ FROM ({checks})";
+
+const THROUGHPUT_KINDS: &str = "AND kind IN ('download', 'upload')";
+const LATENCY_KIND: &str = "AND kind = 'latency'";
+
+fn connectivity_sql(template: &str, kinds: &str) -> String {
+    template.replace("{checks}", &CHECKS_OF_SCHOOL.replace("{kinds}", kinds))
+}
+
 /// The utilization query by class, or by room and class.
 fn school_utilization_sql(by_room: bool) -> String {
     SCHOOL_UTILIZATION.replace("{room}", if by_room { "attr_room" } else { "''" })
@@ -306,6 +350,10 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("printer_days", PRINTER_DAYS.to_owned()),
         ("printer_baseline", PRINTER_BASELINE.to_owned()),
         ("snmp_latest", SNMP_LATEST.to_owned()),
+        ("connectivity_outcomes", connectivity_sql(CONNECTIVITY_OUTCOMES, "")),
+        ("connectivity_throughput", connectivity_sql(CONNECTIVITY_THROUGHPUT, THROUGHPUT_KINDS)),
+        ("connectivity_latency", connectivity_sql(CONNECTIVITY_LATENCY, LATENCY_KIND)),
+        ("connectivity_latest", connectivity_sql(CONNECTIVITY_LATEST, "")),
     ]
 }
 
@@ -315,6 +363,54 @@ pub fn day_string(day: u16) -> String {
         .ok()
         .and_then(|d| d.format(time::macros::format_description!("[year]-[month]-[day]")).ok())
         .unwrap_or_default()
+}
+
+/// Connectivity outcomes of one (kind, target, outcome).
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct CheckOutcomeRow {
+    pub c_kind: String,
+    pub c_target: String,
+    pub c_outcome: String,
+    pub n: u64,
+    pub last_at: i64,
+}
+
+/// Throughput of one direction.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct ThroughputRow {
+    pub c_kind: String,
+    pub tests: u64,
+    pub median_bps: u64,
+    pub p10_bps: u64,
+    pub met: u64,
+    pub required_mbps: u32,
+}
+
+/// Latency to one target.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct LatencyRow {
+    pub c_target: String,
+    pub runs: u64,
+    pub rtt_us: u32,
+    pub jitter_us: u32,
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// The latest run's locality and required speed.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct LatestRunRow {
+    pub locality: String,
+    pub required_mbps: u32,
+}
+
+/// Everything the connectivity API reads.
+#[derive(Debug, Clone)]
+pub struct ConnectivityRows {
+    pub outcomes: Vec<CheckOutcomeRow>,
+    pub throughput: Vec<ThroughputRow>,
+    pub latency: Vec<LatencyRow>,
+    pub latest: Option<LatestRunRow>,
 }
 
 /// One (day, state, user class) total of a device.
@@ -539,6 +635,33 @@ impl Store {
             .fetch_one()
             .await
             .map_err(|e| self.err(e))
+    }
+
+    /// A school's connectivity checks between two local days (inclusive): outcomes per
+    /// target, throughput, latency, and the latest run's locality and required speed.
+    pub async fn connectivity(
+        &self,
+        school: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<ConnectivityRows, StoreError> {
+        let q = |sql: String| self.client().query(&sql).bind(school).bind(from).bind(to);
+        let outcomes =
+            q(connectivity_sql(CONNECTIVITY_OUTCOMES, "")).fetch_all().await.map_err(|e| self.err(e))?;
+        let throughput = q(connectivity_sql(CONNECTIVITY_THROUGHPUT, THROUGHPUT_KINDS))
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))?;
+        let latency = q(connectivity_sql(CONNECTIVITY_LATENCY, LATENCY_KIND))
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))?;
+        let latest = if outcomes.is_empty() {
+            None
+        } else {
+            q(connectivity_sql(CONNECTIVITY_LATEST, "")).fetch_optional().await.map_err(|e| self.err(e))?
+        };
+        Ok(ConnectivityRows { outcomes, throughput, latency, latest })
     }
 
     /// A school's utilization per equipment class, or per room and class, between two dates

@@ -1,6 +1,7 @@
 //! Row types of the ClickHouse tables, and [`Batch`]: accepted reports turned into rows.
 
 use clickhouse::Row;
+use parta_protocol::espd::ConnectivityRun;
 use parta_protocol::inventory::{ClassSource, EquipmentClass, Inventory, Media};
 use parta_protocol::snmp::{SnmpDeviceKind, SnmpPoll};
 use parta_protocol::usage::{PowerEventKind, Subject};
@@ -358,6 +359,46 @@ pub struct PrinterRow {
     pub seq: u64,
 }
 
+/// `connectivity_checks` row.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct CheckRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: Uuid,
+    pub school_id: String,
+    pub seq: u64,
+    pub run_started_at_ms: i64,
+    pub ts: u32,
+    pub local_day: u16,
+    pub trigger: String,
+    pub locality: String,
+    pub required_mbps: u32,
+    pub check_no: u16,
+    pub kind: String,
+    pub target: String,
+    pub outcome: String,
+    pub error: String,
+    pub started_at_ms: i64,
+    pub duration_ms: u32,
+    pub dns_us: u32,
+    pub connect_us: u32,
+    pub tls_us: u32,
+    pub response_us: u32,
+    pub http_status: u16,
+    pub addresses: Vec<String>,
+    pub latency_method: String,
+    pub probes_sent: u16,
+    pub probes_received: u16,
+    pub rtt_min_us: u32,
+    pub rtt_median_us: u32,
+    pub rtt_avg_us: u32,
+    pub rtt_max_us: u32,
+    pub jitter_us: u32,
+    pub bytes: u64,
+    pub micros: u64,
+    pub bits_per_s: u64,
+    pub total_bytes: u64,
+}
+
 /// Rows for one insert round, table by table.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -377,6 +418,7 @@ pub struct Batch {
     pub snmp_polls: Vec<SnmpPollRow>,
     pub snmp_interfaces: Vec<SnmpIfRow>,
     pub printers: Vec<PrinterRow>,
+    pub checks: Vec<CheckRow>,
 }
 
 /// Seconds since the epoch for a millisecond timestamp, clamped to ClickHouse `DateTime`'s range
@@ -499,6 +541,7 @@ impl Batch {
                     });
                 }
                 Sample::Snmp(p) => self.add_snmp(a, p),
+                Sample::Connectivity(run) => self.add_connectivity(a, run),
                 Sample::HostInfo(info) => self.info.push(InfoRow {
                     device_id,
                     school_id: school.clone(),
@@ -648,6 +691,51 @@ impl Batch {
                 label,
                 serial: text(&d.serial),
                 version,
+            });
+        }
+    }
+
+    fn add_connectivity(&mut self, a: &Accepted, run: &ConnectivityRun) {
+        let local_day = u16::try_from(run.local_day.max(0)).unwrap_or(u16::MAX);
+        for (no, c) in run.checks.iter().enumerate() {
+            let l = c.latency.as_ref();
+            let t = c.throughput.as_ref();
+            self.checks.push(CheckRow {
+                device_id: a.device_id.0,
+                school_id: a.school_id.clone(),
+                seq: a.report.seq,
+                run_started_at_ms: run.started_at_ms,
+                ts: datetime(c.started_at_ms),
+                local_day,
+                trigger: run.trigger.as_str().to_owned(),
+                locality: run.locality.as_str().to_owned(),
+                required_mbps: run.required_mbps,
+                // Validation caps a run at MAX_CHECKS (64) checks.
+                check_no: u16::try_from(no).unwrap_or(u16::MAX),
+                kind: c.kind.as_str().to_owned(),
+                target: c.target.clone(),
+                outcome: c.outcome.as_str().to_owned(),
+                error: c.error.clone(),
+                started_at_ms: c.started_at_ms,
+                duration_ms: c.duration_ms,
+                dns_us: c.stages.dns_us,
+                connect_us: c.stages.connect_us,
+                tls_us: c.stages.tls_us,
+                response_us: c.stages.response_us,
+                http_status: c.http_status,
+                addresses: c.addresses.clone(),
+                latency_method: l.map(|l| l.method.as_str()).unwrap_or_default().to_owned(),
+                probes_sent: l.map_or(0, |l| l.sent),
+                probes_received: l.map_or(0, |l| l.received),
+                rtt_min_us: l.map_or(0, |l| l.rtt_min_us),
+                rtt_median_us: l.map_or(0, |l| l.rtt_median_us),
+                rtt_avg_us: l.map_or(0, |l| l.rtt_avg_us),
+                rtt_max_us: l.map_or(0, |l| l.rtt_max_us),
+                jitter_us: l.map_or(0, |l| l.jitter_us),
+                bytes: t.map_or(0, |t| t.bytes),
+                micros: t.map_or(0, |t| t.micros),
+                bits_per_s: t.map_or(0, |t| t.bits_per_s),
+                total_bytes: t.map_or(0, |t| t.total_bytes),
             });
         }
     }

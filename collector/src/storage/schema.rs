@@ -209,7 +209,50 @@ ORDER BY token_id",
         name: "SNMP polls, interface counters and rates, printer page counters",
         statements: MIGRATION_4,
     },
+    Migration { version: 5, name: "ЕСПД connectivity checks", statements: MIGRATION_5 },
 ];
+
+/// Migration 5: ЕСПД connectivity checks of probe agents, one row per check with its run's
+/// fields. Keyed by the probe, the run and the check's place in it, so that a resent report
+/// collapses under FINAL.
+const MIGRATION_5: &[&str] = &["CREATE TABLE IF NOT EXISTS {db}.connectivity_checks (
+    device_id UUID,
+    school_id LowCardinality(String),
+    seq UInt64,
+    run_started_at_ms Int64 CODEC(Delta, ZSTD(1)),
+    ts DateTime CODEC(DoubleDelta, ZSTD(1)),
+    local_day Date,
+    trigger LowCardinality(String),
+    locality LowCardinality(String),
+    required_mbps UInt32,
+    check_no UInt16,
+    kind LowCardinality(String),
+    target String,
+    outcome LowCardinality(String),
+    error String,
+    started_at_ms Int64,
+    duration_ms UInt32,
+    dns_us UInt32,
+    connect_us UInt32,
+    tls_us UInt32,
+    response_us UInt32,
+    http_status UInt16,
+    addresses Array(String),
+    latency_method LowCardinality(String),
+    probes_sent UInt16,
+    probes_received UInt16,
+    rtt_min_us UInt32,
+    rtt_median_us UInt32,
+    rtt_avg_us UInt32,
+    rtt_max_us UInt32,
+    jitter_us UInt32,
+    bytes UInt64,
+    micros UInt64,
+    bits_per_s UInt64,
+    total_bytes UInt64
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, device_id, run_started_at_ms, check_no)"];
 
 /// Migration 4: what agents read from LAN gear and printers over SNMP. Rows are keyed by the
 /// polled device and the poll time, so a resent report collapses under FINAL; partitioned by

@@ -1,0 +1,577 @@
+//! ЕСПД connectivity checks (the probe role): DNS through the configured resolvers, must-reach
+//! resources stage by stage, latency/jitter/loss, and the content filter's must-be-blocked
+//! list. `parta-agent check espd` runs them once; the scheduled probe role and the throughput
+//! test against the collector follow.
+//!
+//! - `dns`: a DNS stub (A/AAAA over UDP to a named resolver), pure reply parser.
+//! - `probe`: one URL: DNS, TCP, TLS, HTTP, block-page markers.
+//! - `latency`: repeated TCP handshakes.
+
+pub mod dns;
+pub mod latency;
+pub mod probe;
+pub mod schedule;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parta_protocol::espd::{
+    CheckKind, CheckOutcome, CheckResult, ConnectivityRun, Locality, RunTrigger, Stages,
+};
+use serde::Deserialize;
+
+/// Must-reach resources when none are configured (`../shared/reference/domain.md`: no official
+/// list exists): federal education services, ЕСИА, and the update repositories of the
+/// domestic Linux systems schools run.
+pub const DEFAULT_MUST_REACH: [&str; 9] = [
+    "https://myschool.edu.ru/",
+    "https://sferum.ru/",
+    "https://www.gosuslugi.ru/",
+    "https://esia.gosuslugi.ru/",
+    "https://resh.edu.ru/",
+    "https://edu.gov.ru/",
+    "https://download.astralinux.ru/",
+    "http://ftp.altlinux.org/pub/distributions/ALTLinux/",
+    "https://repo1.red-soft.ru/redos/",
+];
+
+/// Block-page wording when none is configured: a regional parameter (every filter words its
+/// page differently); configure `block_markers` to your filter's page.
+pub const DEFAULT_BLOCK_MARKERS: [&str; 3] =
+    ["Доступ ограничен", "Доступ к ресурсу ограничен", "Доступ запрещ"];
+
+/// CA bundles of the supported distributions, the first one present is used: Debian, Astra
+/// Linux, ALT; RED OS and other RHEL-like systems.
+pub const SYSTEM_CA_BUNDLES: [&str; 3] =
+    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem"];
+
+/// `[espd]` of the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EspdSection {
+    /// Probe role: run the checks on a schedule and report them.
+    pub enabled: Option<bool>,
+    /// School-hours windows, e.g. `["mon-fri 08:00-17:00"]`.
+    pub windows: Option<Vec<String>>,
+    /// Reachability round period.
+    pub every: Option<String>,
+    /// `urban` (100 Mbit/s) or `rural` (50 Mbit/s).
+    pub locality: Option<String>,
+    /// Required speed override, Mbit/s.
+    pub required_mbps: Option<u32>,
+    /// Resolvers (`IP` or `IP:port`).
+    pub resolvers: Option<Vec<String>>,
+    /// Must-reach URLs.
+    pub must_reach: Option<Vec<String>>,
+    /// Must-be-blocked URLs.
+    pub must_block: Option<Vec<String>>,
+    /// Block-page markers.
+    pub block_markers: Option<Vec<String>>,
+    /// Latency target `host:port`.
+    pub latency_target: Option<String>,
+    /// Latency probes per check.
+    pub latency_probes: Option<u16>,
+    /// Per-stage timeout.
+    pub timeout: Option<String>,
+    /// CA bundle replacing the system one.
+    pub ca_bundle: Option<PathBuf>,
+    /// Extra CA certificates (e.g. the Russian Trusted Root CA where the system lacks it).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The checks' settings, resolved.
+#[derive(Debug, Clone)]
+pub struct EspdSettings {
+    /// Probe role on.
+    pub enabled: bool,
+    /// School-hours windows (local time).
+    pub windows: Vec<schedule::Window>,
+    /// A round runs once per period, at a random instant of it.
+    pub every: Duration,
+    /// The school's locality.
+    pub locality: Locality,
+    /// Required speed, Mbit/s.
+    pub required_mbps: u32,
+    /// Resolvers (from /etc/resolv.conf unless configured).
+    pub resolvers: Vec<SocketAddr>,
+    /// Must-reach URLs (checked to parse).
+    pub must_reach: Vec<String>,
+    /// Must-be-blocked URLs.
+    pub must_block: Vec<String>,
+    /// Block-page markers.
+    pub block_markers: Vec<String>,
+    /// Latency target (`host:port`; default: the first must-reach URL's).
+    pub latency_target: Option<String>,
+    /// Latency probes per check.
+    pub latency_probes: u16,
+    /// Per-stage timeout.
+    pub timeout: Duration,
+    /// CA bundle (None: the system's).
+    pub ca_bundle: Option<PathBuf>,
+    /// Extra CA certificates.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A bad `[espd]` value: the key (under `espd.`), the value and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Key, e.g. `must_reach[2]`.
+    pub key: String,
+    /// The value as given.
+    pub value: String,
+    /// Why it is unusable.
+    pub reason: String,
+}
+
+fn field_error(key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> FieldError {
+    FieldError { key: key.into(), value: value.into(), reason: reason.into() }
+}
+
+/// Parses a resolver address: `IP` (port 53) or `IP:port` / `[IPv6]:port`.
+pub fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    text.parse::<SocketAddr>()
+        .map_err(|_| "not an IP address or IP:port (resolvers are given by address)".into())
+}
+
+/// Nameservers of a resolv.conf text.
+pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        // A zone index (fe80::1%eth0) is not representable here; such entries are skipped.
+        .filter_map(|a| parse_resolver(a).ok())
+        .collect()
+}
+
+impl EspdSettings {
+    /// Resolves the section; `resolv_conf` is the text of /etc/resolv.conf (for the default
+    /// resolvers).
+    pub fn resolve(s: EspdSection, resolv_conf: &str) -> Result<Self, FieldError> {
+        let locality = match s.locality.as_deref() {
+            None | Some("urban") => Locality::Urban,
+            Some("rural") => Locality::Rural,
+            Some(other) => return Err(field_error("locality", other, "expected urban or rural")),
+        };
+        let required_mbps = match s.required_mbps {
+            Some(0) => return Err(field_error("required_mbps", "0", "must be at least 1")),
+            Some(v) if v > 100_000 => {
+                return Err(field_error("required_mbps", v.to_string(), "at most 100000"));
+            }
+            Some(v) => v,
+            None => locality.required_mbps(),
+        };
+        let resolvers = match &s.resolvers {
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, r)| parse_resolver(r).map_err(|why| field_error(format!("resolvers[{i}]"), r, why)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => resolv_conf_nameservers(resolv_conf),
+        };
+        let urls = |key: &str, list: Vec<String>| -> Result<Vec<String>, FieldError> {
+            for (i, u) in list.iter().enumerate() {
+                probe::Url::parse(u).map_err(|why| field_error(format!("{key}[{i}]"), u, why))?;
+            }
+            Ok(list)
+        };
+        let must_reach = urls(
+            "must_reach",
+            s.must_reach.unwrap_or_else(|| DEFAULT_MUST_REACH.map(str::to_owned).to_vec()),
+        )?;
+        let must_block = urls("must_block", s.must_block.unwrap_or_default())?;
+        if must_reach.len() + must_block.len() > 40 {
+            return Err(field_error(
+                "must_reach",
+                format!("{} + {} URLs", must_reach.len(), must_block.len()),
+                "at most 40 URLs in both lists together",
+            ));
+        }
+        if let Some(t) = &s.latency_target
+            && !t
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+        {
+            return Err(field_error("latency_target", t, "expected host:port"));
+        }
+        let latency_probes = match s.latency_probes {
+            Some(n @ 1..=1000) => n,
+            Some(n) => return Err(field_error("latency_probes", n.to_string(), "between 1 and 1000")),
+            None => 20,
+        };
+        let windows = s
+            .windows
+            .unwrap_or_else(|| vec!["mon-fri 08:00-17:00".to_owned()])
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                schedule::Window::parse(w).map_err(|why| field_error(format!("windows[{i}]"), w, why))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let every = match &s.every {
+            Some(t) => parta_common::settings::parse_duration_within(
+                t,
+                Duration::from_secs(1),
+                Duration::from_secs(86_400),
+            )
+            .map_err(|why| field_error("every", t, why))?,
+            None => Duration::from_secs(15 * 60),
+        };
+        let timeout = match &s.timeout {
+            Some(t) => parta_common::settings::parse_duration_within(
+                t,
+                Duration::from_millis(100),
+                Duration::from_secs(120),
+            )
+            .map_err(|why| field_error("timeout", t, why))?,
+            None => Duration::from_secs(10),
+        };
+        Ok(Self {
+            enabled: s.enabled.unwrap_or(false),
+            windows,
+            every,
+            locality,
+            required_mbps,
+            resolvers,
+            must_reach,
+            must_block,
+            block_markers: s
+                .block_markers
+                .unwrap_or_else(|| DEFAULT_BLOCK_MARKERS.map(str::to_owned).to_vec()),
+            latency_target: s.latency_target,
+            latency_probes,
+            timeout,
+            ca_bundle: s.ca_bundle,
+            ca_file: s.ca_file,
+        })
+    }
+
+    /// The TLS client configuration: the system's (or the configured) CA bundle, plus the
+    /// extra CA file.
+    pub fn tls_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        use anyhow::Context as _;
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let bundle = match &self.ca_bundle {
+            Some(p) => Some(p.clone()),
+            None => SYSTEM_CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.exists()),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for path in bundle.iter().chain(self.ca_file.iter()) {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(Iterator::collect)
+                .with_context(|| format!("cannot read CA certificates from {}", path.display()))?;
+            // A bundle may hold certificates rustls cannot use (old, odd encodings): skip those.
+            let (_, _) = roots.add_parsable_certificates(certs);
+        }
+        if roots.is_empty() {
+            anyhow::bail!(
+                "no CA certificates: none of {} exists; set espd.ca_bundle",
+                SYSTEM_CA_BUNDLES.join(", ")
+            );
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::runner::now_ms()
+}
+
+fn failed(kind: CheckKind, target: String, outcome: CheckOutcome, error: String) -> CheckResult {
+    CheckResult {
+        kind,
+        target,
+        outcome,
+        error,
+        started_at_ms: now_ms(),
+        duration_ms: 0,
+        stages: Stages::default(),
+        http_status: 0,
+        addresses: Vec::new(),
+        latency: None,
+        throughput: None,
+    }
+}
+
+/// One DNS check: `name` through `resolver`.
+fn check_dns(name: &str, resolver: SocketAddr, timeout: Duration) -> CheckResult {
+    let started = Instant::now();
+    let mut r = failed(CheckKind::Dns, format!("{name}@{resolver}"), CheckOutcome::Ok, String::new());
+    match dns::resolve(resolver, name, timeout) {
+        Ok(addrs) => {
+            r.stages.dns_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX).max(1);
+            r.addresses = addrs
+                .iter()
+                .take(parta_protocol::validate::MAX_CHECK_ADDRESSES)
+                .map(ToString::to_string)
+                .collect();
+        }
+        Err(e) => {
+            r.outcome = CheckOutcome::DnsFailed;
+            r.error = e.to_string();
+        }
+    }
+    r.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    r
+}
+
+/// One latency check to `target` (`host:port`).
+fn check_latency(target: &str, s: &EspdSettings, p: &probe::ProbeSettings) -> CheckResult {
+    let started = Instant::now();
+    let mut r = failed(CheckKind::Latency, target.to_owned(), CheckOutcome::Ok, String::new());
+    let addr = target.rsplit_once(':').and_then(|(h, port)| {
+        let host = h.trim_start_matches('[').trim_end_matches(']');
+        let port = port.parse::<u16>().ok()?;
+        Some((probe::resolve(host, p), port))
+    });
+    match addr {
+        Some((Ok(ips), port)) => {
+            // Probes time out at 1 s (the first SYN retransmission) or the stage timeout.
+            let timeout = p.timeout.min(Duration::from_secs(1));
+            let stats = latency::tcp_probe(
+                SocketAddr::new(ips[0], port),
+                s.latency_probes,
+                Duration::from_millis(100),
+                timeout,
+            );
+            if stats.received == 0 {
+                r.outcome = CheckOutcome::TcpFailed;
+                r.error = format!("none of {} TCP probes answered within {timeout:?}", stats.sent);
+            }
+            r.latency = Some(stats);
+        }
+        Some((Err(e), _)) => {
+            r.outcome = CheckOutcome::DnsFailed;
+            r.error = e;
+        }
+        None => {
+            r.outcome = CheckOutcome::Error;
+            r.error = "expected host:port".into();
+        }
+    }
+    r.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    r
+}
+
+/// Runs every configured check once, in order: DNS (every resolver, the must-reach names),
+/// must-reach URLs, latency, must-be-blocked URLs. Blocking: call from a thread of its own.
+pub fn run_checks(s: &EspdSettings, tls: Arc<rustls::ClientConfig>, trigger: RunTrigger) -> ConnectivityRun {
+    let started_at_ms = now_ms();
+    let started = Instant::now();
+    let p = probe::ProbeSettings {
+        resolvers: s.resolvers.clone(),
+        timeout: s.timeout,
+        tls,
+        block_markers: s.block_markers.clone(),
+        user_agent: format!("parta-agent/{}", env!("CARGO_PKG_VERSION")),
+    };
+    let mut checks = Vec::new();
+    let hosts: Vec<String> = {
+        let mut h: Vec<String> = s
+            .must_reach
+            .iter()
+            .filter_map(|u| probe::Url::parse(u).ok())
+            .map(|u| u.host)
+            .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+            .collect();
+        h.dedup();
+        h
+    };
+    if s.resolvers.is_empty() {
+        checks.push(failed(
+            CheckKind::Dns,
+            "/etc/resolv.conf".into(),
+            CheckOutcome::Error,
+            "no resolvers: none configured and none in /etc/resolv.conf".into(),
+        ));
+    }
+    // Every resolver answers for the first name; the other names through the first resolver
+    // (the reach checks resolve them again anyway).
+    for (i, resolver) in s.resolvers.iter().enumerate() {
+        for name in hosts.iter().take(if i == 0 { 4 } else { 1 }) {
+            checks.push(check_dns(name, *resolver, s.timeout));
+        }
+    }
+    for u in &s.must_reach {
+        checks.push(probe::check_url(CheckKind::Reach, u, &p, now_ms()));
+    }
+    let latency_target = s.latency_target.clone().or_else(|| {
+        s.must_reach.first().and_then(|u| probe::Url::parse(u).ok()).map(|u| {
+            if u.host.contains(':') {
+                format!("[{}]:{}", u.host, u.port)
+            } else {
+                format!("{}:{}", u.host, u.port)
+            }
+        })
+    });
+    if let Some(t) = latency_target {
+        checks.push(check_latency(&t, s, &p));
+    }
+    for u in &s.must_block {
+        checks.push(probe::check_url(CheckKind::Filter, u, &p, now_ms()));
+    }
+    checks.truncate(parta_protocol::validate::MAX_CHECKS);
+    ConnectivityRun {
+        started_at_ms,
+        duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+        local_day: crate::usage::local_day(&jiff::tz::TimeZone::system(), started_at_ms).0,
+        trigger,
+        locality: s.locality,
+        required_mbps: s.required_mbps,
+        checks,
+    }
+}
+
+/// The probe role: a round of checks once per `every`, at a random instant of the period,
+/// inside the windows; each run goes to `tx`. Blocking (the checks are): runs on a thread of
+/// its own until `stop` turns true or the receiver goes.
+pub fn probe_loop(
+    s: &EspdSettings,
+    tls: Arc<rustls::ClientConfig>,
+    tx: &tokio::sync::mpsc::Sender<ConnectivityRun>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    let tz = jiff::tz::TimeZone::system();
+    let every_ms = i64::try_from(s.every.as_millis()).unwrap_or(i64::MAX);
+    let mut period = now_ms();
+    loop {
+        let at = schedule::instant_in_period(period, s.every, rand::random::<f64>());
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let left = at - now_ms();
+            if left <= 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(left.clamp(1, 200).unsigned_abs()));
+        }
+        if schedule::in_windows(&s.windows, &tz, now_ms()) {
+            let run = run_checks(s, Arc::clone(&tls), RunTrigger::Reachability);
+            let passed = run.checks.iter().filter(|c| c.outcome.passed()).count();
+            tracing::debug!(checks = run.checks.len(), passed, "ЕСПД checks done");
+            if tx.blocking_send(run).is_err() {
+                return;
+            }
+        }
+        period = period.saturating_add(every_ms);
+        // A round longer than its period: the next period starts now.
+        if period + every_ms <= now_ms() {
+            period = now_ms();
+        }
+    }
+}
+
+/// Prints a run for people.
+pub fn write_text(out: &mut impl std::io::Write, run: &ConnectivityRun) -> std::io::Result<()> {
+    let passed = run.checks.iter().filter(|c| c.outcome.passed()).count();
+    writeln!(
+        out,
+        "ЕСПД checks: {passed} of {} passed ({}, {} Mbit/s required), {:.1} s",
+        run.checks.len(),
+        run.locality.as_str(),
+        run.required_mbps,
+        f64::from(run.duration_ms) / 1000.0
+    )?;
+    for c in &run.checks {
+        let mark = if c.outcome.passed() { "ok  " } else { "FAIL" };
+        write!(out, "{mark} {:<8} {:<12} {}", c.kind.as_str(), c.outcome.as_str(), c.target)?;
+        let ms = |us: u32| f64::from(us) / 1000.0;
+        let st = c.stages;
+        let stages: Vec<String> =
+            [("dns", st.dns_us), ("tcp", st.connect_us), ("tls", st.tls_us), ("response", st.response_us)]
+                .iter()
+                .filter(|(_, us)| *us > 0)
+                .map(|(name, us)| format!("{name} {:.1} ms", ms(*us)))
+                .collect();
+        if !stages.is_empty() {
+            write!(out, " [{}]", stages.join(", "))?;
+        }
+        if c.http_status > 0 {
+            write!(out, " HTTP {}", c.http_status)?;
+        }
+        if let Some(l) = &c.latency {
+            write!(
+                out,
+                " rtt median {:.1} ms (min {:.1}, max {:.1}), jitter {:.1} ms, loss {:.1} % of {}",
+                ms(l.rtt_median_us),
+                ms(l.rtt_min_us),
+                ms(l.rtt_max_us),
+                ms(l.jitter_us),
+                l.loss() * 100.0,
+                l.sent
+            )?;
+        }
+        if let Some(t) = &c.throughput {
+            #[allow(clippy::cast_precision_loss)] // a rate for display
+            let mbps = t.bits_per_s as f64 / 1e6;
+            write!(out, " {mbps:.1} Mbit/s")?;
+        }
+        if !c.addresses.is_empty() && c.kind == CheckKind::Dns {
+            write!(out, " → {}", c.addresses.join(", "))?;
+        }
+        writeln!(out)?;
+        if !c.error.is_empty() {
+            writeln!(out, "       {}", c.error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The resolv.conf text of this host (empty when unreadable).
+pub fn system_resolv_conf(root: &Path) -> String {
+    std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_resolve_with_defaults_and_name_bad_keys() {
+        let s = EspdSettings::resolve(
+            EspdSection::default(),
+            "# x\nnameserver 10.74.0.53\nnameserver fe80::1%eth0\n",
+        )
+        .unwrap();
+        assert_eq!((s.locality, s.required_mbps), (Locality::Urban, 100));
+        assert_eq!(s.resolvers, vec!["10.74.0.53:53".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(s.must_reach.len(), DEFAULT_MUST_REACH.len());
+        let rural = EspdSettings::resolve(
+            EspdSection { locality: Some("rural".into()), ..EspdSection::default() },
+            "",
+        )
+        .unwrap();
+        assert_eq!(rural.required_mbps, 50);
+        for (section, key) in [
+            (EspdSection { locality: Some("city".into()), ..EspdSection::default() }, "locality"),
+            (
+                EspdSection { resolvers: Some(vec!["dns.local".into()]), ..EspdSection::default() },
+                "resolvers[0]",
+            ),
+            (
+                EspdSection {
+                    must_block: Some(vec!["https://ok/".into(), "ftp://x".into()]),
+                    ..EspdSection::default()
+                },
+                "must_block[1]",
+            ),
+            (EspdSection { latency_target: Some("host".into()), ..EspdSection::default() }, "latency_target"),
+            (EspdSection { timeout: Some("1h".into()), ..EspdSection::default() }, "timeout"),
+            (EspdSection { required_mbps: Some(0), ..EspdSection::default() }, "required_mbps"),
+        ] {
+            assert_eq!(EspdSettings::resolve(section, "").unwrap_err().key, key);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! ЕСПД probe end to end on loopback: a real dnsmasq (Debian) as the school's resolver, a
+//! plain HTTP server standing in for must-reach sites and a filter's block page, the agent in
+//! the probe role (every 2 s, all-day window), the collector and ClickHouse. Every check the
+//! agent reported reaches ClickHouse once, and `/api/v1/connectivity` gives the SLA figures of
+//! exactly those checks. (Shaped links, TLS and throughput in namespaces: the next tests.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use parta_tests::clickhouse::ClickHouse;
+use parta_tests::procs::{Agent, AgentSpec, Collector, Proc};
+use parta_tests::util::{artifacts_dir, free_tcp_port, free_udp_port, http_get, wait_for};
+use serde_json::Value;
+
+const SCHOOL: &str = "74-0031";
+
+/// dnsmasq answering `*.school.test` with 127.0.0.1 and NXDOMAIN for `gone.test`; nothing
+/// upstream.
+fn dnsmasq(art: &Path) -> (Proc, u16) {
+    let port = free_udp_port();
+    let mut p = Proc::new("dnsmasq", art.join("dnsmasq.log"));
+    let mut cmd = Command::new("/usr/sbin/dnsmasq");
+    cmd.args([
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--conf-file=/dev/null",
+        "--bind-interfaces",
+    ])
+    .args(["--listen-address=127.0.0.1", "--user=root"])
+    .arg(format!("--port={port}"))
+    .args(["--address=/school.test/127.0.0.1", "--local=/gone.test/"]);
+    p.spawn(cmd);
+    (p, port)
+}
+
+/// python3's http.server over a directory with a page and a block page.
+fn http_server(art: &Path) -> (Proc, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>Моя школа</h1>").unwrap();
+    std::fs::write(dir.path().join("blocked.html"), "<h1>Доступ ограничен</h1>").unwrap();
+    let port = free_tcp_port();
+    let mut p = Proc::new("http", art.join("http.log"));
+    let mut cmd = Command::new("python3");
+    cmd.args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"]).arg(dir.path());
+    p.spawn(cmd);
+    wait_for(Duration::from_secs(20), "the HTTP stand-in", || {
+        (http_get(&format!("http://127.0.0.1:{port}/")).0 == 200).then_some(())
+    });
+    (p, port, dir)
+}
+
+/// (kind, target, outcome) of every check in the agent's report log.
+fn reported_checks(log: &Path) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        for s in r["samples"].as_array().unwrap() {
+            if let Some(run) = s.get("Connectivity") {
+                for c in run["checks"].as_array().unwrap() {
+                    let f = |k: &str| c[k].as_str().unwrap().to_owned();
+                    out.push((f("kind"), f("target"), f("outcome")));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
+    let art = artifacts_dir("espd_probe_end_to_end");
+    let (_dns, dns_port) = dnsmasq(&art);
+    let (_http, http, _dir) = http_server(&art);
+    let closed = free_tcp_port();
+    let ch = ClickHouse::start();
+    let collector = Collector::start(&ch, "parta", &art);
+    let token = collector.create_token(SCHOOL);
+    let reach = [
+        format!("http://www.school.test:{http}/"),
+        format!("http://www.school.test:{http}/blocked.html"),
+        format!("http://gone.test:{http}/"),
+    ];
+    let block = [
+        format!("http://casino.school.test:{http}/blocked.html"),
+        format!("http://127.0.0.1:{closed}/"),
+        format!("http://www.school.test:{http}/"),
+    ];
+    let list = |l: &[String]| l.iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", ");
+    let toml = format!(
+        "[espd]\nenabled = true\nevery = \"2s\"\nwindows = [\"mon-sun 00:00-24:00\"]\nlocality = \"rural\"\n\
+         resolvers = [\"127.0.0.1:{dns_port}\"]\nmust_reach = [{}]\nmust_block = [{}]\n\
+         latency_target = \"127.0.0.1:{http}\"\nlatency_probes = 5\ntimeout = \"2s\"\n",
+        list(&reach),
+        list(&block)
+    );
+    let cfg = art.join("agent.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    // `check espd` first, as an installer would: exit 1 (some checks fail), JSON on stdout.
+    let spec = AgentSpec::new(&collector, SCHOOL, &token)
+        .env("PARTA_CONFIG", cfg.to_str().unwrap())
+        .env("PARTA_LOGIND_BUS", "none");
+    let mut agent = Agent::start(spec, &art, "agent");
+    let out = agent.command().args(["check", "espd", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let manual: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manual["trigger"], "manual");
+    assert_eq!(manual["required_mbps"], 50);
+
+    // At least three scheduled runs, then stop the agent (it delivers what it spooled before
+    // it exits) so that the report log is final.
+    wait_for(Duration::from_secs(60), "three probe runs", || {
+        let runs = reported_checks(agent.report_log()).iter().filter(|c| c.0 == "latency").count();
+        (runs >= 3).then_some(())
+    });
+    agent.stop();
+    let checks = reported_checks(agent.report_log());
+    let runs = checks.iter().filter(|c| c.0 == "latency").count() as u64;
+    let outcome = |kind: &str, target: &str| {
+        let o: Vec<&str> =
+            checks.iter().filter(|c| c.0 == kind && c.1 == target).map(|c| c.2.as_str()).collect();
+        assert!(!o.is_empty() && o.iter().all(|x| *x == o[0]), "{target}: {o:?}");
+        o[0].to_owned()
+    };
+    assert_eq!(outcome("reach", &reach[0]), "ok");
+    assert_eq!(outcome("reach", &reach[1]), "blocked");
+    assert_eq!(outcome("reach", &reach[2]), "dns_failed");
+    assert_eq!(outcome("filter", &block[0]), "ok");
+    assert_eq!(outcome("filter", &block[1]), "ok");
+    assert_eq!(outcome("filter", &block[2]), "not_blocked");
+    assert_eq!(outcome("dns", &format!("www.school.test@127.0.0.1:{dns_port}")), "ok");
+
+    // Exactly once in ClickHouse, and the API's figures are those of the reported checks.
+    let rows = wait_for(Duration::from_secs(30), "the checks in ClickHouse", || {
+        let n = ch.query_u64(&format!(
+            "SELECT count() FROM parta.connectivity_checks FINAL WHERE school_id = '{SCHOOL}'"
+        ));
+        (n >= checks.len() as u64).then_some(n)
+    });
+    assert_eq!(rows, checks.len() as u64);
+    assert_eq!(ch.query_u64("SELECT count() FROM parta.connectivity_checks"), rows, "no duplicate rows");
+    let (status, body) = http_get(&collector.url(&format!("/api/v1/connectivity?school={SCHOOL}")));
+    assert_eq!(status, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["checks"], checks.len() as u64);
+    assert_eq!(api["passed"], checks.iter().filter(|c| c.2 == "ok").count() as u64);
+    assert_eq!((api["locality"].as_str(), api["required_mbps"].as_u64()), (Some("rural"), Some(50)));
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    for c in checks.iter().filter(|c| c.2 != "ok") {
+        *failures.entry(c.2.clone()).or_default() += 1;
+    }
+    assert_eq!(serde_json::to_value(&failures).unwrap(), api["failures"]);
+    let reach_json = api["must_reach"].as_array().unwrap();
+    let find = |list: &[Value], t: &str| {
+        list.iter().find(|x| x["target"] == t).cloned().unwrap_or_else(|| panic!("{t}: {list:?}"))
+    };
+    assert_eq!(find(reach_json, &reach[0])["availability"], 1.0);
+    assert_eq!(find(reach_json, &reach[1])["outcomes"]["blocked"], runs);
+    assert_eq!(find(reach_json, &reach[2])["availability"], 0.0);
+    let filter = api["filter"].as_array().unwrap();
+    assert_eq!(find(filter, &block[0])["verdict"], "pass");
+    assert_eq!(find(filter, &block[1])["verdict"], "pass");
+    assert_eq!(find(filter, &block[2])["verdict"], "fail");
+    let lat = &api["latency"][0];
+    assert_eq!((lat["runs"].as_u64(), lat["loss_pct"].as_f64()), (Some(runs), Some(0.0)));
+    assert!(lat["rtt_ms"].as_f64().unwrap() < 50.0, "{lat}");
+    // Bad parameters: a clear 400 naming the field.
+    let (status, body) = http_get(&collector.url("/api/v1/connectivity?school=bad%20id"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("school"), "{body}");
+    let (status, body) =
+        http_get(&collector.url(&format!("/api/v1/connectivity?school={SCHOOL}&from=2026-13-01")));
+    assert_eq!(status, 400, "{body}");
+}
