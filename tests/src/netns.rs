@@ -56,6 +56,16 @@ impl NetNs {
         }
     }
 
+    /// Shapes what the host sends into the namespace with `tc` (qdisc arguments after `root`,
+    /// e.g. `tbf rate 40mbit …`), replacing any earlier shaping. This kernel has `tbf`, `htb`
+    /// and `pfifo` but no `netem`.
+    pub fn shape(&self, qdisc: &[&str]) {
+        let mut args = vec!["qdisc", "replace", "dev", &self.host_if, "root"];
+        args.extend_from_slice(qdisc);
+        let out = Command::new("tc").args(&args).output().expect("run tc(8) from iproute2");
+        assert!(out.status.success(), "tc {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Cuts the link (packets vanish, as when a school's uplink fails).
     pub fn cut(&self) {
         ip(&["link", "set", &self.host_if, "down"]);

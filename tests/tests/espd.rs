@@ -38,20 +38,24 @@ fn dnsmasq(art: &Path) -> (Proc, u16) {
     (p, port)
 }
 
-/// python3's http.server over a directory with a page and a block page.
-fn http_server(art: &Path) -> (Proc, u16, tempfile::TempDir) {
+/// python3's http.server over a directory with a page and a block page, on `ip`.
+fn http_server_on(art: &Path, ip: &str) -> (Proc, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<h1>Моя школа</h1>").unwrap();
     std::fs::write(dir.path().join("blocked.html"), "<h1>Доступ ограничен</h1>").unwrap();
     let port = free_tcp_port();
     let mut p = Proc::new("http", art.join("http.log"));
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"]).arg(dir.path());
+    cmd.args(["-m", "http.server", &port.to_string(), "--bind", ip, "--directory"]).arg(dir.path());
     p.spawn(cmd);
     wait_for(Duration::from_secs(20), "the HTTP stand-in", || {
-        (http_get(&format!("http://127.0.0.1:{port}/")).0 == 200).then_some(())
+        (http_get(&format!("http://{ip}:{port}/")).0 == 200).then_some(())
     });
     (p, port, dir)
+}
+
+fn http_server(art: &Path) -> (Proc, u16, tempfile::TempDir) {
+    http_server_on(art, "127.0.0.1")
 }
 
 /// (kind, target, outcome) of every check in the agent's report log.
