@@ -22,6 +22,7 @@
 
 pub mod chdb;
 pub mod clickhouse;
+pub mod delayline;
 pub mod fixtures;
 pub mod grafana;
 pub mod logind;
