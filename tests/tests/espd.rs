@@ -22,7 +22,11 @@ const SCHOOL: &str = "74-0031";
 /// dnsmasq answering `*.school.test` with 127.0.0.1 and NXDOMAIN for `gone.test`; nothing
 /// upstream.
 fn dnsmasq(art: &Path) -> (Proc, u16) {
-    let port = free_udp_port();
+    dnsmasq_on(art, "127.0.0.1", free_udp_port())
+}
+
+/// dnsmasq on `ip:port` answering `*.school.test` with `ip`.
+fn dnsmasq_on(art: &Path, ip: &str, port: u16) -> (Proc, u16) {
     let mut p = Proc::new("dnsmasq", art.join("dnsmasq.log"));
     let mut cmd = Command::new("/usr/sbin/dnsmasq");
     cmd.args([
@@ -32,19 +36,24 @@ fn dnsmasq(art: &Path) -> (Proc, u16) {
         "--conf-file=/dev/null",
         "--bind-interfaces",
     ])
-    .args(["--listen-address=127.0.0.1", "--user=root"])
+    .arg(format!("--listen-address={ip}"))
+    .arg("--user=root")
     .arg(format!("--port={port}"))
-    .args(["--address=/school.test/127.0.0.1", "--local=/gone.test/"]);
+    .arg(format!("--address=/school.test/{ip}"))
+    .arg("--local=/gone.test/");
     p.spawn(cmd);
     (p, port)
 }
 
 /// python3's http.server over a directory with a page and a block page, on `ip`.
 fn http_server_on(art: &Path, ip: &str) -> (Proc, u16, tempfile::TempDir) {
+    http_server_at(art, ip, free_tcp_port())
+}
+
+fn http_server_at(art: &Path, ip: &str, port: u16) -> (Proc, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<h1>Моя школа</h1>").unwrap();
     std::fs::write(dir.path().join("blocked.html"), "<h1>Доступ ограничен</h1>").unwrap();
-    let port = free_tcp_port();
     let mut p = Proc::new("http", art.join("http.log"));
     let mut cmd = Command::new("python3");
     cmd.args(["-m", "http.server", &port.to_string(), "--bind", ip, "--directory"]).arg(dir.path());
@@ -57,6 +66,114 @@ fn http_server_on(art: &Path, ip: &str) -> (Proc, u16, tempfile::TempDir) {
 
 fn http_server(art: &Path) -> (Proc, u16, tempfile::TempDir) {
     http_server_on(art, "127.0.0.1")
+}
+
+/// `openssl` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA (`ca.pem`), a certificate it signed for `www.school.test` (`good.pem`/`good.key`) and a
+/// self-signed one for `bad.school.test` (`bad.pem`/`bad.key`).
+fn certificates(dir: &Path) {
+    let days = ["-days", "2"];
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=Test school CA",
+            days[0],
+            days[1],
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "good.key",
+            "-out",
+            "good.csr",
+            "-subj",
+            "/CN=www.school.test",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:www.school.test\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "good.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "good.pem",
+            "-extfile",
+            "san.ext",
+            days[0],
+            days[1],
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "bad.key",
+            "-out",
+            "bad.pem",
+            "-subj",
+            "/CN=bad.school.test",
+            "-addext",
+            "subjectAltName=DNS:bad.school.test",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            days[0],
+            days[1],
+        ],
+    );
+}
+
+/// python3's HTTPS server on `ip:port` with `cert`/`key` from `dir`.
+fn https_server(art: &Path, dir: &Path, ip: &str, port: u16, name: &str) -> Proc {
+    const SERVER: &str = "import functools, http.server, ssl, sys\n\
+ip, port, cert, key, root = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]\n\
+srv = http.server.ThreadingHTTPServer((ip, port), functools.partial(http.server.SimpleHTTPRequestHandler, directory=root))\n\
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+ctx.load_cert_chain(cert, key)\n\
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+srv.serve_forever()\n";
+    std::fs::write(dir.join("index.html"), "<h1>Моя школа</h1>").unwrap();
+    let mut p = Proc::new("https", art.join(format!("https-{name}.log")));
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", SERVER, ip, &port.to_string()])
+        .arg(dir.join(format!("{name}.pem")))
+        .arg(dir.join(format!("{name}.key")))
+        .arg(dir);
+    p.spawn(cmd);
+    p
 }
 
 /// (kind, target, outcome) of every check in the agent's report log.
@@ -259,4 +376,97 @@ fn latency_and_loss_through_a_delayed_lossy_link() {
     assert_eq!(lat["outcome"], "ok");
     // The page comes (a lost packet is retransmitted), just slower.
     assert_eq!(reach["outcome"], "ok", "{reach}");
+}
+
+/// The probe in a namespace of the test's own, the school's resolver (dnsmasq) and sites on the
+/// other side of its link: a site with a certificate from the configured CA passes, one with a
+/// self-signed certificate fails as TLS; then the resolver stops, and names fail as DNS while
+/// an address still answers and a closed port still fails as TCP.
+#[test]
+fn dns_down_and_bad_certificates_are_told_from_tcp_failures() {
+    let art = artifacts_dir("espd_dns_tls_in_namespace");
+    let ns = parta_tests::netns::NetNs::create();
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let ip = ns.host_ip.clone();
+    let (mut dns, dns_port) = dnsmasq_on(&art, &ip, free_udp_port());
+    let (good, bad, plain, closed) = (free_tcp_port(), free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let _good = https_server(&art, dir.path(), &ip, good, "good");
+    let _bad = https_server(&art, dir.path(), &ip, bad, "bad");
+    let (_plain, plain, _pdir) = http_server_at(&art, &ip, plain);
+    let reach = [
+        format!("https://www.school.test:{good}/"),
+        format!("https://bad.school.test:{bad}/"),
+        format!("http://{ip}:{plain}/"),
+        format!("http://{ip}:{closed}/"),
+    ];
+    let cfg = art.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[espd]\nresolvers = [\"{ip}:{dns_port}\"]\nmust_reach = [{}]\nlatency_target = \"{ip}:{plain}\"\nlatency_probes = 3\n\
+             timeout = \"2s\"\nca_bundle = \"{}\"\n",
+            reach.iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", "),
+            dir.path().join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let check = |name: &str| -> Value {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(binary("parta-agent"))
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--state-dir",
+                art.to_str().unwrap(),
+                "check",
+                "espd",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        std::fs::write(art.join(format!("{name}.json")), &out.stdout).unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let outcome = |run: &Value, target: &str| -> (String, String) {
+        let c = run["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "reach" && c["target"] == target)
+            .unwrap();
+        (c["outcome"].as_str().unwrap().to_owned(), c["error"].as_str().unwrap().to_owned())
+    };
+    // The servers may take a moment: wait until the good site answers through the namespace.
+    let up = wait_for(Duration::from_secs(30), "the stand-ins", || {
+        let run = check("up");
+        (outcome(&run, &reach[0]).0 == "ok").then_some(run)
+    });
+    let (o, e) = outcome(&up, &reach[1]);
+    assert_eq!(o, "tls_failed", "{e}");
+    assert!(e.contains("certificate") && e.contains("does not trust"), "{e}");
+    assert_eq!(outcome(&up, &reach[2]).0, "ok");
+    assert_eq!(outcome(&up, &reach[3]).0, "tcp_failed");
+    let dns_checks: Vec<&Value> =
+        up["checks"].as_array().unwrap().iter().filter(|c| c["kind"] == "dns").collect();
+    assert!(!dns_checks.is_empty() && dns_checks.iter().all(|c| c["outcome"] == "ok"), "{dns_checks:?}");
+
+    dns.kill();
+    let down = check("dns-down");
+    for target in &reach[..2] {
+        let (o, e) = outcome(&down, target);
+        assert_eq!(o, "dns_failed", "{target}: {e}");
+        assert!(e.contains(&format!("{ip}:{dns_port}")), "the resolver is named: {e}");
+    }
+    assert_eq!(outcome(&down, &reach[2]).0, "ok", "an address needs no DNS");
+    assert_eq!(outcome(&down, &reach[3]).0, "tcp_failed");
+    let dns_checks: Vec<&Value> =
+        down["checks"].as_array().unwrap().iter().filter(|c| c["kind"] == "dns").collect();
+    assert!(
+        !dns_checks.is_empty() && dns_checks.iter().all(|c| c["outcome"] == "dns_failed"),
+        "{dns_checks:?}"
+    );
 }

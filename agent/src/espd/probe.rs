@@ -216,7 +216,20 @@ fn tls_failure(e: &std::io::Error, timeout: Duration) -> Fetch {
     }
     let why = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::InvalidCertificate(c)) => {
-            format!("TLS: the server's certificate is not valid: {c:?}")
+            use rustls::CertificateError as C;
+            let why = match c {
+                C::UnknownIssuer => {
+                    "issued by a CA this probe does not trust (espd.ca_file adds CAs)".to_owned()
+                }
+                C::Expired | C::ExpiredContext { .. } => "expired".to_owned(),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "not valid yet (or the probe's clock is wrong)".to_owned()
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => "issued for another name".to_owned(),
+                C::Revoked => "revoked".to_owned(),
+                other => format!("{other:?}"),
+            };
+            format!("TLS: the server's certificate is not valid: {why}")
         }
         Some(other) => format!("TLS: {other}"),
         None => format!("TLS: {e}"),
