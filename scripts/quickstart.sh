@@ -30,6 +30,7 @@ stop_proc() {
 collector_env() {
     export PARTA_CLICKHOUSE_URL="http://127.0.0.1:$CH_PORT" PARTA_CLICKHOUSE_DATABASE=parta \
         PARTA_DATA_DIR="$RUN/collector" PARTA_QUIC_LISTEN="127.0.0.1:$QUIC_PORT" \
+        PARTA_SPEEDTEST_LISTEN="127.0.0.1:$((QUIC_PORT + 1))" \
         PARTA_HTTP_LISTEN="127.0.0.1:$HTTP_PORT"
 }
 

@@ -140,7 +140,13 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
 /// `check espd`: every check once; `Ok(true)` when all passed.
 fn check_espd(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<bool> {
     let tls = config.espd.tls_config()?;
-    let run = crate::espd::run_checks(&config.espd, tls, parta_protocol::espd::RunTrigger::Manual);
+    let speedtest = crate::espd::speedtest_target(config);
+    let run = crate::espd::run_checks(
+        &config.espd,
+        tls,
+        parta_protocol::espd::RunTrigger::Manual,
+        speedtest.as_ref(),
+    );
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Json => {

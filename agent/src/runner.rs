@@ -219,6 +219,7 @@ fn start_probe(
     }
     let settings = config.espd.clone();
     let tls = settings.tls_config()?;
+    let speedtest = crate::espd::speedtest_target(config);
     tracing::info!(
         every_s = settings.every.as_secs(),
         must_reach = settings.must_reach.len(),
@@ -227,7 +228,7 @@ fn start_probe(
     );
     std::thread::Builder::new()
         .name("espd-probe".into())
-        .spawn(move || crate::espd::probe_loop(&settings, tls, &tx, &stop))
+        .spawn(move || crate::espd::probe_loop(&settings, tls, speedtest.as_ref(), &tx, &stop))
         .context("cannot start the ЕСПД probe's thread")?;
     Ok((rx, true))
 }

@@ -199,7 +199,7 @@ fn every_failure_kind_is_told_apart() {
         ..EspdSection::default()
     };
     let settings = EspdSettings::resolve(section, "").unwrap();
-    let run = run_checks(&settings, settings.tls_config().unwrap(), RunTrigger::Manual);
+    let run = run_checks(&settings, settings.tls_config().unwrap(), RunTrigger::Reachability, None);
     assert_eq!((run.required_mbps, run.locality.as_str()), (50, "rural"));
     let find = |kind: CheckKind, target: &str| {
         run.checks

@@ -104,6 +104,18 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
+    let speedtest = match config.speedtest_listen {
+        Some(addr) => {
+            let cfg =
+                crate::tls::speedtest_server_config(&identity).context("speed-test TLS configuration")?;
+            let endpoint = server::bind(addr, cfg)
+                .with_context(|| format!("cannot listen for speed tests on UDP {addr}"))?;
+            tracing::info!(speedtest = %endpoint.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string()), "speed-test service ready");
+            let st = Arc::new(crate::speedtest::SpeedTestCtx::new(store.clone(), Arc::clone(&tokens)));
+            Some((endpoint.clone(), tokio::spawn(crate::speedtest::run(endpoint, st, stop_rx.clone()))))
+        }
+        None => None,
+    };
     let ctx = Arc::new(SessionCtx {
         store: store.clone(),
         tokens,
@@ -138,6 +150,10 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         quinn::VarInt::from_u32(parta_protocol::RejectReason::ShuttingDown.code()),
         b"collector stopping",
     );
+    if let Some((endpoint, task)) = speedtest {
+        endpoint.close(quinn::VarInt::from_u32(0), b"collector stopping");
+        task.abort();
+    }
     let drained = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = quic.await;
         let _ = batcher.await;
@@ -192,6 +208,7 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "clickhouse_user": c.clickhouse.user,
         "clickhouse_password": if c.clickhouse.password.is_empty() { "" } else { "<redacted>" },
         "quic_listen": c.quic_listen,
+        "speedtest_listen": c.speedtest_listen.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "http_listen": c.http_listen,
         "data_dir": c.data_dir,
         "tls": tls,

@@ -48,6 +48,10 @@ pub struct GlobalArgs {
     /// UDP address for agents (QUIC) [default: 0.0.0.0:4433].
     #[arg(long, env = "PARTA_QUIC_LISTEN", global = true, value_name = "ADDR")]
     pub quic_listen: Option<String>,
+    /// UDP address of the speed-test service for ЕСПД probes (QUIC), or `off`
+    /// [default: 0.0.0.0:4434].
+    #[arg(long, env = "PARTA_SPEEDTEST_LISTEN", global = true, value_name = "ADDR|off")]
+    pub speedtest_listen: Option<String>,
     /// TCP address of the HTTP API and /metrics [default: 127.0.0.1:8080].
     #[arg(long, env = "PARTA_HTTP_LISTEN", global = true, value_name = "ADDR")]
     pub http_listen: Option<String>,

@@ -6,6 +6,7 @@
 //! clickhouse_url = "http://127.0.0.1:8123"
 //! clickhouse_database = "parta"
 //! quic_listen = "0.0.0.0:4433"
+//! speedtest_listen = "0.0.0.0:4434"   # or "off"
 //! http_listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/parta-collector"
 //! tls_names = "parta.example.ru"
@@ -30,6 +31,7 @@ struct FileConfig {
     clickhouse_user: Option<String>,
     clickhouse_password: Option<String>,
     quic_listen: Option<String>,
+    speedtest_listen: Option<String>,
     http_listen: Option<String>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
@@ -97,6 +99,8 @@ pub struct CollectorConfig {
     pub clickhouse: ClickHouseConfig,
     /// QUIC listen address.
     pub quic_listen: SocketAddr,
+    /// Speed-test service address (`None`: off).
+    pub speedtest_listen: Option<SocketAddr>,
     /// HTTP listen address.
     pub http_listen: SocketAddr,
     /// Data directory.
@@ -227,6 +231,15 @@ impl CollectorConfig {
                     .unwrap_or_default(),
             },
             quic_listen: addr("quic_listen", &a.quic_listen, f.quic_listen, "0.0.0.0:4433")?,
+            speedtest_listen: match l.pick(
+                "speedtest_listen",
+                a.speedtest_listen.clone(),
+                "speedtest_listen",
+                f.speedtest_listen.clone(),
+            ) {
+                Some((v, _)) if v == "off" => None,
+                _ => Some(addr("speedtest_listen", &a.speedtest_listen, f.speedtest_listen, "0.0.0.0:4434")?),
+            },
             http_listen: addr("http_listen", &a.http_listen, f.http_listen, "127.0.0.1:8080")?,
             data_dir: l
                 .pick("data_dir", a.data_dir.clone(), "data_dir", f.data_dir)

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod speedtest;
 pub mod storage;
 pub mod tls;
 pub mod tokens;

@@ -70,6 +70,32 @@ pub fn identity(source: &TlsSource, data_dir: &Path) -> Result<Identity, TlsErro
     }
 }
 
+/// The speed-test service's QUIC configuration: the same identity, ALPN
+/// `parta-speedtest/1`, and windows wide enough for a school's link (500 Mbit/s at 50 ms is
+/// ~3 MB in flight), unlike the ingest endpoint's deliberately small ones.
+pub fn speedtest_server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
+    let certs = tls::load_certs(&id.cert)?;
+    let key = tls::load_private_key(&id.key)?;
+    let mut crypto = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(format!("{} and {}: {e}", id.cert.display(), id.key.display())))?;
+    crypto.alpn_protocols = vec![parta_protocol::speedtest::SPEEDTEST_ALPN.to_vec()];
+    let quic = QuicServerConfig::try_from(Arc::new(crypto)).map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(20)).ok());
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    t.stream_receive_window(quinn::VarInt::from_u32(8 * 1024 * 1024));
+    t.receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024));
+    t.send_window(16 * 1024 * 1024);
+    config.transport_config(Arc::new(t));
+    Ok(config)
+}
+
 /// The QUIC server configuration for an identity: TLS 1.3 only, ALPN `parta/1`.
 pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
     let certs = tls::load_certs(&id.cert)?;

@@ -11,6 +11,8 @@
 //!   interface counters and rates, page counters).
 //! - [`espd`]: ЕСПД connectivity checks of a probe agent (DNS, must-reach resources, latency,
 //!   throughput, content filtering), with failure kinds kept apart.
+//! - [`speedtest`]: the collector's speed-test service for probes (control messages, the
+//!   rate measurement).
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
@@ -40,6 +42,7 @@ pub mod message;
 pub mod sample;
 pub mod seqset;
 pub mod snmp;
+pub mod speedtest;
 pub mod usage;
 pub mod validate;
 

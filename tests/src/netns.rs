@@ -17,6 +17,7 @@ pub struct NetNs {
     /// Namespace name.
     pub name: String,
     host_if: String,
+    ns_if: String,
     /// Host-side address (where the collector listens).
     pub host_ip: String,
     /// Address inside the namespace.
@@ -34,7 +35,7 @@ impl NetNs {
         let (a, b) = (200 + (k % 50), id % 250);
         let (host_ip, ns_ip) = (format!("10.{a}.{b}.1"), format!("10.{a}.{b}.2"));
         ip(&["netns", "add", &name]);
-        let ns = Self { name, host_if, host_ip, ns_ip };
+        let ns = Self { name, host_if, ns_if: ns_if.clone(), host_ip, ns_ip };
         ip(&["link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns_if]);
         ip(&["link", "set", &ns_if, "netns", &ns.name]);
         ip(&["addr", "add", &format!("{}/30", ns.host_ip), "dev", &ns.host_if]);
@@ -64,6 +65,15 @@ impl NetNs {
         args.extend_from_slice(qdisc);
         let out = Command::new("tc").args(&args).output().expect("run tc(8) from iproute2");
         assert!(out.status.success(), "tc {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Shapes what the namespace sends to the host (the other direction of [`Self::shape`]).
+    pub fn shape_outbound(&self, qdisc: &[&str]) {
+        let mut args =
+            vec!["netns", "exec", &self.name, "tc", "qdisc", "replace", "dev", &self.ns_if, "root"];
+        args.extend_from_slice(qdisc);
+        let out = Command::new("ip").args(&args).output().expect("run tc(8) from iproute2");
+        assert!(out.status.success(), "{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     }
 
     /// Cuts the link (packets vanish, as when a school's uplink fails).

@@ -95,6 +95,8 @@ pub struct Collector {
     pub quic_port: u16,
     /// Address agents connect to.
     quic_ip: String,
+    /// Speed-test service port (UDP, on the QUIC address).
+    pub speedtest_port: u16,
 }
 
 impl Collector {
@@ -108,6 +110,7 @@ impl Collector {
         let data_dir = tempfile::Builder::new().prefix("parta-collector-").tempdir().unwrap();
         let http_port = free_tcp_port();
         let quic_port = free_udp_port();
+        let speedtest_port = free_udp_port();
         let mut env = vec![
             ("PARTA_CLICKHOUSE_URL".to_owned(), ch.url()),
             ("PARTA_CLICKHOUSE_DATABASE".to_owned(), db.to_owned()),
@@ -116,7 +119,8 @@ impl Collector {
             ("PARTA_HTTP_LISTEN".to_owned(), format!("127.0.0.1:{http_port}")),
             ("PARTA_LOG_LEVEL".to_owned(), "info,parta_collector=debug".to_owned()),
         ];
-        // A test may listen elsewhere (a veth address): `PARTA_QUIC_LISTEN=IP` (port added).
+        // A test may listen elsewhere (a veth address): `PARTA_QUIC_LISTEN=IP` (port added);
+        // the speed-test service listens on the same address.
         let mut quic_ip = "127.0.0.1".to_owned();
         for (k, v) in extra {
             if *k == "PARTA_QUIC_LISTEN" {
@@ -126,8 +130,11 @@ impl Collector {
                 env.push(((*k).to_owned(), (*v).to_owned()));
             }
         }
+        if !env.iter().any(|(k, _)| k == "PARTA_SPEEDTEST_LISTEN") {
+            env.push(("PARTA_SPEEDTEST_LISTEN".to_owned(), format!("{quic_ip}:{speedtest_port}")));
+        }
         let process = Proc::new("collector", artifacts.join("collector.log"));
-        let mut c = Self { process, data_dir, env, http_port, quic_port, quic_ip };
+        let mut c = Self { process, data_dir, env, http_port, quic_port, quic_ip, speedtest_port };
         c.restart();
         c
     }

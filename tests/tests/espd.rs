@@ -216,9 +216,11 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     let toml = format!(
         "[espd]\nenabled = true\nevery = \"2s\"\nwindows = [\"mon-sun 00:00-24:00\"]\nlocality = \"rural\"\n\
          resolvers = [\"127.0.0.1:{dns_port}\"]\nmust_reach = [{}]\nmust_block = [{}]\n\
-         latency_target = \"127.0.0.1:{http}\"\nlatency_probes = 5\ntimeout = \"2s\"\n",
+         latency_target = \"127.0.0.1:{http}\"\nlatency_probes = 5\ntimeout = \"2s\"\n\
+         speedtest_port = {}\nthroughput_time = \"2s\"\n",
         list(&reach),
-        list(&block)
+        list(&block),
+        collector.speedtest_port
     );
     let cfg = art.join("agent.toml");
     std::fs::write(&cfg, &toml).unwrap();
@@ -232,6 +234,26 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     let manual: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manual["trigger"], "manual");
     assert_eq!(manual["required_mbps"], 50);
+    // On loopback the school's link is fast: both directions measured by the collector's
+    // speed-test service, download judged against the 50 Mbit/s.
+    for kind in ["download", "upload"] {
+        let c = manual["checks"].as_array().unwrap().iter().find(|c| c["kind"] == kind).unwrap();
+        assert_eq!(c["outcome"], "ok", "{c}");
+        assert!(c["throughput"]["bits_per_s"].as_u64().unwrap() > 50_000_000, "{c}");
+    }
+
+    // A wrong token gets no speed test: the collector refuses it and says why.
+    let out = agent
+        .command()
+        .env("PARTA_ENROLL_TOKEN", "pt1_wrong")
+        .args(["check", "espd", "--format", "json"])
+        .output()
+        .unwrap();
+    let refused: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = refused["checks"].as_array().unwrap().iter().find(|c| c["kind"] == "download").unwrap();
+    assert_eq!(c["outcome"], "error", "{c}");
+    let why = c["error"].as_str().unwrap();
+    assert!(why.contains("refused") && why.contains("token"), "{why}");
 
     // At least three scheduled runs, then stop the agent (it delivers what it spooled before
     // it exits) so that the report log is final.
@@ -469,4 +491,95 @@ fn dns_down_and_bad_certificates_are_told_from_tcp_failures() {
         !dns_checks.is_empty() && dns_checks.iter().all(|c| c["outcome"] == "dns_failed"),
         "{dns_checks:?}"
     );
+}
+
+/// The throughput test through a link shaped with `tbf` (both directions): at 40 Mbit/s the
+/// measured rate is within ±10 % and the school fails both tiers; at 70 Mbit/s a rural school
+/// passes and an urban one fails. The collector's speed-test service is on the host, the probe
+/// in a namespace of the test's own.
+#[test]
+fn throughput_through_shaped_links_gives_tier_verdicts() {
+    let art = artifacts_dir("espd_throughput_shaped");
+    let ns = parta_tests::netns::NetNs::create();
+    let ch = ClickHouse::start();
+    let collector = Collector::start_with(
+        &ch,
+        "parta",
+        &art,
+        &[("PARTA_QUIC_LISTEN", &ns.host_ip), ("PARTA_TLS_NAMES", &ns.host_ip)],
+    );
+    let token = collector.create_token(SCHOOL);
+    let check = |name: &str, locality: &str| -> Value {
+        let cfg = art.join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[espd]\nlocality = \"{locality}\"\nresolvers = [\"{}:53\"]\nmust_reach = []\nspeedtest_port = {}\nthroughput_time = \"5s\"\n",
+                ns.host_ip, collector.speedtest_port
+            ),
+        )
+        .unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(binary("parta-agent"))
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--state-dir",
+                art.to_str().unwrap(),
+                "check",
+                "espd",
+                "--format",
+                "json",
+            ])
+            .env("PARTA_COLLECTOR", collector.quic_addr())
+            .env("PARTA_CA_CERT", collector.ca())
+            .env("PARTA_SCHOOL", SCHOOL)
+            .env("PARTA_ENROLL_TOKEN", &token)
+            .env("PARTA_LOGIND_BUS", "none")
+            .output()
+            .unwrap();
+        std::fs::write(art.join(format!("{name}.json")), &out.stdout).unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let rate = |run: &Value, kind: &str| -> (f64, String) {
+        let c = run["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == kind)
+            .unwrap_or_else(|| panic!("{run}"));
+        let mbps = c["throughput"]["bits_per_s"].as_f64().unwrap_or_else(|| panic!("{c}")) / 1e6;
+        (mbps, c["outcome"].as_str().unwrap().to_owned())
+    };
+    let tbf = |mbit: u32| {
+        let rate = format!("{mbit}mbit");
+        let q = ["tbf", "rate", rate.as_str(), "burst", "64kb", "latency", "100ms"];
+        ns.shape(&q);
+        ns.shape_outbound(&q);
+    };
+
+    tbf(40);
+    let run = check("40-rural", "rural");
+    let (down, down_outcome) = rate(&run, "download");
+    let (up, _) = rate(&run, "upload");
+    println!("shaped 40 Mbit/s: download {down:.1}, upload {up:.1} Mbit/s");
+    assert!((36.0..=44.0).contains(&down), "download {down} Mbit/s at 40");
+    assert!((36.0..=44.0).contains(&up), "upload {up} Mbit/s at 40");
+    assert_eq!(down_outcome, "slow", "40 Mbit/s fails the rural 50");
+
+    tbf(70);
+    let rural = check("70-rural", "rural");
+    let urban = check("70-urban", "urban");
+    let (down_rural, outcome_rural) = rate(&rural, "download");
+    let (down_urban, outcome_urban) = rate(&urban, "download");
+    println!("shaped 70 Mbit/s: download {down_rural:.1} (rural run), {down_urban:.1} (urban run) Mbit/s");
+    assert!(
+        (63.0..=77.0).contains(&down_rural) && (63.0..=77.0).contains(&down_urban),
+        "at 70: {down_rural}, {down_urban}"
+    );
+    assert_eq!(outcome_rural, "ok", "70 Mbit/s passes the rural 50");
+    assert_eq!(outcome_urban, "slow", "70 Mbit/s fails the urban 100");
+    assert_eq!((rural["required_mbps"].as_u64(), urban["required_mbps"].as_u64()), (Some(50), Some(100)));
 }

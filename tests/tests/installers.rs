@@ -65,5 +65,6 @@ fn example_configurations_are_accepted_by_the_binaries() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["quic_listen"], "0.0.0.0:4433");
+    assert_eq!(v["speedtest_listen"], "0.0.0.0:4434");
     assert_eq!(v["tls"]["extra_names"][0], "parta.example.ru");
 }

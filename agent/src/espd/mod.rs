@@ -11,6 +11,7 @@ pub mod dns;
 pub mod latency;
 pub mod probe;
 pub mod schedule;
+pub mod throughput;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,21 @@ pub const DEFAULT_BLOCK_MARKERS: [&str; 3] =
 pub const SYSTEM_CA_BUNDLES: [&str; 3] =
     ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem"];
 
+/// A port or `"off"` in the file.
+pub mod toml_port {
+    use serde::Deserialize;
+
+    /// `4434` or `"off"`.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(untagged)]
+    pub enum Port {
+        /// A port.
+        Number(u16),
+        /// Must be `off`.
+        Off(String),
+    }
+}
+
 /// `[espd]` of the configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +91,12 @@ pub struct EspdSection {
     pub latency_probes: Option<u16>,
     /// Per-stage timeout.
     pub timeout: Option<String>,
+    /// Speed-test service port on the collector host (default 4434), or `off`.
+    pub speedtest_port: Option<toml_port::Port>,
+    /// Length of each throughput test.
+    pub throughput_time: Option<String>,
+    /// A throughput round at most this often (probe role).
+    pub throughput_every: Option<String>,
     /// CA bundle replacing the system one.
     pub ca_bundle: Option<PathBuf>,
     /// Extra CA certificates (e.g. the Russian Trusted Root CA where the system lacks it).
@@ -108,6 +130,12 @@ pub struct EspdSettings {
     pub latency_probes: u16,
     /// Per-stage timeout.
     pub timeout: Duration,
+    /// Speed-test port on the collector host (`None`: no throughput tests).
+    pub speedtest_port: Option<u16>,
+    /// Length of each throughput test.
+    pub throughput_time: Duration,
+    /// Throughput rounds at most this often (probe role).
+    pub throughput_every: Duration,
     /// CA bundle (None: the system's).
     pub ca_bundle: Option<PathBuf>,
     /// Extra CA certificates.
@@ -230,7 +258,39 @@ impl EspdSettings {
             .map_err(|why| field_error("timeout", t, why))?,
             None => Duration::from_secs(10),
         };
+        let speedtest_port = match s.speedtest_port {
+            None => Some(4434),
+            Some(toml_port::Port::Off(o)) if o == "off" => None,
+            Some(toml_port::Port::Off(o)) => {
+                return Err(field_error("speedtest_port", o, "a port number or \"off\""));
+            }
+            Some(toml_port::Port::Number(0)) => {
+                return Err(field_error("speedtest_port", "0", "a port number or \"off\""));
+            }
+            Some(toml_port::Port::Number(p)) => Some(p),
+        };
+        let throughput_time = match &s.throughput_time {
+            Some(t) => parta_common::settings::parse_duration_within(
+                t,
+                Duration::from_secs(2),
+                Duration::from_secs(10),
+            )
+            .map_err(|why| field_error("throughput_time", t, why))?,
+            None => Duration::from_secs(8),
+        };
+        let throughput_every = match &s.throughput_every {
+            Some(t) => parta_common::settings::parse_duration_within(
+                t,
+                Duration::from_secs(1),
+                Duration::from_secs(7 * 86_400),
+            )
+            .map_err(|why| field_error("throughput_every", t, why))?,
+            None => Duration::from_secs(4 * 3600),
+        };
         Ok(Self {
+            speedtest_port,
+            throughput_time,
+            throughput_every,
             enabled: s.enabled.unwrap_or(false),
             windows,
             every,
@@ -364,9 +424,67 @@ fn check_latency(target: &str, s: &EspdSettings, p: &probe::ProbeSettings) -> Ch
     r
 }
 
+/// Where the speed test goes: the collector host of the configuration, `speedtest_port`, the
+/// collector's CA, the school and its token. `None` when any is missing or the port is off.
+pub fn speedtest_target(c: &crate::config::AgentConfig) -> Option<throughput::SpeedTestTarget> {
+    let collector = c.collector.as_ref()?;
+    Some(throughput::SpeedTestTarget {
+        host: collector.host.clone(),
+        port: c.espd.speedtest_port?,
+        server_name: c.server_name.clone().unwrap_or_else(|| collector.host.clone()),
+        ca: c.ca_cert.clone()?,
+        school: c.school.clone()?,
+        token: c.enroll_token.clone()?,
+    })
+}
+
+/// One throughput test; download is judged against the required speed, upload is reported.
+fn check_throughput(
+    t: &throughput::SpeedTestTarget,
+    direction: parta_protocol::speedtest::Direction,
+    s: &EspdSettings,
+) -> CheckResult {
+    use parta_protocol::speedtest::Direction;
+    let started = Instant::now();
+    let kind = match direction {
+        Direction::Download => CheckKind::Download,
+        Direction::Upload => CheckKind::Upload,
+    };
+    let mut r = failed(kind, t.display(), CheckOutcome::Ok, String::new());
+    let secs = s.throughput_time.as_secs_f64();
+    // Room for 3× the required speed for the whole test; the collector caps it too.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let max_bytes = (f64::from(s.required_mbps) * 3.0 * 1e6 / 8.0 * secs) as u64;
+    let max_ms = u32::try_from(s.throughput_time.as_millis()).unwrap_or(10_000);
+    match throughput::run(t, direction, max_bytes, max_ms) {
+        Ok(stats) => {
+            let required = u64::from(s.required_mbps) * 1_000_000;
+            if direction == Direction::Download && stats.bits_per_s < required {
+                r.outcome = CheckOutcome::Slow;
+                #[allow(clippy::cast_precision_loss)] // a rate for people
+                let got = stats.bits_per_s as f64 / 1e6;
+                r.error = format!("{got:.1} Mbit/s, {} Mbit/s required", s.required_mbps);
+            }
+            r.throughput = Some(stats);
+        }
+        Err(e) => {
+            r.outcome = CheckOutcome::Error;
+            r.error = e;
+            parta_protocol::validate::truncate_text(&mut r.error, parta_protocol::validate::MAX_TEXT);
+        }
+    }
+    r.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    r
+}
+
 /// Runs every configured check once, in order: DNS (every resolver, the must-reach names),
 /// must-reach URLs, latency, must-be-blocked URLs. Blocking: call from a thread of its own.
-pub fn run_checks(s: &EspdSettings, tls: Arc<rustls::ClientConfig>, trigger: RunTrigger) -> ConnectivityRun {
+pub fn run_checks(
+    s: &EspdSettings,
+    tls: Arc<rustls::ClientConfig>,
+    trigger: RunTrigger,
+    speedtest: Option<&throughput::SpeedTestTarget>,
+) -> ConnectivityRun {
     let started_at_ms = now_ms();
     let started = Instant::now();
     let p = probe::ProbeSettings {
@@ -421,6 +539,20 @@ pub fn run_checks(s: &EspdSettings, tls: Arc<rustls::ClientConfig>, trigger: Run
     for u in &s.must_block {
         checks.push(probe::check_url(CheckKind::Filter, u, &p, now_ms()));
     }
+    if trigger != RunTrigger::Reachability {
+        match speedtest {
+            Some(t) => {
+                checks.push(check_throughput(t, parta_protocol::speedtest::Direction::Download, s));
+                checks.push(check_throughput(t, parta_protocol::speedtest::Direction::Upload, s));
+            }
+            None => checks.push(failed(
+                CheckKind::Download,
+                "collector".into(),
+                CheckOutcome::Error,
+                "no speed test: the collector, its CA, the school or the token is not configured, or espd.speedtest_port is off".into(),
+            )),
+        }
+    }
     checks.truncate(parta_protocol::validate::MAX_CHECKS);
     ConnectivityRun {
         started_at_ms,
@@ -439,10 +571,13 @@ pub fn run_checks(s: &EspdSettings, tls: Arc<rustls::ClientConfig>, trigger: Run
 pub fn probe_loop(
     s: &EspdSettings,
     tls: Arc<rustls::ClientConfig>,
+    speedtest: Option<&throughput::SpeedTestTarget>,
     tx: &tokio::sync::mpsc::Sender<ConnectivityRun>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) {
     let tz = jiff::tz::TimeZone::system();
+    // The first round in the windows measures throughput (as Giga Meter does after a start).
+    let mut last_throughput: Option<Instant> = None;
     let every_ms = i64::try_from(s.every.as_millis()).unwrap_or(i64::MAX);
     let mut period = now_ms();
     loop {
@@ -458,7 +593,13 @@ pub fn probe_loop(
             std::thread::sleep(Duration::from_millis(left.clamp(1, 200).unsigned_abs()));
         }
         if schedule::in_windows(&s.windows, &tz, now_ms()) {
-            let run = run_checks(s, Arc::clone(&tls), RunTrigger::Reachability);
+            let due =
+                speedtest.is_some() && last_throughput.is_none_or(|t| t.elapsed() >= s.throughput_every);
+            let trigger = if due { RunTrigger::Throughput } else { RunTrigger::Reachability };
+            if due {
+                last_throughput = Some(Instant::now());
+            }
+            let run = run_checks(s, Arc::clone(&tls), trigger, speedtest);
             let passed = run.checks.iter().filter(|c| c.outcome.passed()).count();
             tracing::debug!(checks = run.checks.len(), passed, "ЕСПД checks done");
             if tx.blocking_send(run).is_err() {

@@ -1,0 +1,177 @@
+//! Download and upload throughput against the collector's speed-test service (QUIC, its own
+//! port, the collector's CA): bounded in time and bytes, measured leaving out the warm-up —
+//! download at the agent, upload at the collector.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parta_protocol::espd::ThroughputStats;
+use parta_protocol::speedtest::{
+    Direction, SpeedTestReply, SpeedTestRequest, bits_per_s, control_len, decode_control, encode_control,
+    measure,
+};
+
+/// Where and as whom to test.
+#[derive(Debug, Clone)]
+pub struct SpeedTestTarget {
+    /// Collector host (name or address).
+    pub host: String,
+    /// Speed-test port.
+    pub port: u16,
+    /// Name in the collector's certificate.
+    pub server_name: String,
+    /// CA of the collector's certificate.
+    pub ca: PathBuf,
+    /// School id.
+    pub school: String,
+    /// Enrollment token.
+    pub token: String,
+}
+
+impl SpeedTestTarget {
+    /// `host:port` for people.
+    pub fn display(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+fn client_config(ca: &std::path::Path) -> Result<quinn::ClientConfig, String> {
+    use quinn::crypto::rustls::QuicClientConfig;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in parta_common::tls::load_certs(ca).map_err(|e| format!("CA certificate: {e}"))? {
+        roots.add(cert).map_err(|e| format!("CA certificate {}: {e}", ca.display()))?;
+    }
+    let mut crypto = rustls::ClientConfig::builder_with_provider(parta_common::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![parta_protocol::speedtest::SPEEDTEST_ALPN.to_vec()];
+    let quic = QuicClientConfig::try_from(Arc::new(crypto)).map_err(|e| e.to_string())?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(20)).ok());
+    // Wide windows: the test must be limited by the link, not by flow control.
+    t.stream_receive_window(quinn::VarInt::from_u32(8 * 1024 * 1024));
+    t.receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024));
+    t.send_window(16 * 1024 * 1024);
+    config.transport_config(Arc::new(t));
+    Ok(config)
+}
+
+async fn read_reply(recv: &mut quinn::RecvStream) -> Result<SpeedTestReply, String> {
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix).await.map_err(|e| format!("reading the collector's answer: {e}"))?;
+    let len = control_len(prefix).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(|e| format!("reading the collector's answer: {e}"))?;
+    decode_control(&body).map_err(|e| e.to_string())
+}
+
+async fn test(
+    t: &SpeedTestTarget,
+    direction: Direction,
+    max_bytes: u64,
+    max_ms: u32,
+) -> Result<ThroughputStats, String> {
+    let addr = tokio::net::lookup_host((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
+        .next()
+        .ok_or_else(|| format!("{} has no address", t.host))?;
+    let bind: std::net::SocketAddr =
+        if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    endpoint.set_default_client_config(client_config(&t.ca)?);
+    let conn = endpoint
+        .connect(addr, &t.server_name)
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| format!("cannot connect to the speed-test service at {}: {e}", t.display()))?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let request = SpeedTestRequest {
+        school_id: t.school.clone(),
+        token: t.token.clone(),
+        direction,
+        max_bytes,
+        max_ms,
+    };
+    send.write_all(&encode_control(&request)).await.map_err(|e| e.to_string())?;
+    let (max_bytes, max_ms) = match read_reply(&mut recv).await? {
+        SpeedTestReply::Go { max_bytes, max_ms } => (max_bytes, max_ms),
+        SpeedTestReply::Refused { reason, retry_after_s } => {
+            return Err(format!("the collector refused the test: {reason} (retry after {retry_after_s} s)"));
+        }
+        SpeedTestReply::Measured { .. } => return Err("unexpected answer from the collector".into()),
+    };
+    let stats = match direction {
+        Direction::Download => {
+            let mut samples = Vec::with_capacity(8192);
+            let mut first: Option<Instant> = None;
+            let mut total = 0u64;
+            let deadline = Instant::now() + Duration::from_millis(u64::from(max_ms) + 3000);
+            loop {
+                match tokio::time::timeout_at(deadline.into(), recv.read_chunk(64 * 1024, true)).await {
+                    Ok(Ok(Some(c))) => {
+                        let start = *first.get_or_insert_with(Instant::now);
+                        total += c.bytes.len() as u64;
+                        samples.push((u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX), total));
+                    }
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => return Err(format!("download broke after {total} bytes: {e}")),
+                    Err(_) => break,
+                }
+            }
+            let (bytes, micros) =
+                measure(&samples).ok_or_else(|| format!("too little data to measure ({total} bytes)"))?;
+            ThroughputStats { bytes, micros, bits_per_s: bits_per_s(bytes, micros), total_bytes: total }
+        }
+        Direction::Upload => {
+            let chunk = vec![0u8; 64 * 1024];
+            let until = Instant::now() + Duration::from_millis(u64::from(max_ms));
+            let mut sent = 0u64;
+            while sent < max_bytes && Instant::now() < until {
+                let n = usize::try_from((max_bytes - sent).min(chunk.len() as u64)).unwrap_or(chunk.len());
+                match tokio::time::timeout_at(until.into(), send.write_all(&chunk[..n])).await {
+                    Ok(Ok(())) => sent += n as u64,
+                    Ok(Err(e)) => return Err(format!("upload broke after {sent} bytes: {e}")),
+                    Err(_) => break,
+                }
+            }
+            let _ = send.finish();
+            match tokio::time::timeout(Duration::from_secs(10), read_reply(&mut recv)).await {
+                Ok(Ok(SpeedTestReply::Measured { bytes, micros, total_bytes })) => {
+                    if micros == 0 {
+                        return Err(format!("too little data to measure ({total_bytes} bytes)"));
+                    }
+                    ThroughputStats { bytes, micros, bits_per_s: bits_per_s(bytes, micros), total_bytes }
+                }
+                Ok(Ok(_)) => return Err("unexpected answer from the collector".into()),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err("no result from the collector".into()),
+            }
+        }
+    };
+    conn.close(quinn::VarInt::from_u32(0), b"done");
+    endpoint.wait_idle().await;
+    Ok(stats)
+}
+
+/// Runs one test (blocking: a runtime of its own on the calling thread).
+pub fn run(
+    t: &SpeedTestTarget,
+    direction: Direction,
+    max_bytes: u64,
+    max_ms: u32,
+) -> Result<ThroughputStats, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    rt.block_on(test(t, direction, max_bytes, max_ms))
+}
