@@ -213,17 +213,21 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
         format!("http://www.school.test:{http}/"),
     ];
     let list = |l: &[String]| l.iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", ");
-    let toml = format!(
-        "[espd]\nenabled = true\nevery = \"2s\"\nwindows = [\"mon-sun 00:00-24:00\"]\nlocality = \"rural\"\n\
+    let toml = |enabled: bool| {
+        format!(
+            "[espd]\nenabled = {enabled}\nevery = \"2s\"\nwindows = [\"mon-sun 00:00-24:00\"]\nlocality = \"rural\"\n\
          resolvers = [\"127.0.0.1:{dns_port}\"]\nmust_reach = [{}]\nmust_block = [{}]\n\
          latency_target = \"127.0.0.1:{http}\"\nlatency_probes = 5\ntimeout = \"2s\"\n\
          speedtest_port = {}\nthroughput_time = \"2s\"\n",
-        list(&reach),
-        list(&block),
-        collector.speedtest_port
-    );
+            list(&reach),
+            list(&block),
+            collector.speedtest_port
+        )
+    };
     let cfg = art.join("agent.toml");
-    std::fs::write(&cfg, &toml).unwrap();
+    // The probe role off at first: the manual checks below must not meet a scheduled speed
+    // test of the same school (the collector runs one at a time per school).
+    std::fs::write(&cfg, toml(false)).unwrap();
     // `check espd` first, as an installer would: exit 1 (some checks fail), JSON on stdout.
     let spec = AgentSpec::new(&collector, SCHOOL, &token)
         .env("PARTA_CONFIG", cfg.to_str().unwrap())
@@ -255,8 +259,11 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     let why = c["error"].as_str().unwrap();
     assert!(why.contains("refused") && why.contains("token"), "{why}");
 
-    // At least three scheduled runs, then stop the agent (it delivers what it spooled before
-    // it exits) so that the report log is final.
+    // Now the probe role. At least three scheduled runs, then stop the agent (it delivers what
+    // it spooled before it exits) so that the report log is final.
+    std::fs::write(&cfg, toml(true)).unwrap();
+    agent.stop();
+    agent.restart();
     wait_for(Duration::from_secs(60), "three probe runs", || {
         let runs = reported_checks(agent.report_log()).iter().filter(|c| c.0 == "latency").count();
         (runs >= 3).then_some(())
@@ -312,6 +319,18 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     let lat = &api["latency"][0];
     assert_eq!((lat["runs"].as_u64(), lat["loss_pct"].as_f64()), (Some(runs), Some(0.0)));
     assert!(lat["rtt_ms"].as_f64().unwrap() < 50.0, "{lat}");
+    // The first scheduled round measured throughput (loopback: fast); the API has it.
+    let downloads =
+        checks.iter().filter(|c| c.0 == "download" && (c.2 == "ok" || c.2 == "slow")).count() as u64;
+    assert!(downloads >= 1, "a round measured throughput: {checks:?}");
+    let down = api["throughput"].as_array().unwrap().iter().find(|t| t["direction"] == "download").unwrap();
+    assert_eq!(down["tests"], downloads);
+    assert_eq!(
+        (down["required_mbps"].as_u64(), down["verdict"].as_str()),
+        (Some(50), Some("pass")),
+        "{down}"
+    );
+    assert!(down["median_mbps"].as_f64().unwrap() >= 50.0, "{down}");
     // Bad parameters: a clear 400 naming the field.
     let (status, body) = http_get(&collector.url("/api/v1/connectivity?school=bad%20id"));
     assert_eq!(status, 400, "{body}");

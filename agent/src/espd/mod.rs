@@ -600,6 +600,11 @@ pub fn probe_loop(
                 last_throughput = Some(Instant::now());
             }
             let run = run_checks(s, Arc::clone(&tls), trigger, speedtest);
+            // A throughput round that measured nothing (refused: another test of the school
+            // running, the hourly limit; or broken) is tried again next round.
+            if due && !run.checks.iter().any(|c| c.kind == CheckKind::Download && c.throughput.is_some()) {
+                last_throughput = None;
+            }
             let passed = run.checks.iter().filter(|c| c.outcome.passed()).count();
             tracing::debug!(checks = run.checks.len(), passed, "ЕСПД checks done");
             if tx.blocking_send(run).is_err() {
