@@ -481,10 +481,14 @@ fn dns_down_and_bad_certificates_are_told_from_tcp_failures() {
             .unwrap();
         (c["outcome"].as_str().unwrap().to_owned(), c["error"].as_str().unwrap().to_owned())
     };
-    // The servers may take a moment: wait until the good site answers through the namespace.
+    // The servers may take a moment: wait until every one of them listens (the good site
+    // answers, the others no longer refuse connections).
     let up = wait_for(Duration::from_secs(30), "the stand-ins", || {
         let run = check("up");
-        (outcome(&run, &reach[0]).0 == "ok").then_some(run)
+        let listening = outcome(&run, &reach[0]).0 == "ok"
+            && outcome(&run, &reach[1]).0 != "tcp_failed"
+            && outcome(&run, &reach[2]).0 == "ok";
+        listening.then_some(run)
     });
     let (o, e) = outcome(&up, &reach[1]);
     assert_eq!(o, "tls_failed", "{e}");
