@@ -87,12 +87,13 @@ pub struct CollectorAddr {
 impl CollectorAddr {
     /// `host:port` for resolution, with brackets around IPv6 addresses.
     pub fn to_socket_string(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        host_port(&self.host, self.port)
     }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.

@@ -1,5 +1,6 @@
-//! QUIC client configuration: TLS 1.3 only, the collector's certificate verified against the
-//! configured CA, ALPN `parta/1`.
+//! QUIC client configurations: TLS 1.3 only, the collector's certificate verified against the
+//! configured CA; one for reports (ALPN [`parta_protocol::ALPN`]), one for the speed-test
+//! service.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +31,25 @@ pub enum TlsError {
 
 /// Builds the QUIC client configuration trusting only the CA in `ca_path`.
 pub fn client_config(ca_path: &Path) -> Result<quinn::ClientConfig, TlsError> {
+    build(ca_path, parta_protocol::ALPN, transport())
+}
+
+/// The client configuration for the collector's speed-test service: the same trust, its ALPN,
+/// and wide windows, so that a test is limited by the link, not by flow control.
+pub fn speedtest_client_config(ca_path: &Path) -> Result<quinn::ClientConfig, TlsError> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(20)).ok());
+    t.stream_receive_window(quinn::VarInt::from_u32(8 * 1024 * 1024));
+    t.receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024));
+    t.send_window(16 * 1024 * 1024);
+    build(ca_path, parta_protocol::speedtest::SPEEDTEST_ALPN, t)
+}
+
+fn build(
+    ca_path: &Path,
+    alpn: &[u8],
+    transport: quinn::TransportConfig,
+) -> Result<quinn::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in tls::load_certs(ca_path)? {
         roots.add(cert).map_err(|e| TlsError::BadCa { path: ca_path.to_owned(), reason: e.to_string() })?;
@@ -39,10 +59,10 @@ pub fn client_config(ca_path: &Path) -> Result<quinn::ClientConfig, TlsError> {
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    crypto.alpn_protocols = vec![parta_protocol::ALPN.to_vec()];
+    crypto.alpn_protocols = vec![alpn.to_vec()];
     let quic = QuicClientConfig::try_from(Arc::new(crypto)).map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(transport()));
+    config.transport_config(Arc::new(transport));
     Ok(config)
 }
 

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use parta_protocol::speedtest::{
-    self, Direction, SpeedTestReply, SpeedTestRequest, control_len, decode_control, encode_control,
-};
+use parta_protocol::speedtest::{self, Direction, SpeedTestReply, SpeedTestRequest, encode_control};
 use tokio::sync::{Semaphore, watch};
 
 use crate::storage::Store;
@@ -36,45 +34,48 @@ pub struct SpeedTestCtx {
     /// Enrollment tokens.
     pub tokens: Arc<TokenCache>,
     slots: Semaphore,
-    recent: Mutex<HashMap<String, Vec<Instant>>>,
-    running: Mutex<std::collections::HashSet<String>>,
+    schools: Mutex<HashMap<String, SchoolTests>>,
+}
+
+/// A school's tests: when they started in the last hour, and whether one runs.
+#[derive(Debug, Default)]
+struct SchoolTests {
+    recent: Vec<Instant>,
+    running: bool,
 }
 
 impl SpeedTestCtx {
     /// A service with the default limits.
     pub fn new(store: Store, tokens: Arc<TokenCache>) -> Self {
-        Self {
-            store,
-            tokens,
-            slots: Semaphore::new(CONCURRENT),
-            recent: Mutex::new(HashMap::new()),
-            running: Mutex::new(std::collections::HashSet::new()),
-        }
+        Self { store, tokens, slots: Semaphore::new(CONCURRENT), schools: Mutex::new(HashMap::new()) }
     }
 
     /// Admits a test of `school`, or says when to come back.
     fn admit(&self, school: &str) -> Result<(), (String, u32)> {
         let now = Instant::now();
-        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let list = recent.entry(school.to_owned()).or_default();
-        list.retain(|t| now.duration_since(*t) < Duration::from_secs(3600));
-        if list.len() >= PER_SCHOOL_PER_HOUR {
-            let wait = 3600u64.saturating_sub(now.duration_since(list[0]).as_secs()).max(1);
+        let mut schools = self.schools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tests = schools.entry(school.to_owned()).or_default();
+        tests.recent.retain(|t| now.duration_since(*t) < Duration::from_secs(3600));
+        if tests.recent.len() >= PER_SCHOOL_PER_HOUR {
+            let wait = 3600u64.saturating_sub(now.duration_since(tests.recent[0]).as_secs()).max(1);
             return Err((
                 format!("school {school} ran {PER_SCHOOL_PER_HOUR} speed tests in the last hour"),
                 u32::try_from(wait).unwrap_or(3600),
             ));
         }
-        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !running.insert(school.to_owned()) {
+        if tests.running {
             return Err((format!("a speed test of school {school} is running"), 10));
         }
-        list.push(now);
+        tests.running = true;
+        tests.recent.push(now);
         Ok(())
     }
 
     fn done(&self, school: &str) {
-        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(school);
+        let mut schools = self.schools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tests) = schools.get_mut(school) {
+            tests.running = false;
+        }
     }
 }
 
@@ -103,20 +104,19 @@ async fn handle(ctx: Arc<SpeedTestCtx>, incoming: quinn::Incoming) {
         conn.close(quinn::VarInt::from_u32(0), b"no request");
         return;
     };
-    let request =
-        match tokio::time::timeout(REQUEST_TIMEOUT, read_control::<SpeedTestRequest>(&mut recv)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(why)) => {
-                tracing::warn!(%peer, reason = %why, "speed test refused: bad request");
-                refuse(&mut send, &why, 0).await;
-                conn.close(quinn::VarInt::from_u32(0), b"");
-                return;
-            }
-            Err(_) => {
-                conn.close(quinn::VarInt::from_u32(0), b"no request in time");
-                return;
-            }
-        };
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut recv)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(why)) => {
+            tracing::warn!(%peer, reason = %why, "speed test refused: bad request");
+            refuse(&mut send, &why, 0).await;
+            conn.close(quinn::VarInt::from_u32(0), b"");
+            return;
+        }
+        Err(_) => {
+            conn.close(quinn::VarInt::from_u32(0), b"no request in time");
+            return;
+        }
+    };
     if let Err(e) = parta_protocol::validate::validate_school_id(&request.school_id) {
         refuse(&mut send, &format!("school: {e}"), 0).await;
         return;
@@ -160,15 +160,8 @@ async fn handle(ctx: Arc<SpeedTestCtx>, incoming: quinn::Incoming) {
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
 }
 
-async fn read_control<T: for<'de> serde::Deserialize<'de>>(
-    recv: &mut quinn::RecvStream,
-) -> Result<T, String> {
-    let mut prefix = [0u8; 4];
-    recv.read_exact(&mut prefix).await.map_err(|e| format!("reading the request: {e}"))?;
-    let len = control_len(prefix).map_err(|e| e.to_string())?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await.map_err(|e| format!("reading the request: {e}"))?;
-    decode_control(&body).map_err(|e| e.to_string())
+async fn read_request(recv: &mut quinn::RecvStream) -> Result<SpeedTestRequest, String> {
+    parta_common::quic::read_control(recv).await.map_err(|e| format!("reading the request: {e}"))
 }
 
 async fn refuse(send: &mut quinn::SendStream, reason: &str, retry_after_s: u32) {

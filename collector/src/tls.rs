@@ -74,17 +74,6 @@ pub fn identity(source: &TlsSource, data_dir: &Path) -> Result<Identity, TlsErro
 /// `parta-speedtest/1`, and windows wide enough for a school's link (500 Mbit/s at 50 ms is
 /// ~3 MB in flight), unlike the ingest endpoint's deliberately small ones.
 pub fn speedtest_server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
-    let certs = tls::load_certs(&id.cert)?;
-    let key = tls::load_private_key(&id.key)?;
-    let mut crypto = rustls::ServerConfig::builder_with_provider(tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Config(format!("{} and {}: {e}", id.cert.display(), id.key.display())))?;
-    crypto.alpn_protocols = vec![parta_protocol::speedtest::SPEEDTEST_ALPN.to_vec()];
-    let quic = QuicServerConfig::try_from(Arc::new(crypto)).map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(20)).ok());
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
@@ -92,23 +81,12 @@ pub fn speedtest_server_config(id: &Identity) -> Result<quinn::ServerConfig, Tls
     t.stream_receive_window(quinn::VarInt::from_u32(8 * 1024 * 1024));
     t.receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024));
     t.send_window(16 * 1024 * 1024);
-    config.transport_config(Arc::new(t));
-    Ok(config)
+    build(id, parta_protocol::speedtest::SPEEDTEST_ALPN, t)
 }
 
-/// The QUIC server configuration for an identity: TLS 1.3 only, ALPN `parta/1`.
+/// The QUIC server configuration for agents' reports: TLS 1.3 only, ALPN
+/// [`parta_protocol::ALPN`].
 pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
-    let certs = tls::load_certs(&id.cert)?;
-    let key = tls::load_private_key(&id.key)?;
-    let mut crypto = rustls::ServerConfig::builder_with_provider(tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Config(format!("{} and {}: {e}", id.cert.display(), id.key.display())))?;
-    crypto.alpn_protocols = vec![parta_protocol::ALPN.to_vec()];
-    let quic = QuicServerConfig::try_from(Arc::new(crypto)).map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     let mut t = quinn::TransportConfig::default();
     // Agents send keep-alives every 15 s; a minute of silence means the agent is gone.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(60)).ok());
@@ -121,7 +99,27 @@ pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
     // default (1.25 MB) would not.
     t.stream_receive_window(quinn::VarInt::from_u32(256 * 1024));
     t.receive_window(quinn::VarInt::from_u32(512 * 1024));
-    config.transport_config(Arc::new(t));
+    build(id, parta_protocol::ALPN, t)
+}
+
+/// A TLS 1.3 server configuration of `id` for `alpn`, with `transport`.
+fn build(
+    id: &Identity,
+    alpn: &[u8],
+    transport: quinn::TransportConfig,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let certs = tls::load_certs(&id.cert)?;
+    let key = tls::load_private_key(&id.key)?;
+    let mut crypto = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(format!("{} and {}: {e}", id.cert.display(), id.key.display())))?;
+    crypto.alpn_protocols = vec![alpn.to_vec()];
+    let quic = QuicServerConfig::try_from(Arc::new(crypto)).map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(Arc::new(transport));
     Ok(config)
 }
 

@@ -111,3 +111,15 @@ pub async fn send_message(stream: &mut SendStream, msg: &Message) -> Result<(), 
     stream.write_all(&frame).await?;
     Ok(())
 }
+
+/// Reads one speed-test control message (a length prefix checked against the limit, then the
+/// postcard body; see [`parta_protocol::speedtest`]). The error says what went wrong, for
+/// the caller to put in context.
+pub async fn read_control<T: for<'de> serde::Deserialize<'de>>(recv: &mut RecvStream) -> Result<T, String> {
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix).await.map_err(|e| e.to_string())?;
+    let len = parta_protocol::speedtest::control_len(prefix).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+    parta_protocol::speedtest::decode_control(&body).map_err(|e| e.to_string())
+}

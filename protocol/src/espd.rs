@@ -182,6 +182,26 @@ pub struct CheckResult {
     pub throughput: Option<ThroughputStats>,
 }
 
+impl CheckResult {
+    /// A check of `kind` on `target` that started at `started_at_ms`: passed so far, nothing
+    /// measured yet.
+    pub fn new(kind: CheckKind, target: impl Into<String>, started_at_ms: i64) -> Self {
+        Self {
+            kind,
+            target: target.into(),
+            outcome: CheckOutcome::Ok,
+            error: String::new(),
+            started_at_ms,
+            duration_ms: 0,
+            stages: Stages::default(),
+            http_status: 0,
+            addresses: Vec::new(),
+            latency: None,
+            throughput: None,
+        }
+    }
+}
+
 /// Stage times of a connection, µs (0: the stage was not reached or does not apply).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stages {

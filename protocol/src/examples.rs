@@ -363,17 +363,10 @@ pub fn snmp_report() -> Message {
 pub fn connectivity_run() -> ConnectivityRun {
     let at = 1_763_802_600_000;
     let check = |kind, target: &str, outcome, error: &str, offset: i64, ms| CheckResult {
-        kind,
-        target: target.to_owned(),
         outcome,
         error: error.to_owned(),
-        started_at_ms: at + offset,
         duration_ms: ms,
-        stages: Stages::default(),
-        http_status: 0,
-        addresses: Vec::new(),
-        latency: None,
-        throughput: None,
+        ..CheckResult::new(kind, target, at + offset)
     };
     let mut dns = check(CheckKind::Dns, "myschool.edu.ru@10.74.0.53", CheckOutcome::Ok, "", 0, 4);
     dns.stages.dns_us = 3_870;

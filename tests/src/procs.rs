@@ -186,6 +186,18 @@ impl Collector {
         http_get(&self.url(path))
     }
 
+    /// The settings a probe of `school` needs to reach this collector (and its speed-test
+    /// service) from `check espd`, as environment variables; logind off.
+    pub fn probe_env(&self, school: &str, token: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("PARTA_COLLECTOR", self.quic_addr()),
+            ("PARTA_CA_CERT", self.ca().display().to_string()),
+            ("PARTA_SCHOOL", school.to_owned()),
+            ("PARTA_ENROLL_TOKEN", token.to_owned()),
+            ("PARTA_LOGIND_BUS", "none".to_owned()),
+        ]
+    }
+
     /// `host:port` for agents.
     pub fn quic_addr(&self) -> String {
         format!("{}:{}", self.quic_ip, self.quic_port)
@@ -385,4 +397,34 @@ impl Agent {
     pub fn log(&self) -> String {
         self.process.log()
     }
+}
+
+/// Runs `parta-agent check espd --format json` inside network namespace `netns` with the
+/// configuration file `config` (state in `artifacts`) and `env` on top; saves the JSON as
+/// `artifacts/{name}.json` and returns it.
+pub fn check_espd<K, V>(
+    netns: &str,
+    config: &Path,
+    artifacts: &Path,
+    name: &str,
+    env: impl IntoIterator<Item = (K, V)>,
+) -> serde_json::Value
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(binary("parta-agent"))
+        .arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(artifacts)
+        .args(["check", "espd", "--format", "json"])
+        .envs(env)
+        .output()
+        .unwrap();
+    std::fs::write(artifacts.join(format!("{name}.json")), &out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("check espd: {e}: {}", String::from_utf8_lossy(&out.stderr)))
 }

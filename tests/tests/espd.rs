@@ -13,20 +13,18 @@ use std::time::Duration;
 
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::delayline::{DelayLine, Impairment};
-use parta_tests::procs::{Agent, AgentSpec, Collector, Proc};
-use parta_tests::util::{artifacts_dir, binary, free_tcp_port, free_udp_port, http_get, wait_for};
+use parta_tests::procs::{Agent, AgentSpec, Collector, Proc, check_espd};
+use parta_tests::util::{artifacts_dir, free_tcp_port, free_udp_port, http_get, wait_for};
 use serde_json::Value;
 
 const SCHOOL: &str = "74-0031";
+/// No environment beyond the configuration file.
+const NO_ENV: [(&str, &str); 0] = [];
 
-/// dnsmasq answering `*.school.test` with 127.0.0.1 and NXDOMAIN for `gone.test`; nothing
-/// upstream.
-fn dnsmasq(art: &Path) -> (Proc, u16) {
-    dnsmasq_on(art, "127.0.0.1", free_udp_port())
-}
-
-/// dnsmasq on `ip:port` answering `*.school.test` with `ip`.
-fn dnsmasq_on(art: &Path, ip: &str, port: u16) -> (Proc, u16) {
+/// dnsmasq on `ip` (a free port, returned) answering `*.school.test` with `ip` and NXDOMAIN
+/// for `gone.test`; nothing upstream.
+fn dnsmasq(art: &Path, ip: &str) -> (Proc, u16) {
+    let port = free_udp_port();
     let mut p = Proc::new("dnsmasq", art.join("dnsmasq.log"));
     let mut cmd = Command::new("/usr/sbin/dnsmasq");
     cmd.args([
@@ -45,12 +43,10 @@ fn dnsmasq_on(art: &Path, ip: &str, port: u16) -> (Proc, u16) {
     (p, port)
 }
 
-/// python3's http.server over a directory with a page and a block page, on `ip`.
-fn http_server_on(art: &Path, ip: &str) -> (Proc, u16, tempfile::TempDir) {
-    http_server_at(art, ip, free_tcp_port())
-}
-
-fn http_server_at(art: &Path, ip: &str, port: u16) -> (Proc, u16, tempfile::TempDir) {
+/// python3's http.server over a directory with a page and a block page, on `ip` (a free
+/// port, returned).
+fn http_server(art: &Path, ip: &str) -> (Proc, u16, tempfile::TempDir) {
+    let port = free_tcp_port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<h1>Моя школа</h1>").unwrap();
     std::fs::write(dir.path().join("blocked.html"), "<h1>Доступ ограничен</h1>").unwrap();
@@ -62,10 +58,6 @@ fn http_server_at(art: &Path, ip: &str, port: u16) -> (Proc, u16, tempfile::Temp
         (http_get(&format!("http://{ip}:{port}/")).0 == 200).then_some(())
     });
     (p, port, dir)
-}
-
-fn http_server(art: &Path) -> (Proc, u16, tempfile::TempDir) {
-    http_server_on(art, "127.0.0.1")
 }
 
 /// `openssl` in `dir`.
@@ -196,8 +188,8 @@ fn reported_checks(log: &Path) -> Vec<(String, String, String)> {
 #[test]
 fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     let art = artifacts_dir("espd_probe_end_to_end");
-    let (_dns, dns_port) = dnsmasq(&art);
-    let (_http, http, _dir) = http_server(&art);
+    let (_dns, dns_port) = dnsmasq(&art, "127.0.0.1");
+    let (_http, http, _dir) = http_server(&art, "127.0.0.1");
     let closed = free_tcp_port();
     let ch = ClickHouse::start();
     let collector = Collector::start(&ch, "parta", &art);
@@ -382,22 +374,7 @@ fn latency_and_loss_through_a_delayed_lossy_link() {
         ),
     )
     .unwrap();
-    let out = DelayLine::command(&line.a, binary("parta-agent"))
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--state-dir",
-            art.to_str().unwrap(),
-            "check",
-            "espd",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    std::fs::write(art.join("check.json"), &out.stdout).unwrap();
-    let run: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let run = check_espd(&line.a, &cfg, &art, "check", NO_ENV);
     let checks = run["checks"].as_array().unwrap();
     let reach = checks.iter().find(|c| c["kind"] == "reach").unwrap();
     let lat = checks.iter().find(|c| c["kind"] == "latency").unwrap();
@@ -430,11 +407,11 @@ fn dns_down_and_bad_certificates_are_told_from_tcp_failures() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
     let ip = ns.host_ip.clone();
-    let (mut dns, dns_port) = dnsmasq_on(&art, &ip, free_udp_port());
-    let (good, bad, plain, closed) = (free_tcp_port(), free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let (mut dns, dns_port) = dnsmasq(&art, &ip);
+    let (good, bad, closed) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
     let _good = https_server(&art, dir.path(), &ip, good, "good");
     let _bad = https_server(&art, dir.path(), &ip, bad, "bad");
-    let (_plain, plain, _pdir) = http_server_at(&art, &ip, plain);
+    let (_plain, plain, _pdir) = http_server(&art, &ip);
     let reach = [
         format!("https://www.school.test:{good}/"),
         format!("https://bad.school.test:{bad}/"),
@@ -452,26 +429,7 @@ fn dns_down_and_bad_certificates_are_told_from_tcp_failures() {
         ),
     )
     .unwrap();
-    let check = |name: &str| -> Value {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(binary("parta-agent"))
-            .args([
-                "--config",
-                cfg.to_str().unwrap(),
-                "--state-dir",
-                art.to_str().unwrap(),
-                "check",
-                "espd",
-                "--format",
-                "json",
-            ])
-            .output()
-            .unwrap();
-        std::fs::write(art.join(format!("{name}.json")), &out.stdout).unwrap();
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
-    };
+    let check = |name: &str| check_espd(&ns.name, &cfg, &art, name, NO_ENV);
     let outcome = |run: &Value, target: &str| -> (String, String) {
         let c = run["checks"]
             .as_array()
@@ -542,29 +500,7 @@ fn throughput_through_shaped_links_gives_tier_verdicts() {
             ),
         )
         .unwrap();
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(binary("parta-agent"))
-            .args([
-                "--config",
-                cfg.to_str().unwrap(),
-                "--state-dir",
-                art.to_str().unwrap(),
-                "check",
-                "espd",
-                "--format",
-                "json",
-            ])
-            .env("PARTA_COLLECTOR", collector.quic_addr())
-            .env("PARTA_CA_CERT", collector.ca())
-            .env("PARTA_SCHOOL", SCHOOL)
-            .env("PARTA_ENROLL_TOKEN", &token)
-            .env("PARTA_LOGIND_BUS", "none")
-            .output()
-            .unwrap();
-        std::fs::write(art.join(format!("{name}.json")), &out.stdout).unwrap();
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+        check_espd(&ns.name, &cfg, &art, name, collector.probe_env(SCHOOL, &token))
     };
     let rate = |run: &Value, kind: &str| -> (f64, String) {
         let c = run["checks"]

@@ -364,24 +364,15 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 seen += 1;
             }
             "snmp_devices" | "snmp_devices_of_school" => {
-                let v: serde_json::Value = serde_json::from_str(rows.trim()).unwrap();
-                let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
                 assert_eq!(
-                    [t("s_kind"), t("s_label"), t("s_descr"), t("s_outcome"), t("s_uptime")],
-                    ["network", "Коммутатор", "MES2324B", "timeout", "4200"],
+                    fields(&rows, &["s_kind", "s_label", "s_descr", "s_outcome", "s_uptime"]),
+                    ["network|Коммутатор|MES2324B|timeout|4200"],
                     "identity from the last poll that answered, outcome from the last: {rows}"
                 );
                 seen += 1;
             }
             "snmp_if_series" => {
-                let got: Vec<String> = rows
-                    .lines()
-                    .map(|l| {
-                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                        let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
-                        [t("bucket"), t("b_rated"), t("b_in_sum"), t("b_in_max"), t("b_polls")].join("|")
-                    })
-                    .collect();
+                let got = fields(&rows, &["bucket", "b_rated", "b_in_sum", "b_in_max", "b_polls"]);
                 // One bucket per poll; the resent poll counts once.
                 assert_eq!(
                     got,
@@ -396,29 +387,17 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 seen += 1;
             }
             "snmp_if_status" => {
-                let v: serde_json::Value = serde_json::from_str(rows.trim()).unwrap();
-                let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
-                assert_eq!(
-                    [
-                        t("first_state"),
-                        t("last_state"),
-                        t("change_times").replace('"', ""),
-                        t("change_states")
-                    ],
-                    ["1", "1", "[1793610600000,1793610900000]", "[2,1]"],
-                    "{rows}"
-                );
+                // Int64 times are quoted in JSON: compare without the quotes.
+                let got: Vec<String> =
+                    fields(&rows, &["first_state", "last_state", "change_times", "change_states"])
+                        .iter()
+                        .map(|r| r.replace('"', ""))
+                        .collect();
+                assert_eq!(got, ["1|1|[1793610600000,1793610900000]|[2,1]"], "{rows}");
                 seen += 1;
             }
             "printer_days" => {
-                let got: Vec<String> = rows
-                    .lines()
-                    .map(|l| {
-                        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                        let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
-                        [t("p_day"), t("d_first"), t("d_last"), t("d_polls")].join("|")
-                    })
-                    .collect();
+                let got = fields(&rows, &["p_day", "d_first", "d_last", "d_polls"]);
                 assert_eq!(got, ["2026-11-02|1010|1050|2", "2026-11-03|1050|1100|2"], "{rows}");
                 seen += 1;
             }
@@ -427,11 +406,9 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 seen += 1;
             }
             "printer_baseline" => {
-                let v: serde_json::Value = serde_json::from_str(rows.trim()).unwrap();
-                let t = |k: &str| v[k].to_string().trim_matches('"').to_owned();
                 assert_eq!(
-                    [t("marker"), t("b_last")],
-                    ["1", "1000"],
+                    fields(&rows, &["marker", "b_last"]),
+                    ["1|1000"],
                     "the last reading before the range: {rows}"
                 );
                 seen += 1;

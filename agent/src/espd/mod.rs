@@ -18,9 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parta_protocol::espd::{
-    CheckKind, CheckOutcome, CheckResult, ConnectivityRun, Locality, RunTrigger, Stages,
-};
+use parta_protocol::espd::{CheckKind, CheckOutcome, CheckResult, ConnectivityRun, Locality, RunTrigger};
 use serde::Deserialize;
 
 /// Must-reach resources when none are configured (`../shared/reference/domain.md`: no official
@@ -231,6 +229,15 @@ impl EspdSettings {
             Some(n) => return Err(field_error("latency_probes", n.to_string(), "between 1 and 1000")),
             None => 20,
         };
+        let duration = |key: &str,
+                        value: &Option<String>,
+                        min: Duration,
+                        max: Duration,
+                        default: Duration| match value {
+            Some(t) => parta_common::settings::parse_duration_within(t, min, max)
+                .map_err(|why| field_error(key, t, why)),
+            None => Ok(default),
+        };
         let windows = s
             .windows
             .unwrap_or_else(|| vec!["mon-fri 08:00-17:00".to_owned()])
@@ -240,24 +247,20 @@ impl EspdSettings {
                 schedule::Window::parse(w).map_err(|why| field_error(format!("windows[{i}]"), w, why))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let every = match &s.every {
-            Some(t) => parta_common::settings::parse_duration_within(
-                t,
-                Duration::from_secs(1),
-                Duration::from_secs(86_400),
-            )
-            .map_err(|why| field_error("every", t, why))?,
-            None => Duration::from_secs(15 * 60),
-        };
-        let timeout = match &s.timeout {
-            Some(t) => parta_common::settings::parse_duration_within(
-                t,
-                Duration::from_millis(100),
-                Duration::from_secs(120),
-            )
-            .map_err(|why| field_error("timeout", t, why))?,
-            None => Duration::from_secs(10),
-        };
+        let every = duration(
+            "every",
+            &s.every,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+            Duration::from_secs(15 * 60),
+        )?;
+        let timeout = duration(
+            "timeout",
+            &s.timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(120),
+            Duration::from_secs(10),
+        )?;
         let speedtest_port = match s.speedtest_port {
             None => Some(4434),
             Some(toml_port::Port::Off(o)) if o == "off" => None,
@@ -269,24 +272,20 @@ impl EspdSettings {
             }
             Some(toml_port::Port::Number(p)) => Some(p),
         };
-        let throughput_time = match &s.throughput_time {
-            Some(t) => parta_common::settings::parse_duration_within(
-                t,
-                Duration::from_secs(2),
-                Duration::from_secs(10),
-            )
-            .map_err(|why| field_error("throughput_time", t, why))?,
-            None => Duration::from_secs(8),
-        };
-        let throughput_every = match &s.throughput_every {
-            Some(t) => parta_common::settings::parse_duration_within(
-                t,
-                Duration::from_secs(1),
-                Duration::from_secs(7 * 86_400),
-            )
-            .map_err(|why| field_error("throughput_every", t, why))?,
-            None => Duration::from_secs(4 * 3600),
-        };
+        let throughput_time = duration(
+            "throughput_time",
+            &s.throughput_time,
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+            Duration::from_secs(8),
+        )?;
+        let throughput_every = duration(
+            "throughput_every",
+            &s.throughput_every,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 86_400),
+            Duration::from_secs(4 * 3600),
+        )?;
         Ok(Self {
             speedtest_port,
             throughput_time,
@@ -348,29 +347,18 @@ fn now_ms() -> i64 {
     crate::runner::now_ms()
 }
 
+/// A check that could not run, failed with `outcome` and why.
 fn failed(kind: CheckKind, target: String, outcome: CheckOutcome, error: String) -> CheckResult {
-    CheckResult {
-        kind,
-        target,
-        outcome,
-        error,
-        started_at_ms: now_ms(),
-        duration_ms: 0,
-        stages: Stages::default(),
-        http_status: 0,
-        addresses: Vec::new(),
-        latency: None,
-        throughput: None,
-    }
+    CheckResult { outcome, error, ..CheckResult::new(kind, target, now_ms()) }
 }
 
 /// One DNS check: `name` through `resolver`.
 fn check_dns(name: &str, resolver: SocketAddr, timeout: Duration) -> CheckResult {
     let started = Instant::now();
-    let mut r = failed(CheckKind::Dns, format!("{name}@{resolver}"), CheckOutcome::Ok, String::new());
+    let mut r = CheckResult::new(CheckKind::Dns, format!("{name}@{resolver}"), now_ms());
     match dns::resolve(resolver, name, timeout) {
         Ok(addrs) => {
-            r.stages.dns_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX).max(1);
+            r.stages.dns_us = probe::stage_us(started);
             r.addresses = addrs
                 .iter()
                 .take(parta_protocol::validate::MAX_CHECK_ADDRESSES)
@@ -382,14 +370,14 @@ fn check_dns(name: &str, resolver: SocketAddr, timeout: Duration) -> CheckResult
             r.error = e.to_string();
         }
     }
-    r.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    r.duration_ms = probe::elapsed_ms(started);
     r
 }
 
 /// One latency check to `target` (`host:port`).
 fn check_latency(target: &str, s: &EspdSettings, p: &probe::ProbeSettings) -> CheckResult {
     let started = Instant::now();
-    let mut r = failed(CheckKind::Latency, target.to_owned(), CheckOutcome::Ok, String::new());
+    let mut r = CheckResult::new(CheckKind::Latency, target, now_ms());
     let addr = target.rsplit_once(':').and_then(|(h, port)| {
         let host = h.trim_start_matches('[').trim_end_matches(']');
         let port = port.parse::<u16>().ok()?;
@@ -420,7 +408,7 @@ fn check_latency(target: &str, s: &EspdSettings, p: &probe::ProbeSettings) -> Ch
             r.error = "expected host:port".into();
         }
     }
-    r.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    r.duration_ms = probe::elapsed_ms(started);
     r
 }
 
@@ -450,7 +438,7 @@ fn check_throughput(
         Direction::Download => CheckKind::Download,
         Direction::Upload => CheckKind::Upload,
     };
-    let mut r = failed(kind, t.display(), CheckOutcome::Ok, String::new());
+    let mut r = CheckResult::new(kind, t.display(), now_ms());
     let secs = s.throughput_time.as_secs_f64();
     // Room for 3× the required speed for the whole test; the collector caps it too.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -473,7 +461,7 @@ fn check_throughput(
             parta_protocol::validate::truncate_text(&mut r.error, parta_protocol::validate::MAX_TEXT);
         }
     }
-    r.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    r.duration_ms = probe::elapsed_ms(started);
     r
 }
 
@@ -525,13 +513,10 @@ pub fn run_checks(
         checks.push(probe::check_url(CheckKind::Reach, u, &p, now_ms()));
     }
     let latency_target = s.latency_target.clone().or_else(|| {
-        s.must_reach.first().and_then(|u| probe::Url::parse(u).ok()).map(|u| {
-            if u.host.contains(':') {
-                format!("[{}]:{}", u.host, u.port)
-            } else {
-                format!("{}:{}", u.host, u.port)
-            }
-        })
+        s.must_reach
+            .first()
+            .and_then(|u| probe::Url::parse(u).ok())
+            .map(|u| crate::config::host_port(&u.host, u.port))
     });
     if let Some(t) = latency_target {
         checks.push(check_latency(&t, s, &p));
@@ -556,7 +541,7 @@ pub fn run_checks(
     checks.truncate(parta_protocol::validate::MAX_CHECKS);
     ConnectivityRun {
         started_at_ms,
-        duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+        duration_ms: probe::elapsed_ms(started),
         local_day: crate::usage::local_day(&jiff::tz::TimeZone::system(), started_at_ms).0,
         trigger,
         locality: s.locality,

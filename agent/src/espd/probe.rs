@@ -109,8 +109,14 @@ enum Fetch {
     Response(u16, String),
 }
 
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+/// µs since `t` as a stage time: at least 1, since 0 means "not reached".
+pub(super) fn stage_us(t: Instant) -> u32 {
+    u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX).max(1)
+}
+
+/// ms since `t`, for a check's duration.
+pub(super) fn elapsed_ms(t: Instant) -> u32 {
+    u32::try_from(t.elapsed().as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Resolves through the first resolver that answers; failures of every resolver are named.
@@ -149,7 +155,7 @@ fn fetch(url: &Url, s: &ProbeSettings, stages: &mut Stages, addresses: &mut Vec<
         Err(e) => return Fetch::Failed(CheckOutcome::DnsFailed, e),
     };
     if url.host.parse::<IpAddr>().is_err() {
-        stages.dns_us = micros(t.elapsed()).max(1);
+        stages.dns_us = stage_us(t);
     }
     addresses.extend(ips.iter().take(parta_protocol::validate::MAX_CHECK_ADDRESSES).map(ToString::to_string));
     // The first address (as a browser would, without happy eyeballs).
@@ -168,7 +174,7 @@ fn fetch(url: &Url, s: &ProbeSettings, stages: &mut Stages, addresses: &mut Vec<
             return Fetch::Failed(CheckOutcome::TcpFailed, why);
         }
     };
-    stages.connect_us = micros(t.elapsed()).max(1);
+    stages.connect_us = stage_us(t);
     if tcp.set_read_timeout(Some(s.timeout)).and_then(|()| tcp.set_write_timeout(Some(s.timeout))).is_err() {
         return Fetch::Failed(CheckOutcome::TcpFailed, "cannot set socket timeouts".into());
     }
@@ -199,7 +205,7 @@ fn fetch(url: &Url, s: &ProbeSettings, stages: &mut Stages, addresses: &mut Vec<
                 return tls_failure(&e, s.timeout);
             }
         }
-        stages.tls_us = micros(t.elapsed()).max(1);
+        stages.tls_us = stage_us(t);
         let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
         exchange(&mut stream, &request, stages)
     } else {
@@ -253,7 +259,7 @@ fn exchange(stream: &mut impl ReadWrite, request: &str, stages: &mut Stages) -> 
             Ok(0) => break,
             Ok(n) => {
                 if head.is_empty() {
-                    stages.response_us = micros(t.elapsed()).max(1);
+                    stages.response_us = stage_us(t);
                 }
                 head.extend_from_slice(&buf[..n]);
                 if head.len() >= MAX_RESPONSE {
@@ -304,19 +310,7 @@ fn marker_in<'a>(text: &str, markers: &'a [String]) -> Option<&'a str> {
 /// Checks a must-reach (`Reach`) or must-be-blocked (`Filter`) URL.
 pub fn check_url(kind: CheckKind, url_text: &str, s: &ProbeSettings, now_ms: i64) -> CheckResult {
     let started = Instant::now();
-    let mut result = CheckResult {
-        kind,
-        target: url_text.to_owned(),
-        outcome: CheckOutcome::Ok,
-        error: String::new(),
-        started_at_ms: now_ms,
-        duration_ms: 0,
-        stages: Stages::default(),
-        http_status: 0,
-        addresses: Vec::new(),
-        latency: None,
-        throughput: None,
-    };
+    let mut result = CheckResult::new(kind, url_text, now_ms);
     let fetched = match Url::parse(url_text) {
         Ok(url) => fetch(&url, s, &mut result.stages, &mut result.addresses),
         Err(e) => Fetch::Failed(CheckOutcome::Error, format!("bad URL: {e}")),
@@ -351,7 +345,7 @@ pub fn check_url(kind: CheckKind, url_text: &str, s: &ProbeSettings, now_ms: i64
     result.outcome = outcome;
     result.error = error;
     parta_protocol::validate::truncate_text(&mut result.error, parta_protocol::validate::MAX_TEXT);
-    result.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    result.duration_ms = elapsed_ms(started);
     result
 }
 

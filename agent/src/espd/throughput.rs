@@ -3,13 +3,11 @@
 //! download at the agent, upload at the collector.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parta_protocol::espd::ThroughputStats;
 use parta_protocol::speedtest::{
-    Direction, SpeedTestReply, SpeedTestRequest, bits_per_s, control_len, decode_control, encode_control,
-    measure,
+    Direction, SpeedTestReply, SpeedTestRequest, bits_per_s, encode_control, measure,
 };
 
 /// Where and as whom to test.
@@ -32,45 +30,12 @@ pub struct SpeedTestTarget {
 impl SpeedTestTarget {
     /// `host:port` for people.
     pub fn display(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::config::host_port(&self.host, self.port)
     }
-}
-
-fn client_config(ca: &std::path::Path) -> Result<quinn::ClientConfig, String> {
-    use quinn::crypto::rustls::QuicClientConfig;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in parta_common::tls::load_certs(ca).map_err(|e| format!("CA certificate: {e}"))? {
-        roots.add(cert).map_err(|e| format!("CA certificate {}: {e}", ca.display()))?;
-    }
-    let mut crypto = rustls::ClientConfig::builder_with_provider(parta_common::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    crypto.alpn_protocols = vec![parta_protocol::speedtest::SPEEDTEST_ALPN.to_vec()];
-    let quic = QuicClientConfig::try_from(Arc::new(crypto)).map_err(|e| e.to_string())?;
-    let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    let mut t = quinn::TransportConfig::default();
-    t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(20)).ok());
-    // Wide windows: the test must be limited by the link, not by flow control.
-    t.stream_receive_window(quinn::VarInt::from_u32(8 * 1024 * 1024));
-    t.receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024));
-    t.send_window(16 * 1024 * 1024);
-    config.transport_config(Arc::new(t));
-    Ok(config)
 }
 
 async fn read_reply(recv: &mut quinn::RecvStream) -> Result<SpeedTestReply, String> {
-    let mut prefix = [0u8; 4];
-    recv.read_exact(&mut prefix).await.map_err(|e| format!("reading the collector's answer: {e}"))?;
-    let len = control_len(prefix).map_err(|e| e.to_string())?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await.map_err(|e| format!("reading the collector's answer: {e}"))?;
-    decode_control(&body).map_err(|e| e.to_string())
+    parta_common::quic::read_control(recv).await.map_err(|e| format!("reading the collector's answer: {e}"))
 }
 
 async fn test(
@@ -87,7 +52,8 @@ async fn test(
     let bind: std::net::SocketAddr =
         if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    endpoint.set_default_client_config(client_config(&t.ca)?);
+    endpoint
+        .set_default_client_config(crate::tls::speedtest_client_config(&t.ca).map_err(|e| e.to_string())?);
     let conn = endpoint
         .connect(addr, &t.server_name)
         .map_err(|e| e.to_string())?

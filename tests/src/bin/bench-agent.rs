@@ -14,27 +14,7 @@ use std::time::{Duration, Instant};
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::logind::{Bus, FakeLogind};
 use parta_tests::procs::{Agent, AgentSpec, Collector};
-use parta_tests::util::{artifacts_dir, free_tcp_port, http_get};
-
-/// (RSS KiB, peak RSS KiB, CPU seconds) of a process.
-fn footprint(pid: u32) -> (u64, u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0;
-    (kib("VmRSS:"), kib("VmHWM:"), cpu)
-}
+use parta_tests::util::{artifacts_dir, footprint, free_tcp_port, http_get};
 
 fn node_exporter() -> Option<(Child, u16)> {
     let bin = ["/usr/bin/prometheus-node-exporter", "/usr/bin/node_exporter"]

@@ -9,13 +9,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::process::Command;
-
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::netns::NetNs;
-use parta_tests::procs::Collector;
-use parta_tests::util::{artifacts_dir, binary};
-use serde_json::Value;
+use parta_tests::procs::{Collector, check_espd};
+use parta_tests::util::artifacts_dir;
 
 const SCHOOL: &str = "74-0099";
 
@@ -54,20 +51,7 @@ fn main() {
         let q = ["tbf", "rate", rate.as_str(), "burst", burst.as_str(), "latency", "100ms"];
         ns.shape(&q);
         ns.shape_outbound(&q);
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(binary("parta-agent"))
-            .args(["--config", cfg.to_str().unwrap(), "--state-dir", art.to_str().unwrap()])
-            .args(["check", "espd", "--format", "json"])
-            .env("PARTA_COLLECTOR", collector.quic_addr())
-            .env("PARTA_CA_CERT", collector.ca())
-            .env("PARTA_SCHOOL", SCHOOL)
-            .env("PARTA_ENROLL_TOKEN", &token)
-            .env("PARTA_LOGIND_BUS", "none")
-            .output()
-            .unwrap();
-        std::fs::write(art.join(format!("{mbit}.json")), &out.stdout).unwrap();
-        let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let run = check_espd(&ns.name, &cfg, &art, &mbit.to_string(), collector.probe_env(SCHOOL, &token));
         let get = |kind: &str| {
             let c = run["checks"].as_array().unwrap().iter().find(|c| c["kind"] == kind).unwrap().clone();
             let t = &c["throughput"];

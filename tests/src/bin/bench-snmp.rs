@@ -28,39 +28,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use parta_agent::snmp::client::dotted;
+use parta_agent::snmp::mib;
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::netns::NetNs;
 use parta_tests::procs::{Agent, AgentSpec, Collector, Proc};
 use parta_tests::snmpd::{Snmpd, SnmpdConfig};
-use parta_tests::util::{artifacts_dir, free_tcp_port};
+use parta_tests::util::{artifacts_dir, cpu_seconds, footprint, free_tcp_port};
 
 const EXPORTER: &str = "/usr/bin/prometheus-snmp-exporter";
 const CONCURRENCY: usize = 32;
 /// Time for a poller to reach its steady state before the window opens.
 const WARM_UP: Duration = Duration::from_secs(20);
-
-/// (RSS KiB, peak RSS KiB, CPU seconds) of a process.
-fn footprint(pid: u32) -> (u64, u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (kib("VmRSS:"), kib("VmHWM:"), cpu_seconds(pid))
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
 
 fn now_ms() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
@@ -102,76 +81,78 @@ impl Figures {
     }
 }
 
-/// OIDs the agent reads with its generic profile (see `agent/src/snmp/mib.rs`), as exporter
-/// metrics: (name, OID, type).
-const IF_METRICS: [(&str, &str, &str); 13] = [
-    ("ifDescr", "1.3.6.1.2.1.2.2.1.2", "DisplayString"),
-    ("ifType", "1.3.6.1.2.1.2.2.1.3", "gauge"),
-    ("ifSpeed", "1.3.6.1.2.1.2.2.1.5", "gauge"),
-    ("ifAdminStatus", "1.3.6.1.2.1.2.2.1.7", "gauge"),
-    ("ifOperStatus", "1.3.6.1.2.1.2.2.1.8", "gauge"),
-    ("ifInOctets", "1.3.6.1.2.1.2.2.1.10", "counter"),
-    ("ifOutOctets", "1.3.6.1.2.1.2.2.1.16", "counter"),
-    ("ifName", "1.3.6.1.2.1.31.1.1.1.1", "DisplayString"),
-    ("ifHCInOctets", "1.3.6.1.2.1.31.1.1.1.6", "counter"),
-    ("ifHCOutOctets", "1.3.6.1.2.1.31.1.1.1.10", "counter"),
-    ("ifHighSpeed", "1.3.6.1.2.1.31.1.1.1.15", "gauge"),
-    ("ifAlias", "1.3.6.1.2.1.31.1.1.1.18", "DisplayString"),
-    ("ifCounterDiscontinuityTime", "1.3.6.1.2.1.31.1.1.1.19", "gauge"),
+/// Exporter metric names and types of the agent's IF-MIB columns, in the order of
+/// [`mib::IF_COLUMNS`] (the OIDs come from there, so both pollers read the same).
+const IF_METRICS: [(&str, &str); 13] = [
+    ("ifDescr", "DisplayString"),
+    ("ifType", "gauge"),
+    ("ifSpeed", "gauge"),
+    ("ifAdminStatus", "gauge"),
+    ("ifOperStatus", "gauge"),
+    ("ifInOctets", "counter"),
+    ("ifOutOctets", "counter"),
+    ("ifName", "DisplayString"),
+    ("ifHCInOctets", "counter"),
+    ("ifHCOutOctets", "counter"),
+    ("ifHighSpeed", "gauge"),
+    ("ifAlias", "DisplayString"),
+    ("ifCounterDiscontinuityTime", "gauge"),
 ];
 
-/// The exporter's `snmp.yml` (0.21 format: credentials inside the module).
+/// The exporter's `snmp.yml` (0.21 format: credentials inside the module), reading what the
+/// agent's generic profile reads: the system scalars, the IF-MIB, ENTITY-MIB and printer
+/// columns of `agent/src/snmp/mib.rs`, with ifName as a label.
 fn exporter_config() -> String {
+    let column = |arcs: &[u32]| dotted(arcs);
+    // A scalar's metric OID is the object's, without the `.0` instance.
+    let object = |arcs: &[u32]| dotted(&arcs[..arcs.len() - 1]);
     let mut y = String::from(
         "parta:\n  version: 2\n  auth:\n    community: public\n  timeout: 2s\n  retries: 1\n  max_repetitions: 50\n  get:\n",
     );
-    for oid in [
-        "1.3.6.1.2.1.1.1.0",
-        "1.3.6.1.2.1.1.2.0",
-        "1.3.6.1.2.1.1.3.0",
-        "1.3.6.1.2.1.1.5.0",
-        "1.3.6.1.2.1.1.6.0",
-    ] {
-        writeln!(y, "  - {oid}").unwrap();
+    for oid in mib::SYSTEM {
+        writeln!(y, "  - {}", column(oid)).unwrap();
     }
     y += "  walk:\n";
-    let others = [
-        "1.3.6.1.2.1.47.1.1.1.1.5",
-        "1.3.6.1.2.1.47.1.1.1.1.11",
-        "1.3.6.1.2.1.43.10.2.1.4",
-        "1.3.6.1.2.1.25.3.2.1.2",
-        "1.3.6.1.2.1.25.3.2.1.5",
-        "1.3.6.1.2.1.25.3.5.1.1",
-    ];
-    for oid in IF_METRICS.iter().map(|m| m.1).chain(others) {
-        writeln!(y, "  - {oid}").unwrap();
+    for oid in mib::IF_COLUMNS.iter().chain(&mib::ENTITY_COLUMNS).chain(&mib::PRINTER_COLUMNS) {
+        writeln!(y, "  - {}", column(oid)).unwrap();
     }
     y += "  metrics:\n";
     for (name, oid, kind) in [
-        ("sysDescr", "1.3.6.1.2.1.1.1", "DisplayString"),
-        ("sysUpTime", "1.3.6.1.2.1.1.3", "gauge"),
-        ("sysName", "1.3.6.1.2.1.1.5", "DisplayString"),
-        ("sysLocation", "1.3.6.1.2.1.1.6", "DisplayString"),
+        ("sysDescr", mib::SYS_DESCR, "DisplayString"),
+        ("sysUpTime", mib::SYS_UPTIME, "gauge"),
+        ("sysName", mib::SYS_NAME, "DisplayString"),
+        ("sysLocation", mib::SYS_LOCATION, "DisplayString"),
     ] {
-        writeln!(y, "  - name: {name}\n    oid: {oid}\n    type: {kind}").unwrap();
+        writeln!(y, "  - name: {name}\n    oid: {}\n    type: {kind}", object(oid)).unwrap();
     }
-    for (name, oid, kind) in IF_METRICS {
+    let if_name = column(mib::IF_COLUMNS[7]);
+    for ((name, kind), oid) in IF_METRICS.iter().zip(mib::IF_COLUMNS) {
         writeln!(
             y,
-            "  - name: {name}\n    oid: {oid}\n    type: {kind}\n    indexes:\n    - labelname: ifIndex\n      type: gauge\n    lookups:\n    - labels: [ifIndex]\n      labelname: ifName\n      oid: 1.3.6.1.2.1.31.1.1.1.1\n      type: DisplayString"
+            "  - name: {name}\n    oid: {}\n    type: {kind}\n    indexes:\n    - labelname: ifIndex\n      type: gauge\n    lookups:\n    - labels: [ifIndex]\n      labelname: ifName\n      oid: {if_name}\n      type: DisplayString",
+            column(oid)
         )
         .unwrap();
     }
     for (name, oid, kind, index) in [
-        ("entPhysicalClass", "1.3.6.1.2.1.47.1.1.1.1.5", "gauge", "entPhysicalIndex"),
-        ("entPhysicalSerialNum", "1.3.6.1.2.1.47.1.1.1.1.11", "DisplayString", "entPhysicalIndex"),
-        ("hrDeviceStatus", "1.3.6.1.2.1.25.3.2.1.5", "gauge", "hrDeviceIndex"),
-        ("hrPrinterStatus", "1.3.6.1.2.1.25.3.5.1.1", "gauge", "hrDeviceIndex"),
+        ("entPhysicalClass", mib::ENTITY_COLUMNS[0], "gauge", "entPhysicalIndex"),
+        ("entPhysicalSerialNum", mib::ENTITY_COLUMNS[1], "DisplayString", "entPhysicalIndex"),
+        ("hrDeviceStatus", mib::PRINTER_COLUMNS[2], "gauge", "hrDeviceIndex"),
+        ("hrPrinterStatus", mib::PRINTER_COLUMNS[3], "gauge", "hrDeviceIndex"),
     ] {
-        writeln!(y, "  - name: {name}\n    oid: {oid}\n    type: {kind}\n    indexes:\n    - labelname: {index}\n      type: gauge")
-            .unwrap();
+        writeln!(
+            y,
+            "  - name: {name}\n    oid: {}\n    type: {kind}\n    indexes:\n    - labelname: {index}\n      type: gauge",
+            column(oid)
+        )
+        .unwrap();
     }
-    y += "  - name: prtMarkerLifeCount\n    oid: 1.3.6.1.2.1.43.10.2.1.4\n    type: counter\n    indexes:\n    - labelname: hrDeviceIndex\n      type: gauge\n    - labelname: prtMarkerIndex\n      type: gauge\n";
+    writeln!(
+        y,
+        "  - name: prtMarkerLifeCount\n    oid: {}\n    type: counter\n    indexes:\n    - labelname: hrDeviceIndex\n      type: gauge\n    - labelname: prtMarkerIndex\n      type: gauge",
+        column(mib::PRINTER_COLUMNS[0])
+    )
+    .unwrap();
     y
 }
 
