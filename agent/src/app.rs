@@ -130,6 +130,7 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
             "must_block": c.espd.must_block,
             "block_markers": c.espd.block_markers,
             "latency_target": c.espd.latency_target,
+            "latency_method": c.espd.latency_method.as_str(),
             "timeout": humantime::format_duration(c.espd.timeout).to_string(),
         },
     });

@@ -51,8 +51,10 @@ struct FileConfig {
     kind: Option<String>,
     state_dir: Option<PathBuf>,
     interval: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
     spool_max_bytes: Option<String>,
     spool_max_age: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
     spool_fsync: Option<String>,
     reconnect_max: Option<String>,
     report_log: Option<PathBuf>,

@@ -78,6 +78,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let mut last_inventory: Option<Inventory> = None;
     let mut status_at: Option<Instant> = None;
     let mut warned_wait = false;
+    let mut last_espd: Option<crate::status::EspdRound> = None;
     let mut report_log = match &config.report_log {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -119,7 +120,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                 wake.notify_one();
                 if status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
                     status_at = Some(Instant::now());
-                    write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
+                    write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
                 }
             }
             poll = snmp_rx.recv(), if snmp_on => {
@@ -143,6 +144,8 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                     espd_on = false;
                     continue;
                 };
+                last_espd = Some(crate::status::EspdRound::of(&run));
+                write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
                 let samples = vec![Sample::Connectivity(Box::new(run))];
                 spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
                 wake.notify_one();
@@ -150,7 +153,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
             () = &mut stop => break,
             result = &mut uplink_task => {
                 lock(&outbox).close();
-                write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
+                write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
                 // The uplink only ends by itself on a permanent rejection.
                 return match result {
                     Ok(r) => r.map_err(anyhow::Error::from),
@@ -174,7 +177,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), uplink_task).await;
     lock(&outbox).close();
-    write_status(&config.state_dir, device_id, &uplink, &outbox, &link);
+    write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
     Ok(())
 }
 
@@ -290,6 +293,7 @@ fn write_status(
     uplink: &UplinkSettings,
     outbox: &Mutex<Outbox>,
     link: &Mutex<LinkState>,
+    last_espd: Option<&crate::status::EspdRound>,
 ) {
     let (in_flight, waiting, counters) = {
         let ob = lock(outbox);
@@ -309,6 +313,7 @@ fn write_status(
         in_flight,
         waiting_for_ack_s: waiting.map(|w| w.as_secs()),
         spool_counters: counters,
+        last_espd: last_espd.cloned(),
     };
     status::write(dir, &snapshot);
 }

@@ -41,6 +41,53 @@ pub struct Snapshot {
     pub waiting_for_ack_s: Option<u64>,
     /// What the spool had to do since the agent started.
     pub spool_counters: crate::spool::Counters,
+    /// The probe role's last round (absent when the role is off or no round ran yet).
+    #[serde(default)]
+    pub last_espd: Option<EspdRound>,
+}
+
+/// A probe round in short.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EspdRound {
+    /// Start, Unix seconds.
+    pub at: u64,
+    /// `reachability` or `throughput`.
+    pub trigger: String,
+    /// Checks run.
+    pub checks: usize,
+    /// Checks failed: `kind target: outcome`.
+    pub failed: Vec<String>,
+    /// Download at the IP layer, Mbit/s, when the round measured it.
+    pub download_mbps: Option<f64>,
+    /// The school's required speed, Mbit/s.
+    pub required_mbps: u32,
+}
+
+impl EspdRound {
+    /// The summary of a round.
+    pub fn of(run: &parta_protocol::espd::ConnectivityRun) -> Self {
+        use parta_protocol::espd::{CheckKind, CheckOutcome};
+        #[allow(clippy::cast_precision_loss)] // a rate for people
+        let download_mbps = run
+            .checks
+            .iter()
+            .find(|c| c.kind == CheckKind::Download)
+            .and_then(|c| c.throughput)
+            .map(|t| (t.ip_bits_per_s as f64 / 1e4).round() / 100.0);
+        Self {
+            at: u64::try_from(run.started_at_ms / 1000).unwrap_or(0),
+            trigger: run.trigger.as_str().to_owned(),
+            checks: run.checks.len(),
+            failed: run
+                .checks
+                .iter()
+                .filter(|c| c.outcome != CheckOutcome::Ok)
+                .map(|c| format!("{} {}: {}", c.kind.as_str(), c.target, c.outcome.as_str()))
+                .collect(),
+            download_mbps,
+            required_mbps: run.required_mbps,
+        }
+    }
 }
 
 /// Unix seconds.
@@ -142,6 +189,22 @@ fn write_text(out: &mut impl std::io::Write, r: &Report, now: u64) -> std::io::R
             }
             if let Some((t, e)) = &a.last_error {
                 writeln!(out, "last error:       {} ({})", e, ago(now, *t))?;
+            }
+            if let Some(e) = &a.last_espd {
+                let speed = e.download_mbps.map_or_else(String::new, |m| {
+                    format!("; download {m:.1} Mbit/s of {} required", e.required_mbps)
+                });
+                writeln!(
+                    out,
+                    "ЕСПД checks:      {} round {}: {} checks, {} failed{speed}",
+                    e.trigger,
+                    ago(now, e.at),
+                    e.checks,
+                    e.failed.len()
+                )?;
+                for f in &e.failed {
+                    writeln!(out, "                  {f}")?;
+                }
             }
         }
         None => writeln!(out, "agent:            never ran here (no {FILE})")?,

@@ -111,7 +111,11 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
             let endpoint = server::bind(addr, cfg)
                 .with_context(|| format!("cannot listen for speed tests on UDP {addr}"))?;
             tracing::info!(speedtest = %endpoint.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string()), "speed-test service ready");
-            let st = Arc::new(crate::speedtest::SpeedTestCtx::new(store.clone(), Arc::clone(&tokens)));
+            let st = Arc::new(crate::speedtest::SpeedTestCtx::new(
+                store.clone(),
+                Arc::clone(&tokens),
+                config.speedtest,
+            ));
             Some((endpoint.clone(), tokio::spawn(crate::speedtest::run(endpoint, st, stop_rx.clone()))))
         }
         None => None,
@@ -209,6 +213,9 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "clickhouse_password": if c.clickhouse.password.is_empty() { "" } else { "<redacted>" },
         "quic_listen": c.quic_listen,
         "speedtest_listen": c.speedtest_listen.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        "speedtest_per_hour": c.speedtest.per_school_per_hour,
+        "speedtest_concurrent": c.speedtest.concurrent,
+        "speedtest_max_mb": c.speedtest.max_bytes / 1_000_000,
         "http_listen": c.http_listen,
         "data_dir": c.data_dir,
         "tls": tls,

@@ -52,6 +52,15 @@ pub struct GlobalArgs {
     /// [default: 0.0.0.0:4434].
     #[arg(long, env = "PARTA_SPEEDTEST_LISTEN", global = true, value_name = "ADDR|off")]
     pub speedtest_listen: Option<String>,
+    /// Speed tests per school and hour, both directions counted [default: 12].
+    #[arg(long, env = "PARTA_SPEEDTEST_PER_HOUR", global = true, value_name = "N")]
+    pub speedtest_per_hour: Option<String>,
+    /// Speed tests at a time, all schools together [default: 4].
+    #[arg(long, env = "PARTA_SPEEDTEST_CONCURRENT", global = true, value_name = "N")]
+    pub speedtest_concurrent: Option<String>,
+    /// Most payload per speed test, MB [default: 700].
+    #[arg(long, env = "PARTA_SPEEDTEST_MAX_MB", global = true, value_name = "MB")]
+    pub speedtest_max_mb: Option<String>,
     /// TCP address of the HTTP API and /metrics [default: 127.0.0.1:8080].
     #[arg(long, env = "PARTA_HTTP_LISTEN", global = true, value_name = "ADDR")]
     pub http_listen: Option<String>,

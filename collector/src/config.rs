@@ -7,6 +7,9 @@
 //! clickhouse_database = "parta"
 //! quic_listen = "0.0.0.0:4433"
 //! speedtest_listen = "0.0.0.0:4434"   # or "off"
+//! speedtest_per_hour = 12               # tests per school and hour
+//! speedtest_concurrent = 4              # tests at a time, all schools
+//! speedtest_max_mb = 700                # payload per test
 //! http_listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/parta-collector"
 //! tls_names = "parta.example.ru"
@@ -21,6 +24,7 @@ use parta_common::settings::{self, ConfigError, Layers, LogSettings};
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
+use crate::speedtest::SpeedTestLimits;
 
 /// The configuration file. Keys are the long option names with `_` for `-`.
 #[derive(Debug, Default, Deserialize)]
@@ -32,13 +36,21 @@ struct FileConfig {
     clickhouse_password: Option<String>,
     quic_listen: Option<String>,
     speedtest_listen: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
+    speedtest_per_hour: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
+    speedtest_concurrent: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
+    speedtest_max_mb: Option<String>,
     http_listen: Option<String>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_names: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
     batch_max_reports: Option<String>,
     batch_max_delay: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
     ingest_queue: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
@@ -101,6 +113,8 @@ pub struct CollectorConfig {
     pub quic_listen: SocketAddr,
     /// Speed-test service address (`None`: off).
     pub speedtest_listen: Option<SocketAddr>,
+    /// What the speed-test service gives.
+    pub speedtest: SpeedTestLimits,
     /// HTTP listen address.
     pub http_listen: SocketAddr,
     /// Data directory.
@@ -209,6 +223,31 @@ impl CollectorConfig {
                 .map_or(defaults.batch_max_delay, |v| v.0),
             queue: count("ingest_queue", &a.ingest_queue, f.ingest_queue, defaults.queue, 10_000_000)?,
         };
+        let st = SpeedTestLimits::default();
+        let speedtest = SpeedTestLimits {
+            per_school_per_hour: count(
+                "speedtest_per_hour",
+                &a.speedtest_per_hour,
+                f.speedtest_per_hour,
+                st.per_school_per_hour,
+                1000,
+            )?,
+            concurrent: count(
+                "speedtest_concurrent",
+                &a.speedtest_concurrent,
+                f.speedtest_concurrent,
+                st.concurrent,
+                64,
+            )?,
+            max_bytes: count(
+                "speedtest_max_mb",
+                &a.speedtest_max_mb,
+                f.speedtest_max_mb,
+                usize::try_from(st.max_bytes / 1_000_000).unwrap_or(700),
+                10_000,
+            )? as u64
+                * 1_000_000,
+        };
         let tls_cert = l.pick("tls_cert", a.tls_cert.clone(), "tls_cert", f.tls_cert);
         let tls_key = l.pick("tls_key", a.tls_key.clone(), "tls_key", f.tls_key);
         let tls = match (tls_cert, tls_key) {
@@ -240,6 +279,7 @@ impl CollectorConfig {
                 Some((v, _)) if v == "off" => None,
                 _ => Some(addr("speedtest_listen", &a.speedtest_listen, f.speedtest_listen, "0.0.0.0:4434")?),
             },
+            speedtest,
             http_listen: addr("http_listen", &a.http_listen, f.http_listen, "127.0.0.1:8080")?,
             data_dir: l
                 .pick("data_dir", a.data_dir.clone(), "data_dir", f.data_dir)
@@ -272,6 +312,20 @@ mod tests {
         assert_eq!(c.clickhouse.url, "http://127.0.0.1:8123");
         assert_eq!(c.quic_listen.port(), 4433);
         assert!(matches!(c.tls, TlsSource::Generated { .. }));
+        assert_eq!(c.speedtest, SpeedTestLimits::default());
+        let c = resolve(
+            &["parta-collector", "serve", "--speedtest-per-hour", "2"],
+            "speedtest_concurrent = \"8\"\nspeedtest_max_mb = \"100\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.speedtest,
+            SpeedTestLimits { per_school_per_hour: 2, concurrent: 8, max_bytes: 100_000_000 }
+        );
+        // Numbers may be written as TOML numbers too.
+        let c = resolve(&["parta-collector", "serve"], "speedtest_per_hour = 3\nbatch_max_reports = 1000")
+            .unwrap();
+        assert_eq!((c.speedtest.per_school_per_hour, c.ingest.batch_max_reports), (3, 1000));
     }
 
     #[test]
@@ -288,6 +342,9 @@ mod tests {
         let err =
             resolve(&["parta-collector", "serve"], "batch_max_reports = \"0\"").unwrap_err().to_string();
         assert!(err.contains("between 1 and"), "{err}");
+        let err =
+            resolve(&["parta-collector", "serve"], "speedtest_per_hour = \"many\"").unwrap_err().to_string();
+        assert!(err.contains("key `speedtest_per_hour`") && err.contains("between 1 and 1000"), "{err}");
     }
 
     #[test]

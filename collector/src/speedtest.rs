@@ -1,7 +1,7 @@
 //! The speed-test service for ЕСПД probes: its own QUIC endpoint (ALPN `parta-speedtest/1`),
 //! one test per connection. The request carries the school's enrollment token, checked like a
-//! `Hello`; tests are bounded in bytes and time, one at a time per school, [`PER_SCHOOL_PER_HOUR`]
-//! per school and hour, and [`CONCURRENT`] at a time in all, so the service cannot be turned
+//! `Hello`; tests are bounded in bytes and time, one at a time per school, so many per school
+//! and hour and so many at a time in all ([`SpeedTestLimits`]), so the service cannot be turned
 //! into a traffic source. Download: the collector sends for the test's time. Upload: it
 //! receives, measures (leaving out the warm-up) and returns the figures.
 
@@ -15,25 +15,40 @@ use tokio::sync::{Semaphore, watch};
 use crate::storage::Store;
 use crate::tokens::TokenCache;
 
-/// Most payload bytes per test (500 Mbit/s for 10 s, and some).
-pub const MAX_BYTES: u64 = 700_000_000;
 /// Longest test, ms.
 pub const MAX_MS: u32 = 10_000;
-/// Tests per school and hour (both directions count).
-pub const PER_SCHOOL_PER_HOUR: usize = 12;
-/// Tests at a time, all schools together.
-pub const CONCURRENT: usize = 4;
 const CHUNK: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const HOUR: Duration = Duration::from_secs(3600);
 
-/// What the service shares.
+/// How much the service gives, per school and in all (`speedtest_*` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeedTestLimits {
+    /// Tests per school and hour, both directions counted.
+    pub per_school_per_hour: usize,
+    /// Tests at a time, all schools together.
+    pub concurrent: usize,
+    /// Most payload bytes per test.
+    pub max_bytes: u64,
+}
+
+impl Default for SpeedTestLimits {
+    /// 12 tests per school and hour (a probe's round is two; a few a day is the plan), 4 at a
+    /// time, 700 MB (500 Mbit/s for 10 s, and some).
+    fn default() -> Self {
+        Self { per_school_per_hour: 12, concurrent: 4, max_bytes: 700_000_000 }
+    }
+}
+
+/// Why a test was not admitted, and when to come back, s.
+type Refusal = (String, u32);
+
+/// Admission of tests: one at a time per school, so many per school and hour, so many at a
+/// time in all. Only admitted tests count against a school's hour.
 #[derive(Debug)]
-pub struct SpeedTestCtx {
-    /// Storage, for token look-ups.
-    pub store: Store,
-    /// Enrollment tokens.
-    pub tokens: Arc<TokenCache>,
-    slots: Semaphore,
+pub struct Admissions {
+    limits: SpeedTestLimits,
+    slots: Arc<Semaphore>,
     schools: Mutex<HashMap<String, SchoolTests>>,
 }
 
@@ -44,38 +59,84 @@ struct SchoolTests {
     running: bool,
 }
 
-impl SpeedTestCtx {
-    /// A service with the default limits.
-    pub fn new(store: Store, tokens: Arc<TokenCache>) -> Self {
-        Self { store, tokens, slots: Semaphore::new(CONCURRENT), schools: Mutex::new(HashMap::new()) }
+/// An admitted test; dropping it ends the test for the school and frees its slot.
+#[derive(Debug)]
+pub struct Admitted<'a> {
+    admissions: &'a Admissions,
+    school: String,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        let mut schools = self.admissions.schools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tests) = schools.get_mut(&self.school) {
+            tests.running = false;
+        }
+    }
+}
+
+impl Admissions {
+    /// Admissions under `limits`.
+    pub fn new(limits: SpeedTestLimits) -> Self {
+        Self {
+            limits,
+            slots: Arc::new(Semaphore::new(limits.concurrent)),
+            schools: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Admits a test of `school`, or says when to come back.
-    fn admit(&self, school: &str) -> Result<(), (String, u32)> {
-        let now = Instant::now();
+    /// The limits.
+    pub fn limits(&self) -> SpeedTestLimits {
+        self.limits
+    }
+
+    /// Admits a test of `school` at `now`, or says why not and when to come back.
+    pub fn admit(&self, school: &str, now: Instant) -> Result<Admitted<'_>, Refusal> {
         let mut schools = self.schools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let tests = schools.entry(school.to_owned()).or_default();
-        tests.recent.retain(|t| now.duration_since(*t) < Duration::from_secs(3600));
-        if tests.recent.len() >= PER_SCHOOL_PER_HOUR {
-            let wait = 3600u64.saturating_sub(now.duration_since(tests.recent[0]).as_secs()).max(1);
+        tests.recent.retain(|t| now.saturating_duration_since(*t) < HOUR);
+        let per_hour = self.limits.per_school_per_hour;
+        if tests.recent.len() >= per_hour {
+            let oldest = tests.recent.iter().min().copied().unwrap_or(now);
+            let wait = HOUR.saturating_sub(now.saturating_duration_since(oldest)).as_secs().max(1);
             return Err((
-                format!("school {school} ran {PER_SCHOOL_PER_HOUR} speed tests in the last hour"),
+                format!("school {school} ran {per_hour} speed tests in the last hour"),
                 u32::try_from(wait).unwrap_or(3600),
             ));
         }
         if tests.running {
             return Err((format!("a speed test of school {school} is running"), 10));
         }
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            return Err((
+                format!(
+                    "the speed-test service is busy (its limit of {} tests at a time is reached)",
+                    self.limits.concurrent
+                ),
+                30,
+            ));
+        };
         tests.running = true;
         tests.recent.push(now);
-        Ok(())
+        Ok(Admitted { admissions: self, school: school.to_owned(), _slot: slot })
     }
+}
 
-    fn done(&self, school: &str) {
-        let mut schools = self.schools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(tests) = schools.get_mut(school) {
-            tests.running = false;
-        }
+/// What the service shares.
+#[derive(Debug)]
+pub struct SpeedTestCtx {
+    /// Storage, for token look-ups.
+    pub store: Store,
+    /// Enrollment tokens.
+    pub tokens: Arc<TokenCache>,
+    admissions: Admissions,
+}
+
+impl SpeedTestCtx {
+    /// A service under `limits`.
+    pub fn new(store: Store, tokens: Arc<TokenCache>, limits: SpeedTestLimits) -> Self {
+        Self { store, tokens, admissions: Admissions::new(limits) }
     }
 }
 
@@ -127,17 +188,15 @@ async fn handle(ctx: Arc<SpeedTestCtx>, incoming: quinn::Incoming) {
             .await;
         return;
     }
-    if let Err((why, retry)) = ctx.admit(&request.school_id) {
-        tracing::info!(%peer, school = %request.school_id, reason = %why, "speed test refused: limit");
-        refuse(&mut send, &why, retry).await;
-        return;
-    }
-    let Ok(_slot) = ctx.slots.try_acquire() else {
-        ctx.done(&request.school_id);
-        refuse(&mut send, "the speed-test service is busy", 30).await;
-        return;
+    let admitted = match ctx.admissions.admit(&request.school_id, Instant::now()) {
+        Ok(a) => a,
+        Err((why, retry)) => {
+            tracing::info!(%peer, school = %request.school_id, reason = %why, "speed test refused: limit");
+            refuse(&mut send, &why, retry).await;
+            return;
+        }
     };
-    let max_bytes = request.max_bytes.min(MAX_BYTES);
+    let max_bytes = request.max_bytes.min(ctx.admissions.limits().max_bytes);
     let max_ms = request.max_ms.min(MAX_MS);
     let go = encode_control(&SpeedTestReply::Go { max_bytes, max_ms });
     let result = match send.write_all(&go).await {
@@ -147,7 +206,7 @@ async fn handle(ctx: Arc<SpeedTestCtx>, incoming: quinn::Incoming) {
             Direction::Upload => receive_payload(&mut send, &mut recv, max_bytes, max_ms).await,
         },
     };
-    ctx.done(&request.school_id);
+    drop(admitted);
     match result {
         Ok(bytes) => {
             tracing::info!(%peer, school = %request.school_id, direction = request.direction.as_str(), bytes, "speed test done")
@@ -226,4 +285,43 @@ async fn receive_payload(
     send.write_all(&msg).await.map_err(|e| e.to_string())?;
     let _ = send.finish();
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_school_gets_its_hourly_tests_one_at_a_time() {
+        let a = Admissions::new(SpeedTestLimits { per_school_per_hour: 2, concurrent: 4, max_bytes: 1000 });
+        let t0 = Instant::now();
+        let first = a.admit("74-0012", t0).unwrap();
+        // One at a time: a second test while the first runs is refused, and costs nothing.
+        let (why, retry) = a.admit("74-0012", t0).unwrap_err();
+        assert!(why.contains("is running"), "{why}");
+        assert_eq!(retry, 10);
+        drop(first);
+        drop(a.admit("74-0012", t0 + Duration::from_secs(60)).unwrap());
+        // The hour's two are used: refused until the first is an hour old.
+        let (why, retry) = a.admit("74-0012", t0 + Duration::from_secs(600)).unwrap_err();
+        assert_eq!(why, "school 74-0012 ran 2 speed tests in the last hour");
+        assert_eq!(retry, 3000);
+        // Other schools are not affected; an hour later the school may test again.
+        drop(a.admit("74-0345", t0 + Duration::from_secs(600)).unwrap());
+        drop(a.admit("74-0012", t0 + Duration::from_secs(3601)).unwrap());
+    }
+
+    #[test]
+    fn a_busy_service_refuses_without_using_a_schools_hour() {
+        let a = Admissions::new(SpeedTestLimits { per_school_per_hour: 1, concurrent: 1, max_bytes: 1000 });
+        let t0 = Instant::now();
+        let running = a.admit("74-0012", t0).unwrap();
+        let (why, retry) = a.admit("74-0345", t0).unwrap_err();
+        assert_eq!(why, "the speed-test service is busy (its limit of 1 tests at a time is reached)");
+        assert_eq!(retry, 30);
+        drop(running);
+        // The refused school still has its one test of the hour.
+        drop(a.admit("74-0345", t0).unwrap());
+        assert!(a.admit("74-0345", t0).is_err());
+    }
 }

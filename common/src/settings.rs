@@ -85,6 +85,26 @@ pub enum ConfigError {
     },
 }
 
+/// A file setting given as a string, a number or a boolean, as its text: people write
+/// `batch_max_reports = 1000` as often as `"1000"`; the setting's own parser judges the text.
+/// For `#[serde(default, deserialize_with = "scalar")]` on `Option<String>` fields.
+pub fn scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(Some(match <Scalar as serde::Deserialize>::deserialize(d)? {
+        Scalar::Text(s) => s,
+        Scalar::Int(n) => n.to_string(),
+        Scalar::Float(x) => x.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    }))
+}
+
 /// Reads and parses a TOML configuration file into `T` (which should use
 /// `#[serde(deny_unknown_fields)]` so that typos are errors, not silently ignored).
 pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {

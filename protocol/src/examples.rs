@@ -400,7 +400,8 @@ pub fn connectivity_run() -> ConnectivityRun {
         bytes: 61_000_000,
         micros: 7_000_000,
         bits_per_s: 69_714_285,
-        total_bytes: 72_400_000,
+        ip_bits_per_s: 73_200_000,
+        total_bytes: 76_900_000,
     });
     let mut up = check(
         CheckKind::Upload,
@@ -414,7 +415,8 @@ pub fn connectivity_run() -> ConnectivityRun {
         bytes: 36_050_000,
         micros: 7_000_000,
         bits_per_s: 41_200_000,
-        total_bytes: 43_100_000,
+        ip_bits_per_s: 43_260_000,
+        total_bytes: 45_800_000,
     });
     let mut filter = check(CheckKind::Filter, "http://casino.example/", CheckOutcome::Ok, "", 19_000, 31);
     filter.stages = Stages { dns_us: 1_900, connect_us: 0, tls_us: 0, response_us: 0 };

@@ -124,6 +124,29 @@ pub fn measure(samples: &[(u64, u64)]) -> Option<(u64, u64)> {
     Some((end_b.saturating_sub(start_b), micros))
 }
 
+/// IPv4 and UDP header bytes of a datagram.
+pub const IPV4_UDP_HEADER: u64 = 28;
+/// IPv6 and UDP header bytes of a datagram.
+pub const IPV6_UDP_HEADER: u64 = 48;
+
+/// IP bytes of `datagrams` UDP datagrams that carried `udp_bytes` of UDP payload.
+pub fn ip_bytes(udp_bytes: u64, datagrams: u64, ipv6: bool) -> u64 {
+    let header = if ipv6 { IPV6_UDP_HEADER } else { IPV4_UDP_HEADER };
+    udp_bytes.saturating_add(datagrams.saturating_mul(header))
+}
+
+/// The IP-layer rate of a transfer whose payload moved at `payload_bits_per_s`, when carrying
+/// `payload_bytes` took `ip_bytes` on the wire (QUIC framing, packet protection, UDP and IP
+/// headers, acknowledgements and retransmissions of that direction). Without payload the
+/// payload rate is returned unchanged.
+pub fn ip_rate(payload_bits_per_s: u64, payload_bytes: u64, ip_bytes: u64) -> u64 {
+    if payload_bytes == 0 || ip_bytes < payload_bytes {
+        return payload_bits_per_s;
+    }
+    u64::try_from(u128::from(payload_bits_per_s) * u128::from(ip_bytes) / u128::from(payload_bytes))
+        .unwrap_or(u64::MAX)
+}
+
 /// Bits per second of `bytes` in `micros`.
 pub fn bits_per_s(bytes: u64, micros: u64) -> u64 {
     if micros == 0 {
@@ -171,5 +194,17 @@ mod tests {
         assert_eq!(measure(&[]), None);
         assert_eq!(measure(&[(0, 0)]), None);
         assert_eq!(bits_per_s(5, 0), 0);
+    }
+
+    #[test]
+    fn the_ip_rate_adds_the_measured_overhead() {
+        // 1000 full datagrams of 1452 UDP bytes carrying 1,400,000 payload bytes.
+        let ip = ip_bytes(1_452_000, 1000, false);
+        assert_eq!(ip, 1_480_000);
+        assert_eq!(ip_rate(95_000_000, 1_400_000, ip), 100_428_571);
+        assert_eq!(ip_bytes(1_452_000, 1000, true), 1_500_000);
+        // Nothing to scale by: the payload rate stays.
+        assert_eq!(ip_rate(95_000_000, 0, ip), 95_000_000);
+        assert_eq!(ip_rate(95_000_000, 2_000_000, ip), 95_000_000);
     }
 }

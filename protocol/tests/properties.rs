@@ -296,7 +296,7 @@ fn check_result() -> impl Strategy<Value = CheckResult> {
         (any::<[u32; 4]>(), any::<u16>(), prop::collection::vec(text(), 0..3)),
         (
             prop::option::of((any::<bool>(), any::<u16>(), any::<u16>(), any::<[u32; 5]>())),
-            prop::option::of(any::<[u64; 4]>()),
+            prop::option::of(any::<[u64; 5]>()),
         ),
     )
         .prop_map(|(a, b, c)| {
@@ -343,7 +343,8 @@ fn check_result() -> impl Strategy<Value = CheckResult> {
                     bytes: t[0],
                     micros: t[1],
                     bits_per_s: t[2],
-                    total_bytes: t[3],
+                    ip_bits_per_s: t[3],
+                    total_bytes: t[4],
                 }),
             }
         })

@@ -399,11 +399,11 @@ impl Agent {
     }
 }
 
-/// Runs `parta-agent check espd --format json` inside network namespace `netns` with the
-/// configuration file `config` (state in `artifacts`) and `env` on top; saves the JSON as
-/// `artifacts/{name}.json` and returns it.
+/// Runs `parta-agent check espd --format json` inside network namespace `netns` (or this
+/// one) with the configuration file `config` (state in `artifacts`) and `env` on top; saves the
+/// JSON as `artifacts/{name}.json` and returns it.
 pub fn check_espd<K, V>(
-    netns: &str,
+    netns: Option<&str>,
     config: &Path,
     artifacts: &Path,
     name: &str,
@@ -413,9 +413,15 @@ where
     K: AsRef<std::ffi::OsStr>,
     V: AsRef<std::ffi::OsStr>,
 {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns])
-        .arg(binary("parta-agent"))
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(binary("parta-agent"));
+            c
+        }
+        None => Command::new(binary("parta-agent")),
+    };
+    let out = cmd
         .arg("--config")
         .arg(config)
         .arg("--state-dir")

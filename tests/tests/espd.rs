@@ -235,7 +235,11 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     for kind in ["download", "upload"] {
         let c = manual["checks"].as_array().unwrap().iter().find(|c| c["kind"] == kind).unwrap();
         assert_eq!(c["outcome"], "ok", "{c}");
-        assert!(c["throughput"]["bits_per_s"].as_u64().unwrap() > 50_000_000, "{c}");
+        let t = &c["throughput"];
+        assert!(t["ip_bits_per_s"].as_u64().unwrap() > 50_000_000, "{c}");
+        // The IP-layer rate adds the overhead the connection carried: a few per cent.
+        let overhead = t["ip_bits_per_s"].as_f64().unwrap() / t["bits_per_s"].as_f64().unwrap();
+        assert!((1.01..1.15).contains(&overhead), "IP/payload {overhead}: {c}");
     }
 
     // A wrong token gets no speed test: the collector refuses it and says why.
@@ -260,6 +264,13 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
         let runs = reported_checks(agent.report_log()).iter().filter(|c| c.0 == "latency").count();
         (runs >= 3).then_some(())
     });
+    // `status` tells the last round and what failed in it.
+    let st = agent.status();
+    let last = &st["agent"]["last_espd"];
+    assert!(last["checks"].as_u64().unwrap() >= 7, "{st}");
+    let failed: Vec<&str> = last["failed"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(failed.contains(&format!("reach {}: dns_failed", reach[2]).as_str()), "{failed:?}");
+    assert!(failed.contains(&format!("filter {}: not_blocked", block[2]).as_str()), "{failed:?}");
     agent.stop();
     let checks = reported_checks(agent.report_log());
     let runs = checks.iter().filter(|c| c.0 == "latency").count() as u64;
@@ -332,10 +343,59 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     assert_eq!(status, 400, "{body}");
 }
 
+/// The speed-test service gives a school only so many tests an hour (here 2, by
+/// `PARTA_SPEEDTEST_PER_HOUR`): a probe's second round is refused with the reason and when to
+/// come back, and the refusal is an error, not a rate of 0.
+#[test]
+fn the_speed_test_service_limits_a_school_per_hour() {
+    let art = artifacts_dir("espd_speedtest_hourly_limit");
+    let ch = ClickHouse::start();
+    let collector = Collector::start_with(&ch, "parta", &art, &[("PARTA_SPEEDTEST_PER_HOUR", "2")]);
+    let token = collector.create_token(SCHOOL);
+    let cfg = art.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[espd]\nresolvers = [\"127.0.0.1:{}\"]\nmust_reach = []\nlatency_probes = 2\nspeedtest_port = {}\nthroughput_time = \"2s\"\n",
+            free_udp_port(),
+            collector.speedtest_port
+        ),
+    )
+    .unwrap();
+    let throughput = |run: &Value| -> Vec<(String, Value)> {
+        ["download", "upload"]
+            .iter()
+            .map(|k| {
+                let c = run["checks"].as_array().unwrap().iter().find(|c| c["kind"] == *k).unwrap();
+                (c["outcome"].as_str().unwrap().to_owned(), c.clone())
+            })
+            .collect()
+    };
+    let first = check_espd(None, &cfg, &art, "first", collector.probe_env(SCHOOL, &token));
+    for (outcome, c) in throughput(&first) {
+        assert_eq!(outcome, "ok", "the hour's two tests: {c}");
+    }
+    let second = check_espd(None, &cfg, &art, "second", collector.probe_env(SCHOOL, &token));
+    for (outcome, c) in throughput(&second) {
+        assert_eq!(outcome, "error", "{c}");
+        assert!(c["throughput"].is_null(), "a refused test has no rate: {c}");
+        let why = c["error"].as_str().unwrap();
+        assert!(why.contains(&format!("school {SCHOOL} ran 2 speed tests in the last hour")), "{why}");
+        let retry: u64 =
+            why.split("retry after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!((3500..=3600).contains(&retry), "{why}");
+    }
+    // Another school is not affected.
+    let other = "74-0032";
+    let token = collector.create_token(other);
+    let run = check_espd(None, &cfg, &art, "other", collector.probe_env(other, &token));
+    assert_eq!(throughput(&run)[0].0, "ok", "{run}");
+}
+
 /// A probe in a namespace of the test's own whose link to the servers' namespace delays every
 /// packet towards them by 100 ms and drops 5 % of them (a userspace delay line: this kernel
-/// has no `netem`): the latency check reports the round trip and the loss within tolerance.
-/// Each TCP handshake crosses the impaired direction once (the SYN).
+/// has no `netem`): the latency check reports the round trip and the loss within tolerance,
+/// by TCP handshakes and by ICMP echo.
 #[test]
 fn latency_and_loss_through_a_delayed_lossy_link() {
     let art = artifacts_dir("espd_latency_and_loss");
@@ -364,36 +424,51 @@ fn latency_and_loss_through_a_delayed_lossy_link() {
             .ok()?;
         (out.stdout == b"200").then_some(())
     });
-    let cfg = art.join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[espd]\nresolvers = [\"{}:53\"]\nmust_reach = [\"http://{target}/\"]\nlatency_target = \"{target}\"\n\
-             latency_probes = 200\ntimeout = \"5s\"\n",
-            line.b_ip
-        ),
-    )
-    .unwrap();
-    let run = check_espd(&line.a, &cfg, &art, "check", NO_ENV);
-    let checks = run["checks"].as_array().unwrap();
-    let reach = checks.iter().find(|c| c["kind"] == "reach").unwrap();
-    let lat = checks.iter().find(|c| c["kind"] == "latency").unwrap();
-    let l = &lat["latency"];
-    let (sent, received) = (l["sent"].as_f64().unwrap(), l["received"].as_f64().unwrap());
-    let loss = (sent - received) / sent * 100.0;
-    let median_ms = l["rtt_median_us"].as_f64().unwrap() / 1000.0;
-    println!(
-        "delay 100 ms, loss 5 %: median round trip {median_ms:.1} ms, loss {loss:.1} % of {sent}, jitter {:.2} ms; reach {}",
-        l["jitter_us"].as_f64().unwrap() / 1000.0,
-        reach["outcome"]
-    );
-    // 100 ms added to a sub-millisecond link (plus the forwarder's scheduling); the loss is
-    // binomial (n = 200, σ ≈ 1.5 points).
-    assert!((100.0..115.0).contains(&median_ms), "median {median_ms} ms: {lat}");
-    assert!((1.0..=10.0).contains(&loss), "loss {loss} %: {lat}");
-    assert_eq!(lat["outcome"], "ok");
-    // The page comes (a lost packet is retransmitted), just slower.
-    assert_eq!(reach["outcome"], "ok", "{reach}");
+    // The same link measured by TCP handshakes and by ICMP echo: through a raw socket (the test
+    // runs as root, and a new namespace does not allow unprivileged ICMP), then through an
+    // unprivileged one once the namespace's net.ipv4.ping_group_range allows it.
+    for (name, method) in [("tcp", "tcp"), ("icmp-raw", "icmp"), ("icmp-unprivileged", "icmp")] {
+        if name == "icmp-unprivileged" {
+            let out = DelayLine::command(&line.a, "sh")
+                .args(["-c", "echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let cfg = art.join(format!("agent-{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[espd]\nresolvers = [\"{}:53\"]\nmust_reach = [\"http://{target}/\"]\nlatency_target = \"{target}\"\n\
+                 latency_method = \"{method}\"\nlatency_probes = 200\ntimeout = \"5s\"\n",
+                line.b_ip
+            ),
+        )
+        .unwrap();
+        let run = check_espd(Some(&line.a), &cfg, &art, name, NO_ENV);
+        let checks = run["checks"].as_array().unwrap();
+        let reach = checks.iter().find(|c| c["kind"] == "reach").unwrap();
+        let lat = checks.iter().find(|c| c["kind"] == "latency").unwrap();
+        let l = &lat["latency"];
+        let (sent, received) = (l["sent"].as_f64().unwrap(), l["received"].as_f64().unwrap());
+        let loss = (sent - received) / sent * 100.0;
+        let median_ms = l["rtt_median_us"].as_f64().unwrap() / 1000.0;
+        println!(
+            "delay 100 ms, loss 5 %, {name}: median round trip {median_ms:.1} ms, loss {loss:.1} % of {sent}, jitter {:.2} ms; reach {}",
+            l["jitter_us"].as_f64().unwrap() / 1000.0,
+            reach["outcome"]
+        );
+        let expected = if method == "tcp" { "tcp_connect" } else { "icmp" };
+        assert_eq!(l["method"], expected, "{lat}");
+        // 100 ms added to a sub-millisecond link (plus the forwarder's scheduling); the loss
+        // is binomial (n = 200, σ ≈ 1.5 points). A SYN and an echo request each cross the
+        // impaired direction once.
+        assert!((100.0..115.0).contains(&median_ms), "median {median_ms} ms: {lat}");
+        assert!((1.0..=10.0).contains(&loss), "loss {loss} %: {lat}");
+        assert_eq!(lat["outcome"], "ok");
+        // The page comes (a lost packet is retransmitted), just slower.
+        assert_eq!(reach["outcome"], "ok", "{reach}");
+    }
 }
 
 /// The probe in a namespace of the test's own, the school's resolver (dnsmasq) and sites on the
@@ -429,7 +504,7 @@ fn dns_down_and_bad_certificates_are_told_from_tcp_failures() {
         ),
     )
     .unwrap();
-    let check = |name: &str| check_espd(&ns.name, &cfg, &art, name, NO_ENV);
+    let check = |name: &str| check_espd(Some(&ns.name), &cfg, &art, name, NO_ENV);
     let outcome = |run: &Value, target: &str| -> (String, String) {
         let c = run["checks"]
             .as_array()
@@ -500,7 +575,7 @@ fn throughput_through_shaped_links_gives_tier_verdicts() {
             ),
         )
         .unwrap();
-        check_espd(&ns.name, &cfg, &art, name, collector.probe_env(SCHOOL, &token))
+        check_espd(Some(&ns.name), &cfg, &art, name, collector.probe_env(SCHOOL, &token))
     };
     let rate = |run: &Value, kind: &str| -> (f64, String) {
         let c = run["checks"]
@@ -509,7 +584,7 @@ fn throughput_through_shaped_links_gives_tier_verdicts() {
             .iter()
             .find(|c| c["kind"] == kind)
             .unwrap_or_else(|| panic!("{run}"));
-        let mbps = c["throughput"]["bits_per_s"].as_f64().unwrap_or_else(|| panic!("{c}")) / 1e6;
+        let mbps = c["throughput"]["ip_bits_per_s"].as_f64().unwrap_or_else(|| panic!("{c}")) / 1e6;
         (mbps, c["outcome"].as_str().unwrap().to_owned())
     };
     let tbf = |mbit: u32| {

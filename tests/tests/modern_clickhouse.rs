@@ -134,7 +134,8 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
 }
 
 /// `connectivity_checks` rows: (run, check no, kind, target, outcome, sent, received, rtt, jitter,
-/// bit/s) for two runs, and the first reach check once more (a resent report).
+/// bit/s at the IP layer; the payload rate 5 % less) for two runs, and the first reach check
+/// once more (a resent report).
 fn connectivity_rows() -> Vec<String> {
     type Check = (i64, u16, &'static str, &'static str, &'static str, u16, u16, u32, u32, u64);
     let checks: [Check; 9] = [
@@ -154,8 +155,9 @@ fn connectivity_rows() -> Vec<String> {
             format!(
                 "(toUUID('{DEVICE}'), '74-0012', 40, {run}, toDateTime({}), toDate('2026-11-02'), 'reachability', 'rural', 50, \
                  {no}, '{kind}', '{target}', '{outcome}', '', {run}, 100, 1, 2, 3, 4, 200, ['10.0.0.1'], '', {sent}, {received}, \
-                 {rtt}, {rtt}, {rtt}, {rtt}, {jitter}, 0, 0, {bps}, 0)",
-                run / 1000
+                 {rtt}, {rtt}, {rtt}, {rtt}, {jitter}, 0, 0, {}, {bps}, 0)",
+                run / 1000,
+                bps / 100 * 95
             )
         })
         .collect()

@@ -316,3 +316,29 @@ fn sample_command_prints_json_without_sending() {
     dec.push(&encode_frame(&parta_protocol::examples::ack()).unwrap());
     assert!(dec.next_frame().unwrap().is_some());
 }
+
+/// Every migration statement may run again: a migration interrupted between its statements and
+/// its record (here: every record lost) completes on the next run, on the real 18.16 server —
+/// which cannot say `ADD COLUMN IF NOT EXISTS`, so the runner looks added columns up first.
+#[test]
+fn an_interrupted_migration_completes_on_the_next_run() {
+    let art = artifacts_dir("an_interrupted_migration_completes_on_the_next_run");
+    let ch = ClickHouse::start();
+    let db = "parta_migrate";
+    let collector = Collector::start(&ch, db, &art);
+    let migrate = || {
+        let out = collector.command().arg("migrate").output().unwrap();
+        assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(migrate().contains("is up to date"), "the collector migrated on start");
+    let versions = ch.query(&format!("SELECT arraySort(groupArray(version)) FROM {db}.schema_migrations"));
+    ch.query(&format!("DROP TABLE {db}.schema_migrations"));
+    let out = migrate();
+    assert!(out.contains(&format!("applied migrations {}", versions.trim().replace(',', ", "))), "{out}");
+    let added = ch.query_u64(&format!(
+        "SELECT count() FROM system.columns WHERE database = '{db}' AND table = 'connectivity_checks' AND name = 'ip_bits_per_s'"
+    ));
+    assert_eq!(added, 1);
+    assert!(migrate().contains("is up to date"));
+}

@@ -5,9 +5,10 @@
 //!
 //! - `dns`: a DNS stub (A/AAAA over UDP to a named resolver), pure reply parser.
 //! - `probe`: one URL: DNS, TCP, TLS, HTTP, block-page markers.
-//! - `latency`: repeated TCP handshakes.
+//! - `latency`: repeated TCP handshakes; `icmp`: ICMP echo where the agent may use it.
 
 pub mod dns;
+pub mod icmp;
 pub mod latency;
 pub mod probe;
 pub mod schedule;
@@ -87,6 +88,8 @@ pub struct EspdSection {
     pub latency_target: Option<String>,
     /// Latency probes per check.
     pub latency_probes: Option<u16>,
+    /// How latency is measured: `auto`, `icmp` or `tcp`.
+    pub latency_method: Option<String>,
     /// Per-stage timeout.
     pub timeout: Option<String>,
     /// Speed-test service port on the collector host (default 4434), or `off`.
@@ -99,6 +102,29 @@ pub struct EspdSection {
     pub ca_bundle: Option<PathBuf>,
     /// Extra CA certificates (e.g. the Russian Trusted Root CA where the system lacks it).
     pub ca_file: Option<PathBuf>,
+}
+
+/// How latency is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyChoice {
+    /// ICMP echo when the agent may open an ICMP socket and the target answers it, else TCP
+    /// handshakes.
+    Auto,
+    /// ICMP echo only.
+    Icmp,
+    /// TCP handshakes only.
+    Tcp,
+}
+
+impl LatencyChoice {
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Icmp => "icmp",
+            Self::Tcp => "tcp",
+        }
+    }
 }
 
 /// The checks' settings, resolved.
@@ -126,6 +152,8 @@ pub struct EspdSettings {
     pub latency_target: Option<String>,
     /// Latency probes per check.
     pub latency_probes: u16,
+    /// How latency is measured.
+    pub latency_method: LatencyChoice,
     /// Per-stage timeout.
     pub timeout: Duration,
     /// Speed-test port on the collector host (`None`: no throughput tests).
@@ -229,6 +257,12 @@ impl EspdSettings {
             Some(n) => return Err(field_error("latency_probes", n.to_string(), "between 1 and 1000")),
             None => 20,
         };
+        let latency_method = match s.latency_method.as_deref() {
+            None | Some("auto") => LatencyChoice::Auto,
+            Some("icmp") => LatencyChoice::Icmp,
+            Some("tcp") => LatencyChoice::Tcp,
+            Some(other) => return Err(field_error("latency_method", other, "expected auto, icmp or tcp")),
+        };
         let duration = |key: &str,
                         value: &Option<String>,
                         min: Duration,
@@ -303,6 +337,7 @@ impl EspdSettings {
                 .unwrap_or_else(|| DEFAULT_BLOCK_MARKERS.map(str::to_owned).to_vec()),
             latency_target: s.latency_target,
             latency_probes,
+            latency_method,
             timeout,
             ca_bundle: s.ca_bundle,
             ca_file: s.ca_file,
@@ -374,7 +409,8 @@ fn check_dns(name: &str, resolver: SocketAddr, timeout: Duration) -> CheckResult
     r
 }
 
-/// One latency check to `target` (`host:port`).
+/// One latency check to `target` (`host:port`; ICMP echo goes to the host), by the configured
+/// method.
 fn check_latency(target: &str, s: &EspdSettings, p: &probe::ProbeSettings) -> CheckResult {
     let started = Instant::now();
     let mut r = CheckResult::new(CheckKind::Latency, target, now_ms());
@@ -387,15 +423,42 @@ fn check_latency(target: &str, s: &EspdSettings, p: &probe::ProbeSettings) -> Ch
         Some((Ok(ips), port)) => {
             // Probes time out at 1 s (the first SYN retransmission) or the stage timeout.
             let timeout = p.timeout.min(Duration::from_secs(1));
-            let stats = latency::tcp_probe(
-                SocketAddr::new(ips[0], port),
-                s.latency_probes,
-                Duration::from_millis(100),
-                timeout,
-            );
+            let spacing = Duration::from_millis(100);
+            let ip = ips[0];
+            let mut icmp_note = String::new();
+            if s.latency_method != LatencyChoice::Tcp {
+                match icmp::Pinger::open(ip) {
+                    Ok(pinger) => {
+                        let stats = pinger.probe(ip, s.latency_probes, spacing, timeout);
+                        if stats.received > 0 || s.latency_method == LatencyChoice::Icmp {
+                            if stats.received == 0 {
+                                r.outcome = CheckOutcome::Error;
+                                r.error = format!(
+                                    "none of {} ICMP echo requests to {ip} answered within {timeout:?} \
+                                     (ICMP may be filtered on the way; latency_method = \"tcp\" measures \
+                                     by TCP handshakes)",
+                                    stats.sent
+                                );
+                            }
+                            r.latency = Some(stats);
+                            r.duration_ms = probe::elapsed_ms(started);
+                            return r;
+                        }
+                        icmp_note = format!("; ICMP echo to {ip} went unanswered");
+                    }
+                    Err(e) if s.latency_method == LatencyChoice::Icmp => {
+                        r.outcome = CheckOutcome::Error;
+                        r.error = e.to_string();
+                        r.duration_ms = probe::elapsed_ms(started);
+                        return r;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "ICMP not available, latency by TCP handshakes"),
+                }
+            }
+            let stats = latency::tcp_probe(SocketAddr::new(ip, port), s.latency_probes, spacing, timeout);
             if stats.received == 0 {
                 r.outcome = CheckOutcome::TcpFailed;
-                r.error = format!("none of {} TCP probes answered within {timeout:?}", stats.sent);
+                r.error = format!("none of {} TCP probes answered within {timeout:?}{icmp_note}", stats.sent);
             }
             r.latency = Some(stats);
         }
@@ -446,11 +509,12 @@ fn check_throughput(
     let max_ms = u32::try_from(s.throughput_time.as_millis()).unwrap_or(10_000);
     match throughput::run(t, direction, max_bytes, max_ms) {
         Ok(stats) => {
-            let required = u64::from(s.required_mbps) * 1_000_000;
-            if direction == Direction::Download && stats.bits_per_s < required {
+            if direction == Direction::Download
+                && stats.ip_bits_per_s < parta_protocol::espd::speed_pass_bps(s.required_mbps)
+            {
                 r.outcome = CheckOutcome::Slow;
                 #[allow(clippy::cast_precision_loss)] // a rate for people
-                let got = stats.bits_per_s as f64 / 1e6;
+                let got = stats.ip_bits_per_s as f64 / 1e6;
                 r.error = format!("{got:.1} Mbit/s, {} Mbit/s required", s.required_mbps);
             }
             r.throughput = Some(stats);
@@ -491,7 +555,9 @@ pub fn run_checks(
             .map(|u| u.host)
             .filter(|h| h.parse::<std::net::IpAddr>().is_err())
             .collect();
-        h.dedup();
+        // Each name once, in the list's order (the same site may be listed by several URLs).
+        let mut seen = std::collections::HashSet::new();
+        h.retain(|name| seen.insert(name.clone()));
         h
     };
     if s.resolvers.is_empty() {
@@ -646,8 +712,8 @@ pub fn write_text(out: &mut impl std::io::Write, run: &ConnectivityRun) -> std::
         }
         if let Some(t) = &c.throughput {
             #[allow(clippy::cast_precision_loss)] // a rate for display
-            let mbps = t.bits_per_s as f64 / 1e6;
-            write!(out, " {mbps:.1} Mbit/s")?;
+            let (ip, payload) = (t.ip_bits_per_s as f64 / 1e6, t.bits_per_s as f64 / 1e6);
+            write!(out, " {ip:.1} Mbit/s (payload {payload:.1})")?;
         }
         if !c.addresses.is_empty() && c.kind == CheckKind::Dns {
             write!(out, " → {}", c.addresses.join(", "))?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parta_protocol::espd::ThroughputStats;
 use parta_protocol::speedtest::{
-    Direction, SpeedTestReply, SpeedTestRequest, bits_per_s, encode_control, measure,
+    Direction, SpeedTestReply, SpeedTestRequest, bits_per_s, encode_control, ip_bytes, ip_rate, measure,
 };
 
 /// Where and as whom to test.
@@ -95,7 +95,7 @@ async fn test(
             }
             let (bytes, micros) =
                 measure(&samples).ok_or_else(|| format!("too little data to measure ({total} bytes)"))?;
-            ThroughputStats { bytes, micros, bits_per_s: bits_per_s(bytes, micros), total_bytes: total }
+            stats(&conn, direction, bytes, micros, total)
         }
         Direction::Upload => {
             let chunk = vec![0u8; 64 * 1024];
@@ -115,7 +115,7 @@ async fn test(
                     if micros == 0 {
                         return Err(format!("too little data to measure ({total_bytes} bytes)"));
                     }
-                    ThroughputStats { bytes, micros, bits_per_s: bits_per_s(bytes, micros), total_bytes }
+                    stats(&conn, direction, bytes, micros, total_bytes)
                 }
                 Ok(Ok(_)) => return Err("unexpected answer from the collector".into()),
                 Ok(Err(e)) => return Err(e),
@@ -126,6 +126,33 @@ async fn test(
     conn.close(quinn::VarInt::from_u32(0), b"done");
     endpoint.wait_idle().await;
     Ok(stats)
+}
+
+/// The figures of a test that measured `bytes` in `micros` of `payload` payload bytes moved,
+/// with the IP-layer rate and cost from the connection's own datagram counts.
+fn stats(
+    conn: &quinn::Connection,
+    direction: Direction,
+    bytes: u64,
+    micros: u64,
+    payload: u64,
+) -> ThroughputStats {
+    let s = conn.stats();
+    let v6 = conn.remote_address().is_ipv6();
+    let rx = ip_bytes(s.udp_rx.bytes, s.udp_rx.datagrams, v6);
+    let tx = ip_bytes(s.udp_tx.bytes, s.udp_tx.datagrams, v6);
+    let carried = match direction {
+        Direction::Download => rx,
+        Direction::Upload => tx,
+    };
+    let payload_rate = bits_per_s(bytes, micros);
+    ThroughputStats {
+        bytes,
+        micros,
+        bits_per_s: payload_rate,
+        ip_bits_per_s: ip_rate(payload_rate, payload, carried),
+        total_bytes: rx.saturating_add(tx),
+    }
 }
 
 /// Runs one test (blocking: a runtime of its own on the calling thread).

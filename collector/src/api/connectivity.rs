@@ -86,7 +86,7 @@ pub struct ThroughputJson {
     pub direction: String,
     /// Tests run.
     pub tests: u64,
-    /// Median, Mbit/s.
+    /// Median, Mbit/s at the IP layer (what contracts count).
     pub median_mbps: f64,
     /// 10th percentile, Mbit/s.
     pub p10_mbps: f64,
@@ -94,7 +94,8 @@ pub struct ThroughputJson {
     pub met_share: f64,
     /// The school's requirement, Mbit/s.
     pub required_mbps: u32,
-    /// `pass` when the median meets the school's requirement.
+    /// `pass` when the median meets the school's requirement (98 % of it at the IP layer, see
+    /// [`parta_protocol::espd::SPEED_PASS_PERMILLE`]).
     pub verdict: String,
     /// Verdict against the urban tier (100 Mbit/s).
     pub verdict_urban: String,
@@ -247,7 +248,7 @@ pub async fn connectivity(
         .iter()
         .map(|t| {
             let median = t.median_bps;
-            let meets = |mbit: u32| median >= u64::from(mbit) * 1_000_000;
+            let meets = |mbit: u32| median >= parta_protocol::espd::speed_pass_bps(mbit);
             ThroughputJson {
                 direction: t.c_kind.clone(),
                 tests: t.tests,

@@ -143,6 +143,12 @@ impl Store {
         let mut done = Vec::new();
         for m in schema::MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
             for stmt in m.statements {
+                if let Some((table, column)) =
+                    schema::added_column(stmt).filter(|_| !caps.add_column_if_not_exists)
+                    && self.has_column(table, column).await?
+                {
+                    continue;
+                }
                 self.execute(&schema::render(stmt, db, caps)).await?;
             }
             #[derive(clickhouse::Row, Serialize)]
@@ -157,6 +163,20 @@ impl Store {
             done.push(m.version);
         }
         Ok(done)
+    }
+
+    /// Whether `table` of this database has `column`.
+    async fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        let n: u64 = self
+            .client
+            .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
+            .bind(&self.database)
+            .bind(table)
+            .bind(column)
+            .fetch_one()
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
     }
 
     /// Inserts rows into one table in one request.

@@ -277,7 +277,7 @@ const SNMP_LATEST: &str =
 const CHECKS_OF_SCHOOL: &str =
     "SELECT any(kind) AS c_kind, any(target) AS c_target, any(outcome) AS c_outcome,
         any(started_at_ms) AS c_at, any(required_mbps) AS c_req, any(locality) AS c_locality,
-        any(bits_per_s) AS c_bps, any(rtt_median_us) AS c_rtt, any(jitter_us) AS c_jitter,
+        any(ip_bits_per_s) AS c_bps, any(rtt_median_us) AS c_rtt, any(jitter_us) AS c_jitter,
         any(probes_sent) AS c_sent, any(probes_received) AS c_received
      FROM connectivity_checks
      WHERE school_id = ? AND local_day >= toDate(?) AND local_day <= toDate(?) {kinds}
@@ -290,10 +290,11 @@ const CONNECTIVITY_OUTCOMES: &str = "SELECT c_kind, c_target, c_outcome, count()
  ORDER BY c_kind, c_target, c_outcome";
 
 /// Throughput per direction over the tests that measured (a refused or broken test has no
-/// rate, not a rate of 0): tests, median and 10th percentile, tests at the required speed.
+/// rate, not a rate of 0): tests, median and 10th percentile, tests at the required speed —
+/// all at the IP layer, as contracts count speed.
 const CONNECTIVITY_THROUGHPUT: &str = "SELECT c_kind, count() AS tests,
         quantileExact(0.5)(c_bps) AS median_bps, quantileExact(0.1)(c_bps) AS p10_bps,
-        countIf(c_bps >= toUInt64(c_req) * 1000000) AS met, max(c_req) AS required_mbps
+        countIf(c_bps >= toUInt64(c_req) * {pass_bps_per_mbps}) AS met, max(c_req) AS required_mbps
  FROM ({checks})
  WHERE c_outcome IN ('ok', 'slow')
  GROUP BY c_kind
@@ -315,7 +316,9 @@ const THROUGHPUT_KINDS: &str = "AND kind IN ('download', 'upload')";
 const LATENCY_KIND: &str = "AND kind = 'latency'";
 
 fn connectivity_sql(template: &str, kinds: &str) -> String {
-    template.replace("{checks}", &CHECKS_OF_SCHOOL.replace("{kinds}", kinds))
+    template
+        .replace("{checks}", &CHECKS_OF_SCHOOL.replace("{kinds}", kinds))
+        .replace("{pass_bps_per_mbps}", &parta_protocol::espd::speed_pass_bps(1).to_string())
 }
 
 /// The utilization query by class, or by room and class.

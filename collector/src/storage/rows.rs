@@ -396,6 +396,7 @@ pub struct CheckRow {
     pub bytes: u64,
     pub micros: u64,
     pub bits_per_s: u64,
+    pub ip_bits_per_s: u64,
     pub total_bytes: u64,
 }
 
@@ -735,6 +736,7 @@ impl Batch {
                 bytes: t.map_or(0, |t| t.bytes),
                 micros: t.map_or(0, |t| t.micros),
                 bits_per_s: t.map_or(0, |t| t.bits_per_s),
+                ip_bits_per_s: t.map_or(0, |t| t.ip_bits_per_s),
                 total_bytes: t.map_or(0, |t| t.total_bytes),
             });
         }

@@ -5,8 +5,9 @@
 //! and `TTL` lines are removed. Debian's ClickHouse 18.16 gets the plain rendering; the test suite
 //! runs the modern rendering on ClickHouse 26 (chdb) and the plain one on the real 18.16 server.
 //!
-//! Every statement is idempotent (`IF NOT EXISTS`), so two collectors migrating at once, or a
-//! migration interrupted half-way, are harmless: the next run completes it. Applied versions are
+//! Every statement is idempotent (`IF NOT EXISTS`; on old servers, which cannot say it of an
+//! added column, the runner looks the column up first), so a migration interrupted half-way is
+//! harmless: the next run completes it. Applied versions are
 //! recorded in `schema_migrations`.
 
 use std::fmt;
@@ -20,6 +21,9 @@ pub struct ServerCaps {
     pub codecs: bool,
     /// Table `TTL`.
     pub ttl: bool,
+    /// `ALTER TABLE … ADD COLUMN IF NOT EXISTS`; without it the migration runner looks the
+    /// column up first.
+    pub add_column_if_not_exists: bool,
 }
 
 /// A ClickHouse version, `major.minor`.
@@ -46,7 +50,7 @@ impl ServerVersion {
     /// long-term-support release with all of them stable, is the threshold.
     pub fn caps(self) -> ServerCaps {
         let modern = self >= Self { major: 20, minor: 3 };
-        ServerCaps { low_cardinality: modern, codecs: modern, ttl: modern }
+        ServerCaps { low_cardinality: modern, codecs: modern, ttl: modern, add_column_if_not_exists: modern }
     }
 }
 
@@ -210,7 +214,24 @@ ORDER BY token_id",
         statements: MIGRATION_4,
     },
     Migration { version: 5, name: "ЕСПД connectivity checks", statements: MIGRATION_5 },
+    Migration { version: 6, name: "ЕСПД throughput at the IP layer", statements: MIGRATION_6 },
 ];
+
+/// What an added column's statements start with; see [`added_column`].
+const ADD_COLUMN: &str = " ADD COLUMN IF NOT EXISTS ";
+
+/// Migration 6: the throughput tests' rate at the IP layer, what verdicts compare with the
+/// required speed (`bits_per_s` stays the payload rate).
+const MIGRATION_6: &[&str] =
+    &["ALTER TABLE {db}.connectivity_checks ADD COLUMN IF NOT EXISTS ip_bits_per_s UInt64 AFTER bits_per_s"];
+
+/// The table and column an `ALTER TABLE {db}.t ADD COLUMN IF NOT EXISTS c …` statement adds.
+pub fn added_column(stmt: &str) -> Option<(&str, &str)> {
+    let rest = stmt.strip_prefix("ALTER TABLE {db}.")?;
+    let (table, rest) = rest.split_once(ADD_COLUMN)?;
+    let column = rest.split_whitespace().next()?;
+    Some((table.trim(), column))
+}
 
 /// Migration 5: ЕСПД connectivity checks of probe agents, one row per check with its run's
 /// fields. Keyed by the probe, the run and the check's place in it, so that a resent report
@@ -481,6 +502,9 @@ pub fn render(sql: &str, db: &str, caps: ServerCaps) -> String {
     if !caps.ttl {
         s = s.lines().filter(|l| !l.trim_start().starts_with("TTL ")).collect::<Vec<_>>().join("\n");
     }
+    if !caps.add_column_if_not_exists {
+        s = s.replace(ADD_COLUMN, " ADD COLUMN ");
+    }
     s
 }
 
@@ -543,8 +567,10 @@ pub fn all_statements(db: &str, caps: ServerCaps) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const OLD: ServerCaps = ServerCaps { low_cardinality: false, codecs: false, ttl: false };
-    const NEW: ServerCaps = ServerCaps { low_cardinality: true, codecs: true, ttl: true };
+    const OLD: ServerCaps =
+        ServerCaps { low_cardinality: false, codecs: false, ttl: false, add_column_if_not_exists: false };
+    const NEW: ServerCaps =
+        ServerCaps { low_cardinality: true, codecs: true, ttl: true, add_column_if_not_exists: true };
 
     #[test]
     fn versions() {
@@ -568,11 +594,22 @@ mod tests {
     #[test]
     fn every_statement_renders_without_leftovers_for_old_servers() {
         for stmt in all_statements("parta", OLD) {
-            for bad in ["LowCardinality", "CODEC", "TTL", "{db}"] {
+            for bad in ["LowCardinality", "CODEC", "TTL", "{db}", "IF NOT EXISTS ip_"] {
                 assert!(!stmt.contains(bad), "{bad} left in:\n{stmt}");
             }
             assert_eq!(stmt.matches('(').count(), stmt.matches(')').count(), "{stmt}");
         }
+    }
+
+    #[test]
+    fn added_columns_are_found_in_their_statements() {
+        assert_eq!(added_column(MIGRATION_6[0]), Some(("connectivity_checks", "ip_bits_per_s")));
+        assert_eq!(added_column(MIGRATION_5[0]), None);
+        assert_eq!(
+            render(MIGRATION_6[0], "parta", OLD),
+            "ALTER TABLE parta.connectivity_checks ADD COLUMN ip_bits_per_s UInt64 AFTER bits_per_s"
+        );
+        assert_eq!(render(MIGRATION_6[0], "parta", NEW), MIGRATION_6[0].replace("{db}", "parta"));
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn main() {
     .unwrap();
     println!("bench-espd: 8 s tests, warm-up (first 25 %) left out; tbf on both directions of a veth link");
     println!(
-        "| shaped Mbit/s | download Mbit/s | error | upload Mbit/s | error | MB per test (down / up) | s per test (down / up) |"
+        "| shaped Mbit/s | download Mbit/s IP (payload) | error | upload Mbit/s IP (payload) | error | MB on the link per test (down / up) | s per test (down / up) |"
     );
     println!("|---|---|---|---|---|---|---|");
     for mbit in rates {
@@ -51,25 +51,27 @@ fn main() {
         let q = ["tbf", "rate", rate.as_str(), "burst", burst.as_str(), "latency", "100ms"];
         ns.shape(&q);
         ns.shape_outbound(&q);
-        let run = check_espd(&ns.name, &cfg, &art, &mbit.to_string(), collector.probe_env(SCHOOL, &token));
+        let run =
+            check_espd(Some(&ns.name), &cfg, &art, &mbit.to_string(), collector.probe_env(SCHOOL, &token));
         let get = |kind: &str| {
             let c = run["checks"].as_array().unwrap().iter().find(|c| c["kind"] == kind).unwrap().clone();
             let t = &c["throughput"];
             if t.is_null() {
                 println!("  {kind} at {mbit} Mbit/s failed: {}", c["error"]);
-                return (0.0, 0.0, 0.0);
+                return (0.0, 0.0, 0.0, 0.0);
             }
             (
+                t["ip_bits_per_s"].as_f64().unwrap() / 1e6,
                 t["bits_per_s"].as_f64().unwrap() / 1e6,
                 t["total_bytes"].as_f64().unwrap() / 1e6,
                 c["duration_ms"].as_f64().unwrap() / 1000.0,
             )
         };
-        let (down, down_mb, down_s) = get("download");
-        let (up, up_mb, up_s) = get("upload");
+        let (down, down_payload, down_mb, down_s) = get("download");
+        let (up, up_payload, up_mb, up_s) = get("upload");
         let err = |m: f64| (m - f64::from(mbit)) / f64::from(mbit) * 100.0;
         println!(
-            "| {mbit} | {down:.1} | {:+.1} % | {up:.1} | {:+.1} % | {down_mb:.0} / {up_mb:.0} | {down_s:.1} / {up_s:.1} |",
+            "| {mbit} | {down:.1} ({down_payload:.1}) | {:+.1} % | {up:.1} ({up_payload:.1}) | {:+.1} % | {down_mb:.0} / {up_mb:.0} | {down_s:.1} / {up_s:.1} |",
             err(down),
             err(up)
         );
