@@ -51,22 +51,39 @@ pub fn main() -> u8 {
                 migrate(&config, print_sql, server_version).await
             }
             Command::Token { action } => token(&config, action).await,
+            Command::Schools { action } => crate::compliance::commands::schools(&config, action).await,
+            Command::Inventory { action } => crate::compliance::commands::inventory(&config, action).await,
+            Command::Profiles { action } => crate::compliance::commands::profiles(&config, &action),
         }
     });
     // Sessions may still hold connections; do not wait for them at exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => 0,
+        Err(e) if e.is::<crate::compliance::import::DataError>() => {
+            // Lines of `FILE:LINE: …`, as compilers print them.
+            eprintln!("{e}");
+            EXIT_DATA
+        }
         Err(e) => {
             eprintln!("parta-collector: {e:#}");
-            if e.chain().any(|c| c.is::<ConfigError>() || c.is::<crate::tls::TlsError>()) {
+            if e.chain().any(|c| {
+                c.is::<ConfigError>()
+                    || c.is::<crate::tls::TlsError>()
+                    || c.is::<crate::compliance::profile::ProfileError>()
+            }) {
                 EXIT_CONFIG as u8
+            } else if e.chain().any(|c| c.is::<crate::compliance::import::DataError>()) {
+                EXIT_DATA
             } else {
                 1
             }
         }
     }
 }
+
+/// Exit code of a command whose input file is wrong (sysexits EX_DATAERR).
+pub const EXIT_DATA: u8 = 65;
 
 /// `serve`: everything, until SIGTERM/SIGINT.
 async fn serve(config: CollectorConfig) -> anyhow::Result<()> {

@@ -82,6 +82,9 @@ pub struct GlobalArgs {
     /// Longest wait before a partial batch is inserted [default: 1s].
     #[arg(long, env = "PARTA_BATCH_MAX_DELAY", global = true, value_name = "DURATION")]
     pub batch_max_delay: Option<String>,
+    /// Directory of regional norm profiles (*.toml) besides the shipped ones.
+    #[arg(long, env = "PARTA_PROFILES_DIR", global = true, value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
     /// Most reports held in memory awaiting insert; agents are slowed beyond it [default: 100000].
     #[arg(long, env = "PARTA_INGEST_QUEUE", global = true, value_name = "N")]
     pub ingest_queue: Option<String>,
@@ -109,6 +112,94 @@ pub enum Command {
         /// Token action.
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// The school registry: import it from CSV, list it.
+    Schools {
+        /// Registry action.
+        #[command(subcommand)]
+        action: SchoolsAction,
+    },
+    /// The equipment register (the accounting inventory): import it from CSV, list it.
+    Inventory {
+        /// Register action.
+        #[command(subcommand)]
+        action: InventoryAction,
+    },
+    /// Norm profiles of the equipment standard: list them, show one.
+    Profiles {
+        /// Profile action.
+        #[command(subcommand)]
+        action: ProfilesAction,
+    },
+}
+
+/// How an import reads its file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// CSV file (from Excel, 1С or a regional system).
+    pub file: PathBuf,
+    /// Text encoding: auto (UTF-8 if valid, else Windows-1251), utf-8 or cp1251.
+    #[arg(long, default_value = "auto", value_name = "ENCODING")]
+    pub encoding: String,
+    /// Separator: auto (from the header line), ';', ',' or tab.
+    #[arg(long, default_value = "auto", value_name = "SEP")]
+    pub delimiter: String,
+    /// Check every row and report, but import nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// School registry actions.
+#[derive(Debug, Subcommand)]
+pub enum SchoolsAction {
+    /// Import schools from CSV: region code, municipality, school id, name, address, locality
+    /// (urban/rural), pupils, teachers, administrative staff, classrooms, buildings. Every bad
+    /// row and column is reported; a file with any problem imports nothing. Listed schools are
+    /// added or replaced; others stay.
+    Import(ImportArgs),
+    /// List the registry.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+/// Equipment register actions.
+#[derive(Debug, Subcommand)]
+pub enum InventoryAction {
+    /// Import the equipment register from CSV: inventory number, category, vendor, model,
+    /// serial number, MAC, school, room, date received, funding programme. The register of
+    /// every school in the file is replaced by the file's items; a file with any problem
+    /// imports nothing.
+    Import {
+        /// File and how to read it.
+        #[command(flatten)]
+        args: ImportArgs,
+        /// Norm profile whose categories the register names [default: cos-2021].
+        #[arg(long, value_name = "ID")]
+        profile: Option<String>,
+    },
+    /// List the register (every school's latest import).
+    List {
+        /// Only this school.
+        #[arg(long, value_name = "ID")]
+        school: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+/// Norm profile actions.
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// List the profiles: shipped ones and those in profiles_dir.
+    List,
+    /// Show a profile's categories, quantities, sources and usage expectations.
+    Show {
+        /// Profile id.
+        id: String,
     },
 }
 

@@ -44,6 +44,7 @@ struct FileConfig {
     speedtest_max_mb: Option<String>,
     http_listen: Option<String>,
     data_dir: Option<PathBuf>,
+    profiles_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_names: Option<String>,
@@ -119,6 +120,8 @@ pub struct CollectorConfig {
     pub http_listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Regional norm profiles.
+    pub profiles_dir: Option<PathBuf>,
     /// Server certificate.
     pub tls: TlsSource,
     /// Ingest tuning.
@@ -284,6 +287,9 @@ impl CollectorConfig {
             data_dir: l
                 .pick("data_dir", a.data_dir.clone(), "data_dir", f.data_dir)
                 .map_or_else(|| PathBuf::from("/var/lib/parta-collector"), |v| v.0),
+            profiles_dir: l
+                .pick("profiles_dir", a.profiles_dir.clone(), "profiles_dir", f.profiles_dir)
+                .map(|v| v.0),
             tls,
             ingest,
             log: a.common.logging(&l, f.log_format, f.log_level)?,

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod ingest;
 pub mod metrics;

@@ -130,6 +130,47 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
                 "INSERT INTO {db}.power_events VALUES (toUUID('{DEVICE}'), '74-0012', 9, 1793700600000, toDateTime(1793700600), 'shutdown', 1, 'b1')"
             ),
         ),
+        (
+            // A school imported twice (the second import renames it), another once.
+            "insert schools".into(),
+            format!(
+                "INSERT INTO {db}.schools VALUES \
+                 ('74-0012', '74', 'Копейский ГО', 'СОШ 1', '', 'urban', 1020, 61, 8, 40, 2, 'imp-a', 1), \
+                 ('74-0012', '74', 'Копейский ГО', 'МОУ СОШ № 1', '', 'urban', 1020, 61, 8, 40, 2, 'imp-b', 2), \
+                 ('74-0345', '74', 'Аргаяшский МР', 'Аргаяшская СОШ', '', 'rural', 180, 17, 3, 0, 1, 'imp-a', 1)"
+            ),
+        ),
+        (
+            // School 74-0012's register imported twice (the second has one item less); an import
+            // whose commit row never came (imp-x) stays invisible.
+            "insert register".into(),
+            format!(
+                "INSERT INTO {db}.register_items VALUES \
+                 ('74-0012', 'imp-r1', '0101', 2, 'teacher_laptop', 'Aquarius', 'NS685U', 'SN-1', 'SN1', '', '214', '2021-09-01', 'ЦОС'), \
+                 ('74-0012', 'imp-r1', '0102', 3, 'teacher_laptop', 'Aquarius', 'NS685U', 'SN-2', 'SN2', '', '214', '2021-09-01', 'ЦОС'), \
+                 ('74-0012', 'imp-r2', '0101', 2, 'teacher_laptop', 'Aquarius', 'NS685U', 'SN-1', 'SN1', '', '214', '2021-09-01', 'ЦОС'), \
+                 ('74-0012', 'imp-r2', '0101', 2, 'teacher_laptop', 'Aquarius', 'NS685U', 'SN-1', 'SN1', '', '214', '2021-09-01', 'ЦОС'), \
+                 ('74-0012', 'imp-x', '0999', 2, 'mfu', '', '', 'X', 'X', '', '', '', '')"
+            ),
+        ),
+        (
+            "insert register commits".into(),
+            format!(
+                "INSERT INTO {db}.register_imports VALUES ('74-0012', 'imp-r1', 2, 1), ('74-0012', 'imp-r2', 1, 2)"
+            ),
+        ),
+        (
+            "insert import log".into(),
+            format!(
+                "INSERT INTO {db}.import_log VALUES ('imp-r2', 'register', toDateTime(1793700000), 'ivanov (command line)', 'reg.csv', 'ab', 1, 1, 'cos-2021 2026.1')"
+            ),
+        ),
+        (
+            "insert export log".into(),
+            format!(
+                "INSERT INTO {db}.export_log VALUES ('exp-1', toDateTime(1793700000), 'ivanov (command line)', 'cli', 'compliance', 'municipality:74/Копейский ГО', toDate('2026-09-01'), toDate('2026-11-30'), 'cos-2021 2026.1', 'xlsx', 1234, 'cd')"
+            ),
+        ),
     ]
 }
 
@@ -167,6 +208,7 @@ fn connectivity_rows() -> Vec<String> {
 fn bound_queries(db: &str) -> Vec<(String, String)> {
     queries::catalogue()
         .into_iter()
+        .chain(parta_collector::storage::registry::catalogue())
         .map(|(name, sql)| {
             let mut sql = sql
                 .replacen("toDate(?)", "toDate('2026-11-01')", 1)
@@ -192,6 +234,11 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "snmp_interfaces",
                 "printer_counters",
                 "connectivity_checks",
+                "schools",
+                "register_items",
+                "register_imports",
+                "import_log",
+                "export_log",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
@@ -447,8 +494,27 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 assert_eq!(fields(&rows, &["locality", "required_mbps"]), ["rural|50"], "{rows}");
                 seen += 1;
             }
+            "schools" => {
+                let got = fields(&rows, &["school_id", "name", "locality", "pupils", "import_id"]);
+                assert_eq!(
+                    got,
+                    ["74-0012|МОУ СОШ № 1|urban|1020|imp-b", "74-0345|Аргаяшская СОШ|rural|180|imp-a"],
+                    "{rows}"
+                );
+                seen += 1;
+            }
+            "register" => {
+                let got = fields(&rows, &["school_id", "import_id", "inventory_no", "serial_key"]);
+                assert_eq!(got, ["74-0012|imp-r2|0101|SN1"], "the latest committed import, once: {rows}");
+                seen += 1;
+            }
+            "imports" | "exports" => {
+                assert_eq!(rows.lines().count(), 1, "{rows}");
+                assert!(rows.contains("ivanov (command line)"), "{rows}");
+                seen += 1;
+            }
             _ => {}
         }
     }
-    assert_eq!(seen, 23, "every catalogued query (but the rollup INSERT) was checked");
+    assert_eq!(seen, 27, "every catalogued query (but the rollup INSERT) was checked");
 }

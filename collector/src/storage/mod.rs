@@ -11,6 +11,7 @@
 //! `(device_id, seq, …)`, so the copies collapse (at merge time, or at once with `FINAL`).
 
 pub mod queries;
+pub mod registry;
 pub mod rows;
 pub mod schema;
 

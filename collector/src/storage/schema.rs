@@ -215,6 +215,85 @@ ORDER BY token_id",
     },
     Migration { version: 5, name: "ЕСПД connectivity checks", statements: MIGRATION_5 },
     Migration { version: 6, name: "ЕСПД throughput at the IP layer", statements: MIGRATION_6 },
+    Migration {
+        version: 7,
+        name: "school registry, equipment register, import and export audit logs",
+        statements: MIGRATION_7,
+    },
+];
+
+/// Migration 7: what the compliance report compares reporting devices with. The registry holds
+/// the latest row per school (an import upserts the schools it lists). The register is kept per
+/// import: a school's register is the items of its latest import, so an import replaces a
+/// school's register whole, and the `register_imports` row, written after the items, is the
+/// commit point. Imports and exports are logged for auditors: who, when, what, SHA-256.
+const MIGRATION_7: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS {db}.schools (
+    school_id String,
+    region_code LowCardinality(String),
+    municipality String,
+    name String,
+    address String,
+    locality LowCardinality(String),
+    pupils UInt32,
+    teachers UInt32,
+    admin_staff UInt32,
+    classrooms UInt32,
+    buildings UInt32,
+    import_id String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY school_id",
+    "CREATE TABLE IF NOT EXISTS {db}.register_items (
+    school_id String,
+    import_id String,
+    inventory_no String,
+    line UInt32,
+    category LowCardinality(String),
+    vendor String,
+    model String,
+    serial String,
+    serial_key String,
+    mac String,
+    room String,
+    received String,
+    funding String
+) ENGINE = ReplacingMergeTree
+ORDER BY (school_id, import_id, inventory_no)",
+    "CREATE TABLE IF NOT EXISTS {db}.register_imports (
+    school_id String,
+    import_id String,
+    items UInt32,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY school_id",
+    "CREATE TABLE IF NOT EXISTS {db}.import_log (
+    import_id String,
+    kind LowCardinality(String),
+    at DateTime,
+    actor String,
+    file String,
+    sha256 String,
+    rows UInt32,
+    schools UInt32,
+    profile String
+) ENGINE = MergeTree
+ORDER BY (at, import_id)",
+    "CREATE TABLE IF NOT EXISTS {db}.export_log (
+    export_id String,
+    at DateTime,
+    actor String,
+    via LowCardinality(String),
+    report LowCardinality(String),
+    scope String,
+    period_from Date,
+    period_to Date,
+    profile String,
+    format LowCardinality(String),
+    bytes UInt64,
+    sha256 String
+) ENGINE = MergeTree
+ORDER BY (at, export_id)",
 ];
 
 /// What an added column's statements start with; see [`added_column`].
