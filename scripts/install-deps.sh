@@ -7,7 +7,8 @@
 # Installs: clickhouse-server (Debian's, 18.16), curl, dbus-daemon (private buses for the fake
 # logind of the usage tests), tzdata, snmpd + snmp (net-snmp daemon and tools for the SNMP
 # tests), prometheus-snmp-exporter (the SNMP benchmark baseline), dnsmasq-base (the resolver
-# the ЕСПД tests start), iproute2 (namespaces, shaping), openssl (test certificates), python3 with chdb-core (in-process modern
+# the ЕСПД tests start), iproute2 (namespaces, shaping), openssl (test certificates),
+# libreoffice-calc-nogui (the compliance tests open the XLSX exports), python3 with chdb-core (in-process modern
 # ClickHouse for schema tests), cargo-fuzz (fuzz smoke runs).
 set -euo pipefail
 
@@ -21,7 +22,7 @@ fi
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter dnsmasq-base iproute2 openssl; do
+for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter dnsmasq-base iproute2 openssl libreoffice-calc-nogui; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
 

@@ -29,8 +29,9 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     echo "==> fuzzing each decoder for ${FUZZ_SECONDS}s"
     # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
     mkdir -p target/fuzz-logs
-    # protocol/fuzz: wire frames and envelopes; agent/fuzz: SNMP replies, EDID, wtmp.
-    for crate in protocol agent; do
+    # protocol/fuzz: wire frames and envelopes; agent/fuzz: SNMP, DNS and ICMP replies, EDID,
+    # wtmp; collector/fuzz: imported CSV files, norm expressions.
+    for crate in protocol agent collector; do
         for target in $(cd "$crate" && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
             log="target/fuzz-logs/$target.log"
             # Seed inputs (real replies), when the target has them, next to the working corpus.

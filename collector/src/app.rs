@@ -54,6 +54,7 @@ pub fn main() -> u8 {
             Command::Schools { action } => crate::compliance::commands::schools(&config, action).await,
             Command::Inventory { action } => crate::compliance::commands::inventory(&config, action).await,
             Command::Profiles { action } => crate::compliance::commands::profiles(&config, &action),
+            Command::Report { kind } => crate::compliance::commands::report(&config, kind).await,
         }
     });
     // Sessions may still hold connections; do not wait for them at exit.
@@ -87,6 +88,8 @@ pub const EXIT_DATA: u8 = 65;
 
 /// `serve`: everything, until SIGTERM/SIGINT.
 async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
+    // A broken regional profile is a configuration error: say so before serving anything.
+    let profiles = crate::compliance::commands::profiles_of(&config)?;
     let identity = crate::tls::identity(&config.tls, &config.data_dir)?;
     let quic_config = crate::tls::server_config(&identity)?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -148,7 +151,7 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         shutdown: stop_rx.clone(),
     });
     let quic = tokio::spawn(server::run(endpoint.clone(), ctx, stop_rx.clone()));
-    let app = api::router(Arc::new(ApiState { store: store.clone(), metrics }));
+    let app = api::router(Arc::new(ApiState { store: store.clone(), metrics, profiles: Arc::new(profiles) }));
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

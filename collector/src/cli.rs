@@ -125,6 +125,12 @@ pub enum Command {
         #[command(subcommand)]
         action: InventoryAction,
     },
+    /// Reports for auditors.
+    Report {
+        /// Which report.
+        #[command(subcommand)]
+        kind: ReportKind,
+    },
     /// Norm profiles of the equipment standard: list them, show one.
     Profiles {
         /// Profile action.
@@ -188,6 +194,38 @@ pub enum InventoryAction {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+    },
+}
+
+/// Reports.
+#[derive(Debug, Subcommand)]
+pub enum ReportKind {
+    /// Equipment-standard compliance for a period and a scope: per category required, on the
+    /// books, seen and used; what is on the books but never seen, seen but not on the books,
+    /// seen but never used; the ЕСПД summary; the methodology. The SHA-256 of the export is
+    /// printed and recorded in the export log.
+    Compliance {
+        /// region:CODE, municipality:NAME or school:ID (e.g. region:74).
+        #[arg(long, value_name = "SCOPE")]
+        scope: String,
+        /// First day, YYYY-MM-DD [default: 90 days before --to].
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD [default: yesterday].
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Norm profile [default: cos-2021].
+        #[arg(long, value_name = "ID")]
+        profile: Option<String>,
+        /// xlsx, csv (UTF-8 with BOM and ';', for Russian Excel) or json.
+        #[arg(long, default_value = "xlsx", value_name = "FORMAT")]
+        format: String,
+        /// Output file [default: standard output for csv and json; required for xlsx].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Language of the xlsx and csv: ru or en.
+        #[arg(long, default_value = "ru", value_name = "LANG")]
+        lang: String,
     },
 }
 

@@ -209,7 +209,23 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
     queries::catalogue()
         .into_iter()
         .chain(parta_collector::storage::registry::catalogue())
+        .chain(parta_collector::storage::compliance::catalogue())
         .map(|(name, sql)| {
+            // The compliance queries: the scope's schools as an array, and the period 2025-11-01
+            // to 2026-11-20 (the ledger samples are of 2025-11-22, within the year before the end
+            // the ledger query looks back), in the order each query takes it.
+            let mut sql = sql.replace("CAST(? AS Array(String))", "CAST(['74-0012'] AS Array(String))");
+            let dates: &[&str] = match name {
+                "compliance_ledger" => {
+                    &["2025-11-01", "2025-11-01", "2025-11-01", "2026-11-20", "2026-11-20"]
+                }
+                "compliance_snmp_seen" => &["2026-11-20", "2026-11-20"],
+                n if n.starts_with("compliance_") => &["2025-11-01", "2026-11-20"],
+                _ => &[],
+            };
+            for d in dates {
+                sql = sql.replacen("toDate(?)", &format!("toDate('{d}')"), 1);
+            }
             let mut sql = sql
                 .replacen("toDate(?)", "toDate('2026-11-01')", 1)
                 .replacen("toDate(?)", "toDate('2026-11-30')", 1)
@@ -239,6 +255,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "register_imports",
                 "import_log",
                 "export_log",
+                "ledger_daily",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
@@ -508,6 +525,60 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 assert_eq!(got, ["74-0012|imp-r2|0101|SN1"], "the latest committed import, once: {rows}");
                 seen += 1;
             }
+            "compliance_attrs" => {
+                let mut got = fields(&rows, &["id", "host", "class", "serial"]);
+                got.sort();
+                assert_eq!(
+                    got,
+                    [
+                        format!("{DEVICE}|{DEVICE}|teacher_laptop|SN1"),
+                        format!("{PANEL}|{DEVICE}|interactive_complex|TT75"),
+                        format!("{SPARE}|{SPARE}|teacher_laptop|"),
+                    ]
+                    .into_iter()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+                    "{rows}"
+                );
+                seen += 1;
+            }
+            "compliance_macs" => {
+                assert!(rows.contains("00:1b:21:3a:4c:5d"), "{rows}");
+                seen += 1;
+            }
+            "compliance_ledger" => {
+                // Sequence numbers 1, 2 and 4 of 2025-11-22 (day 20414): 4 expected, 3 received.
+                let got = fields(&rows, &["school", "last_day", "first_seq", "last_seq", "received"]);
+                assert_eq!(got, ["74-0012|20414|1|4|3"], "{rows}");
+                seen += 1;
+            }
+            "compliance_snmp_seen" => {
+                assert_eq!(
+                    fields(&rows, &["last_day"]),
+                    ["20759"],
+                    "the last poll that answered, 2026-11-02: {rows}"
+                );
+                seen += 1;
+            }
+            "compliance_in_use" => {
+                let mut got = fields(&rows, &["id", "in_use_ms"]);
+                got.sort();
+                let mut want = vec![format!("{DEVICE}|4200000"), format!("{PANEL}|2700000")];
+                want.sort();
+                assert_eq!(got, want, "{rows}");
+                seen += 1;
+            }
+            "compliance_pages" => {
+                assert_eq!(fields(&rows, &["pages"]).len(), 1, "{rows}");
+                seen += 1;
+            }
+            "compliance_espd" => {
+                let got =
+                    fields(&rows, &["school", "checks", "passed", "tests", "median_bps", "p10_bps", "met"]);
+                assert_eq!(got, ["74-0012|8|5|2|80000000|40000000|1"], "{rows}");
+                seen += 1;
+            }
             "imports" | "exports" => {
                 assert_eq!(rows.lines().count(), 1, "{rows}");
                 assert!(rows.contains("ivanov (command line)"), "{rows}");
@@ -516,5 +587,5 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
             _ => {}
         }
     }
-    assert_eq!(seen, 27, "every catalogued query (but the rollup INSERT) was checked");
+    assert_eq!(seen, 34, "every catalogued query (but the rollup INSERT) was checked");
 }

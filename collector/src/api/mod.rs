@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
+pub mod compliance;
 pub mod connectivity;
 pub mod snmp;
 pub mod usage;
@@ -27,6 +28,8 @@ pub struct ApiState {
     pub store: Store,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Norm profiles, shipped and regional.
+    pub profiles: Arc<Vec<crate::compliance::profile::Profile>>,
 }
 
 /// The router.
@@ -43,6 +46,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/devices/{id}/pages", get(snmp::device_pages))
         .route("/api/v1/schools/{id}/utilization", get(usage::school_utilization))
         .route("/api/v1/connectivity", get(connectivity::connectivity))
+        .route("/api/v1/compliance", get(compliance::compliance))
         .fallback(not_found)
         .with_state(state)
 }
@@ -59,6 +63,9 @@ pub enum AppError {
     /// ClickHouse failed.
     #[error("storage unavailable")]
     Storage(#[from] StoreError),
+    /// Something on our side failed; the log has the detail.
+    #[error("internal error")]
+    Internal(String),
 }
 
 #[derive(Serialize)]
@@ -74,6 +81,10 @@ impl IntoResponse for AppError {
             Self::Storage(e) => {
                 tracing::warn!(error = %e, "API request failed in storage");
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(e) => {
+                tracing::error!(error = %e, "API request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
             }
         };
         (status, Json(ErrorBody { error: self.to_string() })).into_response()

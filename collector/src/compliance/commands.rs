@@ -4,10 +4,12 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
+use super::build::{self, Request, Scope};
 use super::csvin::{Delimiter, Encoding};
+use super::export::{Format3, Lang};
 use super::import::{self, ReadOptions};
 use super::profile::{self, Profile, UsageRule};
-use crate::cli::{ImportArgs, InventoryAction, OutputFormat, ProfilesAction, SchoolsAction};
+use crate::cli::{ImportArgs, InventoryAction, OutputFormat, ProfilesAction, ReportKind, SchoolsAction};
 use crate::config::CollectorConfig;
 use crate::storage::Store;
 
@@ -168,5 +170,66 @@ pub fn profiles(config: &CollectorConfig, action: &ProfilesAction) -> anyhow::Re
             }
         }
     }
+    Ok(())
+}
+
+fn date(flag: &str, s: &str) -> anyhow::Result<jiff::civil::Date> {
+    s.parse::<jiff::civil::Date>().with_context(|| format!("{flag} {s:?}: expected YYYY-MM-DD"))
+}
+
+/// `report compliance …`.
+pub async fn report(config: &CollectorConfig, kind: ReportKind) -> anyhow::Result<()> {
+    let ReportKind::Compliance { scope, from, to, profile: id, format, out, lang } = kind;
+    let scope = Scope::parse(&scope).map_err(anyhow::Error::msg).context("--scope")?;
+    let format = Format3::parse(&format).map_err(anyhow::Error::msg).context("--format")?;
+    let lang = Lang::parse(&lang).map_err(anyhow::Error::msg).context("--lang")?;
+    let today = jiff::Zoned::now().date();
+    let to = match to {
+        Some(t) => date("--to", &t)?,
+        None => today.yesterday().context("the day before today")?,
+    };
+    let from = match from {
+        Some(f) => date("--from", &f)?,
+        None => to.checked_sub(jiff::Span::new().days(89)).context("--to is too early")?,
+    };
+    if format == Format3::Xlsx && out.is_none() {
+        anyhow::bail!("--out: an xlsx report needs a file (or use --format csv or json for standard output)");
+    }
+    let req = Request {
+        scope,
+        from,
+        to,
+        profile: id.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_owned()),
+        format,
+        lang,
+    };
+    let profiles = profiles_of(config)?;
+    let store = store(config).await?;
+    let started = std::time::Instant::now();
+    let steps = ["registry", "facts", "report", "export"];
+    let built = build::build(&store, &profiles, &req, |s| {
+        let n = steps.iter().position(|x| *x == s).map_or(0, |i| i + 1);
+        eprintln!("[{n}/{}] {s} ({:.1} s)", steps.len(), started.elapsed().as_secs_f64());
+    })
+    .await?;
+    match &out {
+        Some(path) => parta_common::fsutil::replace_file(path, &built.bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(&built.bytes)?,
+    }
+    build::log(&store, &req, &built, &import::local_actor(), "cli").await?;
+    let m = &built.report.methodology;
+    eprintln!(
+        "{}: {} bytes, SHA-256 {}; {} schools, {} – {}, profile {} {}, completeness {}; recorded in the export log",
+        out.as_ref().map_or_else(|| "standard output".to_owned(), |p| p.display().to_string()),
+        built.bytes.len(),
+        built.sha256,
+        built.report.espd.len(),
+        m.from,
+        m.to,
+        m.profile,
+        m.profile_version,
+        m.ledger_completeness.map_or_else(|| "no reports".to_owned(), |c| format!("{:.2} %", c * 100.0)),
+    );
     Ok(())
 }

@@ -7,9 +7,12 @@
 //! - `registry`: the school registry and the equipment register, checked row by row.
 //! - `import`: the `schools import` and `inventory import` commands.
 
+pub mod build;
 pub mod commands;
 pub mod csvin;
+pub mod export;
 pub mod expr;
 pub mod import;
 pub mod profile;
 pub mod registry;
+pub mod report;

@@ -101,6 +101,8 @@ pub struct Category {
     pub usage: UsageRule,
     /// Where the usage expectation comes from.
     pub usage_source: String,
+    /// Its id, names and aliases in [`name_key`] form.
+    keys: BTreeSet<String>,
 }
 
 /// A loaded, checked profile.
@@ -188,7 +190,7 @@ impl Profile {
             if let Some(a) = own.iter().find(|a| aliases.contains(*a)) {
                 return Err(at(format!("aliases: «{a}» names another category too")));
             }
-            aliases.extend(own);
+            aliases.extend(own.iter().cloned());
             let required =
                 expr::parse(&c.required).map_err(|e| at(format!("required = {:?}: {e}", c.required)))?;
             let usage = match (c.usage.in_use_hours_per_week, c.usage.pages_per_week, c.usage.seen) {
@@ -213,6 +215,7 @@ impl Profile {
                 confirmed: c.confirmed,
                 usage,
                 usage_source: c.usage.source,
+                keys: own,
             });
         }
         Ok(Self {
@@ -231,12 +234,7 @@ impl Profile {
     /// The category a register names (by id, name or alias).
     pub fn category_by_name(&self, name: &str) -> Option<&Category> {
         let key = name_key(name);
-        self.categories.iter().find(|c| {
-            name_key(&c.id) == key
-                || name_key(&c.name) == key
-                || name_key(&c.name_en) == key
-                || c.aliases.iter().any(|a| name_key(a) == key)
-        })
+        self.categories.iter().find(|c| c.keys.contains(&key))
     }
 
     /// The category of a reporting device's equipment class.

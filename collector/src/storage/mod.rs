@@ -10,6 +10,7 @@
 //! agent resends and the data is inserted again; the tables are `ReplacingMergeTree` keyed by
 //! `(device_id, seq, …)`, so the copies collapse (at merge time, or at once with `FINAL`).
 
+pub mod compliance;
 pub mod queries;
 pub mod registry;
 pub mod rows;

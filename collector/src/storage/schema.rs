@@ -220,6 +220,37 @@ ORDER BY token_id",
         name: "school registry, equipment register, import and export audit logs",
         statements: MIGRATION_7,
     },
+    Migration { version: 8, name: "daily ledger rollup", statements: MIGRATION_8 },
+];
+
+/// Migration 8: the ledger rolled up per device and day — the reports' sequence range, how many
+/// distinct reports arrived, the last receive time — kept by a materialized view, and filled
+/// from the existing ledger. Every aggregate (min, max, distinct count) is unchanged by
+/// duplicates, so a resent report, the backfill overlapping the view, or a backfill run twice
+/// cannot inflate it. Compliance reports read completeness and "seen" from here instead of
+/// scanning the ledger.
+const MIGRATION_8: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS {db}.ledger_daily (
+    device_id UUID,
+    school_id LowCardinality(String),
+    day Date,
+    min_seq AggregateFunction(min, UInt64),
+    max_seq AggregateFunction(max, UInt64),
+    reports AggregateFunction(uniqExact, UInt64),
+    last_received AggregateFunction(max, DateTime)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (school_id, device_id, day)",
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ledger_daily_mv TO {db}.ledger_daily AS
+SELECT device_id, school_id, toDate(agent_time) AS day, minState(seq) AS min_seq, maxState(seq) AS max_seq,
+    uniqExactState(seq) AS reports, maxState(receive_time) AS last_received
+FROM {db}.ingest_ledger
+GROUP BY device_id, school_id, day",
+    "INSERT INTO {db}.ledger_daily
+SELECT device_id, school_id, toDate(agent_time) AS day, minState(seq), maxState(seq), uniqExactState(seq),
+    maxState(receive_time)
+FROM {db}.ingest_ledger
+GROUP BY device_id, school_id, day",
 ];
 
 /// Migration 7: what the compliance report compares reporting devices with. The registry holds

@@ -1,0 +1,294 @@
+//! Building a compliance report for a request: resolve the scope in the registry, read the
+//! facts, compute, export, hash. Shared by `report compliance` and `GET /api/v1/compliance`.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::export::{self, Format3, Lang};
+use super::profile::{self, Profile};
+use super::report::{self, ComplianceReport, Facts};
+use crate::storage::registry::ExportLogRow;
+use crate::storage::{Store, now_secs};
+
+/// Longest period of one report, days.
+pub const MAX_DAYS: i32 = 366;
+
+/// Which schools a report covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// A region by its code.
+    Region(String),
+    /// A municipality by its name in the registry.
+    Municipality(String),
+    /// One school.
+    School(String),
+}
+
+impl Scope {
+    /// Parses `region:74`, `municipality:NAME`, `school:ID`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (kind, value) = s.split_once(':').ok_or_else(|| {
+            format!("scope {s:?}: expected region:CODE, municipality:NAME or school:ID (e.g. region:74)")
+        })?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!("scope {s:?}: nothing after the colon"));
+        }
+        match kind.trim() {
+            "region" => Ok(Self::Region(value.to_owned())),
+            "municipality" => Ok(Self::Municipality(value.to_owned())),
+            "school" => Ok(Self::School(value.to_owned())),
+            k => Err(format!("scope {s:?}: unknown kind {k:?} (region, municipality or school)")),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Region(v) => write!(f, "region:{v}"),
+            Self::Municipality(v) => write!(f, "municipality:{v}"),
+            Self::School(v) => write!(f, "school:{v}"),
+        }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Scope.
+    pub scope: Scope,
+    /// First day.
+    pub from: jiff::civil::Date,
+    /// Last day (inclusive).
+    pub to: jiff::civil::Date,
+    /// Profile id.
+    pub profile: String,
+    /// Format.
+    pub format: Format3,
+    /// Language of the tabular formats.
+    pub lang: Lang,
+}
+
+/// Why a request cannot be served: a bad parameter (the user's to fix) or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A parameter, named, and why.
+    #[error("{field}: {message}")]
+    Param {
+        /// Parameter.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+    /// Writing the workbook.
+    #[error(transparent)]
+    Xlsx(#[from] export::XlsxError),
+}
+
+fn param(field: &'static str, message: impl Into<String>) -> BuildError {
+    BuildError::Param { field, message: message.into() }
+}
+
+/// A built report.
+#[derive(Debug)]
+pub struct Built {
+    /// The report.
+    pub report: ComplianceReport,
+    /// The export's bytes.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+    /// A file name for it.
+    pub file_name: String,
+}
+
+/// Days since 1970-01-01.
+fn days(d: jiff::civil::Date) -> i32 {
+    d.since(jiff::civil::Date::constant(1970, 1, 1)).map_or(0, |s| s.get_days())
+}
+
+/// Checks the period.
+pub fn check_period(from: jiff::civil::Date, to: jiff::civil::Date) -> Result<(), BuildError> {
+    if from > to {
+        return Err(param("from", format!("{from} is after the period's end {to}")));
+    }
+    if days(to) - days(from) + 1 > MAX_DAYS {
+        return Err(param("from", format!("the period {from} – {to} is longer than {MAX_DAYS} days")));
+    }
+    Ok(())
+}
+
+/// Builds the report. `step` is told each stage (for progress on large scopes).
+pub async fn build(
+    store: &Store,
+    profiles: &[Profile],
+    req: &Request,
+    mut step: impl FnMut(&str),
+) -> Result<Built, BuildError> {
+    check_period(req.from, req.to)?;
+    let profile = profile::find(profiles, &req.profile).map_err(|e| param("profile", e))?;
+    step("registry");
+    let registry = store.schools().await?;
+    let schools: Vec<_> = registry
+        .iter()
+        .filter(|s| match &req.scope {
+            Scope::Region(r) => &s.region_code == r,
+            Scope::Municipality(m) => profile::name_key(&s.municipality) == profile::name_key(m),
+            Scope::School(id) => &s.school_id == id,
+        })
+        .map(crate::storage::registry::SchoolRow::school)
+        .collect();
+    if schools.is_empty() {
+        return Err(param(
+            "scope",
+            format!(
+                "no school of the registry is in {} ({} schools in the registry)",
+                req.scope,
+                registry.len()
+            ),
+        ));
+    }
+    let ids: Vec<String> = schools.iter().map(|s| s.school_id.clone()).collect();
+    let register = store.register().await?.into_iter().filter(|r| ids.contains(&r.school_id)).collect();
+    step("facts");
+    let facts = store.compliance_facts(&ids, &req.from.to_string(), &req.to.to_string()).await?;
+    step("report");
+    let cutoff = jiff::Timestamp::from_second(i64::from(facts.cutoff)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let scope_text = match &req.scope {
+        Scope::Region(r) => format!("{} {r}", req.lang_pick("регион", "region")),
+        Scope::Municipality(m) => format!("{} {m}", req.lang_pick("муниципалитет", "municipality")),
+        Scope::School(s) => format!("{} {s}", req.lang_pick("школа", "school")),
+    };
+    let report = report::compute(&Facts {
+        profile,
+        scope: format!("{scope_text} ({})", schools_count(ids.len(), req.lang)),
+        from_day: days(req.from),
+        to_day: days(req.to),
+        cutoff: if facts.cutoff == 0 { String::new() } else { cutoff.to_string() },
+        schools,
+        register,
+        devices: facts.devices,
+        espd: facts.espd,
+        ledger: facts.ledger,
+        generator: format!("parta-collector {}", env!("CARGO_PKG_VERSION")),
+    });
+    step("export");
+    let bytes = match req.format {
+        Format3::Json => export::json(&report),
+        Format3::Csv => export::csv(&export::sheets(&report, profile, req.lang), req.lang),
+        Format3::Xlsx => export::xlsx(
+            &export::sheets(&report, profile, req.lang),
+            &format!(
+                "{} — {}",
+                req.lang_pick("Соответствие стандарту оснащения", "Equipment-standard compliance"),
+                req.scope
+            ),
+            cutoff,
+        )?,
+    };
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let slug: String = req
+        .scope
+        .to_string()
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    let file_name = format!("compliance_{slug}_{}_{}.{}", req.from, req.to, req.format.as_str());
+    Ok(Built { report, bytes, sha256, file_name })
+}
+
+/// «1 школа», «3 школы», «5 школ»; "1 school", "3 schools".
+pub fn schools_count(n: usize, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{n} school{}", if n == 1 { "" } else { "s" }),
+        Lang::Ru => {
+            let word = match (n % 10, n % 100) {
+                (1, x) if x != 11 => "школа",
+                (2..=4, x) if !(12..=14).contains(&x) => "школы",
+                _ => "школ",
+            };
+            format!("{n} {word}")
+        }
+    }
+}
+
+impl Request {
+    fn lang_pick<'a>(&self, ru: &'a str, en: &'a str) -> &'a str {
+        match self.lang {
+            Lang::Ru => ru,
+            Lang::En => en,
+        }
+    }
+}
+
+/// Records an export in the audit log.
+pub async fn log(
+    store: &Store,
+    req: &Request,
+    built: &Built,
+    actor: &str,
+    via: &str,
+) -> Result<(), BuildError> {
+    let m = &built.report.methodology;
+    store
+        .log_export(&ExportLogRow {
+            export_id: format!("exp-{}", uuid::Uuid::new_v4().simple()),
+            at: now_secs(),
+            actor: actor.to_owned(),
+            via: via.to_owned(),
+            report: "compliance".into(),
+            scope: req.scope.to_string(),
+            period_from: u16::try_from(days(req.from)).unwrap_or(0),
+            period_to: u16::try_from(days(req.to)).unwrap_or(0),
+            profile: format!("{} {}", m.profile, m.profile_version),
+            format: req.format.as_str().into(),
+            bytes: built.bytes.len() as u64,
+            sha256: built.sha256.clone(),
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_and_counts() {
+        assert_eq!(Scope::parse("region:74"), Ok(Scope::Region("74".into())));
+        assert_eq!(
+            Scope::parse("municipality: Копейский городской округ"),
+            Ok(Scope::Municipality("Копейский городской округ".into()))
+        );
+        assert!(Scope::parse("74").unwrap_err().contains("expected region:CODE"));
+        assert!(Scope::parse("town:1").unwrap_err().contains("unknown kind"));
+        assert!(Scope::parse("school:").unwrap_err().contains("nothing after"));
+        let words: Vec<String> =
+            [1, 2, 5, 11, 12, 21, 22, 111, 1000].iter().map(|n| schools_count(*n, Lang::Ru)).collect();
+        assert_eq!(
+            words,
+            [
+                "1 школа",
+                "2 школы",
+                "5 школ",
+                "11 школ",
+                "12 школ",
+                "21 школа",
+                "22 школы",
+                "111 школ",
+                "1000 школ"
+            ]
+        );
+        assert_eq!(schools_count(1, Lang::En), "1 school");
+        let d = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        assert!(check_period(d("2026-11-02"), d("2026-11-01")).is_err());
+        assert!(check_period(d("2025-01-01"), d("2026-01-02")).is_err());
+        assert!(check_period(d("2025-01-02"), d("2026-01-02")).is_ok());
+        assert_eq!(days(d("1970-01-02")), 1);
+    }
+}
