@@ -154,7 +154,7 @@ pub async fn build(
         ));
     }
     let ids: Vec<String> = schools.iter().map(|s| s.school_id.clone()).collect();
-    let register = store.register().await?.into_iter().filter(|r| ids.contains(&r.school_id)).collect();
+    let register = store.register_of(&ids).await?;
     step("facts");
     let facts = store.compliance_facts(&ids, &req.from.to_string(), &req.to.to_string()).await?;
     step("report");

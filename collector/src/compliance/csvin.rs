@@ -293,15 +293,13 @@ impl Header {
         let mut index = Vec::with_capacity(spec.len());
         let mut problems = Vec::new();
         for col in spec {
-            let matches: Vec<usize> = normalized
-                .iter()
-                .enumerate()
-                .filter(|(_, h)| {
-                    **h == normalize_heading(col.field)
-                        || col.headings.iter().any(|a| normalize_heading(a) == **h)
-                })
-                .map(|(i, _)| i)
+            // The column's accepted headings, normalized once.
+            let keys: Vec<String> = std::iter::once(col.field)
+                .chain(col.headings.iter().copied())
+                .map(normalize_heading)
                 .collect();
+            let matches: Vec<usize> =
+                normalized.iter().enumerate().filter(|(_, h)| keys.contains(h)).map(|(i, _)| i).collect();
             match matches.as_slice() {
                 [] if col.required => problems.push(Problem {
                     line: header.line,

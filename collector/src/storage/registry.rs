@@ -114,14 +114,18 @@ const SCHOOLS: &str = "SELECT school_id, argMax(region_code, version) AS region_
  GROUP BY school_id
  ORDER BY school_id";
 
-/// Every school's register: the items of its latest import.
+/// Every school's register: the items of its latest import. `{scope}` narrows it to some
+/// schools.
 const REGISTER: &str = "SELECT school_id, import_id, inventory_no, any(line) AS line, any(category) AS category,
         any(vendor) AS vendor, any(model) AS model, any(serial) AS serial, any(serial_key) AS serial_key,
         any(mac) AS mac, any(room) AS room, any(received) AS received, any(funding) AS funding
  FROM register_items
- WHERE (school_id, import_id) IN (SELECT school_id, argMax(import_id, version) FROM register_imports GROUP BY school_id)
+ WHERE (school_id, import_id) IN (SELECT school_id, argMax(import_id, version) FROM register_imports GROUP BY school_id) {scope}
  GROUP BY school_id, import_id, inventory_no
  ORDER BY school_id, inventory_no";
+
+/// The schools of [`REGISTER`], as an array parameter.
+const REGISTER_SCOPE: &str = "AND school_id IN (SELECT arrayJoin(CAST(? AS Array(String))))";
 
 /// The import log, newest first.
 const IMPORTS: &str =
@@ -138,7 +142,8 @@ const EXPORTS: &str =
 pub fn catalogue() -> Vec<(&'static str, String)> {
     vec![
         ("schools", SCHOOLS.to_owned()),
-        ("register", REGISTER.to_owned()),
+        ("register", REGISTER.replace("{scope}", "")),
+        ("register_of_schools", REGISTER.replace("{scope}", REGISTER_SCOPE)),
         ("imports", IMPORTS.to_owned()),
         ("exports", EXPORTS.to_owned()),
     ]
@@ -223,7 +228,17 @@ impl Store {
 
     /// Every school's current register.
     pub async fn register(&self) -> Result<Vec<RegisterRow>, StoreError> {
-        self.client().query(REGISTER).fetch_all().await.map_err(|e| self.err(e))
+        self.client().query(&REGISTER.replace("{scope}", "")).fetch_all().await.map_err(|e| self.err(e))
+    }
+
+    /// The current register of `schools`.
+    pub async fn register_of(&self, schools: &[String]) -> Result<Vec<RegisterRow>, StoreError> {
+        self.client()
+            .query(&REGISTER.replace("{scope}", REGISTER_SCOPE))
+            .bind(schools)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// Logs an import.
