@@ -75,6 +75,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The `*.toml` files of `dir`, sorted by name (profile directories: later files win).
+pub fn toml_files(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

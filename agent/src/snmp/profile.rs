@@ -172,17 +172,11 @@ impl Profiles {
     pub fn load(dir: Option<&Path>) -> Result<Self, ProfileError> {
         let mut profiles = Self::built_in();
         let Some(dir) = dir else { return Ok(profiles) };
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
+        let files = match parta_common::fsutil::toml_files(dir) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(profiles),
             Err(e) => return Err(ProfileError { file: dir.display().to_string(), reason: e.to_string() }),
         };
-        let mut files: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
         for path in files {
             let name = path.display().to_string();
             let text = std::fs::read_to_string(&path)

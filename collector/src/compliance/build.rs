@@ -138,7 +138,7 @@ pub async fn build(
         .iter()
         .filter(|s| match &req.scope {
             Scope::Region(r) => &s.region_code == r,
-            Scope::Municipality(m) => profile::name_key(&s.municipality) == profile::name_key(m),
+            Scope::Municipality(m) => super::csvin::name_key(&s.municipality) == super::csvin::name_key(m),
             Scope::School(id) => &s.school_id == id,
         })
         .map(crate::storage::registry::SchoolRow::school)

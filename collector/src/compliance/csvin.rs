@@ -234,8 +234,10 @@ pub struct Column {
     pub required: bool,
 }
 
-/// A heading in comparable form.
-fn normalize_heading(s: &str) -> String {
+/// A heading or name people wrote, in comparable form: trimmed, lower case, `ё` as `е`, spaces,
+/// `_` and `-` alike and collapsed. Headings, category names, municipalities and localities
+/// are all compared this way.
+pub fn name_key(s: &str) -> String {
     s.trim()
         .to_lowercase()
         .replace('ё', "е")
@@ -289,15 +291,13 @@ impl Header {
     /// Maps the header record onto `spec`: a missing required column or a column given twice is
     /// a problem; unknown columns are left out (exports carry extra columns).
     pub fn map(header: &Record, spec: &[Column]) -> Result<Self, Vec<Problem>> {
-        let normalized: Vec<String> = header.cells.iter().map(|h| normalize_heading(h)).collect();
+        let normalized: Vec<String> = header.cells.iter().map(|h| name_key(h)).collect();
         let mut index = Vec::with_capacity(spec.len());
         let mut problems = Vec::new();
         for col in spec {
             // The column's accepted headings, normalized once.
-            let keys: Vec<String> = std::iter::once(col.field)
-                .chain(col.headings.iter().copied())
-                .map(normalize_heading)
-                .collect();
+            let keys: Vec<String> =
+                std::iter::once(col.field).chain(col.headings.iter().copied()).map(name_key).collect();
             let matches: Vec<usize> =
                 normalized.iter().enumerate().filter(|(_, h)| keys.contains(h)).map(|(i, _)| i).collect();
             match matches.as_slice() {

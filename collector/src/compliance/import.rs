@@ -133,6 +133,55 @@ fn new_import_id() -> String {
     format!("imp-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// What an import read, before anything is stored.
+struct Checked<'a> {
+    table: &'a csvin::Table,
+    file: String,
+    sha256: String,
+    schools: usize,
+}
+
+impl Checked<'_> {
+    fn summary(&self) -> ImportSummary {
+        ImportSummary {
+            import_id: String::new(),
+            encoding: self.table.encoding,
+            delimiter: self.table.delimiter,
+            rows: self.table.records.len(),
+            schools: self.schools,
+            stored: false,
+        }
+    }
+
+    /// Logs the import `import_id` of `kind` and returns its summary.
+    async fn logged(
+        self,
+        store: &Store,
+        import_id: String,
+        kind: &str,
+        profile: String,
+        actor: &str,
+    ) -> anyhow::Result<ImportSummary> {
+        let mut summary = self.summary();
+        store
+            .log_import(&ImportLogRow {
+                import_id: import_id.clone(),
+                kind: kind.to_owned(),
+                at: now_secs(),
+                actor: actor.to_owned(),
+                file: self.file,
+                sha256: self.sha256,
+                rows: u32::try_from(summary.rows).unwrap_or(u32::MAX),
+                schools: u32::try_from(self.schools).unwrap_or(u32::MAX),
+                profile,
+            })
+            .await?;
+        summary.import_id = import_id;
+        summary.stored = true;
+        Ok(summary)
+    }
+}
+
 /// `schools import`.
 pub async fn schools(
     store: &Store,
@@ -141,40 +190,17 @@ pub async fn schools(
     dry_run: bool,
     actor: &str,
 ) -> anyhow::Result<ImportSummary> {
-    let (table, sha) = read_table(path, opts)?;
+    let (table, sha256) = read_table(path, opts)?;
     let file = path.display().to_string();
     let schools =
         registry::parse_schools(&table).map_err(|problems| DataError { file: file.clone(), problems })?;
-    let mut summary = ImportSummary {
-        import_id: String::new(),
-        encoding: table.encoding,
-        delimiter: table.delimiter,
-        rows: table.records.len(),
-        schools: schools.len(),
-        stored: false,
-    };
+    let checked = Checked { table: &table, file, sha256, schools: schools.len() };
     if dry_run {
-        return Ok(summary);
+        return Ok(checked.summary());
     }
     let import_id = new_import_id();
-    let version = version_now();
-    store.put_schools(&schools, &import_id, version).await?;
-    store
-        .log_import(&ImportLogRow {
-            import_id: import_id.clone(),
-            kind: "schools".into(),
-            at: now_secs(),
-            actor: actor.to_owned(),
-            file,
-            sha256: sha,
-            rows: u32::try_from(summary.rows).unwrap_or(u32::MAX),
-            schools: u32::try_from(schools.len()).unwrap_or(u32::MAX),
-            profile: String::new(),
-        })
-        .await?;
-    summary.import_id = import_id;
-    summary.stored = true;
-    Ok(summary)
+    store.put_schools(&schools, &import_id, version_now()).await?;
+    checked.logged(store, import_id, "schools", String::new(), actor).await
 }
 
 /// `inventory import`: the register of the schools the file lists replaces their previous one.
@@ -186,41 +212,19 @@ pub async fn register(
     dry_run: bool,
     actor: &str,
 ) -> anyhow::Result<ImportSummary> {
-    let (table, sha) = read_table(path, opts)?;
+    let (table, sha256) = read_table(path, opts)?;
     let file = path.display().to_string();
     let known: BTreeSet<String> = store.schools().await?.into_iter().map(|s| s.school_id).collect();
     let items = registry::parse_register(&table, &known, profile)
         .map_err(|problems| DataError { file: file.clone(), problems })?;
-    let schools: BTreeSet<&str> = items.iter().map(|i| i.school_id.as_str()).collect();
-    let mut summary = ImportSummary {
-        import_id: String::new(),
-        encoding: table.encoding,
-        delimiter: table.delimiter,
-        rows: table.records.len(),
-        schools: schools.len(),
-        stored: false,
-    };
+    let schools = items.iter().map(|i| i.school_id.as_str()).collect::<BTreeSet<_>>().len();
+    let checked = Checked { table: &table, file, sha256, schools };
     if dry_run {
-        return Ok(summary);
+        return Ok(checked.summary());
     }
     let import_id = new_import_id();
     store.put_register(&items, &import_id, version_now()).await?;
-    store
-        .log_import(&ImportLogRow {
-            import_id: import_id.clone(),
-            kind: "register".into(),
-            at: now_secs(),
-            actor: actor.to_owned(),
-            file,
-            sha256: sha,
-            rows: u32::try_from(summary.rows).unwrap_or(u32::MAX),
-            schools: u32::try_from(schools.len()).unwrap_or(u32::MAX),
-            profile: format!("{} {}", profile.id, profile.version),
-        })
-        .await?;
-    summary.import_id = import_id;
-    summary.stored = true;
-    Ok(summary)
+    checked.logged(store, import_id, "register", format!("{} {}", profile.id, profile.version), actor).await
 }
 
 /// A version that grows with time (ns), so that the latest import wins.

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::csvin::name_key;
 use super::expr::{self, Expr};
 
 /// The shipped profiles: (file name, text).
@@ -138,19 +139,6 @@ pub struct ProfileError {
     pub message: String,
 }
 
-/// Heading-like comparison form of a name.
-pub fn name_key(s: &str) -> String {
-    s.trim()
-        .to_lowercase()
-        .replace('ё', "е")
-        .chars()
-        .map(|c| if c == '_' || c == '-' || c.is_whitespace() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 impl Profile {
     /// Parses and checks a profile file's text.
     pub fn parse(file: &str, text: &str) -> Result<Self, ProfileError> {
@@ -249,16 +237,10 @@ pub fn load_all(dir: Option<&Path>) -> Result<Vec<Profile>, ProfileError> {
     let mut out: Vec<Profile> =
         SHIPPED.iter().map(|(file, text)| Profile::parse(file, text)).collect::<Result<_, _>>()?;
     if let Some(dir) = dir {
-        let rd = std::fs::read_dir(dir).map_err(|e| ProfileError {
+        let files = parta_common::fsutil::toml_files(dir).map_err(|e| ProfileError {
             file: dir.display().to_string(),
             message: format!("cannot read the directory: {e}"),
         })?;
-        let mut files: Vec<_> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
         for path in files {
             let name = path.display().to_string();
             let text = std::fs::read_to_string(&path)

@@ -87,7 +87,7 @@ pub const SCHOOL_COLUMNS: &[Column] = &[
 /// `urban` or `rural` from what people write; ПГТ counts with rural (the national project's
 /// methodology puts them together).
 fn locality(s: &str) -> Result<&'static str, String> {
-    match super::profile::name_key(s).as_str() {
+    match super::csvin::name_key(s).as_str() {
         "urban" | "город" | "городская" | "городской" | "г" => Ok("urban"),
         "rural"
         | "село"

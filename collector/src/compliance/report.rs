@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::profile::{Profile, UsageRule};
 use super::registry::School;
+use crate::storage::queries::day_string;
 use crate::storage::registry::RegisterRow;
 
 /// A reporting device (a host with its attached displays folded in, or an SNMP device).
@@ -290,11 +291,9 @@ pub struct ComplianceReport {
     pub espd: Vec<EspdLine>,
 }
 
-/// `YYYY-MM-DD` of days since 1970-01-01.
-pub fn day_text(day: i32) -> String {
-    jiff::civil::Date::constant(1970, 1, 1)
-        .checked_add(jiff::Span::new().days(i64::from(day)))
-        .map_or_else(|_| String::new(), |d| d.to_string())
+/// `YYYY-MM-DD` of days since 1970-01-01 ([`day_string`]; empty before 1970).
+fn day_text(day: i32) -> String {
+    u16::try_from(day).map(day_string).unwrap_or_default()
 }
 
 fn round2(x: f64) -> f64 {
