@@ -1,7 +1,9 @@
-//! Compliance inputs end to end: `parta-collector schools import` and `inventory import` on the
-//! real ClickHouse with the fixture municipality (`tests/fixtures/compliance/`): a Windows-1251
-//! registry, a comma-separated register, and malformed files that must be refused with the
-//! line, the column and the reason while nothing at all changes.
+//! Compliance end to end on the real ClickHouse with the fixture region
+//! (`tests/fixtures/compliance/`): `parta-collector schools import` and `inventory import` with
+//! a Windows-1251 registry, a comma-separated register, and malformed files that must be
+//! refused with the line, the column and the reason while nothing at all changes; then the
+//! compliance report from real agents, SNMP gear on snmpd and an ЕСПД probe, against the one
+//! computed by hand, and its exports read back by LibreOffice.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,8 +15,10 @@ use parta_collector::compliance::profile;
 use parta_collector::compliance::report::{ComplianceReport, DeviceLine};
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::fixtures::{self, Tree};
+use parta_tests::logind::{Bus, FakeLogind};
 use parta_tests::procs::{Agent, AgentSpec, Collector};
-use parta_tests::util::{artifacts_dir, wait_for, workspace_root};
+use parta_tests::snmpd::{Snmpd, SnmpdConfig, standard_lines, write_state};
+use parta_tests::util::{artifacts_dir, free_tcp_port, free_udp_port, wait_for, workspace_root};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -247,14 +251,63 @@ fn cell_text(c: &Cell) -> String {
     }
 }
 
-/// The fixture municipality end to end: the registry and the register imported, four agents
-/// whose DMI serials, MAC and panel EDID come from fixture trees (two on the books by serial,
-/// one by MAC, one panel by its EDID serial, one laptop not on the books), then the compliance
-/// report of the municipality equals the one computed by hand, line by line; the XLSX opened by
-/// LibreOffice reads back the same cells; the same data gives the same bytes; every export is
-/// in the export log; the API gives the same report and names a bad parameter.
+/// A fake SNMP device on a private snmpd: an MFU (a page counter printing 50 pages a second)
+/// or a switch, with its chassis serial in ENTITY-MIB and one port.
+fn gear(art: &Path, name: &str, serial: &str, printer: bool) -> Snmpd {
+    let state = art.join(format!("{name}.json"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let mut rows: Vec<(&str, &str, String)> = vec![
+        (".1.3.6.1.2.1.2.2.1.2.1", "string", "port 1".into()),
+        (".1.3.6.1.2.1.2.2.1.3.1", "integer", "6".into()),
+        (".1.3.6.1.2.1.2.2.1.5.1", "gauge", "1000000000".into()),
+        (".1.3.6.1.2.1.2.2.1.8.1", "integer", "1".into()),
+        (".1.3.6.1.2.1.2.2.1.10.1", "counter_rate", format!("0,100000,{now}")),
+        (".1.3.6.1.2.1.2.2.1.16.1", "counter_rate", format!("0,10000,{now}")),
+        (".1.3.6.1.2.1.47.1.1.1.1.5.1", "integer", "3".into()),
+        (".1.3.6.1.2.1.47.1.1.1.1.11.1", "string", serial.into()),
+    ];
+    if printer {
+        rows.push((".1.3.6.1.2.1.43.10.2.1.4.1.1", "counter_rate", format!("12000,50,{now}")));
+    }
+    write_state(&state, &rows);
+    Snmpd::start(
+        &SnmpdConfig { lines: standard_lines(), fake_device: Some(state), ..SnmpdConfig::default() },
+        art,
+        name,
+    )
+}
+
+/// (kind, outcome, IP-layer bits/s) of every ЕСПД check in an agent's report log.
+fn reported_checks(log: &Path) -> Vec<(String, String, Option<u64>)> {
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        for s in r["samples"].as_array().unwrap() {
+            for c in s.get("Connectivity").map_or(&[][..], |run| run["checks"].as_array().unwrap()) {
+                let f = |k: &str| c[k].as_str().unwrap().to_owned();
+                out.push((f("kind"), f("outcome"), c["throughput"]["ip_bits_per_s"].as_u64()));
+            }
+        }
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis())
+        .unwrap()
+}
+
+/// The fixture region end to end: the registry and the register imported; five agents whose
+/// DMI serials, MAC and panel EDID come from fixture trees (on the books by serial, one by
+/// MAC, one panel by its EDID serial, one laptop not on the books; one laptop with a user
+/// session on a fake logind, the others idle); an MFU and a switch on real snmpd, found by
+/// their ENTITY-MIB serials; an ЕСПД probe measuring against the collector. The compliance
+/// report of the region equals the one computed by hand, line by line, its ЕСПД line equals
+/// the probe's own record of its checks; the XLSX opened by LibreOffice reads back the same
+/// cells; the same data gives the same bytes; every export is in the export log; the API gives
+/// the same report and names a bad parameter; a municipality's report has its schools only.
 #[test]
-fn the_municipality_report_equals_the_hand_computed_one_and_opens_in_libreoffice() {
+fn the_region_report_equals_the_hand_computed_one_and_opens_in_libreoffice() {
     let art = artifacts_dir("compliance_report");
     let ch = ClickHouse::start();
     let db = "parta_report";
@@ -266,33 +319,105 @@ fn the_municipality_report_equals_the_hand_computed_one_and_opens_in_libreoffice
         let (code, _, err) = run(&collector, &args);
         assert_eq!(code, 0, "{err}");
     }
+    // The MFU of 74-0012 (on the books as PNT-0001) and the switch of 74-0345 (ES-0345-01).
+    let _mfu = gear(&art, "mfu", "PNT-0001", true);
+    let _switch = gear(&art, "switch", "ES-0345-01", false);
+    let snmp = |target: &Snmpd, label: &str| {
+        format!(
+            "[snmp]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[snmp.target]]\naddress = \"{}\"\nlabel = \"{label}\"\n",
+            target.addr()
+        )
+    };
+    // 74-0345's laptop polls the switch and is the school's ЕСПД probe (rural: 50 Mbit/s),
+    // measuring against the collector's speed-test service; the site it must reach is down.
+    let probe = format!(
+        "{}[espd]\nenabled = true\nevery = \"2s\"\nwindows = [\"mon-sun 00:00-24:00\"]\nlocality = \"rural\"\n\
+         resolvers = [\"127.0.0.1:{}\"]\nmust_reach = [\"http://127.0.0.1:{}/\"]\nlatency_target = \"127.0.0.1:{}\"\nlatency_method = \"tcp\"\n\
+         latency_probes = 3\ntimeout = \"1s\"\nspeedtest_port = {}\nthroughput_time = \"2s\"\n",
+        snmp(&_switch, "Коммутатор"),
+        free_udp_port(),
+        free_tcp_port(),
+        collector.http_port,
+        collector.speedtest_port
+    );
+    let bus = Bus::start();
+    let logind = FakeLogind::start(&bus);
     let trees = tempfile::tempdir().unwrap();
     let devices = [
-        // (school, host, DMI serial, MAC, panel EDID serial, class)
-        ("74-0012", "kab214-teacher", "AQ-T-0001", "00:e0:4c:68:12:01", None, "teacher_laptop"),
-        ("74-0012", "kab301-teacher", "XX-999", "00:e0:4c:68:12:02", None, "teacher_laptop"),
-        ("74-0012", "kab214-panel", "MB-1", "00:e0:4c:68:12:03", Some("LC-86-0001"), "interactive_complex"),
-        ("74-0013", "kab3-teacher", "To Be Filled By O.E.M.", "00:1b:21:3a:4c:01", None, "teacher_laptop"),
+        // (school, host, DMI serial, MAC, panel EDID serial, class, agent.toml)
+        (
+            "74-0012",
+            "kab214-teacher",
+            "AQ-T-0001",
+            "00:e0:4c:68:12:01",
+            None,
+            "teacher_laptop",
+            snmp(&_mfu, "МФУ"),
+        ),
+        ("74-0012", "kab301-teacher", "XX-999", "00:e0:4c:68:12:02", None, "teacher_laptop", String::new()),
+        (
+            "74-0012",
+            "kab214-panel",
+            "MB-1",
+            "00:e0:4c:68:12:03",
+            Some("LC-86-0001"),
+            "interactive_complex",
+            String::new(),
+        ),
+        (
+            "74-0013",
+            "kab3-teacher",
+            "To Be Filled By O.E.M.",
+            "00:1b:21:3a:4c:01",
+            None,
+            "teacher_laptop",
+            String::new(),
+        ),
+        ("74-0345", "kab1-teacher", "AQ-T-0345", "00:e0:4c:03:45:01", None, "teacher_laptop", probe),
     ];
     let mut agents = Vec::new();
-    for (school, host, serial, mac, panel, class) in devices {
+    for (school, host, serial, mac, panel, class, toml) in devices {
         let tree = device(&trees.path().join(host), host, serial, mac, panel);
+        let cfg = art.join(format!("{host}.toml"));
+        std::fs::write(&cfg, toml).unwrap();
         let mut spec = AgentSpec::new(&collector, school, &collector.create_token(school))
+            .env("PARTA_CONFIG", cfg.to_str().unwrap())
             .env("PARTA_EQUIPMENT_CLASS", class)
             .env("PARTA_LOGIND_BUS", "none");
+        if host == "kab3-teacher" {
+            // The teacher of 74-0013 works on hers (on a fake logind): in use, not "never used".
+            tree.file("etc/passwd", "ivanova:x:1001:1001::/home/ivanova:/bin/bash\n")
+                .file("etc/group", "ivanova:x:1001:\nteachers:x:3000:ivanova\n");
+            spec = spec
+                .env("PARTA_LOGIND_BUS", &bus.address)
+                .env("PARTA_USAGE_POLL", "200ms")
+                .env("PARTA_USAGE_FLUSH", "2s");
+        }
         for (k, v) in tree.env() {
             spec = spec.env(&k, &v);
         }
         agents.push(Agent::start(spec, &art, host));
     }
-    wait_for(Duration::from_secs(90), "every device and the panel in ClickHouse", || {
-        let n = ch.query_u64(&format!("SELECT uniqExact(device_id) FROM {db}.device_attrs"));
-        let ledger = ch.query_u64(&format!("SELECT uniqExact(device_id) FROM {db}.ledger_daily"));
-        (n >= 5 && ledger >= 4).then_some(())
+    logind.open("1", "ivanova", now_ms());
+    wait_for(Duration::from_secs(120), "every device, the gear, usage, pages and two probe rounds", || {
+        let q = |sql: &str| ch.query_u64(&sql.replace("{db}", db));
+        let attrs = q("SELECT uniqExact(device_id) FROM {db}.device_attrs");
+        let ledger = q("SELECT uniqExact(device_id) FROM {db}.ledger_days");
+        let in_use = q("SELECT count() FROM {db}.usage_daily WHERE state = 'in_use' AND total_ms > 0");
+        let pages = q("SELECT toUInt64(max(life_count) - min(life_count)) FROM {db}.printer_counters");
+        let rounds = reported_checks(agents[4].report_log()).iter().filter(|c| c.0 == "latency").count();
+        (attrs >= 8 && ledger >= 5 && in_use >= 1 && pages >= 100 && rounds >= 2).then_some(())
     });
+    logind.close("1");
     for a in &mut agents {
         a.stop();
     }
+    // What the probe did, by its own report log, and all of it in ClickHouse.
+    let checks = reported_checks(agents[4].report_log());
+    wait_for(Duration::from_secs(30), "the probe's checks in ClickHouse", || {
+        let n = ch.query_u64(&format!("SELECT count() FROM {db}.connectivity_checks FINAL"));
+        (n == checks.len() as u64).then_some(())
+    });
 
     let today = jiff::Zoned::now().date();
     let from = today.checked_sub(jiff::Span::new().days(27)).unwrap().to_string();
@@ -319,24 +444,33 @@ fn the_municipality_report_equals_the_hand_computed_one_and_opens_in_libreoffice
         assert!(err.contains("SHA-256") && err.contains("recorded in the export log"), "{err}");
         std::fs::read(out).unwrap()
     };
-    let scope = "municipality:Копейский городской округ";
+    let scope = "region:74";
     let json_bytes = report(scope, "json", &art.join("report.json"));
     let r: ComplianceReport = serde_json::from_slice(&json_bytes).unwrap();
 
-    // By hand (cos-2021): 74-0012 needs 4 teacher laptops (teachers), has 3 on the books; the
-    // laptop AQ-T-0001 and the unregistered XX-999 report: seen 2; nothing is in use (no
-    // sessions). Its panel's EDID serial matches LC-86-0001. 74-0013's laptop has no DMI serial
-    // and matches by MAC. 74-0345 is in another municipality: not in the report.
+    // By hand (cos-2021, four weeks): 74-0012 needs 4 teacher laptops (teachers), has 3 on the
+    // books; the laptop AQ-T-0001 and the unregistered XX-999 report: seen 2; neither is in
+    // use (no sessions). Its panel's EDID serial matches LC-86-0001; its MFU answers SNMP with
+    // the serial PNT-0001 and printed over 100 pages (80 = 20 a week make it used). 74-0013's
+    // laptop has no DMI serial and matches by MAC; it was in use for seconds: seen, not used
+    // (5 h a week). 74-0345 (Аргаяшский район sorts first): its laptop is seen, idle; its
+    // switch answers SNMP (ES-0345-01), which is all a switch must do.
     let lines: Vec<String> =
         r.schools.iter().map(parta_collector::compliance::report::SchoolLine::summary).collect();
     assert_eq!(
         lines,
         [
+            "74-0345 teacher_laptop 1/1/1/0 Underused",
+            "74-0345 pupil_laptop 15/0/0/0 Short",
+            "74-0345 admin_laptop 1/0/0/0 Short",
+            "74-0345 interactive_complex 1/0/0/0 Short",
+            "74-0345 mfu 1/0/0/0 Short",
+            "74-0345 network_equipment 1/1/1/1 Ok",
             "74-0012 teacher_laptop 4/3/2/0 Short",
             "74-0012 pupil_laptop 45/0/0/0 Short",
             "74-0012 admin_laptop 2/0/0/0 Short",
             "74-0012 interactive_complex 3/1/1/0 Short",
-            "74-0012 mfu 1/1/0/0 NotSeen",
+            "74-0012 mfu 1/1/1/1 Ok",
             "74-0012 network_equipment 1/0/0/0 Short",
             "74-0013 teacher_laptop 1/1/1/0 Underused",
             "74-0013 pupil_laptop 15/1/0/0 Short",
@@ -347,19 +481,45 @@ fn the_municipality_report_equals_the_hand_computed_one_and_opens_in_libreoffice
         ]
     );
     let unseen: Vec<&str> = r.on_books_not_seen.iter().map(|i| i.inventory_no.as_str()).collect();
-    assert_eq!(unseen, ["1012-002", "1012-003", "1012-020", "1013-002", "1013-010"]);
+    assert_eq!(unseen, ["1012-002", "1012-003", "1013-002", "1013-010"]);
     let labels = |l: &[DeviceLine]| l.iter().map(|d| d.label.clone()).collect::<Vec<_>>();
     assert_eq!(labels(&r.seen_not_on_books), ["kab301-teacher"]);
     // The panel is switched on (DPMS on), which counts as in use for a display: not "never
     // used", though far below the 3 hours a week that would make it used.
-    assert_eq!(labels(&r.seen_never_used), ["kab214-teacher", "kab301-teacher", "kab3-teacher"]);
-    assert!(r.espd.iter().all(|e| e.verdict == "no_data"), "no probe ran");
+    assert_eq!(labels(&r.seen_never_used), ["kab214-teacher", "kab301-teacher", "kab1-teacher"]);
+    // ЕСПД: the probe's checks as it recorded them; its speed test measured loopback against
+    // the rural 50 Mbit/s. The other schools had no probe.
+    let e: Vec<&parta_collector::compliance::report::EspdLine> = r.espd.iter().collect();
+    assert_eq!(
+        e.iter().map(|e| (e.school_id.as_str(), e.verdict.as_str())).collect::<Vec<_>>(),
+        [("74-0345", "pass"), ("74-0012", "no_data"), ("74-0013", "no_data")]
+    );
+    let passed = checks.iter().filter(|c| c.1 == "ok").count();
+    let tests: Vec<u64> = checks
+        .iter()
+        .filter(|c| c.0 == "download" && (c.1 == "ok" || c.1 == "slow"))
+        .filter_map(|c| c.2)
+        .collect();
+    assert!(passed < checks.len(), "the site that is down fails: {checks:?}");
+    #[allow(clippy::cast_precision_loss)]
+    let share = (passed as f64 / checks.len() as f64 * 100.0).round() / 100.0;
+    assert_eq!(
+        (e[0].checks, e[0].passed_share, e[0].download_tests),
+        (checks.len() as u64, Some(share), tests.len() as u64)
+    );
+    assert_eq!(e[0].required_mbps, 50);
+    let mut sorted = tests.clone();
+    sorted.sort_unstable();
+    #[allow(clippy::cast_precision_loss)]
+    let median = sorted[(sorted.len() - 1) / 2] as f64 / 1e6;
+    let got = e[0].download_median_mbps.unwrap();
+    assert!((got - median).abs() <= 0.05 && got > 50.0, "median {got} Mbit/s, the probe measured {sorted:?}");
     let m = &r.methodology;
     assert_eq!(
         (m.profile.as_str(), m.from.as_str(), m.to.as_str()),
         ("cos-2021", from.as_str(), to.as_str())
     );
-    assert!(m.scope.starts_with("муниципалитет Копейский городской округ (2 школы)"), "{}", m.scope);
+    assert!(m.scope.starts_with("регион 74 (3 школы)"), "{}", m.scope);
     assert!(m.ledger_expected > 0 && m.ledger_received == m.ledger_expected, "no report lost: {m:?}");
     assert_eq!(m.ledger_completeness, Some(1.0));
     assert!(!m.cutoff.is_empty());
@@ -377,6 +537,17 @@ fn the_municipality_report_equals_the_hand_computed_one_and_opens_in_libreoffice
     let csv_text = String::from_utf8_lossy(&csv);
     assert!(csv_text.contains("74-0012;\"МОУ \"\"СОШ № 1\"\"\";"), "{csv_text}");
 
+    // A municipality's report has its schools only.
+    let kopeysk = report("municipality:Копейский городской округ", "json", &art.join("kopeysk.json"));
+    let k: ComplianceReport = serde_json::from_slice(&kopeysk).unwrap();
+    let ids: std::collections::BTreeSet<&str> = k.schools.iter().map(|l| l.school_id.as_str()).collect();
+    assert_eq!(ids.into_iter().collect::<Vec<_>>(), ["74-0012", "74-0013"]);
+    assert!(
+        k.methodology.scope.starts_with("муниципалитет Копейский городской округ (2 школы)"),
+        "{}",
+        k.methodology.scope
+    );
+
     // LibreOffice opens the workbook; every sheet's cells equal the report's.
     let profiles = profile::load_all(None).unwrap();
     let p = profile::find(&profiles, profile::DEFAULT_PROFILE).unwrap();
@@ -391,22 +562,31 @@ fn the_municipality_report_equals_the_hand_computed_one_and_opens_in_libreoffice
         assert_eq!(&rows[1..], want.as_slice(), "sheet {}", sheet.name);
     }
     let by_school = &got["По школам"];
-    assert_eq!(by_school[1][3], "Ноутбук педагога");
-    assert_eq!(by_school[1][8], "Недостаточно на балансе");
+    assert_eq!(
+        (by_school[1][2].as_str(), by_school[1][3].as_str(), by_school[1][8].as_str()),
+        ("МОУ Аргаяшская СОШ № 2", "Ноутбук педагога", "Не используется")
+    );
+    assert_eq!(by_school[7][8], "Недостаточно на балансе", "74-0012's teacher laptops");
 
     // Every export is in the export log with its SHA-256.
     let exports = ch.query(&format!("SELECT format, bytes, sha256 FROM {db}.export_log ORDER BY at, format"));
-    assert_eq!(exports.lines().count(), 5, "json and xlsx twice, csv once: {exports}");
+    assert_eq!(
+        exports.lines().count(),
+        6,
+        "json and xlsx twice, csv once, the municipality's json: {exports}"
+    );
     let xlsx_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&xlsx));
     assert!(exports.contains(&format!("xlsx\t{}\t{xlsx_sha}", xlsx.len())), "{exports}");
 
     // The API: the same JSON bytes; a bad parameter is named; an unknown scope is a 404.
-    let q = format!(
-        "/api/v1/compliance?scope=municipality:%D0%9A%D0%BE%D0%BF%D0%B5%D0%B9%D1%81%D0%BA%D0%B8%D0%B9%20%D0%B3%D0%BE%D1%80%D0%BE%D0%B4%D1%81%D0%BA%D0%BE%D0%B9%20%D0%BE%D0%BA%D1%80%D1%83%D0%B3&from={from}&to={to}"
-    );
+    let q = format!("/api/v1/compliance?scope=region:74&from={from}&to={to}");
     let (status, body) = collector.get(&q);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body.as_bytes(), json_bytes.as_slice(), "the API and the command line give the same report");
+    let (status, body) = collector.get(&format!(
+        "/api/v1/compliance?scope=municipality:%D0%9A%D0%BE%D0%BF%D0%B5%D0%B9%D1%81%D0%BA%D0%B8%D0%B9%20%D0%B3%D0%BE%D1%80%D0%BE%D0%B4%D1%81%D0%BA%D0%BE%D0%B9%20%D0%BE%D0%BA%D1%80%D1%83%D0%B3&from={from}&to={to}"
+    ));
+    assert_eq!((status, body.as_bytes()), (200, kopeysk.as_slice()), "a municipality named in the URL");
     let (status, body) = collector.get(&format!("{q}&format=pdf"));
     assert_eq!((status, body.contains("format")), (400, true), "{body}");
     let (status, body) = collector.get("/api/v1/compliance?scope=region:99");

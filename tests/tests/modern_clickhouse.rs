@@ -31,7 +31,17 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
             format!(
                 "INSERT INTO {db}.ingest_ledger VALUES (toUUID('{DEVICE}'), '74-0012', 1, toDateTime(1763802000), 1763802000000, toDateTime(1763802001), 120, 2), \
              (toUUID('{DEVICE}'), '74-0012', 2, toDateTime(1763802060), 1763802060000, toDateTime(1763802061), 99, 1), \
-             (toUUID('{DEVICE}'), '74-0012', 4, toDateTime(1763802180), 1763802180000, toDateTime(1763802181), 99, 1)"
+             (toUUID('{DEVICE}'), '74-0012', 4, toDateTime(1763802180), 1763802180000, toDateTime(1763802181), 99, 1), \
+             (toUUID('{DEVICE}'), '74-0012', 5, toDateTime(1763888400), 1763888400000, toDateTime(1763888401), 99, 1), \
+             (toUUID('{DEVICE}'), '74-0012', 6, toDateTime(1763888460), 1763888460000, toDateTime(1763888461), 99, 1)"
+            ),
+        ),
+        (
+            // The next day's last report again, as after a collector failed between its insert
+            // and the acknowledgement.
+            "insert a resent report".into(),
+            format!(
+                "INSERT INTO {db}.ingest_ledger VALUES (toUUID('{DEVICE}'), '74-0012', 6, toDateTime(1763888460), 1763888460000, toDateTime(1763888461), 99, 1)"
             ),
         ),
         (
@@ -255,7 +265,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "register_imports",
                 "import_log",
                 "export_log",
-                "ledger_daily",
+                "ledger_days",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
@@ -335,11 +345,12 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 let row: serde_json::Value = serde_json::from_str(rows.trim()).unwrap();
                 // 64-bit integers come quoted or bare depending on the server's JSON settings.
                 let num = |k: &str| row[k].to_string().trim_matches('"').to_owned();
-                assert_eq!((num("n"), num("lo"), num("hi")), ("3".into(), "1".into(), "4".into()), "{rows}");
+                // Five distinct reports (the resent one once), 1 to 6.
+                assert_eq!((num("n"), num("lo"), num("hi")), ("5".into(), "1".into(), "6".into()), "{rows}");
                 seen += 1;
             }
             "ledger_seqs" => {
-                assert_eq!(rows.lines().count(), 3, "{rows}");
+                assert_eq!(rows.lines().count(), 5, "{rows}");
                 seen += 1;
             }
             "spool_losses" => {
@@ -548,9 +559,10 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 seen += 1;
             }
             "compliance_ledger" => {
-                // Sequence numbers 1, 2 and 4 of 2025-11-22 (day 20414): 4 expected, 3 received.
+                // Sequence numbers 1, 2 and 4 of 2025-11-22 (day 20414), 5 and 6 (twice) of the
+                // next day: 6 expected, 5 received — the resent report does not count.
                 let got = fields(&rows, &["school", "last_day", "first_seq", "last_seq", "received"]);
-                assert_eq!(got, ["74-0012|20414|1|4|3"], "{rows}");
+                assert_eq!(got, ["74-0012|20415|1|6|5"], "{rows}");
                 seen += 1;
             }
             "compliance_snmp_seen" => {

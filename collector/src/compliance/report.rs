@@ -366,6 +366,18 @@ pub fn compute(f: &Facts<'_>) -> ComplianceReport {
             }
     };
 
+    // Items and devices per (school, category), once: a region has 10⁵ of each.
+    let mut books: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for r in &register {
+        *books.entry((r.school_id.as_str(), r.category.as_str())).or_default() += 1;
+    }
+    let mut units: BTreeMap<(&str, &str), Vec<&DeviceFacts>> = BTreeMap::new();
+    for (i, d) in f.devices.iter().enumerate() {
+        if let Some(c) = category_of(i) {
+            units.entry((d.school_id.as_str(), c)).or_default().push(d);
+        }
+    }
+
     let mut schools_out = Vec::new();
     let mut totals: BTreeMap<&str, CategoryLine> = BTreeMap::new();
     let mut sorted_schools: Vec<&School> = f.schools.iter().collect();
@@ -373,15 +385,9 @@ pub fn compute(f: &Facts<'_>) -> ComplianceReport {
     for s in &sorted_schools {
         for c in &p.categories {
             let required = c.required.quantity(&s.vars());
-            let on_books =
-                register.iter().filter(|r| r.school_id == s.school_id && r.category == c.id).count();
-            let devices: Vec<&DeviceFacts> = f
-                .devices
-                .iter()
-                .enumerate()
-                .filter(|(i, d)| d.school_id == s.school_id && category_of(*i) == Some(c.id.as_str()))
-                .map(|(_, d)| d)
-                .collect();
+            let key = (s.school_id.as_str(), c.id.as_str());
+            let on_books = books.get(&key).copied().unwrap_or(0);
+            let devices = units.get(&key).map_or(&[][..], Vec::as_slice);
             let n_seen = devices.iter().filter(|d| seen(d)).count();
             let n_used = devices.iter().filter(|d| used(d, &c.usage)).count();
             let [on_books, n_seen, n_used] =

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use clickhouse::Row;
+use parta_protocol::snmp::SnmpDeviceKind;
 use serde::Deserialize;
 
 use super::{Store, StoreError};
@@ -30,15 +31,21 @@ const MACS: &str = "SELECT toString(device_id) AS id, argMax(nic_macs, seq) AS m
  WHERE {scope}
  GROUP BY device_id";
 
-/// The last day each agent reported, up to the period's end (a year back at most), and its
-/// sequence numbers in the period.
+/// The last day each agent reported, up to the period's end (a year back at most), its
+/// sequence numbers in the period and the reports received, each day's count capped at that
+/// day's sequence range (see migration 9).
 const LEDGER: &str =
-    "SELECT toString(device_id) AS id, any(school_id) AS school, toUInt16(max(day)) AS last_day,
-        minMergeIf(min_seq, day >= toDate(?)) AS first_seq, maxMergeIf(max_seq, day >= toDate(?)) AS last_seq,
-        uniqExactMergeIf(reports, day >= toDate(?)) AS received,
-        toUInt32(maxMerge(last_received)) AS last_received
- FROM ledger_daily
- WHERE {scope} AND day <= toDate(?) AND day >= toDate(?) - 366
+    "SELECT toString(device_id) AS id, any(school) AS school, toUInt16(max(day)) AS last_day,
+        minIf(d_min, day >= toDate(?)) AS first_seq, maxIf(d_max, day >= toDate(?)) AS last_seq,
+        sumIf(least(d_count, d_max - d_min + 1), day >= toDate(?)) AS received,
+        toUInt32(max(d_last)) AS last_received
+ FROM (
+    SELECT device_id, any(school_id) AS school, day, minMerge(min_seq) AS d_min, maxMerge(max_seq) AS d_max,
+        countMerge(reports) AS d_count, maxMerge(last_received) AS d_last
+    FROM ledger_days
+    WHERE {scope} AND day <= toDate(?) AND day >= toDate(?) - 366
+    GROUP BY device_id, day
+ )
  GROUP BY device_id";
 
 /// The last day each SNMP device answered, up to the period's end (a year back at most).
@@ -210,9 +217,11 @@ impl Store {
         let pages: BTreeMap<&str, u64> = pages.iter().map(|r| (r.id.as_str(), r.value)).collect();
 
         // Hosts and SNMP devices are units; a display is folded into its host (its serial
-        // identifies the host's unit, its usage counts when the host's is lower).
+        // identifies the host's unit, its usage counts when the host's is lower). An SNMP
+        // device's host is the agent that polls it, which it is not part of.
         let mut units: BTreeMap<&str, DeviceFacts> = BTreeMap::new();
-        let is_unit = |a: &AttrRow| a.host == a.id || a.host == "00000000-0000-0000-0000-000000000000";
+        let snmp_kinds = [SnmpDeviceKind::Network.as_str(), SnmpDeviceKind::Printer.as_str()];
+        let is_unit = |a: &AttrRow| a.host == a.id || snmp_kinds.contains(&a.kind.as_str());
         for a in attrs.iter().filter(|a| is_unit(a)) {
             #[allow(clippy::cast_precision_loss)] // hours for people
             let hours = in_use.get(a.id.as_str()).copied().unwrap_or(0) as f64 / 3_600_000.0;

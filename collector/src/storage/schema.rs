@@ -221,11 +221,46 @@ ORDER BY token_id",
         statements: MIGRATION_7,
     },
     Migration { version: 8, name: "daily ledger rollup", statements: MIGRATION_8 },
+    Migration { version: 9, name: "daily ledger rollup with a bounded state", statements: MIGRATION_9 },
 ];
 
-/// Migration 8: the ledger rolled up per device and day — the reports' sequence range, how many
-/// distinct reports arrived, the last receive time — kept by a materialized view, and filled
-/// from the existing ledger. Every aggregate (min, max, distinct count) is unchanged by
+/// Migration 9: the daily ledger with a state of fixed size. Migration 8's distinct count kept
+/// every report's sequence number per device and day — up to 1,440 a day at the default
+/// interval, 8 bytes each, tens of gigabytes a year for a region. This rollup counts reports
+/// instead, and readers cap each day's count at that day's sequence range (max − min + 1), so
+/// a resent report, the backfill overlapping the view, or the backfill run twice cannot raise
+/// a day above complete. (A day with both a lost report and a duplicate would hide the loss;
+/// a duplicate needs a collector to fail between its insert and the acknowledgement.) The
+/// backfill reads the ledger with FINAL, duplicates collapsed.
+const MIGRATION_9: &[&str] = &[
+    "DROP TABLE IF EXISTS {db}.ledger_daily_mv",
+    "CREATE TABLE IF NOT EXISTS {db}.ledger_days (
+    device_id UUID,
+    school_id LowCardinality(String),
+    day Date,
+    min_seq AggregateFunction(min, UInt64),
+    max_seq AggregateFunction(max, UInt64),
+    reports AggregateFunction(count),
+    last_received AggregateFunction(max, DateTime)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (school_id, device_id, day)",
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ledger_days_mv TO {db}.ledger_days AS
+SELECT device_id, school_id, toDate(agent_time) AS day, minState(seq) AS min_seq, maxState(seq) AS max_seq,
+    countState() AS reports, maxState(receive_time) AS last_received
+FROM {db}.ingest_ledger
+GROUP BY device_id, school_id, day",
+    "INSERT INTO {db}.ledger_days
+SELECT device_id, school_id, toDate(agent_time) AS day, minState(seq), maxState(seq), countState(),
+    maxState(receive_time)
+FROM {db}.ingest_ledger FINAL
+GROUP BY device_id, school_id, day",
+    "DROP TABLE IF EXISTS {db}.ledger_daily",
+];
+
+/// Migration 8 (replaced by migration 9, which drops its table and view): the ledger rolled up
+/// per device and day — the reports' sequence range, how many distinct reports arrived, the
+/// last receive time — kept by a materialized view, and filled from the existing ledger. Every aggregate (min, max, distinct count) is unchanged by
 /// duplicates, so a resent report, the backfill overlapping the view, or a backfill run twice
 /// cannot inflate it. Compliance reports read completeness and "seen" from here instead of
 /// scanning the ledger.
