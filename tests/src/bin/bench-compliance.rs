@@ -377,12 +377,13 @@ fn main() {
 
     // Each measurement in a fresh process (this binary with `--child`), so that its peak
     // memory is the report's own: 3 runs, the median time and the highest peak.
-    let mut figures: Vec<(&str, Figure)> = Vec::new();
+    let modes = ["facts", "json", "xlsx", "csv"];
     let runs = 3;
-    for mode in ["facts", "json", "xlsx", "csv"] {
-        let mut times = Vec::new();
-        let (mut peak, mut size) = (0, 0);
-        for _ in 0..runs {
+    // Rounds of every mode in turn, so that the server's background merges after the load
+    // fall on all of them alike.
+    let mut samples: Vec<(Vec<Duration>, u64, u64)> = vec![(Vec::new(), 0, 0); modes.len()];
+    for _ in 0..runs {
+        for (mode, (times, peak, size)) in modes.iter().zip(samples.iter_mut()) {
             let t = Instant::now();
             let out = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--child", &ch.url(), mode])
@@ -393,9 +394,12 @@ fn main() {
             assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
             let text = String::from_utf8(out.stdout).unwrap();
             let mut it = text.split_whitespace().map(|v| v.parse::<u64>().unwrap());
-            peak = peak.max(it.next().unwrap());
-            size = it.next().unwrap();
+            *peak = (*peak).max(it.next().unwrap());
+            *size = it.next().unwrap();
         }
+    }
+    let mut figures: Vec<(&str, Figure)> = Vec::new();
+    for (mode, (mut times, peak, size)) in modes.into_iter().zip(samples) {
         times.sort();
         let name = match mode {
             "facts" => "baseline: read the facts",
