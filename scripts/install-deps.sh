@@ -8,7 +8,8 @@
 # logind of the usage tests), tzdata, snmpd + snmp (net-snmp daemon and tools for the SNMP
 # tests), prometheus-snmp-exporter (the SNMP benchmark baseline), dnsmasq-base (the resolver
 # the ЕСПД tests start), iproute2 (namespaces, shaping), openssl (test certificates),
-# libreoffice-calc-nogui (the compliance tests open the XLSX exports), python3 with chdb-core (in-process modern
+# libreoffice-calc-nogui (the compliance tests open the XLSX exports), chromium + chromium-driver
+# (the web UI's browser tests drive headless Chromium over WebDriver), python3 with chdb-core (in-process modern
 # ClickHouse for schema tests), cargo-fuzz (fuzz smoke runs).
 set -euo pipefail
 
@@ -22,7 +23,7 @@ fi
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter dnsmasq-base iproute2 openssl libreoffice-calc-nogui; do
+for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter dnsmasq-base iproute2 openssl libreoffice-calc-nogui chromium chromium-driver; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
 

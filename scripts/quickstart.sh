@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Parta on this machine in one command: installs dependencies, builds, starts a private ClickHouse,
-# the collector and an agent for this machine, and prints where to look.
+# the collector and an agent for this machine, creates the web UI's `admin` account (password in
+# .run/admin-password) and prints the URL to open.
 #
 #   scripts/quickstart.sh          # start (or restart) everything
 #   scripts/quickstart.sh status   # what runs, and the devices the collector knows
@@ -41,7 +42,8 @@ stop)
     say "stopped (data kept in $RUN)"; exit 0 ;;
 status)
     for p in collector agent; do alive "$p" && echo "$p: running (pid $(cat "$RUN/$p.pid"))" || echo "$p: stopped"; done
-    curl -sf "$API/api/v1/devices" && echo || echo "collector API not reachable at $API"
+    curl -sf -H "Authorization: Bearer $(cat "$RUN/api-token" 2>/dev/null)" "$API/api/v1/devices" && echo \
+        || echo "collector API not reachable at $API"
     exit 0 ;;
 start) ;;
 *) echo "usage: quickstart.sh [start|status|stop]" >&2; exit 2 ;;
@@ -77,6 +79,21 @@ fi
 say "creating an enrollment token for school $SCHOOL"
 (umask 077; "$BIN/parta-collector" token create --school "$SCHOOL" 2>/dev/null >"$RUN/agent/enroll-token")
 
+# The web UI's admin account, once; an API token for this script's own checks on every start.
+if [ ! -s "$RUN/admin-password" ]; then
+    say "creating the web UI account admin (password in $RUN/admin-password)"
+    (umask 077; head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/admin-password")
+    "$BIN/parta-collector" user add admin --role admin --password-stdin <"$RUN/admin-password" 2>/dev/null
+fi
+if [ -s "$RUN/api-token" ]; then
+    "$BIN/parta-collector" api-token revoke "$(cat "$RUN/api-token")" >/dev/null 2>&1 || true
+fi
+(umask 077; "$BIN/parta-collector" api-token create --user admin --comment quickstart 2>/dev/null >"$RUN/api-token") || {
+    # The database was wiped since the password was made: make the account again.
+    "$BIN/parta-collector" user add admin --role admin --password-stdin <"$RUN/admin-password" 2>/dev/null
+    (umask 077; "$BIN/parta-collector" api-token create --user admin --comment quickstart 2>/dev/null >"$RUN/api-token")
+}
+
 say "starting an agent for this machine (every $INTERVAL)"
 PARTA_COLLECTOR="127.0.0.1:$QUIC_PORT" PARTA_CA_CERT="$RUN/collector/ca.pem" \
 PARTA_ENROLL_TOKEN_FILE="$RUN/agent/enroll-token" PARTA_SCHOOL="$SCHOOL" \
@@ -85,9 +102,10 @@ PARTA_STATE_DIR="$RUN/agent" PARTA_INTERVAL="$INTERVAL" \
 echo $! >"$RUN/agent.pid"
 
 for _ in $(seq 1 300); do
-    if curl -sf "$API/api/v1/devices" | grep -q '"count":[1-9]'; then
+    if curl -sf -H "Authorization: Bearer $(cat "$RUN/api-token")" "$API/api/v1/devices" | grep -q '"count":[1-9]'; then
         say "Parta is running"
-        echo "  devices:  $API/api/v1/devices"
+        echo "  open:     $API/   (login admin, password: $(cat "$RUN/admin-password"))"
+        echo "  API:      curl -H \"Authorization: Bearer \$(cat $RUN/api-token)\" $API/api/v1/devices"
         echo "  metrics:  $API/metrics"
         echo "  logs:     $RUN/collector.log  $RUN/agent.log"
         echo "  stop:     scripts/quickstart.sh stop"

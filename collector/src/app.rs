@@ -55,6 +55,8 @@ pub fn main() -> u8 {
             Command::Inventory { action } => crate::compliance::commands::inventory(&config, action).await,
             Command::Profiles { action } => crate::compliance::commands::profiles(&config, &action),
             Command::Report { kind } => crate::compliance::commands::report(&config, kind).await,
+            Command::User { action } => crate::auth::commands::user(&config, action).await,
+            Command::ApiToken { action } => crate::auth::commands::api_token(&config, action).await,
         }
     });
     // Sessions may still hold connections; do not wait for them at exit.
@@ -151,7 +153,19 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         shutdown: stop_rx.clone(),
     });
     let quic = tokio::spawn(server::run(endpoint.clone(), ctx, stop_rx.clone()));
-    let app = api::router(Arc::new(ApiState { store: store.clone(), metrics, profiles: Arc::new(profiles) }));
+    let key = crate::auth::Accounts::load_key(&config.data_dir)
+        .with_context(|| format!("session key in {}", config.data_dir.display()))?;
+    let accounts = Arc::new(crate::auth::Accounts::new(key));
+    if let Err(e) = accounts.refresh(&store).await {
+        tracing::warn!(error = %e, "cannot load accounts yet");
+    }
+    let app = api::router(Arc::new(ApiState {
+        store: store.clone(),
+        metrics,
+        profiles: Arc::new(profiles),
+        accounts,
+        web: config.web.clone(),
+    }));
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -237,6 +251,8 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "speedtest_concurrent": c.speedtest.concurrent,
         "speedtest_max_mb": c.speedtest.max_bytes / 1_000_000,
         "http_listen": c.http_listen,
+        "web_timezone": c.web.timezone,
+        "web_cookie_secure": c.web.cookie_secure,
         "data_dir": c.data_dir,
         "tls": tls,
         "batch_max_reports": c.ingest.batch_max_reports,
@@ -364,11 +380,11 @@ async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<
 }
 
 /// Never echo a whole secret back.
-fn abbreviate(s: &str) -> String {
+pub(crate) fn abbreviate(s: &str) -> String {
     if s.len() > 16 { format!("{}…", s.chars().take(12).collect::<String>()) } else { s.to_owned() }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

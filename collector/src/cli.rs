@@ -88,6 +88,13 @@ pub struct GlobalArgs {
     /// Most reports held in memory awaiting insert; agents are slowed beyond it [default: 100000].
     #[arg(long, env = "PARTA_INGEST_QUEUE", global = true, value_name = "N")]
     pub ingest_queue: Option<String>,
+    /// Time zone of the web UI's weekday × hour heatmaps (IANA name) [default: the system's].
+    #[arg(long, env = "PARTA_WEB_TIMEZONE", global = true, value_name = "ZONE")]
+    pub web_timezone: Option<String>,
+    /// Mark session cookies Secure: on (default; HTTPS or localhost) or off (plain HTTP on a
+    /// trusted network only).
+    #[arg(long, env = "PARTA_WEB_COOKIE_SECURE", global = true, value_name = "on|off")]
+    pub web_cookie_secure: Option<String>,
 }
 
 /// Collector commands.
@@ -136,6 +143,79 @@ pub enum Command {
         /// Profile action.
         #[command(subcommand)]
         action: ProfilesAction,
+    },
+    /// Accounts of the web UI and API: add, list, set a password, change role or scope, disable.
+    User {
+        /// Account action.
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// API tokens for scripts: create (acting as an account), list, revoke.
+    ApiToken {
+        /// Token action.
+        #[command(subcommand)]
+        action: ApiTokenAction,
+    },
+}
+
+/// Account actions. Passwords are read from standard input (one line), never from arguments.
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add an account, or replace its role, scope and password.
+    Add {
+        /// Login: a-z, 0-9, '.', '_', '-'.
+        login: String,
+        /// admin, ops or auditor.
+        #[arg(long)]
+        role: String,
+        /// all, region:CODE, municipality:NAME or school:ID (admin: all).
+        #[arg(long, default_value = "all")]
+        scope: String,
+        /// Read the password from standard input (otherwise a random one is generated and printed
+        /// once).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set an account's password (read from standard input); ends its sessions.
+    Passwd {
+        /// Login.
+        login: String,
+    },
+    /// Disable an account; ends its sessions and stops its API tokens.
+    Disable {
+        /// Login.
+        login: String,
+    },
+    /// List accounts (never passwords).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+/// API token actions.
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenAction {
+    /// Create a token acting as an account and print it (shown once).
+    Create {
+        /// The account the token acts as.
+        #[arg(long)]
+        user: String,
+        /// Note, e.g. what script uses it.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// List tokens (ids, accounts, state; never the tokens themselves).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Revoke a token by id or by the token itself.
+    Revoke {
+        /// Token id or token.
+        token: String,
     },
 }
 

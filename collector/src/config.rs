@@ -13,6 +13,8 @@
 //! http_listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/parta-collector"
 //! tls_names = "parta.example.ru"
+//! web_timezone = "Asia/Yekaterinburg"  # weekday × hour heatmaps; default: the system's zone
+//! web_cookie_secure = "on"              # "off" only for plain HTTP on a trusted network
 //! ```
 
 use std::net::SocketAddr;
@@ -53,6 +55,8 @@ struct FileConfig {
     batch_max_delay: Option<String>,
     #[serde(default, deserialize_with = "settings::scalar")]
     ingest_queue: Option<String>,
+    web_timezone: Option<String>,
+    web_cookie_secure: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
 }
@@ -105,6 +109,30 @@ impl Default for IngestConfig {
     }
 }
 
+/// Web UI settings.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// IANA time zone of heatmaps (weekday × hour), e.g. `Asia/Yekaterinburg`.
+    pub timezone: String,
+    /// Session cookies carry `Secure` (browsers send them over HTTPS, and to localhost).
+    pub cookie_secure: bool,
+}
+
+/// The system's IANA time zone, else UTC.
+fn system_timezone() -> String {
+    jiff::tz::TimeZone::system().iana_name().map_or_else(|| "UTC".to_owned(), str::to_owned)
+}
+
+/// An IANA zone name that is known and safe to write into SQL.
+pub fn check_timezone(s: &str) -> Result<String, String> {
+    let safe = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
+    if safe && jiff::tz::TimeZone::get(s).is_ok() {
+        Ok(s.to_owned())
+    } else {
+        Err("expected an IANA time zone, e.g. Europe/Moscow or Asia/Yekaterinburg".into())
+    }
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct CollectorConfig {
@@ -118,6 +146,8 @@ pub struct CollectorConfig {
     pub speedtest: SpeedTestLimits,
     /// HTTP listen address.
     pub http_listen: SocketAddr,
+    /// Web UI settings.
+    pub web: WebConfig,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Regional norm profiles.
@@ -284,6 +314,30 @@ impl CollectorConfig {
             },
             speedtest,
             http_listen: addr("http_listen", &a.http_listen, f.http_listen, "127.0.0.1:8080")?,
+            web: WebConfig {
+                timezone: l
+                    .parse(
+                        "web_timezone",
+                        a.web_timezone.clone(),
+                        "web_timezone",
+                        f.web_timezone,
+                        check_timezone,
+                    )?
+                    .map_or_else(system_timezone, |v| v.0),
+                cookie_secure: l
+                    .parse(
+                        "web_cookie_secure",
+                        a.web_cookie_secure.clone(),
+                        "web_cookie_secure",
+                        f.web_cookie_secure,
+                        |s| match s {
+                            "on" | "true" => Ok(true),
+                            "off" | "false" => Ok(false),
+                            _ => Err("expected on or off".into()),
+                        },
+                    )?
+                    .is_none_or(|v| v.0),
+            },
             data_dir: l
                 .pick("data_dir", a.data_dir.clone(), "data_dir", f.data_dir)
                 .map_or_else(|| PathBuf::from("/var/lib/parta-collector"), |v| v.0),

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod compliance;
 pub mod config;
@@ -25,3 +26,4 @@ pub mod speedtest;
 pub mod storage;
 pub mod tls;
 pub mod tokens;
+pub mod web;

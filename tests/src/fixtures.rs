@@ -177,6 +177,24 @@ pub fn monitor_edid() -> Vec<u8> {
     })
 }
 
+/// A teacher's laptop as schools got them: AQUARIUS NS685U, Core i5, NVMe, gigabit NIC with
+/// `mac`, Astra Linux SE 1.7.
+pub fn school_laptop(root: &Path, host: &str, serial: &str, mac: &str) -> Tree {
+    let t = Tree::new(root);
+    t.dmi(&[
+        ("sys_vendor", "AQUARIUS"),
+        ("product_name", "NS685U R11"),
+        ("product_serial", serial),
+        ("chassis_type", "10"),
+    ])
+    .procfs(host, &uuid::Uuid::new_v4().to_string(), 1_795_420_800)
+    .cpu("Intel(R) Core(TM) i5-1135G7", 8, 4, 16_318_412)
+    .disk("nvme0n1", "KINGSTON SNV2S500G", 976_773_168, false, false)
+    .nic("enp2s0", mac, Some(1000), false, true)
+    .os(ASTRA_OS_RELEASE, &[("etc/astra_version", "SE 1.7.5\n")]);
+    t
+}
+
 /// Astra Linux 1.7 SE os-release and version file.
 pub const ASTRA_OS_RELEASE: &str = "PRETTY_NAME=\"Astra Linux\"\nNAME=\"Astra Linux\"\nID=astra\nID_LIKE=debian\nANSI_COLOR=\"1;31\"\nHOME_URL=\"https://astralinux.ru\"\nSUPPORT_URL=\"https://astralinux.ru/support\"\nLOGO=astra\nVERSION_ID=1.7_x86-64\nVERSION_CODENAME=1.7_x86-64\n";
 /// ALT Education 10.

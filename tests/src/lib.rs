@@ -6,6 +6,7 @@
 //! test fails.
 //!
 //! ## Layout
+//! - [`benchdata`]: synthetic regional data generated in ClickHouse, for the benchmarks.
 //! - [`chdb`]: modern ClickHouse in process (chdb), for running our SQL on ClickHouse 26.
 //! - [`clickhouse`]: a private ClickHouse server for one test.
 //! - [`fixtures`]: sysfs/procfs/rootfs trees of real-looking school devices.
@@ -17,9 +18,11 @@
 //! - [`netns`], [`tmpfs`]: network namespaces and small disks the fault tests create and cut.
 //! - [`verify`]: the end state every fault test checks — each report exactly once, as sent.
 //! - [`util`]: free ports, waiting, binaries and artifact directories.
+//! - [`webdriver`]: headless Debian Chromium over WebDriver (chromedriver), for the UI tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_debug_implementations)]
 
+pub mod benchdata;
 pub mod chdb;
 pub mod clickhouse;
 pub mod delayline;
@@ -33,3 +36,4 @@ pub mod snmpd;
 pub mod tmpfs;
 pub mod util;
 pub mod verify;
+pub mod webdriver;

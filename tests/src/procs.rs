@@ -6,6 +6,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::clickhouse::ClickHouse;
+use crate::fixtures::Tree;
+use crate::logind::Bus;
 use crate::util::{binary, free_tcp_port, free_udp_port, http_get, signal, wait_for};
 
 /// Prints the tail of a log file to stderr (used when a test fails).
@@ -97,6 +99,8 @@ pub struct Collector {
     quic_ip: String,
     /// Speed-test service port (UDP, on the QUIC address).
     pub speedtest_port: u16,
+    /// An admin's API token, made on first use.
+    admin_token: std::sync::OnceLock<String>,
 }
 
 impl Collector {
@@ -134,7 +138,16 @@ impl Collector {
             env.push(("PARTA_SPEEDTEST_LISTEN".to_owned(), format!("{quic_ip}:{speedtest_port}")));
         }
         let process = Proc::new("collector", artifacts.join("collector.log"));
-        let mut c = Self { process, data_dir, env, http_port, quic_port, quic_ip, speedtest_port };
+        let mut c = Self {
+            process,
+            data_dir,
+            env,
+            http_port,
+            quic_port,
+            quic_ip,
+            speedtest_port,
+            admin_token: std::sync::OnceLock::new(),
+        };
         c.restart();
         c
     }
@@ -181,9 +194,41 @@ impl Collector {
         format!("http://127.0.0.1:{}{path}", self.http_port)
     }
 
-    /// GET on the API.
+    /// GET on the API as an admin (an account `parta-test-admin` and its API token are made on
+    /// first use).
     pub fn get(&self, path: &str) -> (u16, String) {
-        http_get(&self.url(path))
+        crate::util::http_get_as(&self.url(path), Some(self.admin_token()))
+    }
+
+    /// The test admin's API token.
+    pub fn admin_token(&self) -> &str {
+        self.admin_token.get_or_init(|| {
+            self.add_user("parta-test-admin", "admin", "all", "parta-test-password");
+            self.api_token("parta-test-admin")
+        })
+    }
+
+    /// Runs `parta-collector user add LOGIN --role ROLE --scope SCOPE --password-stdin`.
+    pub fn add_user(&self, login: &str, role: &str, scope: &str, password: &str) {
+        use std::io::Write as _;
+        let mut child = self
+            .command()
+            .args(["user", "add", login, "--role", role, "--scope", scope, "--password-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Runs `parta-collector api-token create --user LOGIN` and returns the token.
+    pub fn api_token(&self, login: &str) -> String {
+        let out = self.command().args(["api-token", "create", "--user", login]).output().unwrap();
+        assert!(out.status.success(), "api-token create: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     /// The settings a probe of `school` needs to reach this collector (and its speed-test
@@ -282,6 +327,25 @@ impl AgentSpec {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.extra.push((key.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Points the agent's sources at a fake system tree.
+    pub fn tree(mut self, tree: &Tree) -> Self {
+        for (k, v) in tree.env() {
+            self = self.env(&k, &v);
+        }
+        self
+    }
+
+    /// The teacher `ivanova` (group `teachers`) works on this device: her account goes into
+    /// `tree`, her sessions come from the fake logind on `bus`, polled every 200 ms and flushed
+    /// every 2 s.
+    pub fn teacher_session(self, tree: &Tree, bus: &Bus) -> Self {
+        tree.file("etc/passwd", "ivanova:x:1001:1001::/home/ivanova:/bin/bash\n")
+            .file("etc/group", "ivanova:x:1001:\nteachers:x:3000:ivanova\n");
+        self.env("PARTA_LOGIND_BUS", &bus.address)
+            .env("PARTA_USAGE_POLL", "200ms")
+            .env("PARTA_USAGE_FLUSH", "2s")
     }
 }
 

@@ -204,3 +204,30 @@ pub fn write_state(path: &Path, rows: &[(&str, &str, String)]) {
     std::fs::write(&tmp, json).unwrap();
     std::fs::rename(tmp, path).unwrap();
 }
+
+/// A piece of school gear on a private snmpd: one gigabit port (`ge-0/0/1`) with traffic, the
+/// ENTITY-MIB serial `serial`, and for a printer a page counter that grows 50 pages a second.
+pub fn fake_gear(art: &Path, name: &str, serial: &str, printer: bool) -> Snmpd {
+    let state = art.join(format!("{name}.json"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let mut rows: Vec<(&str, &str, String)> = vec![
+        (".1.3.6.1.2.1.2.2.1.2.1", "string", "port 1".into()),
+        (".1.3.6.1.2.1.2.2.1.3.1", "integer", "6".into()),
+        (".1.3.6.1.2.1.2.2.1.5.1", "gauge", "1000000000".into()),
+        (".1.3.6.1.2.1.2.2.1.8.1", "integer", "1".into()),
+        (".1.3.6.1.2.1.2.2.1.10.1", "counter_rate", format!("0,100000,{now}")),
+        (".1.3.6.1.2.1.2.2.1.16.1", "counter_rate", format!("0,10000,{now}")),
+        (".1.3.6.1.2.1.31.1.1.1.1.1", "string", "ge-0/0/1".into()),
+        (".1.3.6.1.2.1.47.1.1.1.1.5.1", "integer", "3".into()),
+        (".1.3.6.1.2.1.47.1.1.1.1.11.1", "string", serial.into()),
+    ];
+    if printer {
+        rows.push((".1.3.6.1.2.1.43.10.2.1.4.1.1", "counter_rate", format!("12000,50,{now}")));
+    }
+    write_state(&state, &rows);
+    Snmpd::start(
+        &SnmpdConfig { lines: standard_lines(), fake_device: Some(state), ..SnmpdConfig::default() },
+        art,
+        name,
+    )
+}

@@ -84,12 +84,21 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 
 /// HTTP GET on loopback: status and body.
 pub fn http_get(url: &str) -> (u16, String) {
+    http_get_as(url, None)
+}
+
+/// HTTP GET on loopback with an API token (`Authorization: Bearer`): status and body.
+pub fn http_get_as(url: &str, token: Option<&str>) -> (u16, String) {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .new_agent();
-    match agent.get(url).call() {
+    let mut req = agent.get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             (status, resp.body_mut().read_to_string().unwrap_or_default())

@@ -17,7 +17,7 @@ use parta_tests::clickhouse::ClickHouse;
 use parta_tests::fixtures::{self, Tree};
 use parta_tests::logind::{Bus, FakeLogind};
 use parta_tests::procs::{Agent, AgentSpec, Collector};
-use parta_tests::snmpd::{Snmpd, SnmpdConfig, standard_lines, write_state};
+use parta_tests::snmpd::{Snmpd, fake_gear};
 use parta_tests::util::{artifacts_dir, free_tcp_port, free_udp_port, wait_for, workspace_root};
 use serde_json::Value;
 
@@ -177,18 +177,7 @@ fn imports_check_every_row_and_a_bad_file_changes_nothing() {
 
 /// A fixture device of the municipality: its tree (DMI serial, a NIC, maybe a panel on HDMI).
 fn device(root: &Path, host: &str, serial: &str, mac: &str, panel_serial: Option<&str>) -> Tree {
-    let t = Tree::new(root);
-    t.dmi(&[
-        ("sys_vendor", "AQUARIUS"),
-        ("product_name", "NS685U R11"),
-        ("product_serial", serial),
-        ("chassis_type", "10"),
-    ])
-    .procfs(host, &uuid::Uuid::new_v4().to_string(), 1_795_420_800)
-    .cpu("Intel(R) Core(TM) i5-1135G7", 8, 4, 16_318_412)
-    .disk("nvme0n1", "KINGSTON SNV2S500G", 976_773_168, false, false)
-    .nic("enp2s0", mac, Some(1000), false, true)
-    .os(fixtures::ASTRA_OS_RELEASE, &[("etc/astra_version", "SE 1.7.5\n")]);
+    let t = fixtures::school_laptop(root, host, serial, mac);
     if let Some(s) = panel_serial {
         let edid = parta_agent::sources::edid::encode(&parta_agent::sources::edid::Spec {
             manufacturer: "LCM",
@@ -251,32 +240,6 @@ fn cell_text(c: &Cell) -> String {
     }
 }
 
-/// A fake SNMP device on a private snmpd: an MFU (a page counter printing 50 pages a second)
-/// or a switch, with its chassis serial in ENTITY-MIB and one port.
-fn gear(art: &Path, name: &str, serial: &str, printer: bool) -> Snmpd {
-    let state = art.join(format!("{name}.json"));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    let mut rows: Vec<(&str, &str, String)> = vec![
-        (".1.3.6.1.2.1.2.2.1.2.1", "string", "port 1".into()),
-        (".1.3.6.1.2.1.2.2.1.3.1", "integer", "6".into()),
-        (".1.3.6.1.2.1.2.2.1.5.1", "gauge", "1000000000".into()),
-        (".1.3.6.1.2.1.2.2.1.8.1", "integer", "1".into()),
-        (".1.3.6.1.2.1.2.2.1.10.1", "counter_rate", format!("0,100000,{now}")),
-        (".1.3.6.1.2.1.2.2.1.16.1", "counter_rate", format!("0,10000,{now}")),
-        (".1.3.6.1.2.1.47.1.1.1.1.5.1", "integer", "3".into()),
-        (".1.3.6.1.2.1.47.1.1.1.1.11.1", "string", serial.into()),
-    ];
-    if printer {
-        rows.push((".1.3.6.1.2.1.43.10.2.1.4.1.1", "counter_rate", format!("12000,50,{now}")));
-    }
-    write_state(&state, &rows);
-    Snmpd::start(
-        &SnmpdConfig { lines: standard_lines(), fake_device: Some(state), ..SnmpdConfig::default() },
-        art,
-        name,
-    )
-}
-
 /// (kind, outcome, IP-layer bits/s) of every ЕСПД check in an agent's report log.
 fn reported_checks(log: &Path) -> Vec<(String, String, Option<u64>)> {
     let mut out = Vec::new();
@@ -320,8 +283,8 @@ fn the_region_report_equals_the_hand_computed_one_and_opens_in_libreoffice() {
         assert_eq!(code, 0, "{err}");
     }
     // The MFU of 74-0012 (on the books as PNT-0001) and the switch of 74-0345 (ES-0345-01).
-    let _mfu = gear(&art, "mfu", "PNT-0001", true);
-    let _switch = gear(&art, "switch", "ES-0345-01", false);
+    let _mfu = fake_gear(&art, "mfu", "PNT-0001", true);
+    let _switch = fake_gear(&art, "switch", "ES-0345-01", false);
     let snmp = |target: &Snmpd, label: &str| {
         format!(
             "[snmp]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[snmp.target]]\naddress = \"{}\"\nlabel = \"{label}\"\n",
@@ -386,17 +349,9 @@ fn the_region_report_equals_the_hand_computed_one_and_opens_in_libreoffice() {
             .env("PARTA_LOGIND_BUS", "none");
         if host == "kab3-teacher" {
             // The teacher of 74-0013 works on hers (on a fake logind): in use, not "never used".
-            tree.file("etc/passwd", "ivanova:x:1001:1001::/home/ivanova:/bin/bash\n")
-                .file("etc/group", "ivanova:x:1001:\nteachers:x:3000:ivanova\n");
-            spec = spec
-                .env("PARTA_LOGIND_BUS", &bus.address)
-                .env("PARTA_USAGE_POLL", "200ms")
-                .env("PARTA_USAGE_FLUSH", "2s");
+            spec = spec.teacher_session(&tree, &bus);
         }
-        for (k, v) in tree.env() {
-            spec = spec.env(&k, &v);
-        }
-        agents.push(Agent::start(spec, &art, host));
+        agents.push(Agent::start(spec.tree(&tree), &art, host));
     }
     logind.open("1", "ivanova", now_ms());
     wait_for(Duration::from_secs(120), "every device, the gear, usage, pages and two probe rounds", || {

@@ -297,7 +297,7 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     });
     assert_eq!(rows, checks.len() as u64);
     assert_eq!(ch.query_u64("SELECT count() FROM parta.connectivity_checks"), rows, "no duplicate rows");
-    let (status, body) = http_get(&collector.url(&format!("/api/v1/connectivity?school={SCHOOL}")));
+    let (status, body) = collector.get(&format!("/api/v1/connectivity?school={SCHOOL}"));
     assert_eq!(status, 200, "{body}");
     let api: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(api["checks"], checks.len() as u64);
@@ -335,11 +335,10 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
     );
     assert!(down["median_mbps"].as_f64().unwrap() >= 50.0, "{down}");
     // Bad parameters: a clear 400 naming the field.
-    let (status, body) = http_get(&collector.url("/api/v1/connectivity?school=bad%20id"));
+    let (status, body) = collector.get("/api/v1/connectivity?school=bad%20id");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("school"), "{body}");
-    let (status, body) =
-        http_get(&collector.url(&format!("/api/v1/connectivity?school={SCHOOL}&from=2026-13-01")));
+    let (status, body) = collector.get(&format!("/api/v1/connectivity?school={SCHOOL}&from=2026-13-01"));
     assert_eq!(status, 400, "{body}");
 }
 

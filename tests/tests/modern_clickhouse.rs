@@ -220,7 +220,13 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
         .into_iter()
         .chain(parta_collector::storage::registry::catalogue())
         .chain(parta_collector::storage::compliance::catalogue())
+        .chain(parta_collector::storage::overview::catalogue())
+        .chain(parta_collector::storage::accounts::catalogue())
         .map(|(name, sql)| {
+            // The rollups' version, the overview's "online since" time.
+            let sql = sql
+                .replace("toUInt64(?)", "toUInt64(1)")
+                .replace("d_seen >= ?", "d_seen >= toDateTime('2025-11-01 00:00:00')");
             // The compliance queries: the scope's schools as an array, and the period 2025-11-01
             // to 2026-11-20 (the ledger samples are of 2025-11-22, within the year before the end
             // the ledger query looks back), in the order each query takes it.
@@ -244,6 +250,8 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                     &format!("toUUID('{}')", if name == "display_latest" { PANEL } else { DEVICE }),
                 )
                 .replace('?', "'74-0012'");
+            // A query may end at its table's name.
+            sql.push('\n');
             for table in [
                 "devices",
                 "host_info",
@@ -266,6 +274,11 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "import_log",
                 "export_log",
                 "ledger_days",
+                "school_days",
+                "espd_days",
+                "compliance_status",
+                "users",
+                "api_tokens",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
@@ -591,6 +604,32 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 assert_eq!(got, ["74-0012|8|5|2|80000000|40000000|1"], "{rows}");
                 seen += 1;
             }
+            // The school-day rollups and what the web UI reads: the same totals as the
+            // per-device queries above (in use 4,200,000 + 2,700,000 ms; powered on 6,000,000 +
+            // 2,700,000 ms; the ЕСПД figures of compliance_espd).
+            "overview_usage" => {
+                assert_eq!(
+                    fields(&rows, &["school_id", "s_in_use", "s_powered"]),
+                    ["74-0012|6900000|8700000"],
+                    "{rows}"
+                );
+                seen += 1;
+            }
+            "overview_espd" => {
+                let got = fields(&rows, &["school_id", "s_checks", "s_passed", "s_tests", "s_met"]);
+                assert_eq!(got, ["74-0012|8|5|2|1"], "{rows}");
+                seen += 1;
+            }
+            "school_heatmap" | "school_class_days" | "school_devices" => {
+                let key = match name.as_str() {
+                    "school_heatmap" => "ms",
+                    "school_class_days" => "used_ms",
+                    _ => "u_used",
+                };
+                let total: i64 = fields(&rows, &[key]).iter().map(|v| v.parse::<i64>().unwrap_or(0)).sum();
+                assert_eq!(total, 6_900_000, "{name}: {rows}");
+                seen += 1;
+            }
             "imports" | "exports" => {
                 assert_eq!(rows.lines().count(), 1, "{rows}");
                 assert!(rows.contains("ivanov (command line)"), "{rows}");
@@ -599,5 +638,5 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
             _ => {}
         }
     }
-    assert_eq!(seen, 35, "every catalogued query (but the rollup INSERT) was checked");
+    assert_eq!(seen, 40, "every catalogued query with sample data (but the rollup INSERTs) was checked");
 }

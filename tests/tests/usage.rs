@@ -42,18 +42,15 @@ fn device_tree(root: &std::path::Path, boot_id: &str, btime: i64) -> Tree {
 }
 
 fn usage_spec(c: &Collector, token: &str, tree: &Tree, bus: Option<&Bus>) -> AgentSpec {
-    let mut spec = AgentSpec::new(c, SCHOOL, token)
+    AgentSpec::new(c, SCHOOL, token)
         .env("PARTA_USAGE_POLL", "100ms")
         .env("PARTA_IDLE_AFTER", "5s")
         .env("PARTA_USAGE_FLUSH", "20s")
         .env("PARTA_EQUIPMENT_CLASS", "teacher_laptop")
         .env("PARTA_ROOM", "каб. 214")
         .env("PARTA_LOGIND_BUS", &bus.map_or_else(|| "none".to_owned(), |b| b.address.clone()))
-        .env("TZ", "Europe/Moscow");
-    for (k, v) in tree.env() {
-        spec = spec.env(&k, &v);
-    }
-    spec
+        .env("TZ", "Europe/Moscow")
+        .tree(tree)
 }
 
 /// Sum of a field over the days of a usage response.

@@ -33,13 +33,16 @@ fn date(name: &str, s: &str) -> Result<jiff::civil::Date, AppError> {
 /// The handler.
 pub async fn compliance(
     State(state): State<Arc<ApiState>>,
-    Query(q): Query<ComplianceQuery>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
+    query: Result<Query<ComplianceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
+    let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let bad = |field: &str, e: String| AppError::BadRequest(format!("{field}: {e}"));
     let scope = Scope::parse(q.scope.as_deref().ok_or_else(|| {
         AppError::BadRequest("scope: required (region:CODE, municipality:NAME or school:ID)".into())
     })?)
     .map_err(|e| bad("scope", e))?;
+    state.check_report_scope(&principal, &scope)?;
     let to = match &q.to {
         Some(s) => date("to", s)?,
         None => jiff::Zoned::now().date().yesterday().map_err(|e| bad("to", e.to_string()))?,
@@ -59,8 +62,8 @@ pub async fn compliance(
         lang,
     };
     let built = build::build(&state.store, &state.profiles, &req, |_| {}).await.map_err(to_app)?;
-    // No accounts yet (the web UI's issue adds them): the log names the API as the actor.
-    build::log(&state.store, &req, &built, "api", "api").await.map_err(to_app)?;
+    let via = if principal.via == crate::auth::Via::Session { "ui" } else { "api" };
+    build::log(&state.store, &req, &built, &principal.actor(), via).await.map_err(to_app)?;
     let mut resp = built.bytes.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime()));

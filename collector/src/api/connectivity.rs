@@ -153,12 +153,14 @@ fn mbps(bps: u64) -> f64 {
 /// `GET /api/v1/connectivity?school=&from=&to=`.
 pub async fn connectivity(
     State(state): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     query: Result<Query<ConnectivityQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConnectivityJson>, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let school = q.school.ok_or_else(|| AppError::BadRequest("school: required".into()))?;
     parta_protocol::validate::validate_school_id(&school)
         .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
+    state.check_school(&principal, &school)?;
     let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
     let (from, to) = range.strings();
     let rows = state.store.connectivity(&school, &from, &to).await?;

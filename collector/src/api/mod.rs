@@ -1,5 +1,11 @@
 //! HTTP API (axum): health, Prometheus metrics, and the JSON API under `/api/v1`.
 //!
+//! Every `/api/v1` endpoint needs an account: an API token (`Authorization: Bearer pat1_…`) or
+//! the web UI's session cookie; without one the answer is 401. Each endpoint checks the
+//! account's scope on what it is asked for (a school, a device's school, a report's scope) and
+//! answers 403 with the same words whether the thing exists elsewhere or not at all, so errors
+//! say nothing about other scopes. `/healthz`, `/readyz` and `/metrics` stay open (no data).
+//!
 //! Errors are [`AppError`]s: the client gets a short JSON reason, the log gets the detail.
 
 use std::sync::Arc;
@@ -18,6 +24,7 @@ pub mod connectivity;
 pub mod snmp;
 pub mod usage;
 
+use crate::auth::{AccessScope, Accounts, Principal};
 use crate::metrics::Metrics;
 use crate::storage::{Store, StoreError};
 
@@ -30,14 +37,79 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Norm profiles, shipped and regional.
     pub profiles: Arc<Vec<crate::compliance::profile::Profile>>,
+    /// Accounts, tokens, the registry's school places, the session key.
+    pub accounts: Arc<Accounts>,
+    /// Web UI settings.
+    pub web: crate::config::WebConfig,
 }
 
-/// The router.
+/// What a scoped account is told about anything outside its scope, existing or not.
+pub const OUT_OF_SCOPE: &str = "forbidden: outside your scope";
+
+impl ApiState {
+    /// The account of a request: an API token, else the session cookie.
+    pub async fn principal(&self, headers: &axum::http::HeaderMap) -> Option<Principal> {
+        if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            let token = auth.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+            return self.accounts.by_token(&self.store, token).await;
+        }
+        let session = crate::web::cookie(headers, crate::auth::SESSION_COOKIE)?;
+        self.accounts.by_session(&self.store, &session, u64::from(crate::storage::now_secs())).await
+    }
+
+    /// 403 unless the account sees the school.
+    pub fn check_school(&self, p: &Principal, school: &str) -> Result<(), AppError> {
+        if self.accounts.sees(p, school) { Ok(()) } else { Err(AppError::Forbidden(OUT_OF_SCOPE.into())) }
+    }
+
+    /// 403 unless the account sees the device's school (an unknown device too, for a scoped
+    /// account: whether it exists elsewhere is not its business).
+    pub async fn check_device(
+        &self,
+        p: &Principal,
+        device: parta_protocol::DeviceId,
+    ) -> Result<(), AppError> {
+        if p.scope == AccessScope::All {
+            return Ok(());
+        }
+        match self.store.device_school(device).await? {
+            Some(school) => self.check_school(p, &school),
+            None => Err(AppError::Forbidden(OUT_OF_SCOPE.into())),
+        }
+    }
+
+    /// 403 unless the account sees every school of a report scope (and the scope has some).
+    pub fn check_report_scope(
+        &self,
+        p: &Principal,
+        scope: &crate::compliance::build::Scope,
+    ) -> Result<(), AppError> {
+        use crate::compliance::build::Scope;
+        if p.scope == AccessScope::All {
+            return Ok(());
+        }
+        let everyone = Principal { scope: AccessScope::All, ..p.clone() };
+        let in_scope: Vec<(String, crate::auth::Place)> = self
+            .accounts
+            .visible_schools(&everyone)
+            .into_iter()
+            .filter(|(id, place)| match scope {
+                Scope::Region(r) => &place.region == r,
+                Scope::Municipality(m) => &place.municipality == m,
+                Scope::School(s) => s == id,
+            })
+            .collect();
+        if !in_scope.is_empty() && in_scope.iter().all(|(id, place)| p.scope.covers(id, Some(place))) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(OUT_OF_SCOPE.into()))
+        }
+    }
+}
+
+/// The router: the API, the web UI, health and metrics.
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let api = Router::new()
         .route("/api/v1/devices", get(devices))
         .route("/api/v1/devices/{id}", get(usage::device))
         .route("/api/v1/devices/{id}/ledger", get(ledger))
@@ -47,8 +119,31 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/schools/{id}/utilization", get(usage::school_utilization))
         .route("/api/v1/connectivity", get(connectivity::connectivity))
         .route("/api/v1/compliance", get(compliance::compliance))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), require_account));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .merge(crate::web::router(Arc::clone(&state)))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// 401 unless the request carries a valid API token or session; the account goes into the
+/// request's extensions.
+async fn require_account(
+    State(st): State<Arc<ApiState>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match st.principal(req.headers()).await {
+        Some(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        None => AppError::Unauthorized.into_response(),
+    }
 }
 
 /// A handler failure.
@@ -60,6 +155,12 @@ pub enum AppError {
     /// Nothing is known about what was asked for.
     #[error("{0}")]
     NotFound(String),
+    /// No valid credentials.
+    #[error("authentication required: sign in, or send an API token as `Authorization: Bearer pat1_…`")]
+    Unauthorized,
+    /// The account may not see or do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// ClickHouse failed.
     #[error("storage unavailable")]
     Storage(#[from] StoreError),
@@ -78,6 +179,12 @@ impl IntoResponse for AppError {
         let status = match &self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => {
+                let body = Json(ErrorBody { error: self.to_string() });
+                return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body)
+                    .into_response();
+            }
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Storage(e) => {
                 tracing::warn!(error = %e, "API request failed in storage");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -116,7 +223,7 @@ async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DevicesQuery {
+pub(crate) struct DevicesQuery {
     school: Option<String>,
 }
 
@@ -169,14 +276,16 @@ pub struct DevicesJson {
     pub devices: Vec<DeviceJson>,
 }
 
-async fn devices(
+pub(crate) async fn devices(
     State(st): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
     query: Result<Query<DevicesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DevicesJson>, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     if let Some(s) = &q.school {
         parta_protocol::validate::validate_school_id(s)
             .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
+        st.check_school(&principal, s)?;
     }
     let rows = st.store.list_devices(q.school.as_deref()).await?;
     let devices: Vec<DeviceJson> = rows
@@ -211,6 +320,7 @@ async fn devices(
                 polled_by: r.agent_id.to_string(),
             }),
         }))
+        .filter(|d: &DeviceJson| st.accounts.sees(&principal, &d.school_id))
         .collect();
     Ok(Json(DevicesJson { count: devices.len(), devices }))
 }
@@ -273,10 +383,12 @@ pub struct LossJson {
 
 async fn ledger(
     State(st): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<Principal>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<LedgerJson>, AppError> {
     let device: parta_protocol::DeviceId =
         id.parse().map_err(|_| AppError::BadRequest(format!("device id {id:?} is not a UUID")))?;
+    st.check_device(&principal, device).await?;
     let stored = st.store.stored_seqs(device).await?;
     if stored.is_empty() {
         return Err(AppError::NotFound(format!("no reports stored for device {device}")));

@@ -195,12 +195,14 @@ pub fn interfaces_json(
     InterfacesJson { device_id, from, to, step_s, interfaces: out.into_values().collect() }
 }
 
-pub(super) async fn device_interfaces(
+pub(crate) async fn device_interfaces(
     State(st): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
     query: Result<Query<InterfacesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<InterfacesJson>, AppError> {
     let device = parse_device(&id)?;
+    st.check_device(&principal, device).await?;
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
     let days = (range.to - range.from).whole_days() + 1;
@@ -285,12 +287,14 @@ pub fn pages_json(
     }
 }
 
-pub(super) async fn device_pages(
+pub(crate) async fn device_pages(
     State(st): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
     query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PagesJson>, AppError> {
     let device = parse_device(&id)?;
+    st.check_device(&principal, device).await?;
     let range = range(query)?;
     let (from, to) = range.strings();
     let (days, baseline) = st.store.printer_days(device, &from, &to).await?;

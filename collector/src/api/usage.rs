@@ -29,8 +29,8 @@ pub const MAX_DAYS: i64 = 366;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
-    pub(super) from: Option<String>,
-    pub(super) to: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
 }
 
 /// A validated range of days.
@@ -75,12 +75,12 @@ impl DayRange {
         Ok(Self { from, to })
     }
 
-    pub(super) fn strings(self) -> (String, String) {
+    pub(crate) fn strings(self) -> (String, String) {
         (format_date(self.from), format_date(self.to))
     }
 }
 
-pub(super) fn today() -> Date {
+pub(crate) fn today() -> Date {
     time::OffsetDateTime::now_utc().date()
 }
 
@@ -119,11 +119,13 @@ pub struct DeviceDetailJson {
     pub inventory: serde_json::Value,
 }
 
-pub(super) async fn device(
+pub(crate) async fn device(
     State(st): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceDetailJson>, AppError> {
     let device = parse_device(&id)?;
+    st.check_device(&principal, device).await?;
     let Some(a) = st.store.device_attrs(device).await? else {
         return Err(AppError::NotFound(format!("no inventory stored for device {device}")));
     };
@@ -211,12 +213,14 @@ fn day_json(date: Option<String>, a: Acc, by_class: &BTreeMap<String, i64>) -> D
     }
 }
 
-pub(super) async fn device_usage(
+pub(crate) async fn device_usage(
     State(st): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
     query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<UsageJson>, AppError> {
     let device = parse_device(&id)?;
+    st.check_device(&principal, device).await?;
     let r = range(query)?;
     let (from, to) = r.strings();
     let rows = st.store.device_usage(device, &from, &to).await?;
@@ -289,13 +293,15 @@ pub struct UtilizationQuery {
     by: Option<String>,
 }
 
-pub(super) async fn school_utilization(
+pub(crate) async fn school_utilization(
     State(st): State<Arc<ApiState>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
     Path(school): Path<String>,
     query: Result<Query<UtilizationQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<UtilizationJson>, AppError> {
     parta_protocol::validate::validate_school_id(&school)
         .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
+    st.check_school(&principal, &school)?;
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let r = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
     let (from, to) = r.strings();

@@ -251,7 +251,60 @@ pub async fn log(
             sha256: built.sha256.clone(),
         })
         .await?;
+    record_statuses(store, req, built).await
+}
+
+/// Records each school's verdict of a computed report (the overview shows the latest).
+pub async fn record_statuses(store: &Store, req: &Request, built: &Built) -> Result<(), BuildError> {
+    let m = &built.report.methodology;
+    store.put_compliance_status(&school_statuses(&built.report, req, m, now_secs())).await?;
     Ok(())
+}
+
+/// Each school's verdict in a report, for the overview: its worst line (short, then not seen,
+/// then underused, else ok) and how many lines of each.
+fn school_statuses(
+    report: &crate::compliance::report::ComplianceReport,
+    req: &Request,
+    m: &crate::compliance::report::Methodology,
+    now: u32,
+) -> Vec<crate::storage::overview::ComplianceStatusRow> {
+    use crate::compliance::report::Status;
+    let mut by_school: std::collections::BTreeMap<&str, [u32; 4]> = std::collections::BTreeMap::new();
+    for line in &report.schools {
+        let counts = by_school.entry(&line.school_id).or_default();
+        let i = match line.status {
+            Status::Short => 0,
+            Status::NotSeen => 1,
+            Status::Underused => 2,
+            Status::Ok => 3,
+        };
+        counts[i] += 1;
+    }
+    by_school
+        .into_iter()
+        .map(|(school, [short, not_seen, underused, ok])| crate::storage::overview::ComplianceStatusRow {
+            school_id: school.to_owned(),
+            computed_at: now,
+            profile: format!("{} {}", m.profile, m.profile_version),
+            period_from: u16::try_from(days(req.from)).unwrap_or(0),
+            period_to: u16::try_from(days(req.to)).unwrap_or(0),
+            lines: short + not_seen + underused + ok,
+            short,
+            not_seen,
+            underused,
+            status: if short > 0 {
+                "short"
+            } else if not_seen > 0 {
+                "not_seen"
+            } else if underused > 0 {
+                "underused"
+            } else {
+                "ok"
+            }
+            .to_owned(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

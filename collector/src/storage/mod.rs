@@ -10,7 +10,9 @@
 //! agent resends and the data is inserted again; the tables are `ReplacingMergeTree` keyed by
 //! `(device_id, seq, …)`, so the copies collapse (at merge time, or at once with `FINAL`).
 
+pub mod accounts;
 pub mod compliance;
+pub mod overview;
 pub mod queries;
 pub mod registry;
 pub mod rows;
@@ -262,6 +264,17 @@ impl Store {
                 let to = group.iter().map(|g| g.1.1).max().unwrap_or(0);
                 self.rollup_usage(&schools, &devices, from, to).await?;
             }
+            let from = b.usage.iter().map(|u| u.local_day).min().unwrap_or(0);
+            let to = b.usage.iter().map(|u| u.local_day).max().unwrap_or(0);
+            self.rollup_school_days(&schools, &queries::day_string(from), &queries::day_string(to)).await?;
+        }
+        if !b.checks.is_empty() {
+            let mut schools: Vec<String> = b.checks.iter().map(|c| c.school_id.clone()).collect();
+            schools.sort_unstable();
+            schools.dedup();
+            let from = b.checks.iter().map(|c| c.local_day).min().unwrap_or(0);
+            let to = b.checks.iter().map(|c| c.local_day).max().unwrap_or(0);
+            self.rollup_espd_days(&schools, &queries::day_string(from), &queries::day_string(to)).await?;
         }
         self.insert_rows("ingest_ledger", &b.ledger).await?;
         Ok(started.elapsed())

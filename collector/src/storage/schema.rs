@@ -222,6 +222,82 @@ ORDER BY token_id",
     },
     Migration { version: 8, name: "daily ledger rollup", statements: MIGRATION_8 },
     Migration { version: 9, name: "daily ledger rollup with a bounded state", statements: MIGRATION_9 },
+    Migration {
+        version: 10,
+        name: "accounts, API tokens, school-day rollups of usage and ЕСПД, compliance status",
+        statements: MIGRATION_10,
+    },
+];
+
+/// Migration 10: what the web UI needs. Accounts and API tokens keep the latest row per login
+/// or token (a change is a new row with a higher version; passwords as argon2 PHC strings,
+/// tokens as SHA-256). The school-day rollups let a region overview read about one row per
+/// school and day instead of every device's day: `school_days` from the usage rollup and
+/// `espd_days` from the connectivity checks, both recomputed by the collector for the schools
+/// and days an insert touches (the latest version is current) and filled here from what is
+/// stored. `compliance_status` keeps each school's verdict from the latest report computed.
+const MIGRATION_10: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS {db}.users (
+    login String,
+    role LowCardinality(String),
+    scope String,
+    password_hash String,
+    disabled UInt8,
+    created_at DateTime,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY login",
+    "CREATE TABLE IF NOT EXISTS {db}.api_tokens (
+    token_id String,
+    token_sha256 String,
+    login String,
+    comment String,
+    created_at DateTime,
+    revoked UInt8,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY token_id",
+    "CREATE TABLE IF NOT EXISTS {db}.school_days (
+    school_id String,
+    local_day Date,
+    devices UInt32,
+    devices_on UInt32,
+    devices_used UInt32,
+    powered_ms Int64,
+    in_use_ms Int64,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, local_day)",
+    "CREATE TABLE IF NOT EXISTS {db}.espd_days (
+    school_id String,
+    local_day Date,
+    checks UInt32,
+    passed UInt32,
+    tests UInt32,
+    met UInt32,
+    required_mbps UInt32,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(local_day)
+ORDER BY (school_id, local_day)",
+    "CREATE TABLE IF NOT EXISTS {db}.compliance_status (
+    school_id String,
+    computed_at DateTime,
+    profile String,
+    period_from Date,
+    period_to Date,
+    lines UInt32,
+    short UInt32,
+    not_seen UInt32,
+    underused UInt32,
+    status LowCardinality(String)
+) ENGINE = ReplacingMergeTree(computed_at)
+ORDER BY school_id",
+    "INSERT INTO {db}.school_days
+{school_days_all}",
+    "INSERT INTO {db}.espd_days
+{espd_days_all}",
 ];
 
 /// Migration 9: the daily ledger with a state of fixed size. Migration 8's distinct count kept
@@ -637,7 +713,13 @@ ORDER BY (device_id, seq, first_seq)"];
 /// Renders a statement for a server: substitutes the database and removes what the server does
 /// not support.
 pub fn render(sql: &str, db: &str, caps: ServerCaps) -> String {
-    let mut s = sql.replace("{db}", db);
+    let mut s = sql.to_owned();
+    for (mark, select) in super::overview::backfills() {
+        if s.contains(mark) {
+            s = s.replace(mark, &select);
+        }
+    }
+    let mut s = s.replace("{db}", db);
     if !caps.low_cardinality {
         s = unwrap_calls(&s, "LowCardinality(");
     }

@@ -25,11 +25,11 @@ use parta_collector::config::ClickHouseConfig;
 use parta_collector::storage::Store;
 use parta_collector::storage::queries::day_string;
 use parta_collector::storage::rows::DeviceAttrRow;
+use parta_tests::benchdata::{FIRST_DAY, espd_checks_sql, school_id, sql_school, sql_uuid};
 use parta_tests::clickhouse::ClickHouse;
 use uuid::Uuid;
 
 /// 2026-08-25 as the first day of the period.
-const FIRST_DAY: i64 = 20_690;
 const DB: &str = "bench_compliance";
 
 /// What a device of the generated region is, by its place among its school's devices.
@@ -71,10 +71,6 @@ fn by_mac(d: u64, r: Role) -> bool {
     d % 10 == 3 && matches!(r, Role::Agent { .. })
 }
 
-fn school_id(s: u64) -> String {
-    format!("74-{}", 10_000 + s)
-}
-
 fn device_uuid(d: u64) -> Uuid {
     Uuid::from_u128(u128::from(d))
 }
@@ -87,17 +83,6 @@ fn mac(d: u64) -> String {
 
 /// [`mac`] in SQL, of a column `d`.
 const SQL_MAC: &str = "concat('02:00:', substring(p8, 1, 2), ':', substring(p8, 3, 2), ':', substring(p8, 5, 2), ':', substring(p8, 7, 2))";
-
-/// The SQL of a device id from a number column (the same as [`device_uuid`]).
-fn sql_uuid(col: &str) -> String {
-    format!(
-        "toUUID(concat('00000000-0000-0000-0000-', substring(concat('000000000000', hex({col})), length(hex({col})) + 1, 12)))"
-    )
-}
-
-fn sql_school(col: &str) -> String {
-    format!("concat('74-', toString(10000 + {col}))")
-}
 
 /// VmHWM (peak RSS) and VmRSS of this process, KiB.
 fn memory_kib() -> (u64, u64) {
@@ -317,24 +302,7 @@ fn main() {
             ),
             (
                 "ЕСПД checks (36 rounds a day, speed tests every 4 h)",
-                format!(
-                    "INSERT INTO {DB}.connectivity_checks (device_id, school_id, seq, run_started_at_ms, ts, local_day, trigger, locality,
-                        required_mbps, check_no, kind, target, outcome, bits_per_s, ip_bits_per_s)
-                     SELECT {poller}, {school}, day * 36 + r + 1, toInt64(({FIRST_DAY} + day) * 86400 + 28800 + r * 900) * 1000,
-                        toDateTime(({FIRST_DAY} + day) * 86400 + 28800 + r * 900), toDate({FIRST_DAY} + day), 'scheduled',
-                        if(s % 3 = 0, 'rural', 'urban'), if(s % 3 = 0, 50, 100), c,
-                        ['dns', 'http', 'http', 'latency', 'download', 'upload'][c + 1], 'https://gosuslugi.ru/',
-                        if(c = 4 AND s % 4 = 1, 'slow', if((s + day + r + c) % 29 = 0, 'tcp_failed', 'ok')),
-                        if(c >= 4, toUInt64(if(s % 4 = 1, 40, 120) * 1000000), 0),
-                        if(c >= 4, toUInt64(if(s % 4 = 1, 41, 123) * 1000000), 0)
-                     FROM (SELECT intDiv(number, {days} * 36 * 6) AS s, intDiv(number, 36 * 6) % {days} AS day,
-                                  intDiv(number, 6) % 36 AS r, number % 6 AS c
-                           FROM system.numbers LIMIT {rows})
-                     WHERE c < 4 OR r % 16 = 0",
-                    poller = sql_uuid(&format!("(s * {per_school} + intDiv({per_school} * 45, 100))")),
-                    school = sql_school("s"),
-                    rows = schools * u64::try_from(days).unwrap() * 36 * 6
-                ),
+                espd_checks_sql(DB, schools, u64::try_from(days).unwrap(), &format!("(s * {per_school} + intDiv({per_school} * 45, 100))")),
             ),
         ];
         for (what, sql) in &inserts {

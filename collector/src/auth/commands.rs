@@ -1,0 +1,193 @@
+//! `parta-collector user …` and `parta-collector api-token …`.
+
+use std::io::{BufRead as _, Write as _};
+
+use anyhow::{Context as _, bail};
+
+use super::{AccessScope, Role, check_password_strength, generate_api_token, hash_password, validate_login};
+use crate::api::rfc3339;
+use crate::app::{abbreviate, now_ms};
+use crate::cli::{ApiTokenAction, OutputFormat, UserAction};
+use crate::config::CollectorConfig;
+use crate::storage::accounts::UserRow;
+use crate::storage::{Store, now_secs};
+
+async fn store(config: &CollectorConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.clickhouse).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// One line from standard input, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+    check_password_strength(&pw).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(pw)
+}
+
+async fn find_user(store: &Store, login: &str) -> anyhow::Result<UserRow> {
+    store
+        .users()
+        .await?
+        .into_iter()
+        .find(|u| u.login == login)
+        .with_context(|| format!("no account {login:?} (see `parta-collector user list`)"))
+}
+
+fn hash(pw: &str) -> anyhow::Result<String> {
+    hash_password(pw).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+}
+
+/// `user …`.
+pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Result<()> {
+    match action {
+        UserAction::Add { login, role, scope, password_stdin } => {
+            validate_login(&login).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let scope = AccessScope::parse(&scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+            if role == Role::Admin && scope != AccessScope::All {
+                bail!("--scope: an admin sees every school; leave --scope out or use `all`");
+            }
+            let generated;
+            let password = if password_stdin {
+                read_password()?
+            } else {
+                let bytes: [u8; 12] = rand::RngExt::random(&mut rand::rng());
+                generated = hex::encode(bytes);
+                generated.clone()
+            };
+            let store = store(config).await?;
+            let previous = store.users().await?.into_iter().find(|u| u.login == login);
+            let row = UserRow {
+                login: login.clone(),
+                role: role.as_str().to_owned(),
+                scope: scope.to_string(),
+                password_hash: hash(&password)?,
+                disabled: 0,
+                created_at: previous.as_ref().map_or_else(now_secs, |p| p.created_at),
+                version: now_ms().max(previous.as_ref().map_or(0, |p| p.version + 1)),
+            };
+            store.put_user(&row).await?;
+            let verb = if previous.is_some() { "updated" } else { "added" };
+            eprintln!("{verb} account {login} ({}, scope {scope})", role.as_str());
+            if !password_stdin {
+                eprintln!("its password, shown only once:");
+                println!("{password}");
+            }
+        }
+        UserAction::Passwd { login } => {
+            let password = read_password()?;
+            let store = store(config).await?;
+            let mut row = find_user(&store, &login).await?;
+            row.password_hash = hash(&password)?;
+            row.version = now_ms().max(row.version + 1);
+            store.put_user(&row).await?;
+            eprintln!("password of {login} changed; its sessions have ended");
+        }
+        UserAction::Disable { login } => {
+            let store = store(config).await?;
+            let mut row = find_user(&store, &login).await?;
+            row.disabled = 1;
+            row.version = now_ms().max(row.version + 1);
+            store.put_user(&row).await?;
+            eprintln!("account {login} disabled; its sessions and API tokens no longer work");
+        }
+        UserAction::List { format } => {
+            let rows = store(config).await?.users().await?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                OutputFormat::Json => {
+                    let items: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|u| {
+                            serde_json::json!({
+                                "login": u.login, "role": u.role, "scope": u.scope,
+                                "disabled": u.disabled != 0, "created_at": rfc3339(u.created_at),
+                            })
+                        })
+                        .collect();
+                    serde_json::to_writer_pretty(&mut out, &items)?;
+                    writeln!(out)?;
+                }
+                OutputFormat::Text => {
+                    writeln!(out, "{:<24} {:<8} {:<9} SCOPE", "LOGIN", "ROLE", "STATE")?;
+                    for u in &rows {
+                        let state = if u.disabled != 0 { "disabled" } else { "active" };
+                        writeln!(out, "{:<24} {:<8} {:<9} {}", u.login, u.role, state, u.scope)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `api-token …`.
+pub async fn api_token(config: &CollectorConfig, action: ApiTokenAction) -> anyhow::Result<()> {
+    let store = store(config).await?;
+    match action {
+        ApiTokenAction::Create { user, comment } => {
+            let account = find_user(&store, &user).await?;
+            if account.disabled != 0 {
+                bail!("account {user:?} is disabled");
+            }
+            let (token, row) = generate_api_token(&user, &comment, now_secs(), now_ms());
+            store.put_api_token(&row).await?;
+            eprintln!("created API token {} for {user}; it is shown only once:", row.token_id);
+            println!("{token}");
+        }
+        ApiTokenAction::List { format } => {
+            let rows = store.api_tokens().await?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                OutputFormat::Json => {
+                    let items: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({
+                                "token_id": t.token_id, "user": t.login, "comment": t.comment,
+                                "created_at": rfc3339(t.created_at), "revoked": t.revoked != 0,
+                            })
+                        })
+                        .collect();
+                    serde_json::to_writer_pretty(&mut out, &items)?;
+                    writeln!(out)?;
+                }
+                OutputFormat::Text => {
+                    writeln!(out, "{:<14} {:<24} {:<8} {:<21} COMMENT", "ID", "USER", "STATE", "CREATED")?;
+                    for t in &rows {
+                        let state = if t.revoked != 0 { "revoked" } else { "active" };
+                        writeln!(
+                            out,
+                            "{:<14} {:<24} {:<8} {:<21} {}",
+                            t.token_id,
+                            t.login,
+                            state,
+                            rfc3339(t.created_at),
+                            t.comment
+                        )?;
+                    }
+                }
+            }
+        }
+        ApiTokenAction::Revoke { token } => {
+            let hashed = crate::tokens::hash(token.trim());
+            let rows = store.api_tokens().await?;
+            let Some(row) = rows.iter().find(|r| r.token_id == token.trim() || r.token_sha256 == hashed)
+            else {
+                bail!(
+                    "no API token with id or value {:?} (see `parta-collector api-token list`)",
+                    abbreviate(&token)
+                );
+            };
+            let mut revoked = row.clone();
+            revoked.revoked = 1;
+            revoked.version = now_ms().max(row.version + 1);
+            store.put_api_token(&revoked).await?;
+            println!("revoked API token {} of {}", row.token_id, row.login);
+        }
+    }
+    Ok(())
+}

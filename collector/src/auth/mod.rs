@@ -1,0 +1,665 @@
+//! Accounts, roles, scopes, sessions and API tokens.
+//!
+//! - **Roles**: `admin` (everything, every school, manages accounts), `ops` (reads and exports
+//!   within a scope), `auditor` (reads and exports within a scope, and the export log). Nothing
+//!   in the UI or API writes data except accounts and tokens.
+//! - **Scopes**: `all`, `region:CODE`, `municipality:NAME`, `school:ID`, resolved through the
+//!   school registry. A school missing from the registry is visible to `all` only.
+//! - **Passwords**: Argon2id (PHC strings). An unknown login costs the same hash as a known
+//!   one. Five failures in a row lock a login for a minute.
+//! - **Sessions**: a cookie `login.expiry.mac`, the MAC an HMAC-SHA256 under a key kept in the
+//!   data directory over the login, the expiry and the account's version — so a password
+//!   change, a role or scope change or a disabled account ends every session at once. Cookies
+//!   are `HttpOnly`, `SameSite=Strict` and `Secure` (unless configured off for plain HTTP on a
+//!   trusted network).
+//! - **CSRF**: every form carries a token derived from the session (HMAC), checked on POST;
+//!   the login form carries one derived from a nonce cookie (double submit).
+//! - **API tokens**: `pat1_` + 40 hex digits, shown once, stored as SHA-256, acting as their
+//!   account (same role and scope), revocable.
+//!
+//! Accounts, tokens and the registry's school places are cached in memory and refreshed every
+//! few seconds (and on an unknown token or login, at most once a second).
+
+pub mod commands;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use hmac::{Hmac, Mac};
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+
+use crate::storage::accounts::{ApiTokenRow, UserRow};
+use crate::storage::{Store, StoreError};
+
+/// Cookie holding the session.
+pub const SESSION_COOKIE: &str = "parta_session";
+/// Cookie holding the login form's nonce.
+pub const LOGIN_COOKIE: &str = "parta_login";
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How often the cache is refreshed.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// Least time between refreshes caused by unknown credentials.
+const MISS_REFRESH_MIN: Duration = Duration::from_secs(1);
+/// Failures in a row that lock a login, and for how long.
+const LOCK_AFTER: u32 = 5;
+const LOCK_FOR: Duration = Duration::from_secs(60);
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Regional or municipal operations: read and export within the scope.
+    Ops,
+    /// Read-only with exports and the export log, within the scope.
+    Auditor,
+}
+
+impl Role {
+    /// Parses `admin`, `ops`, `auditor`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Self::Admin),
+            "ops" => Ok(Self::Ops),
+            "auditor" => Ok(Self::Auditor),
+            _ => Err(format!("unknown role {s:?} (admin, ops or auditor)")),
+        }
+    }
+
+    /// Name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Ops => "ops",
+            Self::Auditor => "auditor",
+        }
+    }
+}
+
+/// Which schools an account sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessScope {
+    /// Every school, registered or not.
+    All,
+    /// A region by code.
+    Region(String),
+    /// A municipality by its registry name.
+    Municipality(String),
+    /// One school.
+    School(String),
+}
+
+impl AccessScope {
+    /// Parses `all`, `region:CODE`, `municipality:NAME`, `school:ID`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim() == "all" {
+            return Ok(Self::All);
+        }
+        match crate::compliance::build::Scope::parse(s)? {
+            crate::compliance::build::Scope::Region(r) => Ok(Self::Region(r)),
+            crate::compliance::build::Scope::Municipality(m) => Ok(Self::Municipality(m)),
+            crate::compliance::build::Scope::School(id) => Ok(Self::School(id)),
+        }
+    }
+
+    /// Whether a school (with its registry place, if registered) is in this scope.
+    pub fn covers(&self, school_id: &str, place: Option<&Place>) -> bool {
+        match (self, place) {
+            (Self::All, _) => true,
+            (_, None) => false,
+            (Self::Region(r), Some(p)) => &p.region == r,
+            (Self::Municipality(m), Some(p)) => &p.municipality == m,
+            (Self::School(s), Some(_)) => s == school_id,
+        }
+    }
+}
+
+impl fmt::Display for AccessScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Region(v) => write!(f, "region:{v}"),
+            Self::Municipality(v) => write!(f, "municipality:{v}"),
+            Self::School(v) => write!(f, "school:{v}"),
+        }
+    }
+}
+
+/// Where a registered school is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// Region code.
+    pub region: String,
+    /// Municipality.
+    pub municipality: String,
+    /// School name.
+    pub name: String,
+}
+
+/// How a request was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A session cookie (the UI).
+    Session,
+    /// An API token.
+    Token,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Login.
+    pub login: String,
+    /// Role.
+    pub role: Role,
+    /// Scope.
+    pub scope: AccessScope,
+    /// How.
+    pub via: Via,
+    /// The session cookie's value (CSRF tokens derive from it), empty for tokens.
+    pub session: String,
+}
+
+impl Principal {
+    /// Whether the account manages accounts.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// The actor name written to logs (export log, import log).
+    pub fn actor(&self) -> String {
+        match self.via {
+            Via::Session => format!("user:{}", self.login),
+            Via::Token => format!("token:{}", self.login),
+        }
+    }
+}
+
+/// Hashes a password (Argon2id, default parameters, random salt).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt_bytes: [u8; 16] = rand::rng().random();
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a password against a PHC string; a malformed hash never matches.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// The least a password must be.
+pub fn check_password_strength(password: &str) -> Result<(), String> {
+    if password.chars().count() < 10 {
+        return Err("the password must be at least 10 characters long".into());
+    }
+    Ok(())
+}
+
+/// A login name: 1–64 of `a-z0-9._-`, starting with a letter or digit.
+pub fn validate_login(login: &str) -> Result<(), String> {
+    let ok = !login.is_empty()
+        && login.len() <= 64
+        && login.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        && login.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("login {login:?}: use 1–64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"))
+    }
+}
+
+/// A new API token: the secret (shown once) and its row.
+pub fn generate_api_token(login: &str, comment: &str, now: u32, version: u64) -> (String, ApiTokenRow) {
+    let bytes: [u8; 20] = rand::rng().random();
+    let token = format!("pat1_{}", hex::encode(bytes));
+    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    let row = ApiTokenRow {
+        token_id: sha[..12].to_owned(),
+        token_sha256: sha,
+        login: login.to_owned(),
+        comment: comment.to_owned(),
+        created_at: now,
+        revoked: 0,
+        version,
+    };
+    (token, row)
+}
+
+/// The parts of a session cookie value `hex(login).expiry.hex(mac)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionParts {
+    /// Login.
+    pub login: String,
+    /// Expiry, seconds since the epoch.
+    pub expires: u64,
+    /// HMAC-SHA256.
+    pub mac: Vec<u8>,
+}
+
+/// Splits a session cookie value; `None` for anything malformed.
+pub fn parse_session(value: &str) -> Option<SessionParts> {
+    if value.len() > 512 {
+        return None;
+    }
+    let mut parts = value.split('.');
+    let login = String::from_utf8(hex::decode(parts.next()?).ok()?).ok()?;
+    let expires: u64 = parts.next()?.parse().ok()?;
+    let mac = hex::decode(parts.next()?).ok()?;
+    if parts.next().is_some() || mac.len() != 32 {
+        return None;
+    }
+    Some(SessionParts { login, expires, mac })
+}
+
+/// Why a sign-in failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// Wrong login or password (never says which).
+    Invalid,
+    /// Too many failures; try again later.
+    Locked,
+    /// The account store is unreachable.
+    Unavailable,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    users: HashMap<String, UserRow>,
+    tokens: HashMap<String, ApiTokenRow>,
+    places: HashMap<String, Place>,
+}
+
+/// The in-memory view of accounts, tokens and school places, with the signing key.
+pub struct Accounts {
+    key: [u8; 32],
+    snapshot: RwLock<Snapshot>,
+    refreshed: Mutex<Option<Instant>>,
+    refreshing: tokio::sync::Mutex<()>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+/// A hash to verify against when the login is unknown, so both cost the same; made on first use.
+fn dummy_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("parta-no-such-user").unwrap_or_default()).clone()
+}
+
+impl fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accounts").finish_non_exhaustive()
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl Accounts {
+    /// An empty cache with a signing key.
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            snapshot: RwLock::new(Snapshot::default()),
+            refreshed: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Loads the session key from `dir/session.key`, creating it (mode 0600) on first use.
+    pub fn load_key(dir: &Path) -> std::io::Result<[u8; 32]> {
+        let path = dir.join("session.key");
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                Ok(key)
+            }
+            Ok(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: expected 32 bytes; delete it to make a new key (signs everyone out)",
+                    path.display()
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                parta_common::fsutil::create_private_dir(dir)?;
+                let key: [u8; 32] = rand::rng().random();
+                parta_common::fsutil::write_atomic(&path, &key, true)?;
+                Ok(key)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reloads everything from storage.
+    pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
+        let (users, tokens, schools) = tokio::try_join!(store.users(), store.api_tokens(), store.schools())?;
+        let snap = Snapshot {
+            users: users.into_iter().map(|u| (u.login.clone(), u)).collect(),
+            tokens: tokens.into_iter().map(|t| (t.token_sha256.clone(), t)).collect(),
+            places: schools
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.school_id.clone(),
+                        Place { region: s.region_code, municipality: s.municipality, name: s.name },
+                    )
+                })
+                .collect(),
+        };
+        *self.snapshot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = snap;
+        *self.refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        Ok(())
+    }
+
+    fn age(&self) -> Option<Duration> {
+        self.refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|t| t.elapsed())
+    }
+
+    /// Refreshes when older than `max_age`; concurrent callers share one refresh. A failed
+    /// refresh keeps the old view (logged).
+    async fn refresh_if_older(&self, store: &Store, max_age: Duration) {
+        if self.age().is_some_and(|a| a < max_age) {
+            return;
+        }
+        let _one = self.refreshing.lock().await;
+        if self.age().is_some_and(|a| a < max_age) {
+            return;
+        }
+        if let Err(e) = self.refresh(store).await {
+            tracing::warn!(error = %e, "cannot refresh accounts");
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
+        self.snapshot.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn principal_of(user: &UserRow, via: Via, session: String) -> Option<Principal> {
+        if user.disabled != 0 {
+            return None;
+        }
+        Some(Principal {
+            login: user.login.clone(),
+            role: Role::parse(&user.role).ok()?,
+            scope: AccessScope::parse(&user.scope).ok()?,
+            via,
+            session,
+        })
+    }
+
+    /// The account of an API token, if the token is current and its account enabled.
+    pub async fn by_token(&self, store: &Store, token: &str) -> Option<Principal> {
+        self.refresh_if_older(store, REFRESH_EVERY).await;
+        let sha = hex::encode(Sha256::digest(token.as_bytes()));
+        let found = |s: &Snapshot| {
+            s.tokens
+                .get(&sha)
+                .filter(|t| t.revoked == 0)
+                .and_then(|t| s.users.get(&t.login))
+                .and_then(|u| Self::principal_of(u, Via::Token, String::new()))
+        };
+        if let Some(p) = found(&self.read()) {
+            return Some(p);
+        }
+        self.refresh_if_older(store, MISS_REFRESH_MIN).await;
+        found(&self.read())
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
+        // HMAC takes keys of any length: this cannot fail.
+        #[allow(clippy::expect_used)]
+        let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        for p in parts {
+            m.update(&(p.len() as u64).to_le_bytes());
+            m.update(p);
+        }
+        m
+    }
+
+    /// A session cookie value for an account, valid until `expires` (seconds since the epoch).
+    pub fn session_value(&self, user: &UserRow, expires: u64) -> String {
+        let mac = self.mac(&[
+            b"session",
+            user.login.as_bytes(),
+            &expires.to_le_bytes(),
+            &user.version.to_le_bytes(),
+        ]);
+        format!(
+            "{}.{expires}.{}",
+            hex::encode(user.login.as_bytes()),
+            hex::encode(mac.finalize().into_bytes())
+        )
+    }
+
+    /// The account of a session cookie value, if it is genuine, unexpired and the account
+    /// unchanged since it was signed.
+    pub async fn by_session(&self, store: &Store, value: &str, now: u64) -> Option<Principal> {
+        // Malformed or expired values cost no refresh.
+        parse_session(value).filter(|s| s.expires > now)?;
+        self.refresh_if_older(store, REFRESH_EVERY).await;
+        let snap = self.read();
+        self.check_session(value, now, |login| snap.users.get(login).cloned())
+    }
+
+    /// The account of a session cookie value given a way to look accounts up: genuine (the MAC
+    /// verifies against the account's current version), unexpired, the account enabled.
+    pub fn check_session(
+        &self,
+        value: &str,
+        now: u64,
+        lookup: impl Fn(&str) -> Option<UserRow>,
+    ) -> Option<Principal> {
+        let s = parse_session(value)?;
+        if s.expires <= now {
+            return None;
+        }
+        let user = lookup(&s.login)?;
+        self.mac(&[b"session", s.login.as_bytes(), &s.expires.to_le_bytes(), &user.version.to_le_bytes()])
+            .verify_slice(&s.mac)
+            .ok()?;
+        Self::principal_of(&user, Via::Session, value.to_owned())
+    }
+
+    /// The CSRF token of a session.
+    pub fn csrf_token(&self, session: &str) -> String {
+        hex::encode(&self.mac(&[b"csrf", session.as_bytes()]).finalize().into_bytes()[..16])
+    }
+
+    /// The CSRF token of the login form for a nonce cookie.
+    pub fn login_token(&self, nonce: &str) -> String {
+        hex::encode(&self.mac(&[b"login", nonce.as_bytes()]).finalize().into_bytes()[..16])
+    }
+
+    /// Compares a submitted CSRF token with the expected one in constant time.
+    pub fn tokens_match(expected: &str, submitted: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        expected.len() == submitted.len() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+
+    /// Checks a login and password; the account on success.
+    pub async fn sign_in(&self, store: &Store, login: &str, password: &str) -> Result<UserRow, LoginError> {
+        {
+            let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((n, last)) = failures.get(login)
+                && *n >= LOCK_AFTER
+                && last.elapsed() < LOCK_FOR
+            {
+                return Err(LoginError::Locked);
+            }
+        }
+        self.refresh_if_older(store, MISS_REFRESH_MIN).await;
+        if self.age().is_none() {
+            return Err(LoginError::Unavailable);
+        }
+        let user = self.read().users.get(login).cloned();
+        let known = user.as_ref().map(|u| u.password_hash.clone());
+        let pw = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &known.unwrap_or_else(dummy_hash)))
+            .await
+            .unwrap_or(false);
+        match user {
+            Some(u) if ok && u.disabled == 0 => {
+                self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(login);
+                Ok(u)
+            }
+            _ => {
+                let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Bounded: a flood of invented logins cannot grow the map without limit.
+                if failures.len() > 10_000 {
+                    failures.retain(|_, (_, t)| t.elapsed() < LOCK_FOR);
+                }
+                let e = failures.entry(login.to_owned()).or_insert((0, Instant::now()));
+                e.0 += 1;
+                e.1 = Instant::now();
+                Err(LoginError::Invalid)
+            }
+        }
+    }
+
+    /// The registry place of a school.
+    pub fn place(&self, school: &str) -> Option<Place> {
+        self.read().places.get(school).cloned()
+    }
+
+    /// Whether a principal sees a school.
+    pub fn sees(&self, p: &Principal, school: &str) -> bool {
+        p.scope.covers(school, self.read().places.get(school))
+    }
+
+    /// The registered schools a principal sees, with their places, by id.
+    pub fn visible_schools(&self, p: &Principal) -> Vec<(String, Place)> {
+        let mut v: Vec<(String, Place)> = self
+            .read()
+            .places
+            .iter()
+            .filter(|(id, place)| p.scope.covers(id, Some(place)))
+            .map(|(id, place)| (id.clone(), place.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Refreshes the cache now if it is older than the usual interval (the UI calls this before
+    /// listing schools).
+    pub async fn ensure_fresh(&self, store: &Store) {
+        self.refresh_if_older(store, REFRESH_EVERY).await;
+    }
+
+    /// API tokens of a login, latest state.
+    pub fn tokens_of(&self, login: &str) -> Vec<ApiTokenRow> {
+        let mut v: Vec<ApiTokenRow> =
+            self.read().tokens.values().filter(|t| t.login == login).cloned().collect();
+        v.sort_by(|a, b| (a.created_at, &a.token_id).cmp(&(b.created_at, &b.token_id)));
+        v
+    }
+
+    /// Every account, by login.
+    pub fn users(&self) -> Vec<UserRow> {
+        let mut v: Vec<UserRow> = self.read().users.values().cloned().collect();
+        v.sort_by(|a, b| a.login.cmp(&b.login));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(login: &str, version: u64) -> UserRow {
+        UserRow {
+            login: login.into(),
+            role: "ops".into(),
+            scope: "municipality:Аша".into(),
+            password_hash: String::new(),
+            disabled: 0,
+            created_at: 0,
+            version,
+        }
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterY", &h));
+        assert!(!verify_password("x", "not a hash"));
+        // Salted: the same password hashes differently.
+        assert_ne!(h, hash_password("correct horse battery").unwrap());
+    }
+
+    #[test]
+    fn scopes_cover_by_registry_place() {
+        let p = Place { region: "74".into(), municipality: "Аша".into(), name: String::new() };
+        assert!(AccessScope::All.covers("x", None));
+        assert!(AccessScope::Region("74".into()).covers("x", Some(&p)));
+        assert!(!AccessScope::Region("66".into()).covers("x", Some(&p)));
+        assert!(AccessScope::Municipality("Аша".into()).covers("x", Some(&p)));
+        assert!(!AccessScope::Municipality("Миасс".into()).covers("x", Some(&p)));
+        assert!(AccessScope::School("x".into()).covers("x", Some(&p)));
+        assert!(!AccessScope::School("y".into()).covers("x", Some(&p)));
+        // Unregistered schools: `all` only.
+        assert!(!AccessScope::Region("74".into()).covers("x", None));
+        assert_eq!(AccessScope::parse("municipality:Аша").unwrap().to_string(), "municipality:Аша");
+        assert!(AccessScope::parse("planet:earth").is_err());
+    }
+
+    #[test]
+    fn session_macs_bind_login_expiry_and_version() {
+        let a = Accounts::new([7; 32]);
+        let v = a.session_value(&user("ivanova", 1), 2_000_000_000);
+        assert_ne!(v, a.session_value(&user("ivanova", 2), 2_000_000_000));
+        assert_ne!(v, a.session_value(&user("ivanova", 1), 2_000_000_001));
+        assert_ne!(v, Accounts::new([8; 32]).session_value(&user("ivanova", 1), 2_000_000_000));
+        // The CSRF token follows the session.
+        assert_ne!(a.csrf_token(&v), a.csrf_token(&a.session_value(&user("ivanova", 2), 2_000_000_000)));
+        assert!(Accounts::tokens_match(&a.csrf_token(&v), &a.csrf_token(&v)));
+        assert!(!Accounts::tokens_match(&a.csrf_token(&v), ""));
+    }
+
+    #[test]
+    fn sessions_verify_only_when_genuine_current_and_unexpired() {
+        let a = Accounts::new([7; 32]);
+        let u = user("ivanova", 3);
+        let v = a.session_value(&u, 2_000);
+        let lookup = |login: &str| (login == "ivanova").then(|| u.clone());
+        assert_eq!(a.check_session(&v, 1_999, lookup).map(|p| p.login), Some("ivanova".into()));
+        assert!(a.check_session(&v, 2_000, lookup).is_none(), "expired");
+        // The account changed since (a new password bumps its version).
+        assert!(a.check_session(&v, 1_000, |_| Some(user("ivanova", 4))).is_none());
+        // A disabled account.
+        assert!(a.check_session(&v, 1_000, |_| Some(UserRow { disabled: 1, ..u.clone() })).is_none());
+        // Tampering: a later expiry, another login, a flipped MAC bit.
+        let later = v.replacen(".2000.", ".9000.", 1);
+        assert!(a.check_session(&later, 1_000, lookup).is_none());
+        let other = a.session_value(&user("petrov", 3), 2_000);
+        let forged = format!("{}{}", hex::encode("ivanova"), &other[other.find('.').unwrap()..]);
+        assert!(a.check_session(&forged, 1_000, lookup).is_none());
+        let mut flipped = v.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        assert!(a.check_session(&String::from_utf8(flipped).unwrap(), 1_000, lookup).is_none());
+        for bad in ["", "x", "..", "zz.1.00", &format!("{v}.x")] {
+            assert!(parse_session(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn logins_are_checked() {
+        assert!(validate_login("ops.asha-1").is_ok());
+        for bad in ["", "Ivanova", "-x", "a b", "иванова"] {
+            assert!(validate_login(bad).is_err(), "{bad}");
+        }
+        assert!(check_password_strength("short").is_err());
+    }
+}
