@@ -337,6 +337,13 @@ fn web_ui_in_chromium_and_access_scopes() {
     assert!(browser.has("#heatmap"), "the school page has its heatmap");
     let devices_table = browser.text(&browser.find("#devices"));
     assert!(devices_table.contains("МФУ") && devices_table.contains("Коммутатор"), "{devices_table}");
+    // Classes by the norm profile's names, not the agents' ids alone.
+    assert!(devices_table.contains("Ноутбук педагога (teacher_laptop)"), "{devices_table}");
+    assert_eq!(
+        browser.text(&browser.find("h3")),
+        "Ноутбук педагога (teacher_laptop)",
+        "the class chart's heading"
+    );
     browser.screenshot("04-school");
     let school_url = browser.url();
 

@@ -18,6 +18,20 @@ use crate::storage::overview::OverviewRows;
 
 type Page = Result<Response, Response>;
 
+/// An equipment class as people name it: the norm profile's category that counts it
+/// («Ноутбук педагога (teacher_laptop)»), else the class id as the agent reported it.
+fn class_label(st: &ApiState, lang: Lang, class: &str) -> String {
+    if class.is_empty() {
+        return "—".to_owned();
+    }
+    let category =
+        st.profiles.iter().flat_map(|p| &p.categories).find(|k| k.classes.iter().any(|x| x == class));
+    match category {
+        Some(k) => format!("{} ({class})", if lang == Lang::Ru { &k.name } else { &k.name_en }),
+        None => class.to_owned(),
+    }
+}
+
 /// An API error as a page.
 fn fail(c: &Ctx, e: AppError) -> Response {
     match e {
@@ -498,12 +512,7 @@ pub(crate) async fn school(
         let _ = write!(body, r#"<p class="muted">{}</p>"#, c.t("no_data"));
     }
     for (class, days) in &classes {
-        let _ = write!(
-            body,
-            "<h3>{}</h3>{}",
-            esc(if class.is_empty() { "—" } else { class }),
-            day_chart(&c, days)
-        );
+        let _ = write!(body, "<h3>{}</h3>{}", esc(&class_label(&st, c.lang, class)), day_chart(&c, days));
     }
 
     let _ = write!(body, "<h2>{}</h2>{}", c.t("heatmap"), heatmap(&c, period, &cells, &st.web.timezone));
@@ -532,7 +541,7 @@ pub(crate) async fn school(
             esc(&d.room),
             esc(&d.device_id),
             esc(label),
-            esc(&d.equipment_class),
+            esc(&class_label(&st, c.lang, &d.equipment_class)),
             esc(&d.kind),
             num(c.lang, d.powered_ms as f64 / 3_600_000.0, 1),
             num(c.lang, d.in_use_ms as f64 / 3_600_000.0, 1),
