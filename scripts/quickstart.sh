@@ -56,6 +56,8 @@ say "building Parta (release)"
 (cd "$ROOT" && cargo build --release --locked --bins -q)
 
 mkdir -p "$RUN/collector" "$RUN/agent"
+# The account and token commands log to setup.log; a failure says where to look.
+trap 'echo "quickstart failed; the last setup messages are in $RUN/setup.log" >&2' ERR
 stop_proc agent; stop_proc collector
 
 say "starting ClickHouse"
@@ -77,21 +79,21 @@ if [ -s "$RUN/agent/enroll-token" ]; then
     "$BIN/parta-collector" token revoke "$(cat "$RUN/agent/enroll-token")" >/dev/null 2>&1 || true
 fi
 say "creating an enrollment token for school $SCHOOL"
-(umask 077; "$BIN/parta-collector" token create --school "$SCHOOL" 2>/dev/null >"$RUN/agent/enroll-token")
+(umask 077; "$BIN/parta-collector" token create --school "$SCHOOL" 2>>"$RUN/setup.log" >"$RUN/agent/enroll-token")
 
 # The web UI's admin account, once; an API token for this script's own checks on every start.
 if [ ! -s "$RUN/admin-password" ]; then
     say "creating the web UI account admin (password in $RUN/admin-password)"
     (umask 077; head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/admin-password")
-    "$BIN/parta-collector" user add admin --role admin --password-stdin <"$RUN/admin-password" 2>/dev/null
+    "$BIN/parta-collector" user add admin --role admin --password-stdin <"$RUN/admin-password" 2>>"$RUN/setup.log"
 fi
 if [ -s "$RUN/api-token" ]; then
     "$BIN/parta-collector" api-token revoke "$(cat "$RUN/api-token")" >/dev/null 2>&1 || true
 fi
-(umask 077; "$BIN/parta-collector" api-token create --user admin --comment quickstart 2>/dev/null >"$RUN/api-token") || {
+(umask 077; "$BIN/parta-collector" api-token create --user admin --comment quickstart 2>>"$RUN/setup.log" >"$RUN/api-token") || {
     # The database was wiped since the password was made: make the account again.
-    "$BIN/parta-collector" user add admin --role admin --password-stdin <"$RUN/admin-password" 2>/dev/null
-    (umask 077; "$BIN/parta-collector" api-token create --user admin --comment quickstart 2>/dev/null >"$RUN/api-token")
+    "$BIN/parta-collector" user add admin --role admin --password-stdin <"$RUN/admin-password" 2>>"$RUN/setup.log"
+    (umask 077; "$BIN/parta-collector" api-token create --user admin --comment quickstart 2>>"$RUN/setup.log" >"$RUN/api-token")
 }
 
 say "starting an agent for this machine (every $INTERVAL)"

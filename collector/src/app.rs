@@ -11,7 +11,7 @@ use parta_common::settings::ConfigError;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiState};
-use crate::cli::{Cli, Command, OutputFormat, TokenAction};
+use crate::cli::{Cli, Command, OutputFormat, RollupsAction, TokenAction};
 use crate::config::CollectorConfig;
 use crate::ingest::registry::Registry;
 use crate::ingest::session::SessionCtx;
@@ -57,6 +57,7 @@ pub fn main() -> u8 {
             Command::Report { kind } => crate::compliance::commands::report(&config, kind).await,
             Command::User { action } => crate::auth::commands::user(&config, action).await,
             Command::ApiToken { action } => crate::auth::commands::api_token(&config, action).await,
+            Command::Rollups { action } => rollups(&config, action).await,
         }
     });
     // Sessions may still hold connections; do not wait for them at exit.
@@ -294,6 +295,45 @@ async fn migrate(
 }
 
 /// `token …`.
+/// How many schools one rollup statement recomputes.
+const ROLLUP_BATCH: usize = 50;
+
+/// `rollups rebuild`: recomputes the school-day rollups a batch of schools at a time, with
+/// progress on standard error.
+async fn rollups(config: &CollectorConfig, action: RollupsAction) -> anyhow::Result<()> {
+    use crate::api::usage::{DayRange, parse_date, today};
+    let RollupsAction::Rebuild { from, to, schools } = action;
+    for school in &schools {
+        parta_protocol::validate::validate_school_id(school)
+            .map_err(|e| anyhow::anyhow!("--school {school:?}: {e}"))?;
+    }
+    let to =
+        to.map_or_else(|| Ok(today()), |s| parse_date("--to", &s)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let from = from
+        .map_or_else(|| Ok(to.saturating_sub(time::Duration::days(89))), |s| parse_date("--from", &s))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let range = DayRange::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
+    let (from, to) = range.strings();
+    let store = Store::connect(&config.clickhouse).await?;
+    store.migrate().await?;
+    let schools = if schools.is_empty() { store.reporting_schools().await? } else { schools };
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    for batch in schools.chunks(ROLLUP_BATCH) {
+        let batch = batch.to_vec();
+        store.rollup_school_days(&batch, &from, &to).await.context("usage rollup")?;
+        store.rollup_espd_days(&batch, &from, &to).await.context("ЕСПД rollup")?;
+        done += batch.len();
+        eprintln!(
+            "rollups {from} … {to}: {done}/{} schools ({:.1} s)",
+            schools.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!("rebuilt the rollups of {done} schools for {from} … {to}");
+    Ok(())
+}
+
 async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<()> {
     let store = Store::connect(&config.clickhouse).await?;
     store.migrate().await?;

@@ -156,6 +156,30 @@ pub enum Command {
         #[command(subcommand)]
         action: ApiTokenAction,
     },
+    /// The per-school daily rollups behind the web UI's overview.
+    Rollups {
+        /// Rollup action.
+        #[command(subcommand)]
+        action: RollupsAction,
+    },
+}
+
+/// Rollup actions.
+#[derive(Debug, Subcommand)]
+pub enum RollupsAction {
+    /// Recompute the rollups from the usage and ЕСПД tables: after rows were loaded into
+    /// ClickHouse by other means than the collector, or to repair them. Safe to repeat.
+    Rebuild {
+        /// First day, YYYY-MM-DD (default: 90 days up to --to).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: today, UTC). At most 366 days per run.
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Only this school (repeatable; default: every school agents report for).
+        #[arg(long = "school", value_name = "ID")]
+        schools: Vec<String>,
+    },
 }
 
 /// Account actions. Passwords are read from standard input (one line), never from arguments.

@@ -203,6 +203,43 @@ fn web_ui_in_chromium_and_access_scopes() {
     ));
     assert_eq!(espd_rolled, espd_direct, "espd_days equals the checks");
 
+    // Wiped rollups come back with `rollups rebuild`, equal to what ingest made; bad arguments
+    // are refused by name.
+    ch.query(&format!("TRUNCATE TABLE {db}.school_days"));
+    ch.query(&format!("TRUNCATE TABLE {db}.espd_days"));
+    let rebuild =
+        |args: &[&str]| collector.command().args(["rollups", "rebuild"]).args(args).output().unwrap();
+    let days = ch.query("SELECT toString(today() - 3), toString(today() + 1)");
+    let (first, last) = days.trim().split_once('\t').unwrap();
+    let out = rebuild(&["--from", first, "--to", last]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let reporting = ch.query_u64(&format!("SELECT uniqExact(school_id) FROM {db}.devices"));
+    assert!(
+        out.status.success() && err.contains(&format!("rebuilt the rollups of {reporting} schools")),
+        "{err}"
+    );
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT school_id, sum(devices_used), sum(in_use_ms) FROM {db}.school_days FINAL GROUP BY school_id ORDER BY school_id"
+        )),
+        rolled
+    );
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT sum(checks), sum(tests) FROM {db}.espd_days FINAL WHERE school_id = '74-0345'"
+        )),
+        espd_rolled
+    );
+    for (args, says) in [
+        (&["--from", "2026-13-01"][..], "--from: \"2026-13-01\" is not a date"),
+        (&["--from", last, "--to", first][..], "--from/--to:"),
+        (&["--school", "74 0012"][..], "--school \"74 0012\""),
+    ] {
+        let out = rebuild(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{args:?}: {err}");
+    }
+
     // Accounts.
     collector.add_user("admin", "admin", "all", PASSWORD);
     collector.add_user("ops-kopeysk", "ops", &format!("municipality:{KOPEYSK}"), PASSWORD);

@@ -42,7 +42,7 @@ pub struct DayRange {
     pub to: Date,
 }
 
-fn parse_date(name: &str, s: &str) -> Result<Date, AppError> {
+pub(crate) fn parse_date(name: &str, s: &str) -> Result<Date, AppError> {
     Date::parse(s, format_description!("[year]-[month]-[day]"))
         .map_err(|_| AppError::BadRequest(format!("{name}: {s:?} is not a date like 2026-11-23")))
 }
@@ -62,6 +62,11 @@ impl DayRange {
             Some(s) => parse_date("from", s)?,
             None => to.saturating_sub(time::Duration::days(6)),
         };
+        Self::new(from, to)
+    }
+
+    /// A range of at most [`MAX_DAYS`] days, `from` not after `to`.
+    pub fn new(from: Date, to: Date) -> Result<Self, AppError> {
         if from > to {
             return Err(AppError::BadRequest(format!(
                 "from ({}) is after to ({})",
