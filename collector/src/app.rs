@@ -294,7 +294,6 @@ async fn migrate(
     Ok(())
 }
 
-/// `token …`.
 /// How many schools one rollup statement recomputes.
 const ROLLUP_BATCH: usize = 50;
 
@@ -314,15 +313,13 @@ async fn rollups(config: &CollectorConfig, action: RollupsAction) -> anyhow::Res
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let range = DayRange::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
     let (from, to) = range.strings();
-    let store = Store::connect(&config.clickhouse).await?;
-    store.migrate().await?;
+    let store = migrated_store(config).await?;
     let schools = if schools.is_empty() { store.reporting_schools().await? } else { schools };
     let started = std::time::Instant::now();
     let mut done = 0;
     for batch in schools.chunks(ROLLUP_BATCH) {
-        let batch = batch.to_vec();
-        store.rollup_school_days(&batch, &from, &to).await.context("usage rollup")?;
-        store.rollup_espd_days(&batch, &from, &to).await.context("ЕСПД rollup")?;
+        store.rollup_school_days(batch, &from, &to).await.context("usage rollup")?;
+        store.rollup_espd_days(batch, &from, &to).await.context("ЕСПД rollup")?;
         done += batch.len();
         eprintln!(
             "rollups {from} … {to}: {done}/{} schools ({:.1} s)",
@@ -334,9 +331,9 @@ async fn rollups(config: &CollectorConfig, action: RollupsAction) -> anyhow::Res
     Ok(())
 }
 
+/// `token …`.
 async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<()> {
-    let store = Store::connect(&config.clickhouse).await?;
-    store.migrate().await?;
+    let store = migrated_store(config).await?;
     match action {
         TokenAction::Create { school, comment } => {
             parta_protocol::validate::validate_school_id(&school)
@@ -408,7 +405,7 @@ async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<
             }
             let mut revoked = row.clone();
             revoked.revoked = 1;
-            revoked.version = now_ms().max(row.version + 1);
+            revoked.version = next_version(row.version);
             store.put_token(&revoked).await?;
             println!(
                 "revoked token {} of school {}; connected agents using it are refused from their next session",
@@ -422,6 +419,18 @@ async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<
 /// Never echo a whole secret back.
 pub(crate) fn abbreviate(s: &str) -> String {
     if s.len() > 16 { format!("{}…", s.chars().take(12).collect::<String>()) } else { s.to_owned() }
+}
+
+/// A store whose schema is current: what every command that reads or writes data starts with.
+pub(crate) async fn migrated_store(config: &CollectorConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.clickhouse).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The version of a row's next state: now in milliseconds, and always above the previous.
+pub(crate) fn next_version(previous: u64) -> u64 {
+    now_ms().max(previous + 1)
 }
 
 pub(crate) fn now_ms() -> u64 {

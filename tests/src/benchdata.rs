@@ -2,12 +2,34 @@
 //! so that millions of rows load in seconds: the same schools, device ids and ЕСПД rounds for
 //! every benchmark that needs a region.
 
+use parta_collector::compliance::registry::School;
+
 /// The first day of generated data (2026-08-25, days since 1970-01-01).
 pub const FIRST_DAY: i64 = 20_690;
 
 /// The school id of school number `s` (`74-10000` …).
 pub fn school_id(s: u64) -> String {
     format!("74-{}", 10_000 + s)
+}
+
+/// The registry of a region of `schools` schools in 40 municipalities: every third school
+/// rural, sizes varying from school to school.
+pub fn registry(schools: u64) -> Vec<School> {
+    (0..schools)
+        .map(|s| School {
+            region_code: "74".into(),
+            municipality: format!("Муниципалитет {}", s % 40),
+            school_id: school_id(s),
+            name: format!("МОУ СОШ № {s}"),
+            address: format!("ул. Школьная, {s}"),
+            locality: if s % 3 == 0 { "rural" } else { "urban" }.into(),
+            pupils: 100 + u32::try_from(s * 37 % 1500).unwrap(),
+            teachers: 10 + u32::try_from(s % 60).unwrap(),
+            admin_staff: 3,
+            classrooms: 10 + u32::try_from(s % 40).unwrap(),
+            buildings: 1 + u32::try_from(s % 3).unwrap(),
+        })
+        .collect()
 }
 
 /// [`school_id`] in SQL, of a number column.

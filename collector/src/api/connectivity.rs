@@ -162,6 +162,16 @@ pub async fn connectivity(
         .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
     state.check_school(&principal, &school)?;
     let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
+    connectivity_of(&state, school, range).await.map(Json)
+}
+
+/// A school's ЕСПД figures over a range; the caller has validated the id and checked the
+/// account's scope.
+pub(crate) async fn connectivity_of(
+    state: &ApiState,
+    school: String,
+    range: DayRange,
+) -> Result<ConnectivityJson, AppError> {
     let (from, to) = range.strings();
     let rows = state.store.connectivity(&school, &from, &to).await?;
     let mut out = ConnectivityJson {
@@ -264,5 +274,5 @@ pub async fn connectivity(
             }
         })
         .collect();
-    Ok(Json(out))
+    Ok(out)
 }

@@ -57,6 +57,17 @@ impl ApiState {
         self.accounts.by_session(&self.store, &session, u64::from(crate::storage::now_secs())).await
     }
 
+    /// Puts the request's account into its extensions; `false` when it has none.
+    pub async fn authenticate(&self, req: &mut axum::extract::Request) -> bool {
+        match self.principal(req.headers()).await {
+            Some(p) => {
+                req.extensions_mut().insert(p);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// 403 unless the account sees the school.
     pub fn check_school(&self, p: &Principal, school: &str) -> Result<(), AppError> {
         if self.accounts.sees(p, school) { Ok(()) } else { Err(AppError::Forbidden(OUT_OF_SCOPE.into())) }
@@ -84,21 +95,10 @@ impl ApiState {
         p: &Principal,
         scope: &crate::compliance::build::Scope,
     ) -> Result<(), AppError> {
-        use crate::compliance::build::Scope;
         if p.scope == AccessScope::All {
             return Ok(());
         }
-        let everyone = Principal { scope: AccessScope::All, ..p.clone() };
-        let in_scope: Vec<(String, crate::auth::Place)> = self
-            .accounts
-            .visible_schools(&everyone)
-            .into_iter()
-            .filter(|(id, place)| match scope {
-                Scope::Region(r) => &place.region == r,
-                Scope::Municipality(m) => &place.municipality == m,
-                Scope::School(s) => s == id,
-            })
-            .collect();
+        let in_scope = self.accounts.visible_schools(&AccessScope::from(scope));
         if !in_scope.is_empty() && in_scope.iter().all(|(id, place)| p.scope.covers(id, Some(place))) {
             Ok(())
         } else {
@@ -137,13 +137,7 @@ async fn require_account(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match st.principal(req.headers()).await {
-        Some(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
-        }
-        None => AppError::Unauthorized.into_response(),
-    }
+    if st.authenticate(&mut req).await { next.run(req).await } else { AppError::Unauthorized.into_response() }
 }
 
 /// A handler failure.

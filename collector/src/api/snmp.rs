@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::usage::{DayRange, RangeQuery, parse_device, range, today};
 use super::{ApiState, AppError};
 use crate::storage::queries::{IfBucketRow, IfStatusRow, PrinterDayRow, day_string};
+use parta_protocol::DeviceId;
 
 /// ifOperStatus names (RFC 2863).
 pub fn oper_status_name(s: u8) -> &'static str {
@@ -205,8 +206,19 @@ pub(crate) async fn device_interfaces(
     st.check_device(&principal, device).await?;
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
+    interfaces_of(&st, device, range, q.step.as_deref()).await.map(Json)
+}
+
+/// A device's interfaces over a range in steps of `step` seconds (default by the range's
+/// length); the caller has checked the account's scope.
+pub(crate) async fn interfaces_of(
+    st: &ApiState,
+    device: DeviceId,
+    range: DayRange,
+    step: Option<&str>,
+) -> Result<InterfacesJson, AppError> {
     let days = (range.to - range.from).whole_days() + 1;
-    let step_s = match q.step.as_deref() {
+    let step_s = match step {
         None => default_step(days),
         Some(s) => match s.parse::<i64>() {
             Ok(n) if (60..=86_400).contains(&n) && n * 2000 >= days * 86_400 => n,
@@ -220,7 +232,7 @@ pub(crate) async fn device_interfaces(
     let (from, to) = range.strings();
     let buckets = st.store.interface_series(device, &from, &to, step_s * 1000).await?;
     let status = st.store.interface_status(device, &from, &to).await?;
-    Ok(Json(interfaces_json(device.to_string(), range, step_s, buckets, status)))
+    Ok(interfaces_json(device.to_string(), range, step_s, buckets, status))
 }
 
 /// Pages of one day.
@@ -295,10 +307,18 @@ pub(crate) async fn device_pages(
 ) -> Result<Json<PagesJson>, AppError> {
     let device = parse_device(&id)?;
     st.check_device(&principal, device).await?;
-    let range = range(query)?;
+    pages_of(&st, device, range(query)?).await.map(Json)
+}
+
+/// A printer's pages per day over a range; the caller has checked the account's scope.
+pub(crate) async fn pages_of(
+    st: &ApiState,
+    device: DeviceId,
+    range: DayRange,
+) -> Result<PagesJson, AppError> {
     let (from, to) = range.strings();
     let (days, baseline) = st.store.printer_days(device, &from, &to).await?;
-    Ok(Json(pages_json(device.to_string(), range, days, baseline)))
+    Ok(pages_json(device.to_string(), range, days, baseline))
 }
 
 #[cfg(test)]

@@ -54,14 +54,22 @@ fn format_date(d: Date) -> String {
 impl DayRange {
     /// Validates `from`/`to` (defaults: the last seven days up to today, UTC).
     pub fn resolve(q: &RangeQuery, today: Date) -> Result<Self, AppError> {
-        let to = match &q.to {
-            Some(s) => parse_date("to", s)?,
-            None => today,
-        };
-        let from = match &q.from {
-            Some(s) => parse_date("from", s)?,
-            None => to.saturating_sub(time::Duration::days(6)),
-        };
+        Self::parse(q.from.as_deref(), q.to.as_deref(), 7, today)
+    }
+
+    /// Validates `from`/`to`; `to` defaults to `today`, `from` to the `default_days` days up
+    /// to `to`.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        default_days: i64,
+        today: Date,
+    ) -> Result<Self, AppError> {
+        let to = to.map_or(Ok(today), |s| parse_date("to", s))?;
+        let from = from.map_or_else(
+            || Ok(to.saturating_sub(time::Duration::days(default_days - 1))),
+            |s| parse_date("from", s),
+        )?;
         Self::new(from, to)
     }
 
@@ -89,7 +97,7 @@ pub(crate) fn today() -> Date {
     time::OffsetDateTime::now_utc().date()
 }
 
-pub(super) fn parse_device(id: &str) -> Result<DeviceId, AppError> {
+pub(crate) fn parse_device(id: &str) -> Result<DeviceId, AppError> {
     id.parse().map_err(|_| AppError::BadRequest(format!("device id {id:?} is not a UUID")))
 }
 
@@ -131,6 +139,11 @@ pub(crate) async fn device(
 ) -> Result<Json<DeviceDetailJson>, AppError> {
     let device = parse_device(&id)?;
     st.check_device(&principal, device).await?;
+    device_detail(&st, device).await.map(Json)
+}
+
+/// A device's kind, place and latest inventory; the caller has checked the account's scope.
+pub(crate) async fn device_detail(st: &ApiState, device: DeviceId) -> Result<DeviceDetailJson, AppError> {
     let Some(a) = st.store.device_attrs(device).await? else {
         return Err(AppError::NotFound(format!("no inventory stored for device {device}")));
     };
@@ -155,7 +168,7 @@ pub(crate) async fn device(
         let json = st.store.inventory_json(device, display).await?.unwrap_or_default();
         serde_json::from_str(&json).unwrap_or(serde_json::Value::Null)
     };
-    Ok(Json(DeviceDetailJson {
+    Ok(DeviceDetailJson {
         device_id: a.device_id.to_string(),
         host_id: a.host_id.to_string(),
         school_id: a.school_id,
@@ -165,7 +178,7 @@ pub(crate) async fn device(
         label: a.label,
         serial: a.serial,
         inventory,
-    }))
+    })
 }
 
 /// Totals of one day (or of a whole range).
@@ -226,7 +239,15 @@ pub(crate) async fn device_usage(
 ) -> Result<Json<UsageJson>, AppError> {
     let device = parse_device(&id)?;
     st.check_device(&principal, device).await?;
-    let r = range(query)?;
+    device_usage_of(&st, device, range(query)?).await.map(Json)
+}
+
+/// A device's use per day over a range; the caller has checked the account's scope.
+pub(crate) async fn device_usage_of(
+    st: &ApiState,
+    device: DeviceId,
+    r: DayRange,
+) -> Result<UsageJson, AppError> {
     let (from, to) = r.strings();
     let rows = st.store.device_usage(device, &from, &to).await?;
     let mut days: BTreeMap<u16, (Acc, BTreeMap<String, i64>)> = BTreeMap::new();
@@ -246,13 +267,7 @@ pub(crate) async fn device_usage(
     }
     let days =
         days.into_iter().map(|(d, (acc, by_class))| day_json(Some(day_string(d)), acc, &by_class)).collect();
-    Ok(Json(UsageJson {
-        device_id: device.to_string(),
-        from,
-        to,
-        days,
-        total: day_json(None, total.0, &total.1),
-    }))
+    Ok(UsageJson { device_id: device.to_string(), from, to, days, total: day_json(None, total.0, &total.1) })
 }
 
 /// One equipment class of a school.

@@ -6,17 +6,11 @@ use anyhow::{Context as _, bail};
 
 use super::{AccessScope, Role, check_password_strength, generate_api_token, hash_password, validate_login};
 use crate::api::rfc3339;
-use crate::app::{abbreviate, now_ms};
+use crate::app::{abbreviate, migrated_store as store, next_version, now_ms};
 use crate::cli::{ApiTokenAction, OutputFormat, UserAction};
 use crate::config::CollectorConfig;
 use crate::storage::accounts::UserRow;
 use crate::storage::{Store, now_secs};
-
-async fn store(config: &CollectorConfig) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.clickhouse).await?;
-    store.migrate().await?;
-    Ok(store)
-}
 
 /// One line from standard input, without its line ending.
 fn read_password() -> anyhow::Result<String> {
@@ -67,7 +61,7 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
                 password_hash: hash(&password)?,
                 disabled: 0,
                 created_at: previous.as_ref().map_or_else(now_secs, |p| p.created_at),
-                version: now_ms().max(previous.as_ref().map_or(0, |p| p.version + 1)),
+                version: previous.as_ref().map_or_else(now_ms, |p| next_version(p.version)),
             };
             store.put_user(&row).await?;
             let verb = if previous.is_some() { "updated" } else { "added" };
@@ -82,7 +76,7 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
             let store = store(config).await?;
             let mut row = find_user(&store, &login).await?;
             row.password_hash = hash(&password)?;
-            row.version = now_ms().max(row.version + 1);
+            row.version = next_version(row.version);
             store.put_user(&row).await?;
             eprintln!("password of {login} changed; its sessions have ended");
         }
@@ -90,7 +84,7 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
             let store = store(config).await?;
             let mut row = find_user(&store, &login).await?;
             row.disabled = 1;
-            row.version = now_ms().max(row.version + 1);
+            row.version = next_version(row.version);
             store.put_user(&row).await?;
             eprintln!("account {login} disabled; its sessions and API tokens no longer work");
         }
@@ -184,7 +178,7 @@ pub async fn api_token(config: &CollectorConfig, action: ApiTokenAction) -> anyh
             };
             let mut revoked = row.clone();
             revoked.revoked = 1;
-            revoked.version = now_ms().max(row.version + 1);
+            revoked.version = next_version(row.version);
             store.put_api_token(&revoked).await?;
             println!("revoked API token {} of {}", row.token_id, row.login);
         }

@@ -32,7 +32,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, Mac};
 use rand::RngExt;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::storage::accounts::{ApiTokenRow, UserRow};
 use crate::storage::{Store, StoreError};
@@ -102,11 +102,7 @@ impl AccessScope {
         if s.trim() == "all" {
             return Ok(Self::All);
         }
-        match crate::compliance::build::Scope::parse(s)? {
-            crate::compliance::build::Scope::Region(r) => Ok(Self::Region(r)),
-            crate::compliance::build::Scope::Municipality(m) => Ok(Self::Municipality(m)),
-            crate::compliance::build::Scope::School(id) => Ok(Self::School(id)),
-        }
+        crate::compliance::build::Scope::parse(s).map(|r| Self::from(&r))
     }
 
     /// Whether a school (with its registry place, if registered) is in this scope.
@@ -117,6 +113,18 @@ impl AccessScope {
             (Self::Region(r), Some(p)) => &p.region == r,
             (Self::Municipality(m), Some(p)) => &p.municipality == m,
             (Self::School(s), Some(_)) => s == school_id,
+        }
+    }
+}
+
+/// The schools of a report scope, as an access scope.
+impl From<&crate::compliance::build::Scope> for AccessScope {
+    fn from(s: &crate::compliance::build::Scope) -> Self {
+        use crate::compliance::build::Scope;
+        match s {
+            Scope::Region(r) => Self::Region(r.clone()),
+            Scope::Municipality(m) => Self::Municipality(m.clone()),
+            Scope::School(id) => Self::School(id.clone()),
         }
     }
 }
@@ -222,7 +230,7 @@ pub fn validate_login(login: &str) -> Result<(), String> {
 pub fn generate_api_token(login: &str, comment: &str, now: u32, version: u64) -> (String, ApiTokenRow) {
     let bytes: [u8; 20] = rand::rng().random();
     let token = format!("pat1_{}", hex::encode(bytes));
-    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    let sha = crate::tokens::hash(&token);
     let row = ApiTokenRow {
         token_id: sha[..12].to_owned(),
         token_sha256: sha,
@@ -400,7 +408,7 @@ impl Accounts {
     /// The account of an API token, if the token is current and its account enabled.
     pub async fn by_token(&self, store: &Store, token: &str) -> Option<Principal> {
         self.refresh_if_older(store, REFRESH_EVERY).await;
-        let sha = hex::encode(Sha256::digest(token.as_bytes()));
+        let sha = crate::tokens::hash(token);
         let found = |s: &Snapshot| {
             s.tokens
                 .get(&sha)
@@ -426,14 +434,14 @@ impl Accounts {
         m
     }
 
+    /// The MAC of a session: the login, its expiry and the account's version.
+    fn session_mac(&self, login: &str, expires: u64, version: u64) -> HmacSha256 {
+        self.mac(&[b"session", login.as_bytes(), &expires.to_le_bytes(), &version.to_le_bytes()])
+    }
+
     /// A session cookie value for an account, valid until `expires` (seconds since the epoch).
     pub fn session_value(&self, user: &UserRow, expires: u64) -> String {
-        let mac = self.mac(&[
-            b"session",
-            user.login.as_bytes(),
-            &expires.to_le_bytes(),
-            &user.version.to_le_bytes(),
-        ]);
+        let mac = self.session_mac(&user.login, expires, user.version);
         format!(
             "{}.{expires}.{}",
             hex::encode(user.login.as_bytes()),
@@ -464,9 +472,7 @@ impl Accounts {
             return None;
         }
         let user = lookup(&s.login)?;
-        self.mac(&[b"session", s.login.as_bytes(), &s.expires.to_le_bytes(), &user.version.to_le_bytes()])
-            .verify_slice(&s.mac)
-            .ok()?;
+        self.session_mac(&s.login, s.expires, user.version).verify_slice(&s.mac).ok()?;
         Self::principal_of(&user, Via::Session, value.to_owned())
     }
 
@@ -536,13 +542,13 @@ impl Accounts {
         p.scope.covers(school, self.read().places.get(school))
     }
 
-    /// The registered schools a principal sees, with their places, by id.
-    pub fn visible_schools(&self, p: &Principal) -> Vec<(String, Place)> {
+    /// The registered schools of a scope, with their places, by id.
+    pub fn visible_schools(&self, scope: &AccessScope) -> Vec<(String, Place)> {
         let mut v: Vec<(String, Place)> = self
             .read()
             .places
             .iter()
-            .filter(|(id, place)| p.scope.covers(id, Some(place)))
+            .filter(|(id, place)| scope.covers(id, Some(place)))
             .map(|(id, place)| (id.clone(), place.clone()))
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));

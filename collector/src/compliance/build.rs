@@ -256,8 +256,7 @@ pub async fn log(
 
 /// Records each school's verdict of a computed report (the overview shows the latest).
 pub async fn record_statuses(store: &Store, req: &Request, built: &Built) -> Result<(), BuildError> {
-    let m = &built.report.methodology;
-    store.put_compliance_status(&school_statuses(&built.report, req, m, now_secs())).await?;
+    store.put_compliance_status(&school_statuses(&built.report, req, now_secs())).await?;
     Ok(())
 }
 
@@ -266,10 +265,10 @@ pub async fn record_statuses(store: &Store, req: &Request, built: &Built) -> Res
 fn school_statuses(
     report: &crate::compliance::report::ComplianceReport,
     req: &Request,
-    m: &crate::compliance::report::Methodology,
     now: u32,
 ) -> Vec<crate::storage::overview::ComplianceStatusRow> {
     use crate::compliance::report::Status;
+    let m = &report.methodology;
     let mut by_school: std::collections::BTreeMap<&str, [u32; 4]> = std::collections::BTreeMap::new();
     for line in &report.schools {
         let counts = by_school.entry(&line.school_id).or_default();

@@ -9,21 +9,15 @@ use super::csvin::{Delimiter, Encoding};
 use super::export::{Format3, Lang};
 use super::import::{self, ReadOptions};
 use super::profile::{self, Profile, UsageRule};
+use crate::app::migrated_store as store;
 use crate::cli::{ImportArgs, InventoryAction, OutputFormat, ProfilesAction, ReportKind, SchoolsAction};
 use crate::config::CollectorConfig;
-use crate::storage::Store;
 
 fn read_options(a: &ImportArgs) -> anyhow::Result<ReadOptions> {
     Ok(ReadOptions {
         encoding: Encoding::parse(&a.encoding).map_err(anyhow::Error::msg).context("--encoding")?,
         delimiter: Delimiter::parse(&a.delimiter).map_err(anyhow::Error::msg).context("--delimiter")?,
     })
-}
-
-async fn store(config: &CollectorConfig) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.clickhouse).await?;
-    store.migrate().await?;
-    Ok(store)
 }
 
 /// The profiles, shipped and regional.

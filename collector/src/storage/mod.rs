@@ -249,9 +249,7 @@ impl Store {
             // Days touched per device; recomputed in groups that keep the SQL small.
             let mut days: std::collections::BTreeMap<uuid::Uuid, (u16, u16)> =
                 std::collections::BTreeMap::new();
-            let mut schools: Vec<String> = b.usage.iter().map(|u| u.school_id.clone()).collect();
-            schools.sort_unstable();
-            schools.dedup();
+            let (schools, first_day, last_day) = touched(b.usage.iter().map(|u| (&u.school_id, u.local_day)));
             for u in &b.usage {
                 let e = days.entry(u.device_id).or_insert((u.local_day, u.local_day));
                 e.0 = e.0.min(u.local_day);
@@ -264,17 +262,11 @@ impl Store {
                 let to = group.iter().map(|g| g.1.1).max().unwrap_or(0);
                 self.rollup_usage(&schools, &devices, from, to).await?;
             }
-            let from = b.usage.iter().map(|u| u.local_day).min().unwrap_or(0);
-            let to = b.usage.iter().map(|u| u.local_day).max().unwrap_or(0);
-            self.rollup_school_days(&schools, &queries::day_string(from), &queries::day_string(to)).await?;
+            self.rollup_school_days(&schools, &first_day, &last_day).await?;
         }
         if !b.checks.is_empty() {
-            let mut schools: Vec<String> = b.checks.iter().map(|c| c.school_id.clone()).collect();
-            schools.sort_unstable();
-            schools.dedup();
-            let from = b.checks.iter().map(|c| c.local_day).min().unwrap_or(0);
-            let to = b.checks.iter().map(|c| c.local_day).max().unwrap_or(0);
-            self.rollup_espd_days(&schools, &queries::day_string(from), &queries::day_string(to)).await?;
+            let (schools, from, to) = touched(b.checks.iter().map(|c| (&c.school_id, c.local_day)));
+            self.rollup_espd_days(&schools, &from, &to).await?;
         }
         self.insert_rows("ingest_ledger", &b.ledger).await?;
         Ok(started.elapsed())
@@ -284,6 +276,20 @@ impl Store {
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// The schools (sorted, each once) and the first and last local day of rows a batch touched.
+fn touched<'a>(rows: impl Iterator<Item = (&'a String, u16)>) -> (Vec<String>, String, String) {
+    let mut schools = Vec::new();
+    let (mut first, mut last) = (u16::MAX, 0);
+    for (school, day) in rows {
+        schools.push(school.clone());
+        first = first.min(day);
+        last = last.max(day);
+    }
+    schools.sort_unstable();
+    schools.dedup();
+    (schools, queries::day_string(first.min(last)), queries::day_string(last))
 }
 
 /// Seconds since the Unix epoch, as ClickHouse `DateTime`.

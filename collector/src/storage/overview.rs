@@ -47,7 +47,17 @@ const ESPD_DAYS_SELECT: &str = "SELECT school_id, c_day, toUInt32(count()), toUI
  GROUP BY school_id, c_day";
 
 /// The filter of a recomputation: the schools touched and the range of days.
-const TOUCHED: &str = "school_id IN (SELECT arrayJoin(CAST(? AS Array(String)))) AND local_day >= toDate(?) AND local_day <= toDate(?)";
+const TOUCHED: &str = "{scope} AND local_day >= toDate(?) AND local_day <= toDate(?)";
+
+/// The recomputation of the usage rollup for schools and days (version first, then the filter).
+fn school_days_rollup() -> String {
+    format!("INSERT INTO school_days {}", school_days_select(&scoped(TOUCHED), "?"))
+}
+
+/// The recomputation of the ЕСПД rollup for schools and days (version first, then the filter).
+fn espd_days_rollup() -> String {
+    format!("INSERT INTO espd_days {}", espd_days_select(&scoped(TOUCHED), "?"))
+}
 
 fn school_days_select(filter: &str, version: &str) -> String {
     SCHOOL_DAYS_SELECT.replace("{filter}", filter).replace("{version}", version)
@@ -179,8 +189,8 @@ fn scoped(template: &str) -> String {
 /// Every query of this module with its placeholders, for the test suite.
 pub fn catalogue() -> Vec<(&'static str, String)> {
     vec![
-        ("school_days_rollup", format!("INSERT INTO school_days {}", school_days_select(TOUCHED, "?"))),
-        ("espd_days_rollup", format!("INSERT INTO espd_days {}", espd_days_select(TOUCHED, "?"))),
+        ("school_days_rollup", school_days_rollup()),
+        ("espd_days_rollup", espd_days_rollup()),
         ("overview_usage", scoped(USAGE_BY_SCHOOL)),
         ("overview_espd", scoped(ESPD_BY_SCHOOL)),
         ("overview_agents", scoped(AGENTS_BY_SCHOOL)),
@@ -219,6 +229,14 @@ pub struct SchoolEspdRow {
     pub tests: u64,
     pub met: u64,
     pub required_mbps: u32,
+}
+
+impl SchoolEspdRow {
+    /// Whether the link meets the contract: the median download test at the required speed,
+    /// that is at least half the tests (`None` without tests).
+    pub fn meets(&self) -> Option<bool> {
+        (self.tests > 0).then(|| 2 * self.met >= self.tests)
+    }
 }
 
 /// Agents of one school.
@@ -353,14 +371,12 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO school_days {}", school_days_select(TOUCHED, "?"));
-        self.rollup(&sql, schools, from, to).await
+        self.rollup(&school_days_rollup(), schools, from, to).await
     }
 
     /// Recomputes the school-day ЕСПД rollup of `schools` between two days.
     pub async fn rollup_espd_days(&self, schools: &[String], from: &str, to: &str) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO espd_days {}", espd_days_select(TOUCHED, "?"));
-        self.rollup(&sql, schools, from, to).await
+        self.rollup(&espd_days_rollup(), schools, from, to).await
     }
 
     async fn rollup(&self, sql: &str, schools: &[String], from: &str, to: &str) -> Result<(), StoreError> {

@@ -126,6 +126,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("revoke", "Отозвать", "Revoke"),
     ("revoked", "отозван", "revoked"),
     ("active", "действует", "active"),
+    ("disabled", "отключена", "disabled"),
     ("created", "Создан", "Created"),
     ("new_token", "Новый токен (показывается один раз):", "New token (shown once):"),
     ("role", "Роль", "Role"),

@@ -56,16 +56,11 @@ async fn require_session(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match st.principal(req.headers()).await {
-        Some(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
-        }
-        None => {
-            let next_url = req.uri().path_and_query().map_or("/", axum::http::uri::PathAndQuery::as_str);
-            Redirect::to(&format!("/login?next={}", urlencode(next_url))).into_response()
-        }
+    if st.authenticate(&mut req).await {
+        return next.run(req).await;
     }
+    let next_url = req.uri().path_and_query().map_or("/", axum::http::uri::PathAndQuery::as_str);
+    Redirect::to(&format!("/login?next={}", urlencode(next_url))).into_response()
 }
 
 async fn css() -> Response {

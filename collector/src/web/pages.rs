@@ -7,12 +7,12 @@ use std::sync::Arc;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::{Ctx, Lang, esc, page, t, urlencode};
+use crate::api::usage::DayRange;
 use crate::api::{ApiState, AppError};
-use crate::auth::{AccessScope, Accounts, LoginError, Place, Principal, SESSION_COOKIE, SESSION_TTL};
+use crate::auth::{AccessScope, Accounts, LoginError, Place, SESSION_COOKIE, SESSION_TTL};
 use crate::storage::now_secs;
 use crate::storage::overview::OverviewRows;
 
@@ -55,32 +55,17 @@ pub(crate) struct PeriodQuery {
     compute: Option<String>,
 }
 
+/// The period of a page: the API's day range, by default the last 30 days.
 #[derive(Debug, Clone, Copy)]
-struct Period {
-    from: time::Date,
-    to: time::Date,
-}
+struct Period(DayRange);
 
 impl Period {
     fn of(q: &PeriodQuery) -> Result<Self, AppError> {
-        let today = crate::api::usage::today();
-        let to_q = crate::api::usage::RangeQuery { from: None, to: q.to.clone() };
-        let to = crate::api::usage::DayRange::resolve(&to_q, today)?.to;
-        let from = match &q.from {
-            Some(_) => {
-                crate::api::usage::DayRange::resolve(
-                    &crate::api::usage::RangeQuery { from: q.from.clone(), to: q.to.clone() },
-                    today,
-                )?
-                .from
-            }
-            None => to.saturating_sub(time::Duration::days(29)),
-        };
-        Ok(Self { from, to })
+        DayRange::parse(q.from.as_deref(), q.to.as_deref(), 30, crate::api::usage::today()).map(Self)
     }
 
     fn strings(self) -> (String, String) {
-        crate::api::usage::DayRange { from: self.from, to: self.to }.strings()
+        self.0.strings()
     }
 
     /// `from=…&to=…` for links.
@@ -91,13 +76,18 @@ impl Period {
 
     /// The filter form (GET), keeping `extra` hidden fields.
     fn form(self, c: &Ctx, extra: &[(&str, &str)]) -> String {
-        let (f, to) = self.strings();
         let hidden: String = extra
             .iter()
             .map(|(k, v)| format!(r#"<input type="hidden" name="{k}" value="{}">"#, esc(v)))
             .collect();
+        self.form_around(c, &hidden, "")
+    }
+
+    /// The filter form (GET) with `before` ahead of the dates and `after` behind the button.
+    fn form_around(self, c: &Ctx, before: &str, after: &str) -> String {
+        let (f, to) = self.strings();
         format!(
-            r#"<form class="filter" method="get">{hidden}<label>{period}, {from}<input type="date" name="from" value="{f}"></label><label>{tol}<input type="date" name="to" value="{to}"></label><button>{apply}</button></form>"#,
+            r#"<form class="filter" method="get">{before}<label>{period}, {from}<input type="date" name="from" value="{f}"></label><label>{tol}<input type="date" name="to" value="{to}"></label><button>{apply}</button>{after}</form>"#,
             period = c.t("period"),
             from = c.t("from"),
             tol = c.t("to"),
@@ -157,10 +147,9 @@ fn per_school(rows: &OverviewRows) -> HashMap<String, Agg> {
     }
     for e in &rows.espd {
         let a = m.entry(e.school_id.clone()).or_default();
-        if e.tests > 0 {
+        if let Some(meets) = e.meets() {
             a.espd_tested = 1;
-            // The median test at the required speed: at least half the tests met it.
-            a.espd_meets = u64::from(2 * e.met >= e.tests);
+            a.espd_meets = u64::from(meets);
         }
     }
     for g in &rows.agents {
@@ -178,9 +167,10 @@ fn per_school(rows: &OverviewRows) -> HashMap<String, Agg> {
 
 /// The schools an account sees: registered ones in its scope, and for `all` also schools that
 /// report without being registered.
-async fn universe(st: &ApiState, p: &Principal, c: &Ctx) -> Result<Vec<(String, Place)>, AppError> {
+async fn universe(st: &ApiState, c: &Ctx) -> Result<Vec<(String, Place)>, AppError> {
+    let p = &c.principal;
     st.accounts.ensure_fresh(&st.store).await;
-    let mut v = st.accounts.visible_schools(p);
+    let mut v = st.accounts.visible_schools(&p.scope);
     if p.scope == AccessScope::All {
         let known: std::collections::HashSet<String> = v.iter().map(|s| s.0.clone()).collect();
         for id in st.store.reporting_schools().await? {
@@ -195,6 +185,11 @@ async fn universe(st: &ApiState, p: &Principal, c: &Ctx) -> Result<Vec<(String, 
         }
     }
     Ok(v)
+}
+
+/// One school's line: its figures (none yet: zeros), counted as one school.
+fn one_school(figs: &HashMap<String, Agg>, id: &str) -> Agg {
+    Agg { schools: 1, ..figs.get(id).cloned().unwrap_or_default() }
 }
 
 async fn figures(
@@ -259,9 +254,8 @@ fn agg_row(l: Lang, link: &str, a: &Agg) -> String {
 
 /// `/`: regions (when more than one) and their municipalities.
 pub(crate) async fn overview(State(st): State<Arc<ApiState>>, c: Ctx, Query(q): Query<PeriodQuery>) -> Page {
-    let p = c.principal.clone();
     let period = Period::of(&q).map_err(|e| fail(&c, e))?;
-    let schools = universe(&st, &p, &c).await.map_err(|e| fail(&c, e))?;
+    let schools = universe(&st, &c).await.map_err(|e| fail(&c, e))?;
     let schools: Vec<(String, Place)> = match &q.region {
         Some(r) => schools.into_iter().filter(|s| &s.1.region == r).collect(),
         None => schools,
@@ -270,9 +264,10 @@ pub(crate) async fn overview(State(st): State<Arc<ApiState>>, c: Ctx, Query(q): 
     let figs = figures(&st, &ids, period).await.map_err(|e| fail(&c, e))?;
     let mut by_muni: BTreeMap<(String, String), Agg> = BTreeMap::new();
     for (id, place) in &schools {
-        let mut a = figs.get(id).cloned().unwrap_or_default();
-        a.schools = 1;
-        by_muni.entry((place.region.clone(), place.municipality.clone())).or_default().add(&a);
+        by_muni
+            .entry((place.region.clone(), place.municipality.clone()))
+            .or_default()
+            .add(&one_school(&figs, id));
     }
     let mut body = period.form(&c, q.region.as_ref().map(|r| ("region", r.as_str())).as_slice());
     let regions: std::collections::BTreeSet<&String> = by_muni.keys().map(|k| &k.0).collect();
@@ -300,9 +295,7 @@ pub(crate) async fn overview(State(st): State<Arc<ApiState>>, c: Ctx, Query(q): 
         .iter()
         .filter(|s| s.1.region.is_empty())
         .map(|(id, _)| {
-            let mut a = figs.get(id).cloned().unwrap_or_default();
-            a.schools = 1;
-            (format!(r#"<a href="/s/{}?{pq}">{}</a>"#, urlencode(id), esc(id)), a)
+            (format!(r#"<a href="/s/{}?{pq}">{}</a>"#, urlencode(id), esc(id)), one_school(&figs, id))
         })
         .collect();
     if !outside.is_empty() {
@@ -319,9 +312,8 @@ pub(crate) async fn municipality(
     Path(name): Path<String>,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
-    let p = c.principal.clone();
     let period = Period::of(&q).map_err(|e| fail(&c, e))?;
-    let schools: Vec<(String, Place)> = universe(&st, &p, &c)
+    let schools: Vec<(String, Place)> = universe(&st, &c)
         .await
         .map_err(|e| fail(&c, e))?
         .into_iter()
@@ -337,10 +329,8 @@ pub(crate) async fn municipality(
     let rows: Vec<(String, Agg)> = schools
         .iter()
         .map(|(id, place)| {
-            let mut a = figs.get(id).cloned().unwrap_or_default();
-            a.schools = 1;
             let label = if place.name.is_empty() { id.clone() } else { format!("{} ({id})", place.name) };
-            (format!(r#"<a href="/s/{}?{pq}">{}</a>"#, urlencode(id), esc(&label)), a)
+            (format!(r#"<a href="/s/{}?{pq}">{}</a>"#, urlencode(id), esc(&label)), one_school(&figs, id))
         })
         .collect();
     let mut body = period.form(&c, &[]);
@@ -402,8 +392,8 @@ fn legend(c: &Ctx) -> String {
 fn heatmap(c: &Ctx, period: Period, cells: &[crate::storage::overview::HeatCellRow], tz: &str) -> String {
     // How many of each weekday the period has.
     let mut weekdays = [0u32; 8];
-    let mut d = period.from;
-    while d <= period.to {
+    let mut d = period.0.from;
+    while d <= period.0.to {
         weekdays[usize::from(d.weekday().number_from_monday())] += 1;
         match d.next_day() {
             Some(n) => d = n,
@@ -454,11 +444,11 @@ pub(crate) async fn school(
     Path(id): Path<String>,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
-    let p = c.principal.clone();
+    let p = &c.principal;
     let period = Period::of(&q).map_err(|e| fail(&c, e))?;
     parta_protocol::validate::validate_school_id(&id)
         .map_err(|e| fail(&c, AppError::BadRequest(format!("school: {e}"))))?;
-    st.check_school(&p, &id).map_err(|e| fail(&c, e))?;
+    st.check_school(p, &id).map_err(|e| fail(&c, e))?;
     let (from, to) = period.strings();
     let place = st.accounts.place(&id);
     let (devices, class_days, cells, agents, snmp) = tokio::try_join!(
@@ -609,15 +599,11 @@ pub(crate) async fn device(
     Path(id): Path<String>,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
-    let p = c.principal.clone();
     let period = Period::of(&q).map_err(|e| fail(&c, e))?;
-    let (from, to) = period.strings();
-    let range =
-        || Ok(Query(crate::api::usage::RangeQuery { from: Some(from.clone()), to: Some(to.clone()) }));
-    let Json(detail) =
-        crate::api::usage::device(State(Arc::clone(&st)), Extension(p.clone()), Path(id.clone()))
-            .await
-            .map_err(|e| fail(&c, e))?;
+    // One scope check for the whole page; the API's builders below assume it.
+    let device = crate::api::usage::parse_device(&id).map_err(|e| fail(&c, e))?;
+    st.check_device(&c.principal, device).await.map_err(|e| fail(&c, e))?;
+    let detail = crate::api::usage::device_detail(&st, device).await.map_err(|e| fail(&c, e))?;
     let mut body = period.form(&c, &[]);
     let pq = period.query();
     let _ = write!(
@@ -627,29 +613,15 @@ pub(crate) async fn device(
         c.t("school"),
         esc(&detail.school_id)
     );
-    let Json(usage) = crate::api::usage::device_usage(
-        State(Arc::clone(&st)),
-        Extension(p.clone()),
-        Path(id.clone()),
-        range(),
-    )
-    .await
-    .map_err(|e| fail(&c, e))?;
+    let usage = crate::api::usage::device_usage_of(&st, device, period.0).await.map_err(|e| fail(&c, e))?;
     let days: Vec<(String, f64, f64)> =
         usage.days.iter().map(|d| (d.date.clone().unwrap_or_default(), d.powered_h, d.in_use_h)).collect();
     let _ = write!(body, "<h2>{}</h2>{}{}", c.t("usage_timeline"), legend(&c), day_chart(&c, &days));
     match detail.kind.as_str() {
         "network" => {
-            let q = Query::try_from_uri(&format!("/?from={from}&to={to}").parse().unwrap_or_default())
-                .map_err(|e| fail(&c, AppError::BadRequest(e.body_text())))?;
-            let Json(ifs) = crate::api::snmp::device_interfaces(
-                State(Arc::clone(&st)),
-                Extension(p.clone()),
-                Path(id.clone()),
-                Ok(q),
-            )
-            .await
-            .map_err(|e| fail(&c, e))?;
+            let ifs = crate::api::snmp::interfaces_of(&st, device, period.0, None)
+                .await
+                .map_err(|e| fail(&c, e))?;
             let _ = write!(
                 body,
                 r#"<h2>{}</h2><table id="interfaces"><tr><th>#</th><th>ifName</th><th>ifAlias</th><th class="num">Mbit/s</th><th>status</th><th class="num">rx max, Mbit/s</th><th class="num">tx max, Mbit/s</th></tr>"#,
@@ -672,14 +644,7 @@ pub(crate) async fn device(
             body.push_str("</table>");
         }
         "printer" => {
-            let Json(pages) = crate::api::snmp::device_pages(
-                State(Arc::clone(&st)),
-                Extension(p.clone()),
-                Path(id.clone()),
-                range(),
-            )
-            .await
-            .map_err(|e| fail(&c, e))?;
+            let pages = crate::api::snmp::pages_of(&st, device, period.0).await.map_err(|e| fail(&c, e))?;
             let _ = write!(
                 body,
                 r#"<h2>{}: {}</h2><table id="pages"><tr><th>{}</th><th class="num">{}</th></tr>"#,
@@ -711,18 +676,16 @@ pub(crate) async fn connectivity(
     c: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
-    let p = c.principal.clone();
     let period = Period::of(&q).map_err(|e| fail(&c, e))?;
     let (from, to) = period.strings();
     let pq = period.query();
     if let Some(school) = &q.school {
-        let qs = format!("/?school={}&from={from}&to={to}", urlencode(school));
-        let query = Query::try_from_uri(&qs.parse().unwrap_or_default())
-            .map_err(|e| fail(&c, AppError::BadRequest(e.body_text())))?;
-        let Json(j) =
-            crate::api::connectivity::connectivity(State(Arc::clone(&st)), Extension(p.clone()), Ok(query))
-                .await
-                .map_err(|e| fail(&c, e))?;
+        parta_protocol::validate::validate_school_id(school)
+            .map_err(|e| fail(&c, AppError::BadRequest(format!("school: {e}"))))?;
+        st.check_school(&c.principal, school).map_err(|e| fail(&c, e))?;
+        let j = crate::api::connectivity::connectivity_of(&st, school.clone(), period.0)
+            .await
+            .map_err(|e| fail(&c, e))?;
         let mut body = period.form(&c, &[("school", school)]);
         let _ = write!(
             body,
@@ -734,7 +697,7 @@ pub(crate) async fn connectivity(
         body.push_str(&json_html(&serde_json::to_value(&j).unwrap_or_default()));
         return Ok(page(&c, &format!("{} — {school}", c.t("connectivity")), &body).into_response());
     }
-    let schools = universe(&st, &p, &c).await.map_err(|e| fail(&c, e))?;
+    let schools = universe(&st, &c).await.map_err(|e| fail(&c, e))?;
     let ids: Vec<String> = schools.iter().map(|s| s.0.clone()).collect();
     let rows = st.store.overview(&ids, &from, &to, 0).await.map_err(|e| fail(&c, e.into()))?;
     let espd: HashMap<&str, &crate::storage::overview::SchoolEspdRow> =
@@ -754,12 +717,10 @@ pub(crate) async fn connectivity(
     );
     for (id, place) in &schools {
         let e = espd.get(id.as_str());
-        let verdict = match e {
-            Some(e) if e.tests > 0 && 2 * e.met >= e.tests => {
-                format!(r#"<span class="ok">{}</span>"#, c.t("meets"))
-            }
-            Some(e) if e.tests > 0 => format!(r#"<span class="bad">{}</span>"#, c.t("below")),
-            _ => format!(r#"<span class="muted">{}</span>"#, c.t("no_data")),
+        let verdict = match e.and_then(|e| e.meets()) {
+            Some(true) => format!(r#"<span class="ok">{}</span>"#, c.t("meets")),
+            Some(false) => format!(r#"<span class="bad">{}</span>"#, c.t("below")),
+            None => format!(r#"<span class="muted">{}</span>"#, c.t("no_data")),
         };
         let _ = write!(
             body,
@@ -796,9 +757,9 @@ pub(crate) async fn compliance(
     Query(q): Query<PeriodQuery>,
 ) -> Page {
     use crate::compliance::build::{self, Scope};
-    let p = c.principal.clone();
+    let p = &c.principal;
     let period = Period::of(&q).map_err(|e| fail(&c, e))?;
-    let schools = universe(&st, &p, &c).await.map_err(|e| fail(&c, e))?;
+    let schools = universe(&st, &c).await.map_err(|e| fail(&c, e))?;
     let registered: Vec<&(String, Place)> = schools.iter().filter(|s| !s.1.region.is_empty()).collect();
     // Scopes to choose from: the regions, municipalities and schools the account sees.
     let mut options: Vec<String> = Vec::new();
@@ -823,23 +784,18 @@ pub(crate) async fn compliance(
             format!(r#"<option value="{}"{sel}>{}</option>"#, esc(o), esc(o))
         })
         .collect();
-    let _ = write!(
-        body,
-        r#"<form class="filter" method="get"><label>{}<select name="scope">{select}</select></label><label>{}, {}<input type="date" name="from" value="{from}"></label><label>{}<input type="date" name="to" value="{to}"></label><button>{}</button><button name="compute" value="1">{}</button></form>"#,
-        c.t("scope"),
-        c.t("period"),
-        c.t("from"),
-        c.t("to"),
-        c.t("apply"),
-        c.t("compute"),
-    );
+    body.push_str(&period.form_around(
+        &c,
+        &format!(r#"<label>{}<select name="scope">{select}</select></label>"#, c.t("scope")),
+        &format!(r#"<button name="compute" value="1">{}</button>"#, c.t("compute")),
+    ));
     let Some(scope_text) = chosen else {
         let _ = write!(body, r#"<p class="muted">{}</p>"#, c.t("no_data"));
         return Ok(page(&c, c.t("compliance"), &body).into_response());
     };
     let scope =
         Scope::parse(&scope_text).map_err(|e| fail(&c, AppError::BadRequest(format!("scope: {e}"))))?;
-    st.check_report_scope(&p, &scope).map_err(|e| fail(&c, e))?;
+    st.check_report_scope(p, &scope).map_err(|e| fail(&c, e))?;
     let export = |format: &str, label: &str, id: &str| {
         format!(
             r#"<a class="button" id="{id}" href="/api/v1/compliance?scope={}&from={from}&to={to}&format={format}&lang={}">{} {label}</a>"#,
@@ -855,20 +811,14 @@ pub(crate) async fn compliance(
         export("csv", "CSV", "export-csv"),
         export("json", "JSON", "export-json")
     );
-    let in_scope: Vec<&(String, Place)> = registered
-        .iter()
-        .copied()
-        .filter(|(id, place)| match &scope {
-            Scope::Region(r) => &place.region == r,
-            Scope::Municipality(m) => &place.municipality == m,
-            Scope::School(s) => s == id,
-        })
-        .collect();
+    let report_scope = AccessScope::from(&scope);
+    let in_scope: Vec<&(String, Place)> =
+        registered.iter().copied().filter(|(id, place)| report_scope.covers(id, Some(place))).collect();
     if q.compute.is_some() {
         let req = build::Request {
             scope: scope.clone(),
-            from: jiff_date(period.from),
-            to: jiff_date(period.to),
+            from: jiff_date(period.0.from),
+            to: jiff_date(period.0.to),
             profile: crate::compliance::profile::DEFAULT_PROFILE.to_owned(),
             format: crate::compliance::export::Format3::Json,
             lang: c.lang.export(),
@@ -1020,7 +970,7 @@ pub(crate) async fn tokens(State(st): State<Arc<ApiState>>, c: Ctx) -> Page {
 
 /// `POST /tokens`: a new token for the account, shown once.
 pub(crate) async fn create_token(State(st): State<Arc<ApiState>>, c: Ctx, Form(f): Form<CsrfForm>) -> Page {
-    let p = c.principal.clone();
+    let p = &c.principal;
     if let Some(refused) = csrf_refusal(&st, &c, &f.csrf) {
         return Err(refused);
     }
@@ -1038,11 +988,10 @@ pub(crate) async fn revoke_token(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Page {
-    let p = c.principal.clone();
+    let p = &c.principal;
     if let Some(refused) = csrf_refusal(&st, &c, &f.csrf) {
         return Err(refused);
     }
-    st.accounts.ensure_fresh(&st.store).await;
     let Some(mut row) =
         st.store.api_tokens().await.map_err(|e| fail(&c, e.into()))?.into_iter().find(|t| t.token_id == id)
     else {
@@ -1052,7 +1001,7 @@ pub(crate) async fn revoke_token(
         return Err(fail(&c, AppError::Forbidden(String::new())));
     }
     row.revoked = 1;
-    row.version = crate::app::now_ms().max(row.version + 1);
+    row.version = crate::app::next_version(row.version);
     st.store.put_api_token(&row).await.map_err(|e| fail(&c, e.into()))?;
     st.accounts.refresh(&st.store).await.map_err(|e| fail(&c, e.into()))?;
     Ok(Redirect::to("/tokens").into_response())
@@ -1060,7 +1009,7 @@ pub(crate) async fn revoke_token(
 
 /// `/users`: accounts (admin only).
 pub(crate) async fn users(State(st): State<Arc<ApiState>>, c: Ctx) -> Page {
-    let p = c.principal.clone();
+    let p = &c.principal;
     if !p.is_admin() {
         return Err(fail(&c, AppError::Forbidden(String::new())));
     }
@@ -1079,7 +1028,7 @@ pub(crate) async fn users(State(st): State<Arc<ApiState>>, c: Ctx) -> Page {
             esc(&u.login),
             esc(&u.role),
             esc(&u.scope),
-            if u.disabled == 0 { c.t("active") } else { "disabled" }
+            c.t(if u.disabled == 0 { "active" } else { "disabled" })
         );
     }
     body.push_str("</table>");
@@ -1135,14 +1084,18 @@ fn login_response(
 ) -> Response {
     let nonce = hex::encode(rand::RngExt::random::<[u8; 16]>(&mut rand::rng()));
     let mut resp = (status, login_html(lang, &st.accounts.login_token(&nonce), next, error)).into_response();
-    let secure = if st.web.cookie_secure { "; Secure" } else { "" };
+    set_private_cookie(&mut resp, crate::auth::LOGIN_COOKIE, &nonce, "/login", 3600, st.web.cookie_secure);
+    resp
+}
+
+/// Adds a `HttpOnly; SameSite=Strict` cookie (and `Secure` when `secure`); `max_age` 0 clears it.
+fn set_private_cookie(resp: &mut Response, name: &str, value: &str, path: &str, max_age: u64, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{}={nonce}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}",
-        crate::auth::LOGIN_COOKIE
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     )) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
-    resp
 }
 
 #[derive(Debug, Deserialize)]
@@ -1170,15 +1123,16 @@ pub(crate) async fn login(
         Ok(user) => {
             let expires = u64::from(now_secs()) + SESSION_TTL.as_secs();
             let value = st.accounts.session_value(&user, expires);
-            let secure = if st.web.cookie_secure { "; Secure" } else { "" };
             tracing::info!(login = %user.login, "signed in");
             let mut resp = Redirect::to(&next).into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-                SESSION_TTL.as_secs()
-            )) {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
+            set_private_cookie(
+                &mut resp,
+                SESSION_COOKIE,
+                &value,
+                "/",
+                SESSION_TTL.as_secs(),
+                st.web.cookie_secure,
+            );
             resp
         }
         Err(e) => {
@@ -1199,10 +1153,6 @@ pub(crate) async fn logout(State(st): State<Arc<ApiState>>, c: Ctx, Form(f): For
         return Err(refused);
     }
     let mut resp = Redirect::to("/login").into_response();
-    if let Ok(v) =
-        HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
-    {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_private_cookie(&mut resp, SESSION_COOKIE, "", "/", 0, false);
     Ok(resp)
 }

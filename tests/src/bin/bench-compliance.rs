@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use parta_collector::compliance::build::{self, Request, Scope};
 use parta_collector::compliance::export::{Format3, Lang};
 use parta_collector::compliance::profile;
-use parta_collector::compliance::registry::{RegisterItem, School};
+use parta_collector::compliance::registry::RegisterItem;
 use parta_collector::config::ClickHouseConfig;
 use parta_collector::storage::Store;
 use parta_collector::storage::queries::day_string;
 use parta_collector::storage::rows::DeviceAttrRow;
-use parta_tests::benchdata::{FIRST_DAY, espd_checks_sql, school_id, sql_school, sql_uuid};
+use parta_tests::benchdata::{FIRST_DAY, espd_checks_sql, registry, school_id, sql_school, sql_uuid};
 use parta_tests::clickhouse::ClickHouse;
 use uuid::Uuid;
 
@@ -142,21 +142,7 @@ fn main() {
 
         // The registry and the register, through the import code.
         let t = Instant::now();
-        let registry: Vec<School> = (0..schools)
-            .map(|s| School {
-                region_code: "74".into(),
-                municipality: format!("Муниципалитет {}", s % 40),
-                school_id: school_id(s),
-                name: format!("МОУ СОШ № {s}"),
-                address: format!("ул. Школьная, {s}"),
-                locality: if s % 3 == 0 { "rural" } else { "urban" }.into(),
-                pupils: 100 + u32::try_from(s * 37 % 1500).unwrap(),
-                teachers: 10 + u32::try_from(s % 60).unwrap(),
-                admin_staff: 3,
-                classrooms: 10 + u32::try_from(s % 40).unwrap(),
-                buildings: 1 + u32::try_from(s % 3).unwrap(),
-            })
-            .collect();
+        let registry = registry(schools);
         store.put_schools(&registry, "bench-schools", 1).await.unwrap();
         let category = |r: Role| match r {
             Role::Agent { class: "desktop", .. } => None,

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 
 use parta_collector::api::{self, ApiState};
 use parta_collector::auth::Accounts;
-use parta_collector::compliance::registry::School;
 use parta_collector::config::{ClickHouseConfig, WebConfig};
 use parta_collector::metrics::Metrics;
 use parta_collector::storage::Store;
 use parta_collector::storage::accounts::UserRow;
 use parta_collector::storage::queries::day_string;
-use parta_tests::benchdata::{FIRST_DAY, espd_checks_sql, school_id, sql_school, sql_uuid};
+use parta_tests::benchdata::{FIRST_DAY, espd_checks_sql, registry, school_id, sql_school, sql_uuid};
 use parta_tests::clickhouse::ClickHouse;
 
 /// 2026-08-25, the first day.
@@ -70,21 +69,7 @@ fn main() {
 
     // The registry through the import code.
     let t = Instant::now();
-    let registry: Vec<School> = (0..schools)
-        .map(|s| School {
-            region_code: "74".into(),
-            municipality: format!("Муниципалитет {}", s % 40),
-            school_id: school_id(s),
-            name: format!("МОУ СОШ № {s}"),
-            address: format!("ул. Школьная, {s}"),
-            locality: if s % 3 == 0 { "rural" } else { "urban" }.into(),
-            pupils: 500,
-            teachers: 40,
-            admin_staff: 3,
-            classrooms: 30,
-            buildings: 1,
-        })
-        .collect();
+    let registry = registry(schools);
     rt.block_on(store.put_schools(&registry, "bench-schools", 1)).unwrap();
     let n = devices;
     let rows = n * u64::try_from(days).unwrap() * 3;
