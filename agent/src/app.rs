@@ -11,11 +11,14 @@ use parta_protocol::{Report, Sample};
 
 use crate::cli::{CheckCommand, Cli, Command, OutputFormat, SnmpCommand};
 use crate::config::AgentConfig;
+use crate::enroll::EnrollError;
 use crate::sources::host::HostSource;
 use crate::uplink::UplinkError;
 
 /// Exit code when the collector permanently refuses the agent (`EX_NOPERM`).
 pub const EXIT_REJECTED: u8 = 77;
+/// The configuration file `enroll` writes when no --config is given.
+pub const DEFAULT_CONFIG: &str = "/etc/parta/agent.toml";
 
 /// Runs the agent's command line and returns the process exit code.
 pub fn main() -> u8 {
@@ -24,7 +27,9 @@ pub fn main() -> u8 {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    let config = match AgentConfig::resolve(&cli.global, &matches) {
+    // `enroll` writes the configuration file: one that does not exist yet is no error.
+    let enrolling = matches!(cli.command, Command::Enroll(_));
+    let config = match AgentConfig::resolve_for(&cli.global, &matches, enrolling) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("parta-agent: {e}");
@@ -33,6 +38,17 @@ pub fn main() -> u8 {
     };
     parta_common::logging::init(config.log.format, &config.log.level);
     let result = match cli.command {
+        Command::Enroll(args) => {
+            let cmd = crate::enroll::EnrollCommand {
+                join: args.join,
+                room: args.room,
+                class: args.class,
+                config_path: cli.global.common.config.clone().unwrap_or_else(|| DEFAULT_CONFIG.into()),
+                force: args.force,
+                new_device: args.new_device,
+            };
+            crate::enroll::command(&config, &cmd)
+        }
         Command::Run => config
             .uplink(&cli.global, &matches)
             .map_err(anyhow::Error::from)
@@ -80,7 +96,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn exit_code(e: &anyhow::Error) -> u8 {
     if e.chain().any(|c| c.is::<ConfigError>() || c.is::<crate::tls::TlsError>()) {
         EXIT_CONFIG as u8
-    } else if e.chain().any(|c| c.is::<UplinkError>()) {
+    } else if e.chain().any(|c| {
+        c.is::<UplinkError>()
+            || c.downcast_ref::<crate::enroll::EnrollError>().is_some_and(EnrollError::is_permanent)
+    }) {
         EXIT_REJECTED
     } else {
         1
@@ -97,14 +116,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `parta-agent config`: the resolved configuration as JSON, token redacted.
 fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
+    let credential = crate::credential::load(&c.state_dir).ok().flatten();
     let v = serde_json::json!({
-        "collector": c.collector.as_ref().map(|a| a.to_socket_string()),
+        "collector": c.collectors.iter().map(crate::config::CollectorAddr::to_socket_string).collect::<Vec<_>>(),
         "server_name": c.server_name,
         "ca_cert": c.ca_cert,
         "enroll_token": c.enroll_token.as_ref().map(|_| "<redacted>"),
         "school": c.school,
         "kind": c.kind.as_str(),
         "state_dir": c.state_dir,
+        "enrolled": credential.as_ref().map(|c| serde_json::json!({
+            "device_id": c.device_id.to_string(),
+            "school": c.school,
+            "credential_expires": crate::enroll::rfc3339_ms(c.not_after_ms),
+        })),
         "interval": humantime::format_duration(c.interval).to_string(),
         "sysfs": c.paths.sysfs,
         "procfs": c.paths.procfs,
@@ -141,7 +166,13 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
 /// `check espd`: every check once; `Ok(true)` when all passed.
 fn check_espd(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<bool> {
     let tls = config.espd.tls_config()?;
-    let speedtest = crate::espd::speedtest_target(config);
+    // Throughput needs the device's certificate; a device that has not enrolled skips it.
+    let identity = if config.state_dir.join(crate::credential::CERT_FILE).exists() {
+        Some(std::sync::Arc::new(crate::credential::Identity::load(&config.state_dir)?))
+    } else {
+        None
+    };
+    let speedtest = crate::espd::speedtest_target(config, identity);
     let run = crate::espd::run_checks(
         &config.espd,
         tls,

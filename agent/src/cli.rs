@@ -26,7 +26,8 @@ pub struct GlobalArgs {
     /// Configuration file and logging.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Collector address, `host:port` (port 4433 when omitted).
+    /// Collector address, `host:port` (port 4433 when omitted); several, comma-separated, are
+    /// tried in turn.
     #[arg(long, env = "PARTA_COLLECTOR", global = true, value_name = "HOST:PORT")]
     pub collector: Option<String>,
     /// Name expected in the collector's certificate [default: the host part of --collector].
@@ -35,7 +36,8 @@ pub struct GlobalArgs {
     /// CA certificate (PEM) that signed the collector's certificate.
     #[arg(long, env = "PARTA_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// Enrollment token of the school (from `parta-collector token create`).
+    /// Enrollment token of the school (from `parta-collector token create`); needed only until
+    /// the device has enrolled (its first session enrolls it).
     #[arg(long, env = "PARTA_ENROLL_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
     pub enroll_token: Option<String>,
     /// File holding the enrollment token (keeps it out of process listings).
@@ -115,6 +117,11 @@ pub struct GlobalArgs {
 /// Agent commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Enroll this device with a join string (from `parta-collector token create`): checks
+    /// the collector's CA against the string's fingerprint, obtains the device's certificate,
+    /// and writes the credential, the CA and the configuration file (--config, default
+    /// /etc/parta/agent.toml). On an enrolled device it says so and changes nothing.
+    Enroll(EnrollArgs),
     /// Run the agent: sample every interval and deliver reports to the collector.
     Run,
     /// Print the configuration the agent would use (secrets redacted) and check it is complete
@@ -146,6 +153,28 @@ pub enum Command {
     /// Connectivity checks, run once on site (commissioning).
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+/// Flags of `enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The join string, `parta://HOST[:PORT]/SCHOOL?token=…&ca=sha256:…`; `@FILE` reads it
+    /// from a file and `-` from standard input (keeping the token out of process listings).
+    #[arg(value_name = "JOIN")]
+    pub join: String,
+    /// Room (classroom) to write into the configuration, e.g. "каб. 214".
+    #[arg(long, value_name = "ROOM")]
+    pub room: Option<String>,
+    /// Equipment class to write into the configuration (see --equipment-class).
+    #[arg(long = "class", value_name = "CLASS")]
+    pub class: Option<String>,
+    /// Enroll again although the device is enrolled (same key: the same device, a new
+    /// certificate; e.g. for a new collector address).
+    #[arg(long)]
+    pub force: bool,
+    /// Forget this device's identity (key, certificate, id) and enroll as a new device.
+    #[arg(long, conflicts_with = "force")]
+    pub new_device: bool,
 }
 
 /// `parta-agent check …`.

@@ -98,6 +98,17 @@ pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
+/// Parses a comma-separated list of collector addresses (tried in turn).
+pub fn parse_collectors(text: &str) -> Result<Vec<CollectorAddr>, String> {
+    let list = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_collector)
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.is_empty() { Err("no collector address".into()) } else { Ok(list) }
+}
+
 /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.
 pub fn parse_collector(text: &str) -> Result<CollectorAddr, String> {
     let t = text.trim();
@@ -134,8 +145,8 @@ pub fn parse_collector(text: &str) -> Result<CollectorAddr, String> {
 /// Everything every agent command needs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Collector address, if configured.
-    pub collector: Option<CollectorAddr>,
+    /// Collector addresses, tried in turn (empty: none configured).
+    pub collectors: Vec<CollectorAddr>,
     /// TLS server name override.
     pub server_name: Option<String>,
     /// CA certificate file.
@@ -285,24 +296,45 @@ pub struct UsageSettings {
 /// What `run` needs on top of [`AgentConfig`]: a complete uplink.
 #[derive(Debug, Clone)]
 pub struct UplinkSettings {
-    /// Collector address.
-    pub collector: CollectorAddr,
-    /// Name to verify in the collector's certificate.
-    pub server_name: String,
+    /// Collector addresses, tried in turn.
+    pub collectors: Vec<CollectorAddr>,
+    /// Name to verify in the collector's certificate (default: each address's host).
+    pub server_name: Option<String>,
     /// CA certificate file.
     pub ca_cert: PathBuf,
-    /// Enrollment token.
-    pub enroll_token: String,
-    /// School id.
-    pub school: String,
+    /// Enrollment token, for a device that has not enrolled yet (the first session enrolls it).
+    pub enroll_token: Option<String>,
+    /// School id as configured (the collector's record is what counts).
+    pub school: Option<String>,
+}
+
+impl UplinkSettings {
+    /// The name to verify in the certificate of the collector at `addr`.
+    pub fn server_name_for(&self, addr: &CollectorAddr) -> String {
+        self.server_name.clone().unwrap_or_else(|| addr.host.clone())
+    }
 }
 
 impl AgentConfig {
     /// Resolves the configuration from parsed arguments (`matches` are the top-level matches,
     /// used to tell flags from environment variables in error messages).
     pub fn resolve(args: &GlobalArgs, matches: &ArgMatches) -> Result<Self, ConfigError> {
-        let file: FileConfig = args.common.load_file()?;
-        Self::resolve_with(args, matches, args.common.config.as_deref(), file)
+        Self::resolve_for(args, matches, false)
+    }
+
+    /// As [`Self::resolve`]; with `missing_ok`, a configuration file that does not exist yet
+    /// counts as empty (`enroll` writes it).
+    pub fn resolve_for(
+        args: &GlobalArgs,
+        matches: &ArgMatches,
+        missing_ok: bool,
+    ) -> Result<Self, ConfigError> {
+        let path = args.common.config.as_deref();
+        let file: FileConfig = match path {
+            Some(p) if missing_ok && !p.exists() => FileConfig::default(),
+            _ => args.common.load_file()?,
+        };
+        Self::resolve_with(args, matches, path, file)
     }
 
     fn resolve_with(
@@ -328,9 +360,10 @@ impl AgentConfig {
             value: e.value,
             reason: e.reason,
         })?;
-        let collector = l
-            .parse("collector", a.collector.clone(), "collector", f.collector, parse_collector)?
-            .map(|v| v.0);
+        let collectors = l
+            .parse("collector", a.collector.clone(), "collector", f.collector, parse_collectors)?
+            .map(|v| v.0)
+            .unwrap_or_default();
         let school = l
             .parse("school", a.school.clone(), "school", f.school, |s| {
                 validate::validate_school_id(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
@@ -385,7 +418,7 @@ impl AgentConfig {
             l.pick(id, cli.clone(), id, file).map_or(default, |v| v.0)
         };
         Ok(Self {
-            collector,
+            collectors,
             server_name: l
                 .pick("server_name", a.server_name.clone(), "server_name", f.server_name)
                 .map(|v| v.0),
@@ -410,20 +443,29 @@ impl AgentConfig {
         })
     }
 
-    /// The uplink settings `run` needs, or an error naming the first missing one.
+    /// The uplink settings `run` needs, or an error naming the first missing one. A device
+    /// that has not enrolled needs an enrollment token (its first session enrolls it).
     pub fn uplink(&self, args: &GlobalArgs, matches: &ArgMatches) -> Result<UplinkSettings, ConfigError> {
         let l = Layers::new(matches, args.common.config.as_deref());
-        let collector = self.collector.clone().ok_or_else(|| l.missing("collector", "collector"))?;
+        if self.collectors.is_empty() {
+            return Err(l.missing("collector", "collector"));
+        }
         let ca_cert = self.ca_cert.clone().ok_or_else(|| l.missing("ca_cert", "ca_cert"))?;
-        let enroll_token =
-            self.enroll_token.clone().ok_or_else(|| l.missing("enroll_token", "enroll_token"))?;
-        let school = self.school.clone().ok_or_else(|| l.missing("school", "school"))?;
+        let enrolled = self.state_dir.join(crate::credential::CERT_FILE).exists();
+        if !enrolled && self.enroll_token.is_none() {
+            return Err(ConfigError::Unusable(format!(
+                "this device has not enrolled (no {} in the state directory): run `parta-agent enroll JOIN` \
+                 with the join string from `parta-collector token create`, or set `enroll_token` \
+                 (--enroll-token, PARTA_ENROLL_TOKEN) and the first session enrolls it",
+                crate::credential::CERT_FILE
+            )));
+        }
         Ok(UplinkSettings {
-            server_name: self.server_name.clone().unwrap_or_else(|| collector.host.clone()),
-            collector,
+            collectors: self.collectors.clone(),
+            server_name: self.server_name.clone(),
             ca_cert,
-            enroll_token,
-            school,
+            enroll_token: self.enroll_token.clone(),
+            school: self.school.clone(),
         })
     }
 }
@@ -442,17 +484,8 @@ fn resolve_usage(l: &Layers<'_>, a: &GlobalArgs, f: &FileConfig) -> Result<Usage
         l.parse(id, cli.clone(), id, file.clone(), parse_groups)
             .map(|v| v.map_or_else(|| parse_groups(default).unwrap_or_default(), |v| v.0))
     };
-    let room = l
-        .parse("room", a.room.clone(), "room", f.room.clone(), |s| {
-            let s = s.trim();
-            if s.chars().count() > 64 || s.chars().any(char::is_control) {
-                Err("a room is at most 64 printable characters".to_owned())
-            } else {
-                Ok(s.to_owned())
-            }
-        })?
-        .map(|v| v.0)
-        .unwrap_or_default();
+    let room =
+        l.parse("room", a.room.clone(), "room", f.room.clone(), check_room)?.map(|v| v.0).unwrap_or_default();
     Ok(UsageSettings {
         room,
         equipment_class: l
@@ -518,6 +551,21 @@ fn resolve_usage(l: &Layers<'_>, a: &GlobalArgs, f: &FileConfig) -> Result<Usage
             .map(|v| v.0)
             .filter(|s| !s.is_empty()),
     })
+}
+
+/// A room: at most 64 printable characters (trimmed).
+pub fn check_room(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.chars().count() > 64 || s.chars().any(char::is_control) {
+        Err("a room is at most 64 printable characters".to_owned())
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// Checks that `text` is a valid configuration file (for `enroll`, before it writes one).
+pub fn check_file(path: &Path, text: &str) -> Result<(), ConfigError> {
+    settings::parse_file::<FileConfig>(path, text).map(drop)
 }
 
 /// `teachers, учителя` → `["teachers", "учителя"]`.
@@ -705,5 +753,18 @@ mod tests {
             err,
             "missing setting `collector`: set `collector` in the configuration file, --collector or PARTA_COLLECTOR"
         );
+        // With a collector and its CA, a device that never enrolled needs a token.
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_str().unwrap();
+        let c = resolve(
+            &["parta-agent", "run", "--state-dir", state],
+            "collector = \"a:1, b\"\nca_cert = \"/ca.pem\"",
+        )
+        .unwrap();
+        assert_eq!(c.collectors.len(), 2);
+        let m = Cli::command().get_matches_from(["parta-agent", "run"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let err = c.uplink(&cli.global, &m).unwrap_err().to_string();
+        assert!(err.contains("parta-agent enroll"), "{err}");
     }
 }

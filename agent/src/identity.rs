@@ -1,4 +1,6 @@
-//! The device's stable identity, generated once and kept in the state directory as `device-id`.
+//! The device's stable identity, kept in the state directory as `device-id`: made at first start
+//! and offered when the device enrolls (the collector accepts it if no other device holds it),
+//! or the one the collector chose at enrollment.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,13 @@ pub struct IdentityError {
 /// commands).
 pub fn load(state_dir: &Path) -> Option<DeviceId> {
     std::fs::read_to_string(state_dir.join(FILE)).ok()?.trim().parse().ok()
+}
+
+/// Writes the device id (atomically).
+pub fn store(state_dir: &Path, id: DeviceId) -> Result<(), IdentityError> {
+    let path = state_dir.join(FILE);
+    fsutil::write_atomic(&path, format!("{id}\n").as_bytes(), false)
+        .map_err(|error| IdentityError { path, error })
 }
 
 /// Loads the device id from `state_dir`, creating it (and the directory) on first start.

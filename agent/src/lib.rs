@@ -13,10 +13,13 @@
 //!   profiles and scheduler; the runner spools its polls.
 //! - [`spool`]: the durable, crash-safe, bounded store of reports until acknowledged;
 //!   [`outbox`] joins it with the protocol's delivery state machine (what to send next).
-//! - [`uplink`]: the QUIC session with the collector (Hello/Welcome, reports, acks), reconnect
-//!   with [`backoff`]; [`tls`] builds the client configuration from the CA file.
+//! - [`uplink`]: the QUIC session with the collector (Hello/Welcome, reports, acks, renewed
+//!   certificates), reconnect with [`backoff`]; [`tls`] builds the client configurations (the CA
+//!   file, or the CA a join string pins; the device's certificate).
+//! - [`enroll`]: `parta-agent enroll JOIN` and the first session's enrollment with a token;
+//!   [`credential`]: the device's key, certificate and the collector's CA in the state directory.
 //! - [`status`]: the snapshot the running agent writes and `parta-agent status` reads.
-//! - [`identity`]: the device id kept in the state directory; [`paths`]: where host files are
+//! - [`identity`]: the device id kept in the state directory (offered at enrollment); [`paths`]: where host files are
 //!   read from (`--sysfs`, `--procfs`, `--rootfs`).
 //!
 //! Linux is the supported platform; OS-specific reading sits in [`sources`] and [`paths`].
@@ -27,6 +30,8 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod credential;
+pub mod enroll;
 pub mod espd;
 pub mod identity;
 pub mod observer;

@@ -188,7 +188,7 @@ mod tests {
     }
 
     fn welcome(stored: u64) -> Welcome {
-        Welcome { collector_version: "t".into(), stored_up_to: stored, highest_seq: stored }
+        parta_protocol::examples::welcome_at(stored, stored)
     }
 
     #[test]
@@ -242,10 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut o = Outbox::open(dir.path(), SpoolConfig::default(), DeliveryConfig::default()).unwrap();
         o.append(1, vec![host_metrics()]).unwrap();
-        o.on_connected(
-            &Welcome { collector_version: "t".into(), stored_up_to: 0, highest_seq: 500 },
-            Instant::now(),
-        );
+        o.on_connected(&parta_protocol::examples::welcome_at(0, 500), Instant::now());
         assert_eq!(o.append(2, vec![host_metrics()]).unwrap(), 501);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use parta_protocol::delivery::DeliveryConfig;
 use parta_protocol::sample::HostInfo;
-use parta_protocol::{Credentials, DeviceId, Hello, Sample};
+use parta_protocol::{Hello, Sample};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -40,10 +40,12 @@ const ACK_WAIT_WARN: Duration = Duration::from_secs(120);
 
 /// Runs until SIGTERM/SIGINT (returns `Ok`) or a permanent failure.
 pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<()> {
-    let client_config = tls::client_config(&uplink.ca_cert)?;
+    // The CA file must be usable before anything starts.
+    tls::client_config(tls::Trust::CaFile(&uplink.ca_cert), tls::Present::Nothing)?;
     parta_common::fsutil::create_private_dir(&config.state_dir)
         .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
     let device_id = identity::load_or_create(&config.state_dir)?;
+    let device = Arc::new(crate::credential::Identity::load(&config.state_dir)?);
     let outbox = Outbox::open(&config.state_dir.join("spool"), config.spool, DeliveryConfig::default())?;
     let stats = outbox.stats();
     let outbox = Arc::new(Mutex::new(outbox));
@@ -55,20 +57,22 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let link = Arc::new(Mutex::new(LinkState::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    tracing::info!(%device_id, school = %uplink.school, collector = %uplink.collector.to_socket_string(),
+    let credential = device.credential();
+    tracing::info!(%device_id, enrolled = credential.is_some(),
+        school = %credential.as_ref().map(|c| c.school.clone()).or(uplink.school.clone()).unwrap_or_default(),
+        collector = %collectors_text(&uplink),
         interval = %humantime::format_duration(config.interval), spool_pending = stats.pending,
         next_seq = stats.next_seq, "agent starting");
     let params = UplinkParams {
-        collector: uplink.collector.clone(),
-        server_name: uplink.server_name.clone(),
-        client_config,
-        hello: hello(device_id, &config, &uplink),
+        settings: uplink.clone(),
+        identity: Arc::clone(&device),
+        hello: Hello { agent_version: env!("CARGO_PKG_VERSION").to_owned(), kind: config.kind },
     };
     let backoff = Backoff::new(Duration::from_secs(1), config.reconnect_max);
     let uplink_task = Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake), Arc::clone(&link), backoff);
     let mut uplink_task = tokio::spawn(uplink_task.run(stop_rx));
     let (mut snmp_rx, mut snmp_on) = start_snmp(&config, &uplink, stop_tx.subscribe())?;
-    let (mut espd_rx, mut espd_on) = start_probe(&config, stop_tx.subscribe())?;
+    let (mut espd_rx, mut espd_on) = start_probe(&config, Arc::clone(&device), stop_tx.subscribe())?;
 
     // The first sample needs a CPU reading at least 200 ms after the one HostSource::new took.
     let first = Instant::now() + config.interval.min(Duration::from_secs(1));
@@ -120,7 +124,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                 wake.notify_one();
                 if status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
                     status_at = Some(Instant::now());
-                    write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
+                    write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
                 }
             }
             poll = snmp_rx.recv(), if snmp_on => {
@@ -145,7 +149,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                     continue;
                 };
                 last_espd = Some(crate::status::EspdRound::of(&run));
-                write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
+                write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
                 let samples = vec![Sample::Connectivity(Box::new(run))];
                 spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
                 wake.notify_one();
@@ -153,7 +157,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
             () = &mut stop => break,
             result = &mut uplink_task => {
                 lock(&outbox).close();
-                write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
+                write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
                 // The uplink only ends by itself on a permanent rejection.
                 return match result {
                     Ok(r) => r.map_err(anyhow::Error::from),
@@ -177,7 +181,7 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), uplink_task).await;
     lock(&outbox).close();
-    write_status(&config.state_dir, device_id, &uplink, &outbox, &link, last_espd.as_ref());
+    write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
     Ok(())
 }
 
@@ -196,7 +200,15 @@ fn start_snmp(
         concurrency = config.snmp.concurrency,
         "SNMP poller starting"
     );
-    let settings = crate::snmp::poller::PollerSettings::new(&config.snmp, uplink.school.clone())?;
+    // The school names the polled devices' ids; the collector derives them again from its own
+    // record of the school, so an agent's configured school cannot place gear elsewhere.
+    let school = crate::credential::load(&config.state_dir)
+        .ok()
+        .flatten()
+        .map(|c| c.school)
+        .or_else(|| uplink.school.clone())
+        .unwrap_or_default();
+    let settings = crate::snmp::poller::PollerSettings::new(&config.snmp, school)?;
     // The poller gets a thread of its own: the runner's thread blocks on spool and state-file
     // fsyncs, which must not stall polls in flight (timeouts, measured rates).
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -214,6 +226,7 @@ fn start_snmp(
 /// Starts the ЕСПД probe role when `[espd] enabled`; its runs arrive on the receiver.
 fn start_probe(
     config: &AgentConfig,
+    device: Arc<crate::credential::Identity>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(mpsc::Receiver<parta_protocol::espd::ConnectivityRun>, bool)> {
     let (tx, rx) = mpsc::channel(2);
@@ -222,7 +235,7 @@ fn start_probe(
     }
     let settings = config.espd.clone();
     let tls = settings.tls_config()?;
-    let speedtest = crate::espd::speedtest_target(config);
+    let speedtest = crate::espd::speedtest_target(config, Some(device));
     tracing::info!(
         every_s = settings.every.as_secs(),
         must_reach = settings.must_reach.len(),
@@ -289,7 +302,7 @@ fn log_report(log: &mut std::fs::File, seq: u64, agent_time_ms: i64, samples: &[
 
 fn write_status(
     dir: &Path,
-    device: DeviceId,
+    device: &crate::credential::Identity,
     uplink: &UplinkSettings,
     outbox: &Mutex<Outbox>,
     link: &Mutex<LinkState>,
@@ -300,12 +313,19 @@ fn write_status(
         (ob.in_flight(), ob.waiting_for_ack(std::time::Instant::now()), ob.stats().counters)
     };
     let l = link_state(link).clone();
+    let credential = device.credential();
     let snapshot = Snapshot {
         pid: std::process::id(),
         updated_at: status::unix(SystemTime::now()),
-        device_id: device.to_string(),
-        school: uplink.school.clone(),
-        collector: uplink.collector.to_socket_string(),
+        device_id: credential
+            .as_ref()
+            .map(|c| c.device_id)
+            .or_else(|| identity::load(dir))
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        school: credential.as_ref().map(|c| c.school.clone()).or(uplink.school.clone()).unwrap_or_default(),
+        credential_expires: credential.as_ref().map(|c| c.not_after_ms.div_euclid(1000)),
+        collector: collectors_text(uplink),
         connected_since: l.connected_since.map(status::unix),
         last_ack: l.last_ack.map(status::unix),
         last_error: l.last_error.map(|(t, e)| (status::unix(t), e)),
@@ -349,14 +369,14 @@ fn changed<T: PartialEq + Clone>(last: &mut Option<T>, value: T) -> Option<T> {
     Some(value)
 }
 
-fn hello(device_id: DeviceId, config: &AgentConfig, uplink: &UplinkSettings) -> Hello {
-    Hello {
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        device_id,
-        school_id: uplink.school.clone(),
-        kind: config.kind,
-        credentials: Credentials::EnrollToken(uplink.enroll_token.clone()),
-    }
+/// The collector addresses, for logs and status.
+fn collectors_text(uplink: &UplinkSettings) -> String {
+    uplink
+        .collectors
+        .iter()
+        .map(crate::config::CollectorAddr::to_socket_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Milliseconds since the Unix epoch by the wall clock (0 if the clock is before 1970).

@@ -25,7 +25,10 @@ pub struct Snapshot {
     pub device_id: String,
     /// School.
     pub school: String,
-    /// Collector address.
+    /// When the device's credential expires, Unix seconds (absent before enrollment).
+    #[serde(default)]
+    pub credential_expires: Option<i64>,
+    /// Collector addresses.
     pub collector: String,
     /// Start of the current session, Unix seconds (absent when disconnected).
     pub connected_since: Option<u64>,
@@ -165,6 +168,14 @@ fn write_text(out: &mut impl std::io::Write, r: &Report, now: u64) -> std::io::R
                 ago(now, a.updated_at)
             )?;
             writeln!(out, "device:           {} (school {})", a.device_id, a.school)?;
+            match a.credential_expires {
+                Some(t) => writeln!(
+                    out,
+                    "credential:       valid until {}",
+                    crate::enroll::rfc3339_ms(t.saturating_mul(1000))
+                )?,
+                None => writeln!(out, "credential:       none yet (the agent enrolls with its token)")?,
+            }
             let conn = a.connected_since.map_or_else(
                 || "not connected".to_owned(),
                 |t| {

@@ -1,21 +1,27 @@
-//! The connection to the collector. One session: resolve, connect (QUIC, TLS 1.3), `Hello`,
-//! wait for `Welcome`, then send what the outbox's delivery state machine picks (live reports
-//! first, then the backlog, within its window) while applying the collector's acknowledgements.
+//! The connection to the collector. One session: resolve, connect (QUIC, TLS 1.3, the device's
+//! certificate), `Hello`, wait for `Welcome`, then send what the outbox's delivery state machine
+//! picks (live reports first, then the backlog, within its window) while applying the
+//! collector's acknowledgements and storing a renewed certificate when the collector sends one.
+//! A device without a credential (or with an expired one) and a configured token enrolls first.
 //! Any transient failure ends the session and the next one starts after a jittered exponential
-//! backoff; everything unacknowledged is resent, oldest first. Rejections that no retry can fix (bad token,
-//! wrong school, unsupported version) end [`Uplink::run`] with an error that names the cause.
+//! backoff, with the next collector address; everything unacknowledged is resent, oldest first.
+//! Rejections that no retry can fix (a refused token, a revoked device, an unsupported version)
+//! end [`Uplink::run`] with an error that names the cause.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use parta_common::quic::{FramedRecv, RecvError, close_reason, send_message};
-use parta_protocol::{Hello, Message, RejectReason, Welcome};
+use parta_protocol::{Certificate, Hello, Message, RejectReason, Welcome};
 use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
-use crate::config::CollectorAddr;
+use crate::config::{CollectorAddr, UplinkSettings};
+use crate::credential::{self, Credential, Identity};
+use crate::enroll::{self, EnrollError};
 use crate::outbox::{Outbox, lock};
+use crate::tls::{self, Present, Trust};
 
 /// Time allowed for connecting and for the collector's answer to `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -27,37 +33,62 @@ const STABLE_SESSION: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UplinkError {
-    /// The collector refused this agent for a reason only a configuration change can fix.
-    #[error("{}", explain_rejection(*reason, school, detail))]
+    /// The collector refused this agent for a reason only a configuration change or an
+    /// administrator can fix.
+    #[error("{}", explain_rejection(*reason, detail))]
     Rejected {
         /// Why.
         reason: RejectReason,
-        /// The school the agent claimed.
-        school: String,
         /// The collector's detail text.
         detail: String,
     },
+    /// The device has no usable credential and nothing to enroll with.
+    #[error("{0}")]
+    NotEnrolled(String),
 }
 
-fn explain_rejection(reason: RejectReason, school: &str, detail: &str) -> String {
+/// What a permanent refusal means for the person reading the agent's log.
+pub fn explain_rejection(reason: RejectReason, detail: &str) -> String {
     let what = match reason {
-        RejectReason::UnknownToken => format!(
-            "collector rejected the enrollment token for school {school}: the token is unknown \
-             (create one with `parta-collector token create --school {school}`)"
-        ),
-        RejectReason::RevokedToken => {
-            format!("collector rejected the enrollment token for school {school}: the token was revoked")
+        RejectReason::UnknownToken => {
+            "the collector does not know the enrollment token (ask for a new join string: \
+             `parta-collector token create --school ID`)"
+                .to_owned()
         }
-        RejectReason::SchoolMismatch => format!(
-            "collector rejected the enrollment token for school {school}: the token belongs to another school"
-        ),
+        RejectReason::RevokedToken => {
+            "the enrollment token was revoked (ask for a new join string)".to_owned()
+        }
+        RejectReason::TokenExpired => {
+            "the enrollment token has expired (ask for a new join string)".to_owned()
+        }
+        RejectReason::TokenUsedUp => {
+            "the enrollment token has enrolled all the devices it was made for (ask for a new join string)"
+                .to_owned()
+        }
+        RejectReason::SchoolMismatch => "the device belongs to another school than the token's".to_owned(),
+        RejectReason::DeviceRevoked => {
+            "an administrator revoked this device; it cannot report again (to enroll this \
+             machine as a new device: `parta-agent enroll --new-device JOIN`)"
+                .to_owned()
+        }
+        RejectReason::UnknownDevice => {
+            "the collector does not know this device's certificate (enroll again: \
+             `parta-agent enroll --force JOIN`)"
+                .to_owned()
+        }
+        RejectReason::DeviceTaken => {
+            "another enrolled device holds this device's id (a copied state directory?); \
+             enroll as a new device: `parta-agent enroll --new-device JOIN`"
+                .to_owned()
+        }
         RejectReason::UnsupportedVersion => format!(
-            "collector does not speak protocol version {} of this agent ({}); upgrade the agent",
+            "the collector does not speak protocol version {} of this agent ({}); upgrade the agent",
             parta_protocol::PROTOCOL_VERSION,
             env!("CARGO_PKG_VERSION")
         ),
-        other => format!("collector rejected the agent: {other}"),
+        other => format!("the collector refused the agent: {other}"),
     };
+    let what = format!("collector refused: {what}");
     if detail.is_empty() { what } else { format!("{what} ({detail})") }
 }
 
@@ -68,17 +99,17 @@ enum SessionEnd {
     Transient(String),
     /// Stop for good.
     Permanent(RejectReason, String),
+    /// No credential and nothing to enroll with.
+    NotEnrolled(String),
 }
 
 /// What the uplink needs to know.
 #[derive(Debug, Clone)]
 pub struct UplinkParams {
-    /// Collector address.
-    pub collector: CollectorAddr,
-    /// Name to verify in the collector's certificate.
-    pub server_name: String,
-    /// QUIC client configuration (TLS, transport).
-    pub client_config: quinn::ClientConfig,
+    /// Collectors, CA, token.
+    pub settings: UplinkSettings,
+    /// The device's key and credential.
+    pub identity: Arc<Identity>,
     /// The `Hello` sent on every session.
     pub hello: Hello,
 }
@@ -91,6 +122,8 @@ pub struct Uplink {
     wake: Arc<Notify>,
     link: Arc<Mutex<LinkState>>,
     backoff: Backoff,
+    /// Sessions tried, to pick the next collector address.
+    attempts: usize,
 }
 
 /// What the uplink tells `parta-agent status`.
@@ -120,7 +153,7 @@ impl Uplink {
         link: Arc<Mutex<LinkState>>,
         backoff: Backoff,
     ) -> Self {
-        Self { params, outbox, wake, link, backoff }
+        Self { params, outbox, wake, link, backoff, attempts: 0 }
     }
 
     /// Runs sessions until `shutdown` turns true (returns `Ok`) or the collector rejects the
@@ -137,18 +170,16 @@ impl Uplink {
             };
             match end {
                 SessionEnd::Permanent(reason, detail) => {
-                    return Err(UplinkError::Rejected {
-                        reason,
-                        school: self.params.hello.school_id.clone(),
-                        detail,
-                    });
+                    return Err(UplinkError::Rejected { reason, detail });
                 }
+                SessionEnd::NotEnrolled(why) => return Err(UplinkError::NotEnrolled(why)),
                 SessionEnd::Transient(why) => {
                     if started.elapsed() >= STABLE_SESSION {
                         self.backoff.reset();
                     }
                     let delay = self.backoff.next_delay(&mut rand::rng());
-                    tracing::warn!(collector = %self.params.collector.to_socket_string(), error = %why,
+                    self.attempts += 1;
+                    tracing::warn!(error = %why,
                         retry_in = %humantime::format_duration(round_ms(delay)), "collector session ended");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
@@ -159,35 +190,113 @@ impl Uplink {
         }
     }
 
+    /// The collector address of this attempt: the configured ones in turn.
+    fn collector(&self) -> CollectorAddr {
+        let list = &self.params.settings.collectors;
+        list[self.attempts % list.len()].clone()
+    }
+
+    /// A credential that is not expired, enrolling first when needed and possible.
+    async fn credential(&mut self, addr: &CollectorAddr) -> Result<Credential, SessionEnd> {
+        let now = crate::runner::now_ms();
+        let current = self.params.identity.credential();
+        if let Some(c) = current.as_ref().filter(|c| !c.expired(now)) {
+            return Ok(c.clone());
+        }
+        let s = &self.params.settings;
+        let Some(token) = s.enroll_token.clone() else {
+            return Err(SessionEnd::NotEnrolled(match current {
+                Some(c) => format!(
+                    "the device's credential expired on {}; enroll again: `parta-agent enroll --force JOIN`",
+                    enroll::rfc3339_ms(c.not_after_ms)
+                ),
+                None => "this device has not enrolled and no enrollment token is configured".to_owned(),
+            }));
+        };
+        let identity = Arc::clone(&self.params.identity);
+        let enrolled = enroll::enroll(
+            std::slice::from_ref(addr),
+            s.server_name.as_deref(),
+            Trust::CaFile(&s.ca_cert),
+            &identity.state_dir,
+            &identity.key,
+            &token,
+            self.params.hello.kind,
+        )
+        .await;
+        match enrolled {
+            Ok(c) => {
+                tracing::info!(device = %c.device_id, school = %c.school, collector = %addr.to_socket_string(),
+                    not_after = %enroll::rfc3339_ms(c.not_after_ms), "enrolled with the collector");
+                identity.set(Some(c.clone()));
+                Ok(c)
+            }
+            Err(EnrollError::Refused { reason, detail }) if reason.is_permanent() => {
+                Err(SessionEnd::Permanent(reason, detail))
+            }
+            Err(e) => Err(SessionEnd::Transient(format!("enrolling: {e}"))),
+        }
+    }
+
     async fn session(&mut self) -> SessionEnd {
-        let target = self.params.collector.to_socket_string();
-        let addr = match resolve(&target).await {
-            Ok(a) => a,
-            Err(e) => return SessionEnd::Transient(e),
+        let collector = self.collector();
+        let mut end = match self.credential(&collector).await {
+            Ok(credential) => self.connect(&collector, &credential).await,
+            Err(end) => end,
         };
-        let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let mut endpoint = match quinn::Endpoint::client(bind) {
-            Ok(e) => e,
-            Err(e) => return SessionEnd::Transient(format!("cannot open a UDP socket: {e}")),
-        };
-        endpoint.set_default_client_config(self.params.client_config.clone());
-        let end = self.converse(&endpoint, addr).await;
+        if matches!(end, SessionEnd::Permanent(RejectReason::UnknownDevice, _))
+            && self.params.settings.enroll_token.is_some()
+        {
+            // The collector lost its record of this device (its data was reset, say): with a
+            // token at hand, the next session enrolls again with the same key.
+            self.params.identity.set(None);
+            end = SessionEnd::Transient(
+                "the collector does not know this device's certificate; enrolling again".into(),
+            );
+        }
         lock(&self.outbox).on_disconnected();
         {
             let mut link = link_state(&self.link);
             link.connected_since = None;
-            let (SessionEnd::Transient(why) | SessionEnd::Permanent(_, why)) = &end;
+            let (SessionEnd::Transient(why) | SessionEnd::Permanent(_, why) | SessionEnd::NotEnrolled(why)) =
+                &end;
             link.last_error = Some((std::time::SystemTime::now(), why.clone()));
         }
+        end
+    }
+
+    async fn connect(&mut self, collector: &CollectorAddr, credential: &Credential) -> SessionEnd {
+        let addr = match enroll::resolve(collector).await {
+            Ok(a) => a,
+            Err(e) => return SessionEnd::Transient(e),
+        };
+        let config = match tls::client_config(
+            Trust::CaFile(&self.params.settings.ca_cert),
+            Present::Device(credential, &self.params.identity.key),
+        ) {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Transient(format!("TLS configuration: {e}")),
+        };
+        let bind: SocketAddr = if addr.is_ipv6() { ([0u16; 8], 0).into() } else { ([0, 0, 0, 0], 0).into() };
+        let mut endpoint = match quinn::Endpoint::client(bind) {
+            Ok(e) => e,
+            Err(e) => return SessionEnd::Transient(format!("cannot open a UDP socket: {e}")),
+        };
+        endpoint.set_default_client_config(config);
+        let server_name = self.params.settings.server_name_for(collector);
+        let end = self.converse(&endpoint, addr, &server_name).await;
         // Give the close frame a moment to leave; never block shutdown on it.
         let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
         end
     }
 
-    async fn converse(&mut self, endpoint: &quinn::Endpoint, addr: SocketAddr) -> SessionEnd {
-        let connecting = match endpoint.connect(addr, &self.params.server_name) {
+    async fn converse(
+        &mut self,
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> SessionEnd {
+        let connecting = match endpoint.connect(addr, server_name) {
             Ok(c) => c,
             Err(e) => return SessionEnd::Transient(format!("cannot connect to {addr}: {e}")),
         };
@@ -200,7 +309,7 @@ impl Uplink {
         };
         let end = self.exchange(&conn).await;
         let code = match &end {
-            SessionEnd::Transient(_) => 0u32,
+            SessionEnd::Transient(_) | SessionEnd::NotEnrolled(_) => 0u32,
             SessionEnd::Permanent(r, _) => r.code(),
         };
         conn.close(quinn::VarInt::from_u32(code), b"agent closing session");
@@ -228,10 +337,11 @@ impl Uplink {
                 Err(e) => return from_recv_error(&e),
             },
         };
-        self.on_welcome(conn, &welcome);
+        self.on_welcome(conn, &welcome).await;
         let outbox = Arc::clone(&self.outbox);
         let wake = Arc::clone(&self.wake);
         let link = Arc::clone(&self.link);
+        let identity = Arc::clone(&self.params.identity);
         let writer = async {
             loop {
                 let batch = lock(&outbox).next_batch();
@@ -259,6 +369,7 @@ impl Uplink {
                         link_state(&link).last_ack = Some(std::time::SystemTime::now());
                         wake.notify_one();
                     }
+                    Ok(Some(Message::Renewed(cert))) => renew(&identity, &cert).await,
                     Ok(Some(Message::Reject(r))) => return rejected(r.reason, r.detail),
                     Ok(Some(other)) => {
                         return SessionEnd::Transient(format!("unexpected {} from collector", other.name()));
@@ -274,16 +385,47 @@ impl Uplink {
         }
     }
 
-    fn on_welcome(&mut self, conn: &quinn::Connection, w: &Welcome) {
-        let mut ob = lock(&self.outbox);
-        ob.on_connected(w, std::time::Instant::now());
-        let pending = ob.stats().pending;
-        drop(ob);
-        let mut link = link_state(&self.link);
-        link.connected_since = Some(std::time::SystemTime::now());
-        link.sessions += 1;
+    async fn on_welcome(&mut self, conn: &quinn::Connection, w: &Welcome) {
+        let pending = {
+            let mut ob = lock(&self.outbox);
+            ob.on_connected(w, std::time::Instant::now());
+            ob.stats().pending
+        };
+        {
+            let mut link = link_state(&self.link);
+            link.connected_since = Some(std::time::SystemTime::now());
+            link.sessions += 1;
+        }
         tracing::info!(collector = %conn.remote_address(), collector_version = %w.collector_version,
-            stored_up_to = w.stored_up_to, pending, "connected to collector");
+            device = %w.device_id, school = %w.school_id, stored_up_to = w.stored_up_to, pending, "connected to collector");
+        // The collector's record of the device's school wins (an administrator may have moved
+        // it); keep the credential file saying so.
+        let identity = &self.params.identity;
+        if let Some(c) = identity.credential().filter(|c| c.school != w.school_id) {
+            tracing::info!(from = %c.school, to = %w.school_id, "the collector records this device under another school now");
+            let updated = Credential { school: w.school_id.clone(), ..c };
+            store_credential(identity, updated).await;
+        }
+    }
+}
+
+/// Stores a renewed certificate; the next session uses it.
+async fn renew(identity: &Arc<Identity>, cert: &Certificate) {
+    let Some(current) = identity.credential() else { return };
+    tracing::info!(not_after = %enroll::rfc3339_ms(cert.not_after_ms), "the collector renewed the device's certificate");
+    store_credential(identity, credential::renewed(&current, cert)).await;
+}
+
+/// Writes a credential off the async thread, then makes it current.
+async fn store_credential(identity: &Arc<Identity>, c: Credential) {
+    let dir = identity.state_dir.clone();
+    let stored = c.clone();
+    match tokio::task::spawn_blocking(move || credential::store(&dir, &stored)).await {
+        Ok(Ok(())) => identity.set(Some(c)),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot store the device's credential; the current one stays")
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot store the device's credential"),
     }
 }
 
@@ -307,12 +449,6 @@ fn from_connection_error(e: &quinn::ConnectionError, doing: &str) -> SessionEnd 
         Some(reason) => rejected(reason, String::new()),
         None => SessionEnd::Transient(format!("{doing}: {e}")),
     }
-}
-
-async fn resolve(target: &str) -> Result<SocketAddr, String> {
-    let mut addrs =
-        tokio::net::lookup_host(target).await.map_err(|e| format!("cannot resolve {target}: {e}"))?;
-    addrs.next().ok_or_else(|| format!("{target} resolves to no address"))
 }
 
 fn round_ms(d: Duration) -> Duration {

@@ -4,22 +4,24 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{CommandFactory, FromArgMatches};
 use parta_common::EXIT_CONFIG;
 use parta_common::settings::ConfigError;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiState};
-use crate::cli::{Cli, Command, OutputFormat, RollupsAction, TokenAction};
+use crate::cli::{Cli, Command, RollupsAction};
 use crate::config::CollectorConfig;
+use crate::fleet::book::DeviceBook;
+use crate::fleet::enroll::{Enroller, FleetCtx};
 use crate::ingest::registry::Registry;
 use crate::ingest::session::SessionCtx;
-use crate::ingest::{batcher, server};
+use crate::ingest::{Memory, batcher, server};
 use crate::metrics::Metrics;
+use crate::storage::Store;
 use crate::storage::schema::{self, ServerVersion};
-use crate::storage::{Store, now_secs};
-use crate::tokens::{self, TokenCache};
+use crate::tokens::TokenCache;
 
 /// Runs the collector's command line and returns the process exit code.
 pub fn main() -> u8 {
@@ -50,7 +52,8 @@ pub fn main() -> u8 {
             Command::Migrate { print_sql, server_version } => {
                 migrate(&config, print_sql, server_version).await
             }
-            Command::Token { action } => token(&config, action).await,
+            Command::Token { action } => crate::fleet::commands::token(&config, action).await,
+            Command::Device { action } => crate::fleet::commands::device(&config, action).await,
             Command::Schools { action } => crate::compliance::commands::schools(&config, action).await,
             Command::Inventory { action } => crate::compliance::commands::inventory(&config, action).await,
             Command::Profiles { action } => crate::compliance::commands::profiles(&config, &action),
@@ -94,7 +97,8 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     // A broken regional profile is a configuration error: say so before serving anything.
     let profiles = crate::compliance::commands::profiles_of(&config)?;
     let identity = crate::tls::identity(&config.tls, &config.data_dir)?;
-    let quic_config = crate::tls::server_config(&identity)?;
+    let device_ca = Arc::new(crate::fleet::ca::DeviceCa::load_or_create(&config.data_dir)?);
+    let quic_config = crate::tls::server_config(&identity, device_ca.cert())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut stop_signal = std::pin::pin!(parta_common::shutdown::signal());
 
@@ -110,17 +114,34 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     if let Err(e) = tokens.refresh(&store).await {
         tracing::warn!(error = %e, "cannot load enrollment tokens yet");
     }
+    let book = Arc::new(DeviceBook::new());
     let (jobs_tx, jobs_rx) = mpsc::channel(config.ingest.queue);
-    let memory = Arc::new(tokio::sync::Semaphore::new(config.ingest.queue));
+    let memory = Memory::new(config.ingest.queue, config.ingest.queue_bytes);
     let batcher = tokio::spawn(batcher::run(
         jobs_rx,
         store.clone(),
         Arc::clone(&registry),
         Arc::clone(&metrics),
-        Arc::clone(&memory),
+        memory.clone(),
         config.ingest,
     ));
     let refresher = tokio::spawn(refresh_tokens(Arc::clone(&tokens), store.clone(), stop_rx.clone()));
+    let revoke_sessions = Arc::clone(&registry);
+    let fleet_refresher = tokio::spawn(crate::fleet::book::refresh_loop(
+        Arc::clone(&book),
+        store.clone(),
+        move |device| {
+            tracing::info!(%device, "device revoked: ending its session");
+            revoke_sessions.revoke(device);
+        },
+        stop_rx.clone(),
+    ));
+    let (enroller, enroll_task) = Enroller::start(FleetCtx {
+        store: store.clone(),
+        book: Arc::clone(&book),
+        ca: Arc::clone(&device_ca),
+        validity: config.fleet.cert_validity,
+    });
 
     let endpoint = server::bind(config.quic_listen, quic_config)
         .with_context(|| format!("cannot listen for agents on UDP {}", config.quic_listen))?;
@@ -129,14 +150,14 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
     let speedtest = match config.speedtest_listen {
         Some(addr) => {
-            let cfg =
-                crate::tls::speedtest_server_config(&identity).context("speed-test TLS configuration")?;
+            let cfg = crate::tls::speedtest_server_config(&identity, device_ca.cert())
+                .context("speed-test TLS configuration")?;
             let endpoint = server::bind(addr, cfg)
                 .with_context(|| format!("cannot listen for speed tests on UDP {addr}"))?;
             tracing::info!(speedtest = %endpoint.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string()), "speed-test service ready");
             let st = Arc::new(crate::speedtest::SpeedTestCtx::new(
                 store.clone(),
-                Arc::clone(&tokens),
+                Arc::clone(&book),
                 config.speedtest,
             ));
             Some((endpoint.clone(), tokio::spawn(crate::speedtest::run(endpoint, st, stop_rx.clone()))))
@@ -146,6 +167,9 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     let ctx = Arc::new(SessionCtx {
         store: store.clone(),
         tokens,
+        book: Arc::clone(&book),
+        enroller,
+        cert_validity: config.fleet.cert_validity,
         registry,
         jobs: jobs_tx,
         memory,
@@ -153,7 +177,8 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         collector_name: host_name(),
         shutdown: stop_rx.clone(),
     });
-    let quic = tokio::spawn(server::run(endpoint.clone(), ctx, stop_rx.clone()));
+    let quic =
+        tokio::spawn(server::run(endpoint.clone(), ctx, config.ingest.max_handshakes, stop_rx.clone()));
     let key = crate::auth::Accounts::load_key(&config.data_dir)
         .with_context(|| format!("session key in {}", config.data_dir.display()))?;
     let accounts = Arc::new(crate::auth::Accounts::new(key));
@@ -165,6 +190,7 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         metrics,
         profiles: Arc::new(profiles),
         accounts,
+        book: Arc::clone(&book),
         web: config.web.clone(),
     }));
     let mut http_stop = stop_rx.clone();
@@ -179,7 +205,7 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         http = %config.http_listen, clickhouse = %config.clickhouse.url, database = %config.clickhouse.database,
         server_version = %store.version(), "collector ready");
     if let Some(ca) = &identity.generated_ca {
-        tracing::info!(ca_cert = %ca.display(), "agents must trust this CA certificate (PARTA_CA_CERT)");
+        tracing::info!(ca_cert = %ca.display(), "agents trust this CA: `parta-collector token create` prints join strings that pin it");
     }
 
     stop_signal.await;
@@ -203,6 +229,8 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     refresher.abort();
+    fleet_refresher.abort();
+    enroll_task.abort();
     Ok(())
 }
 
@@ -224,7 +252,7 @@ async fn connect_and_migrate(config: &CollectorConfig) -> Store {
 async fn refresh_tokens(tokens: Arc<TokenCache>, store: Store, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(tokens::REFRESH_EVERY) => {}
+            () = tokio::time::sleep(crate::refresh::REFRESH_EVERY) => {}
             () = parta_common::shutdown::stopped(&mut stop) => return,
         }
         if let Err(e) = tokens.refresh(&store).await {
@@ -259,6 +287,10 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "batch_max_reports": c.ingest.batch_max_reports,
         "batch_max_delay": humantime::format_duration(c.ingest.batch_max_delay).to_string(),
         "ingest_queue": c.ingest.queue,
+        "ingest_queue_bytes": c.ingest.queue_bytes,
+        "max_handshakes": c.ingest.max_handshakes,
+        "join_addresses": c.fleet.join_addresses,
+        "device_cert_validity": humantime::format_duration(c.fleet.cert_validity).to_string(),
         "log_format": format!("{:?}", c.log.format).to_lowercase(),
         "log_level": c.log.level,
     });
@@ -331,91 +363,6 @@ async fn rollups(config: &CollectorConfig, action: RollupsAction) -> anyhow::Res
     Ok(())
 }
 
-/// `token …`.
-async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Result<()> {
-    let store = migrated_store(config).await?;
-    match action {
-        TokenAction::Create { school, comment } => {
-            parta_protocol::validate::validate_school_id(&school)
-                .map_err(|e| anyhow::anyhow!("--school: {e}"))?;
-            let new = tokens::generate(&school, &comment, now_secs(), now_ms());
-            store.put_token(&new.row).await?;
-            eprintln!(
-                "created enrollment token {} for school {school}; it is shown only once:",
-                new.row.token_id
-            );
-            println!("{}", new.token);
-        }
-        TokenAction::List { format } => {
-            let rows = store.tokens().await?;
-            let mut out = std::io::stdout().lock();
-            match format {
-                OutputFormat::Json => {
-                    #[derive(serde::Serialize)]
-                    struct Item<'a> {
-                        token_id: &'a str,
-                        school_id: &'a str,
-                        comment: &'a str,
-                        created_at: String,
-                        revoked: bool,
-                    }
-                    let items: Vec<Item<'_>> = rows
-                        .iter()
-                        .map(|r| Item {
-                            token_id: &r.token_id,
-                            school_id: &r.school_id,
-                            comment: &r.comment,
-                            created_at: api::rfc3339(r.created_at),
-                            revoked: r.revoked != 0,
-                        })
-                        .collect();
-                    serde_json::to_writer_pretty(&mut out, &items)?;
-                    writeln!(out)?;
-                }
-                OutputFormat::Text => {
-                    writeln!(out, "{:<14} {:<16} {:<8} {:<21} COMMENT", "ID", "SCHOOL", "STATE", "CREATED")?;
-                    for r in &rows {
-                        let state = if r.revoked != 0 { "revoked" } else { "active" };
-                        writeln!(
-                            out,
-                            "{:<14} {:<16} {:<8} {:<21} {}",
-                            r.token_id,
-                            r.school_id,
-                            state,
-                            api::rfc3339(r.created_at),
-                            r.comment
-                        )?;
-                    }
-                }
-            }
-        }
-        TokenAction::Revoke { token } => {
-            let rows = store.tokens().await?;
-            let hashed = tokens::hash(token.trim());
-            let Some(row) = rows.iter().find(|r| r.token_id == token.trim() || r.token_sha256 == hashed)
-            else {
-                bail!(
-                    "no enrollment token with id or value {:?} (see `parta-collector token list`)",
-                    abbreviate(&token)
-                );
-            };
-            if row.revoked != 0 {
-                println!("token {} of school {} was already revoked", row.token_id, row.school_id);
-                return Ok(());
-            }
-            let mut revoked = row.clone();
-            revoked.revoked = 1;
-            revoked.version = next_version(row.version);
-            store.put_token(&revoked).await?;
-            println!(
-                "revoked token {} of school {}; connected agents using it are refused from their next session",
-                row.token_id, row.school_id
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Never echo a whole secret back.
 pub(crate) fn abbreviate(s: &str) -> String {
     if s.len() > 16 { format!("{}…", s.chars().take(12).collect::<String>()) } else { s.to_owned() }
@@ -426,17 +373,6 @@ pub(crate) async fn migrated_store(config: &CollectorConfig) -> anyhow::Result<S
     let store = Store::connect(&config.clickhouse).await?;
     store.migrate().await?;
     Ok(store)
-}
-
-/// The version of a row's next state: now in milliseconds, and always above the previous.
-pub(crate) fn next_version(previous: u64) -> u64 {
-    now_ms().max(previous + 1)
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn host_name() -> String {

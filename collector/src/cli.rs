@@ -88,6 +88,20 @@ pub struct GlobalArgs {
     /// Most reports held in memory awaiting insert; agents are slowed beyond it [default: 100000].
     #[arg(long, env = "PARTA_INGEST_QUEUE", global = true, value_name = "N")]
     pub ingest_queue: Option<String>,
+    /// Most bytes of reports held in memory awaiting insert, e.g. 64MiB [default: 64MiB].
+    #[arg(long, env = "PARTA_INGEST_QUEUE_BYTES", global = true, value_name = "SIZE")]
+    pub ingest_queue_bytes: Option<String>,
+    /// Most connections waiting to say Hello or enroll; beyond half of it new connections must
+    /// prove their address (QUIC Retry), beyond it they are refused [default: 512].
+    #[arg(long, env = "PARTA_MAX_HANDSHAKES", global = true, value_name = "N")]
+    pub max_handshakes: Option<String>,
+    /// Collector addresses that join strings give agents, comma-separated host[:port]
+    /// [default: this host's name, port 4433].
+    #[arg(long, env = "PARTA_JOIN_ADDRESSES", global = true, value_name = "HOST:PORT,…")]
+    pub join_addresses: Option<String>,
+    /// Validity of device certificates, e.g. 365d; renewed when a third is left [default: 365d].
+    #[arg(long, env = "PARTA_DEVICE_CERT_VALIDITY", global = true, value_name = "DURATION")]
+    pub device_cert_validity: Option<String>,
     /// Time zone of the web UI's weekday × hour heatmaps (IANA name) [default: the system's].
     #[arg(long, env = "PARTA_WEB_TIMEZONE", global = true, value_name = "ZONE")]
     pub web_timezone: Option<String>,
@@ -114,11 +128,17 @@ pub enum Command {
         #[arg(long, value_name = "X.Y", requires = "print_sql")]
         server_version: Option<String>,
     },
-    /// Manage school enrollment tokens.
+    /// Manage school enrollment tokens and the join strings agents enroll with.
     Token {
         /// Token action.
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Enrolled devices: list, show, move to another school, revoke.
+    Device {
+        /// Device action.
+        #[command(subcommand)]
+        action: DeviceAction,
     },
     /// The school registry: import it from CSV, list it.
     Schools {
@@ -348,7 +368,8 @@ pub enum ProfilesAction {
 /// Enrollment token actions.
 #[derive(Debug, Subcommand)]
 pub enum TokenAction {
-    /// Create a token for a school and print it (shown once; only its hash is stored).
+    /// Create a token for a school and print it and the join string agents enroll with
+    /// (`parta-agent enroll JOIN`); shown once, only the token's hash is stored.
     Create {
         /// School id, e.g. 74-0012.
         #[arg(long, value_name = "ID")]
@@ -356,6 +377,16 @@ pub enum TokenAction {
         /// Note for administrators, e.g. who received the token.
         #[arg(long, default_value = "")]
         comment: String,
+        /// Devices the token may enroll [default: any number].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        uses: Option<u32>,
+        /// The token stops enrolling after this long, e.g. 30d [default: never].
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// Collector address for the join string, host[:port]; repeat for several
+        /// [default: the join_addresses setting].
+        #[arg(long = "collector", value_name = "HOST:PORT")]
+        collectors: Vec<String>,
     },
     /// List tokens (ids, schools, state; never the tokens themselves).
     List {
@@ -367,6 +398,49 @@ pub enum TokenAction {
     Revoke {
         /// Token id or token.
         token: String,
+    },
+}
+
+/// Device actions.
+#[derive(Debug, Subcommand)]
+pub enum DeviceAction {
+    /// List enrolled devices: id, school, kind, state, enrollment, credential expiry.
+    List {
+        /// Only this school's devices.
+        #[arg(long, value_name = "ID")]
+        school: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Show a device: state, school history, certificates.
+    Show {
+        /// Device id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Move a device to another school: its reports from now on belong to the new school,
+    /// earlier ones stay with the old one.
+    Move {
+        /// Device id.
+        id: String,
+        /// The new school id.
+        #[arg(long, value_name = "ID")]
+        school: String,
+        /// Who moves it, for the record [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Revoke a device's credential: its session ends within seconds and it cannot connect or
+    /// enroll with its key again (the agent stops with exit status 77). Its data stays.
+    Revoke {
+        /// Device id.
+        id: String,
+        /// Who revokes it, for the record [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
 }
 

@@ -13,6 +13,8 @@
 //! http_listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/parta-collector"
 //! tls_names = "parta.example.ru"
+//! join_addresses = "parta.example.ru:4433"  # what join strings tell agents to connect to
+//! device_cert_validity = "365d"             # device certificates; renewed with a third left
 //! web_timezone = "Asia/Yekaterinburg"  # weekday × hour heatmaps; default: the system's zone
 //! web_cookie_secure = "on"              # "off" only for plain HTTP on a trusted network
 //! ```
@@ -55,6 +57,12 @@ struct FileConfig {
     batch_max_delay: Option<String>,
     #[serde(default, deserialize_with = "settings::scalar")]
     ingest_queue: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
+    ingest_queue_bytes: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
+    max_handshakes: Option<String>,
+    join_addresses: Option<String>,
+    device_cert_validity: Option<String>,
     web_timezone: Option<String>,
     web_cookie_secure: Option<String>,
     log_format: Option<String>,
@@ -101,13 +109,43 @@ pub struct IngestConfig {
     pub batch_max_delay: Duration,
     /// Most reports in memory awaiting insert.
     pub queue: usize,
+    /// Most bytes of reports (as received) in memory awaiting insert: reports are bounded in
+    /// number and in size, so that 100,000 reports of a megabyte each cannot exhaust memory.
+    pub queue_bytes: usize,
+    /// Most connections that have not yet said `Hello` (or enrolled) at a time: beyond half of
+    /// it, new connections must prove their address (QUIC Retry); beyond it, they are refused.
+    pub max_handshakes: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { batch_max_reports: 50_000, batch_max_delay: Duration::from_secs(1), queue: 100_000 }
+        Self {
+            batch_max_reports: 50_000,
+            batch_max_delay: Duration::from_secs(1),
+            queue: 100_000,
+            // Decoded reports take at most ~16× their wire size (lists are bounded while
+            // decoding; see the protocol's amplification test): 64 MiB stays below 1 GiB.
+            queue_bytes: 64 << 20,
+            // A reconnect storm of a region's agents passes in waves of this many; each waiting
+            // connection holds at most a 4 KiB frame buffer besides QUIC's own state.
+            max_handshakes: 512,
+        }
     }
 }
+
+/// Enrollment and device credentials.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// Collector addresses join strings give agents, `host[:port]`.
+    pub join_addresses: Vec<String>,
+    /// Validity of device certificates; they are renewed over the session when a third of it is
+    /// left.
+    pub cert_validity: Duration,
+}
+
+/// Default validity of device certificates: a year, so that a PC switched off for the summer
+/// holidays (three months) still finds its certificate valid and renews it.
+pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
 
 /// Web UI settings.
 #[derive(Debug, Clone)]
@@ -156,6 +194,8 @@ pub struct CollectorConfig {
     pub tls: TlsSource,
     /// Ingest tuning.
     pub ingest: IngestConfig,
+    /// Enrollment and device credentials.
+    pub fleet: FleetConfig,
     /// Logging.
     pub log: LogSettings,
 }
@@ -255,6 +295,65 @@ impl CollectorConfig {
                 )?
                 .map_or(defaults.batch_max_delay, |v| v.0),
             queue: count("ingest_queue", &a.ingest_queue, f.ingest_queue, defaults.queue, 10_000_000)?,
+            queue_bytes: l
+                .parse(
+                    "ingest_queue_bytes",
+                    a.ingest_queue_bytes.clone(),
+                    "ingest_queue_bytes",
+                    f.ingest_queue_bytes,
+                    |s| {
+                        let n = settings::parse_size(s)?;
+                        if (2 << 20..=64 << 30).contains(&n) {
+                            usize::try_from(n).map_err(|_| "too large for this machine".to_owned())
+                        } else {
+                            Err("between 2MiB and 64GiB".into())
+                        }
+                    },
+                )?
+                .map_or(defaults.queue_bytes, |v| v.0),
+            max_handshakes: count(
+                "max_handshakes",
+                &a.max_handshakes,
+                f.max_handshakes,
+                defaults.max_handshakes,
+                100_000,
+            )?,
+        };
+        let quic_listen = addr("quic_listen", &a.quic_listen, f.quic_listen, "0.0.0.0:4433")?;
+        let default_join = format!("{}:{}", crate::tls::host_name(), quic_listen.port());
+        let fleet = FleetConfig {
+            join_addresses: l
+                .parse("join_addresses", a.join_addresses.clone(), "join_addresses", f.join_addresses, |s| {
+                    let list: Vec<String> =
+                        s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect();
+                    let probe = format!(
+                        "{}{}/x?token=x&ca=sha256:{}",
+                        parta_protocol::join::SCHEME,
+                        list.join(","),
+                        "0".repeat(64)
+                    );
+                    match probe.parse::<parta_protocol::join::Join>() {
+                        Ok(_) if !list.is_empty() => Ok(list),
+                        Ok(_) => Err("expected host[:port], comma-separated".into()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })?
+                .map_or_else(|| vec![default_join], |v| v.0),
+            cert_validity: l
+                .parse(
+                    "device_cert_validity",
+                    a.device_cert_validity.clone(),
+                    "device_cert_validity",
+                    f.device_cert_validity,
+                    |s| {
+                        settings::parse_duration_within(
+                            s,
+                            Duration::from_secs(10),
+                            Duration::from_secs(20 * 365 * 86_400),
+                        )
+                    },
+                )?
+                .map_or(DEFAULT_CERT_VALIDITY, |v| v.0),
         };
         let st = SpeedTestLimits::default();
         let speedtest = SpeedTestLimits {
@@ -302,7 +401,7 @@ impl CollectorConfig {
                 password: text("clickhouse_password", &a.clickhouse_password, f.clickhouse_password)
                     .unwrap_or_default(),
             },
-            quic_listen: addr("quic_listen", &a.quic_listen, f.quic_listen, "0.0.0.0:4433")?,
+            quic_listen,
             speedtest_listen: match l.pick(
                 "speedtest_listen",
                 a.speedtest_listen.clone(),
@@ -346,6 +445,7 @@ impl CollectorConfig {
                 .map(|v| v.0),
             tls,
             ingest,
+            fleet,
             log: a.common.logging(&l, f.log_format, f.log_level)?,
         })
     }
@@ -405,6 +505,27 @@ mod tests {
         let err =
             resolve(&["parta-collector", "serve"], "speedtest_per_hour = \"many\"").unwrap_err().to_string();
         assert!(err.contains("key `speedtest_per_hour`") && err.contains("between 1 and 1000"), "{err}");
+    }
+
+    #[test]
+    fn fleet_settings() {
+        let c = resolve(&["parta-collector", "serve"], "").unwrap();
+        assert_eq!(c.fleet.cert_validity, DEFAULT_CERT_VALIDITY);
+        assert_eq!(c.fleet.join_addresses.len(), 1);
+        let c = resolve(
+            &["parta-collector", "serve", "--join-addresses", "a.example:4433, [2001:db8::1]:4433"],
+            "device_cert_validity = \"30d\"\ningest_queue_bytes = \"16MiB\"",
+        )
+        .unwrap();
+        assert_eq!(c.fleet.join_addresses, ["a.example:4433", "[2001:db8::1]:4433"]);
+        assert_eq!(c.fleet.cert_validity, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.ingest.queue_bytes, 16 << 20);
+        let err =
+            resolve(&["parta-collector", "serve", "--join-addresses", "a b"], "").unwrap_err().to_string();
+        assert!(err.contains("--join-addresses") && err.contains("collector address"), "{err}");
+        let err =
+            resolve(&["parta-collector", "serve"], "device_cert_validity = \"1s\"").unwrap_err().to_string();
+        assert!(err.contains("device_cert_validity"), "{err}");
     }
 
     #[test]

@@ -51,6 +51,18 @@ pub struct Metrics {
     pub oldest_report_age_seconds: Gauge<f64, AtomicU64>,
     /// Loss notices received from agents' spools, by reason (reports).
     pub agent_spool_losses: Family<ReasonLabel, Counter>,
+    /// Connections that have not yet said Hello or enrolled.
+    pub handshakes_waiting: Gauge,
+    /// Connections refused because too many were waiting.
+    pub handshakes_refused: Counter,
+    /// Connections asked to prove their address (QUIC Retry) under load.
+    pub handshake_retries: Counter,
+    /// Devices enrolled (first enrollment or again with the same key).
+    pub enrollments: Counter,
+    /// Device certificates renewed over sessions.
+    pub renewals: Counter,
+    /// Bytes of reports in memory awaiting insert.
+    pub ingest_queue_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -79,6 +91,12 @@ impl Metrics {
             backlog_reports: Counter::default(),
             oldest_report_age_seconds: Gauge::default(),
             agent_spool_losses: Family::default(),
+            handshakes_waiting: Gauge::default(),
+            handshakes_refused: Counter::default(),
+            handshake_retries: Counter::default(),
+            enrollments: Counter::default(),
+            renewals: Counter::default(),
+            ingest_queue_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("reports_accepted", "Reports stored and acknowledged", m.reports_accepted.clone());
@@ -123,6 +141,32 @@ impl Metrics {
             "agent_spool_losses",
             "Reports agents' spools discarded (thinned, expired, disk full, corrupt), as they reported",
             m.agent_spool_losses.clone(),
+        );
+        registry.register(
+            "handshakes_waiting",
+            "Connections that have not yet said Hello or enrolled",
+            m.handshakes_waiting.clone(),
+        );
+        registry.register(
+            "handshakes_refused",
+            "Connections refused because too many were waiting to say Hello",
+            m.handshakes_refused.clone(),
+        );
+        registry.register(
+            "handshake_retries",
+            "Connections asked to prove their address (QUIC Retry) under a handshake flood",
+            m.handshake_retries.clone(),
+        );
+        registry.register("enrollments", "Devices enrolled", m.enrollments.clone());
+        registry.register(
+            "certificate_renewals",
+            "Device certificates renewed over sessions",
+            m.renewals.clone(),
+        );
+        registry.register(
+            "ingest_queue_bytes",
+            "Bytes of reports (as received) in memory awaiting insert",
+            m.ingest_queue_bytes.clone(),
         );
         Self { registry, ..m }
     }

@@ -1,7 +1,7 @@
-//! The speed-test service for ЕСПД probes: its own QUIC endpoint (ALPN `parta-speedtest/1`),
-//! one test per connection. The request carries the school's enrollment token, checked like a
-//! `Hello`; tests are bounded in bytes and time, one at a time per school, so many per school
-//! and hour and so many at a time in all ([`SpeedTestLimits`]), so the service cannot be turned
+//! The speed-test service for ЕСПД probes: its own QUIC endpoint (ALPN `parta-speedtest/2`),
+//! one test per connection. The connection carries the device's client certificate, checked as
+//! a session's is, and the school is the one the fleet records for the device; tests are
+//! bounded in bytes and time, one at a time per school, so many per school and hour and so many at a time in all ([`SpeedTestLimits`]), so the service cannot be turned
 //! into a traffic source. Download: the collector sends for the test's time. Upload: it
 //! receives, measures (leaving out the warm-up) and returns the figures.
 
@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use parta_protocol::speedtest::{self, Direction, SpeedTestReply, SpeedTestRequest, encode_control};
 use tokio::sync::{Semaphore, watch};
 
+use crate::fleet::book::DeviceBook;
+use crate::fleet::ca::sha256;
 use crate::storage::Store;
-use crate::tokens::TokenCache;
 
 /// Longest test, ms.
 pub const MAX_MS: u32 = 10_000;
@@ -126,17 +127,17 @@ impl Admissions {
 /// What the service shares.
 #[derive(Debug)]
 pub struct SpeedTestCtx {
-    /// Storage, for token look-ups.
+    /// Storage, for look-ups of certificates issued a moment ago.
     pub store: Store,
-    /// Enrollment tokens.
-    pub tokens: Arc<TokenCache>,
+    /// The fleet: which device a certificate is, which school it belongs to.
+    pub book: Arc<DeviceBook>,
     admissions: Admissions,
 }
 
 impl SpeedTestCtx {
     /// A service under `limits`.
-    pub fn new(store: Store, tokens: Arc<TokenCache>, limits: SpeedTestLimits) -> Self {
-        Self { store, tokens, admissions: Admissions::new(limits) }
+    pub fn new(store: Store, book: Arc<DeviceBook>, limits: SpeedTestLimits) -> Self {
+        Self { store, book, admissions: Admissions::new(limits) }
     }
 }
 
@@ -159,8 +160,13 @@ pub async fn run(endpoint: quinn::Endpoint, ctx: Arc<SpeedTestCtx>, mut shutdown
 }
 
 async fn handle(ctx: Arc<SpeedTestCtx>, incoming: quinn::Incoming) {
-    let Ok(conn) = incoming.await else { return };
+    let Ok(Ok(conn)) = tokio::time::timeout(REQUEST_TIMEOUT, incoming).await else { return };
     let peer = conn.remote_address();
+    // The endpoint requires a certificate of the device CA; this is its SHA-256.
+    let certificate = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().map(|c| sha256(c)));
     let Ok(Ok((mut send, mut recv))) = tokio::time::timeout(REQUEST_TIMEOUT, conn.accept_bi()).await else {
         conn.close(quinn::VarInt::from_u32(0), b"no request");
         return;
@@ -178,20 +184,23 @@ async fn handle(ctx: Arc<SpeedTestCtx>, incoming: quinn::Incoming) {
             return;
         }
     };
-    if let Err(e) = parta_protocol::validate::validate_school_id(&request.school_id) {
-        refuse(&mut send, &format!("school: {e}"), 0).await;
-        return;
-    }
-    if let Err(reason) = ctx.tokens.check(&ctx.store, &request.token, &request.school_id).await {
-        tracing::warn!(%peer, school = %request.school_id, %reason, "speed test refused: token");
-        refuse(&mut send, &format!("enrollment token refused for school {}: {reason}", request.school_id), 0)
-            .await;
-        return;
-    }
-    let admitted = match ctx.admissions.admit(&request.school_id, Instant::now()) {
+    let auth = match certificate {
+        Some(fp) => ctx.book.authenticate(&ctx.store, &fp).await,
+        None => Err(parta_protocol::RejectReason::NotEnrolled),
+    };
+    let school = match auth {
+        Ok(a) => a.school,
+        Err(reason) => {
+            tracing::warn!(%peer, %reason, "speed test refused: device");
+            let retry = if reason == parta_protocol::RejectReason::Internal { 60 } else { 0 };
+            refuse(&mut send, &format!("device not accepted: {reason}"), retry).await;
+            return;
+        }
+    };
+    let admitted = match ctx.admissions.admit(&school, Instant::now()) {
         Ok(a) => a,
         Err((why, retry)) => {
-            tracing::info!(%peer, school = %request.school_id, reason = %why, "speed test refused: limit");
+            tracing::info!(%peer, %school, reason = %why, "speed test refused: limit");
             refuse(&mut send, &why, retry).await;
             return;
         }
@@ -209,10 +218,10 @@ async fn handle(ctx: Arc<SpeedTestCtx>, incoming: quinn::Incoming) {
     drop(admitted);
     match result {
         Ok(bytes) => {
-            tracing::info!(%peer, school = %request.school_id, direction = request.direction.as_str(), bytes, "speed test done")
+            tracing::info!(%peer, %school, direction = request.direction.as_str(), bytes, "speed test done")
         }
         Err(e) => {
-            tracing::info!(%peer, school = %request.school_id, direction = request.direction.as_str(), error = %e, "speed test ended early")
+            tracing::info!(%peer, %school, direction = request.direction.as_str(), error = %e, "speed test ended early")
         }
     }
     // Let the last bytes and the close reach the agent.

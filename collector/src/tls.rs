@@ -16,6 +16,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls_pki_types::CertificateDer;
 
 use crate::config::TlsSource;
 
@@ -70,10 +71,33 @@ pub fn identity(source: &TlsSource, data_dir: &Path) -> Result<Identity, TlsErro
     }
 }
 
+/// The certificate agents must trust, as a join string pins it: the generated CA, or the last
+/// certificate of a configured chain (put the CA last in `tls_cert`). Never creates anything.
+pub fn trust_anchor(source: &TlsSource, data_dir: &Path) -> Result<CertificateDer<'static>, TlsError> {
+    let path = match source {
+        TlsSource::Files { cert, .. } => cert.clone(),
+        TlsSource::Generated { .. } => data_dir.join(CA_CERT),
+    };
+    tls::load_certs(&path)?.pop().ok_or(TlsError::Pem(PemError::NoCertificate { path }))
+}
+
+/// Which client certificates a QUIC endpoint asks for: signed by the device CA; optional where
+/// devices also enroll (they have none yet), required elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientAuth<'a> {
+    /// Connections without a certificate are accepted (they may only enroll).
+    Optional(&'a CertificateDer<'static>),
+    /// Every connection must present a device certificate.
+    Required(&'a CertificateDer<'static>),
+}
+
 /// The speed-test service's QUIC configuration: the same identity, ALPN
 /// `parta-speedtest/1`, and windows wide enough for a school's link (500 Mbit/s at 50 ms is
 /// ~3 MB in flight), unlike the ingest endpoint's deliberately small ones.
-pub fn speedtest_server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
+pub fn speedtest_server_config(
+    id: &Identity,
+    device_ca: &CertificateDer<'static>,
+) -> Result<quinn::ServerConfig, TlsError> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(20)).ok());
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
@@ -81,12 +105,15 @@ pub fn speedtest_server_config(id: &Identity) -> Result<quinn::ServerConfig, Tls
     t.stream_receive_window(quinn::VarInt::from_u32(8 * 1024 * 1024));
     t.receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024));
     t.send_window(16 * 1024 * 1024);
-    build(id, parta_protocol::speedtest::SPEEDTEST_ALPN, t)
+    build(id, parta_protocol::speedtest::SPEEDTEST_ALPN, t, ClientAuth::Required(device_ca))
 }
 
 /// The QUIC server configuration for agents' reports: TLS 1.3 only, ALPN
-/// [`parta_protocol::ALPN`].
-pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
+/// [`parta_protocol::ALPN`], device certificates asked for (optional: devices enroll here).
+pub fn server_config(
+    id: &Identity,
+    device_ca: &CertificateDer<'static>,
+) -> Result<quinn::ServerConfig, TlsError> {
     let mut t = quinn::TransportConfig::default();
     // Agents send keep-alives every 15 s; a minute of silence means the agent is gone.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(60)).ok());
@@ -99,7 +126,11 @@ pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, TlsError> {
     // default (1.25 MB) would not.
     t.stream_receive_window(quinn::VarInt::from_u32(256 * 1024));
     t.receive_window(quinn::VarInt::from_u32(512 * 1024));
-    build(id, parta_protocol::ALPN, t)
+    let mut config = build(id, parta_protocol::ALPN, t, ClientAuth::Optional(device_ca))?;
+    // Connections still in their handshake that quinn keeps for us; the session layer's own
+    // bound (`max_handshakes`) decides which become sessions.
+    config.max_incoming(4096);
+    Ok(config)
 }
 
 /// A TLS 1.3 server configuration of `id` for `alpn`, with `transport`.
@@ -107,13 +138,33 @@ fn build(
     id: &Identity,
     alpn: &[u8],
     transport: quinn::TransportConfig,
+    client_auth: ClientAuth<'_>,
 ) -> Result<quinn::ServerConfig, TlsError> {
-    let certs = tls::load_certs(&id.cert)?;
+    let mut certs = tls::load_certs(&id.cert)?;
+    // Agents enrolling with a join string pin the CA by its fingerprint and learn it from the
+    // chain, so the generated CA travels with the server certificate.
+    if let Some(ca) = &id.generated_ca {
+        for c in tls::load_certs(ca)? {
+            if !certs.contains(&c) {
+                certs.push(c);
+            }
+        }
+    }
     let key = tls::load_private_key(&id.key)?;
+    let (ClientAuth::Optional(ca) | ClientAuth::Required(ca)) = client_auth;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).map_err(|e| TlsError::Config(format!("device CA: {e}")))?;
+    let builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), tls::provider());
+    let verifier = match client_auth {
+        ClientAuth::Optional(_) => builder.allow_unauthenticated().build(),
+        ClientAuth::Required(_) => builder.build(),
+    }
+    .map_err(|e| TlsError::Config(format!("device certificate verifier: {e}")))?;
     let mut crypto = rustls::ServerConfig::builder_with_provider(tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(format!("{} and {}: {e}", id.cert.display(), id.key.display())))?;
     crypto.alpn_protocols = vec![alpn.to_vec()];
@@ -189,7 +240,8 @@ fn san_list(extra: &[String]) -> Vec<String> {
     names
 }
 
-fn host_name() -> String {
+/// This host's name, lower case (for generated certificates and default join addresses).
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_ascii_lowercase())
         .unwrap_or_else(|_| "parta-collector".into())
@@ -217,7 +269,8 @@ mod tests {
         let a = ensure_generated(dir.path(), &[]).unwrap();
         let ca1 = std::fs::read(dir.path().join(CA_CERT)).unwrap();
         let cert1 = std::fs::read(&a.cert).unwrap();
-        server_config(&a).unwrap();
+        let device_ca = crate::fleet::ca::DeviceCa::load_or_create(dir.path()).unwrap();
+        server_config(&a, device_ca.cert()).unwrap();
         ensure_generated(dir.path(), &[]).unwrap();
         assert_eq!(std::fs::read(&a.cert).unwrap(), cert1, "reused");
         ensure_generated(dir.path(), &["parta.example.ru".into()]).unwrap();

@@ -82,6 +82,18 @@ impl FramedRecv {
         }
     }
 
+    /// Changes the frame limit for the frames still to come (see
+    /// [`parta_protocol::FrameDecoder::set_max_len`]).
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.decoder.set_max_len(max_frame);
+    }
+
+    /// Decodes only these message types from now on (see
+    /// [`parta_protocol::FrameDecoder::set_allowed`]).
+    pub fn set_allowed(&mut self, tags: Option<&'static [u32]>) {
+        self.decoder.set_allowed(tags);
+    }
+
     /// Size on the wire of the message [`Self::next`] last returned.
     pub fn last_frame_len(&self) -> usize {
         self.decoder.last_frame_len()

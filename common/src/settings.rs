@@ -73,6 +73,9 @@ pub enum ConfigError {
         /// Why it is unusable.
         reason: String,
     },
+    /// The settings are complete but say something that cannot work, explained.
+    #[error("{0}")]
+    Unusable(String),
     /// A required setting has no value anywhere.
     #[error("missing setting `{key}`: set `{key}` in the configuration file, {flag} or {env}")]
     Missing {

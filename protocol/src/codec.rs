@@ -81,6 +81,28 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> 
     Ok(())
 }
 
+/// The variant index of the message in an envelope, read without decoding the body: a receiver
+/// that accepts only some messages (before authentication, only `Hello` or `Enroll`) refuses the
+/// others before they cost anything. See [`crate::message::tag`].
+pub fn peek_tag(bytes: &[u8]) -> Result<u32, DecodeError> {
+    let (version, body) = match bytes {
+        [a, b, rest @ ..] => (u16::from_le_bytes([*a, *b]), rest),
+        _ => return Err(DecodeError::Truncated { len: bytes.len() }),
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnknownVersion { got: version, supported: PROTOCOL_VERSION });
+    }
+    // A postcard varint: 7 bits per byte, least significant first, at most 5 bytes for a u32.
+    let mut tag: u32 = 0;
+    for (i, byte) in body.iter().take(5).enumerate() {
+        tag |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(tag);
+        }
+    }
+    Err(DecodeError::Malformed { reason: "no message type".into() })
+}
+
 /// Decodes one envelope. Never panics, whatever the input; allocations are bounded by the input
 /// length.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
@@ -128,6 +150,17 @@ mod tests {
         let mut bytes = PROTOCOL_VERSION.to_le_bytes().to_vec();
         bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
         assert!(matches!(decode(&bytes), Err(DecodeError::Malformed { .. })));
+    }
+
+    #[test]
+    fn peek_tag_reads_the_variant_without_decoding() {
+        let bytes = encode(&Message::Ack(Ack::range(1, 1))).unwrap();
+        assert_eq!(peek_tag(&bytes), Ok(3));
+        assert_eq!(peek_tag(&bytes[..2]), Err(DecodeError::Malformed { reason: "no message type".into() }));
+        assert!(matches!(peek_tag(&[9, 0, 0]), Err(DecodeError::UnknownVersion { .. })));
+        let mut big = PROTOCOL_VERSION.to_le_bytes().to_vec();
+        big.extend_from_slice(&[0x80, 0x01]);
+        assert_eq!(peek_tag(&big), Ok(128));
     }
 
     #[test]

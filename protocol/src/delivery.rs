@@ -251,7 +251,7 @@ mod tests {
     const CFG: DeliveryConfig = DeliveryConfig { window: 8, live_reserve: 2 };
 
     fn welcome(stored: u64) -> Welcome {
-        Welcome { collector_version: "t".into(), stored_up_to: stored, highest_seq: stored }
+        crate::examples::welcome_at(stored, stored)
     }
 
     fn t0() -> Instant {

@@ -21,6 +21,7 @@ pub struct ConnectivityRun {
     /// Required download speed the probe judged throughput against, Mbit/s.
     pub required_mbps: u32,
     /// The checks, in the order they ran.
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_CHECKS }>")]
     pub checks: Vec<CheckResult>,
 }
 
@@ -186,6 +187,9 @@ pub struct CheckResult {
     /// HTTP status (0: none).
     pub http_status: u16,
     /// Addresses the name resolved to.
+    #[serde(
+        deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_CHECK_ADDRESSES }>"
+    )]
     pub addresses: Vec<String>,
     /// Latency, jitter and loss (`latency` checks).
     pub latency: Option<LatencyStats>,

@@ -16,7 +16,8 @@ use crate::snmp::{
 use crate::usage::{PowerEvent, PowerEventKind, Subject, UsageInterval, UsageState, UserClass};
 
 use crate::message::{
-    Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
+    Ack, Certificate, DeviceId, DeviceKind, EnrollRequest, Enrolled, Hello, Message, Reject, RejectReason,
+    Report, Welcome,
 };
 use crate::sample::{
     Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, LossReason, MacAddr, NetInterface, OsInfo, Sample,
@@ -30,18 +31,58 @@ pub const EXAMPLE_DEVICE: DeviceId = DeviceId(Uuid::from_bytes([
 
 /// A teacher PC's `Hello`.
 pub fn hello() -> Message {
-    Message::Hello(Hello {
-        agent_version: "0.1.0".into(),
-        device_id: EXAMPLE_DEVICE,
-        school_id: "74-0012".into(),
-        kind: DeviceKind::Computer,
-        credentials: Credentials::EnrollToken("pt1_3q2ZkPZ1b0Jx9v4nYwHc8TgLrA7sUeMd".into()),
-    })
+    Message::Hello(Hello { agent_version: "0.1.0".into(), kind: DeviceKind::Computer })
 }
 
 /// The collector's `Welcome`.
 pub fn welcome() -> Message {
-    Message::Welcome(Welcome { collector_version: "0.1.0".into(), stored_up_to: 41, highest_seq: 41 })
+    Message::Welcome(welcome_at(41, 41))
+}
+
+/// A `Welcome` of the example device saying what the collector stores.
+pub fn welcome_at(stored_up_to: u64, highest_seq: u64) -> Welcome {
+    Welcome {
+        collector_version: "0.1.0".into(),
+        device_id: EXAMPLE_DEVICE,
+        school_id: "74-0012".into(),
+        stored_up_to,
+        highest_seq,
+        credential_expires_ms: 1_779_000_000_000,
+    }
+}
+
+/// A public key as an agent sends it: SubjectPublicKeyInfo of an ECDSA P-256 key (91 bytes; the
+/// key itself is made up).
+fn example_public_key() -> Vec<u8> {
+    let mut spki = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    ];
+    spki.extend((0u8..64).map(|i| i.wrapping_mul(37)));
+    spki
+}
+
+/// A new PC's `Enroll`.
+pub fn enroll() -> Message {
+    Message::Enroll(EnrollRequest {
+        agent_version: "0.1.0".into(),
+        kind: DeviceKind::Computer,
+        token: "pt1_3q2ZkPZ1b0Jx9v4nYwHc8TgLrA7sUeMd".into(),
+        public_key: example_public_key(),
+        device_id: None,
+    })
+}
+
+/// The collector's answer to it (the certificate bytes are a stand-in of realistic length).
+pub fn enrolled() -> Message {
+    Message::Enrolled(Enrolled {
+        device_id: EXAMPLE_DEVICE,
+        school_id: "74-0012".into(),
+        certificate: Certificate {
+            der: (0..=255u8).cycle().take(480).collect(),
+            not_after_ms: 1_779_000_000_000,
+        },
+    })
 }
 
 /// Host identity of a teacher laptop on Astra Linux.
@@ -445,6 +486,8 @@ pub fn all() -> Vec<(&'static str, Message)> {
     vec![
         ("hello", hello()),
         ("welcome", welcome()),
+        ("enroll", enroll()),
+        ("enrolled", enrolled()),
         ("report_first", first_report()),
         ("report_typical", typical_report(42)),
         ("ack", ack()),

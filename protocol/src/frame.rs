@@ -11,6 +11,11 @@ use crate::message::Message;
 /// well below 64 KiB, so the limit leaves room without letting a peer exhaust memory.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 
+/// Largest frame accepted before the peer is authenticated: a `Hello` or an `Enroll` (a token
+/// and a public key) is a few hundred bytes, so nothing bigger is read, let alone decoded,
+/// from a peer nobody knows.
+pub const PRE_AUTH_MAX_FRAME_LEN: usize = 4096;
+
 /// Size of the length prefix.
 pub const LEN_PREFIX: usize = 4;
 
@@ -29,6 +34,13 @@ pub enum FrameError {
     /// The frame arrived whole but its envelope is invalid.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// A message of a type the receiver does not accept at this point (before
+    /// authentication, anything but `Hello` or `Enroll`); its body was not decoded.
+    #[error("message type {tag} is not accepted here")]
+    NotAllowed {
+        /// The variant index found.
+        tag: u32,
+    },
 }
 
 /// Encodes a message as one frame.
@@ -56,6 +68,8 @@ pub struct FrameDecoder {
     last_len: usize,
     /// Set after `TooLarge`: the stream is out of sync and every later pull fails the same way.
     poisoned: Option<FrameError>,
+    /// When set, only messages with these variant indexes are decoded.
+    allowed: Option<&'static [u32]>,
 }
 
 impl Default for FrameDecoder {
@@ -72,7 +86,26 @@ impl FrameDecoder {
 
     /// A decoder enforcing a lower limit (values above [`MAX_FRAME_LEN`] are capped).
     pub fn with_max_len(max_len: usize) -> Self {
-        Self { buf: Vec::new(), start: 0, max_len: max_len.min(MAX_FRAME_LEN), last_len: 0, poisoned: None }
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            max_len: max_len.min(MAX_FRAME_LEN),
+            last_len: 0,
+            poisoned: None,
+            allowed: None,
+        }
+    }
+
+    /// Changes the frame limit (capped at [`MAX_FRAME_LEN`]) for the frames still to come, e.g.
+    /// from [`PRE_AUTH_MAX_FRAME_LEN`] to the full limit once the peer is authenticated.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len.min(MAX_FRAME_LEN);
+    }
+
+    /// Decodes only messages of these types (see [`crate::message::tag`]); others end in
+    /// [`FrameError::NotAllowed`] without their body being decoded. `None` accepts all.
+    pub fn set_allowed(&mut self, tags: Option<&'static [u32]>) {
+        self.allowed = tags;
     }
 
     /// Appends received bytes.
@@ -115,7 +148,14 @@ impl FrameDecoder {
         let Some(body) = pending.get(LEN_PREFIX..LEN_PREFIX + len) else {
             return Ok(None);
         };
-        let result = codec::decode(body);
+        let result = match self.allowed {
+            Some(tags) => match codec::peek_tag(body) {
+                Ok(tag) if tags.contains(&tag) => codec::decode(body).map_err(FrameError::from),
+                Ok(tag) => Err(FrameError::NotAllowed { tag }),
+                Err(e) => Err(FrameError::from(e)),
+            },
+            None => codec::decode(body).map_err(FrameError::from),
+        };
         self.last_len = LEN_PREFIX + len;
         self.start += LEN_PREFIX + len;
         if self.start == self.buf.len() {
@@ -174,6 +214,25 @@ mod tests {
         dec.push(&encode_frame(&ack(7)).unwrap());
         assert!(matches!(dec.next_frame(), Err(FrameError::Decode(_))));
         assert_eq!(dec.next_frame().unwrap(), Some(ack(7)));
+    }
+
+    #[test]
+    fn only_allowed_messages_are_decoded() {
+        let mut dec = FrameDecoder::with_max_len(PRE_AUTH_MAX_FRAME_LEN);
+        dec.set_allowed(Some(&[crate::message::tag::HELLO, crate::message::tag::ENROLL]));
+        // A report frame is refused by its type, before its body is decoded: a body that would
+        // not even decode proves it.
+        let mut frame = 8u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(&crate::PROTOCOL_VERSION.to_le_bytes());
+        frame.extend_from_slice(&[2, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        dec.push(&frame);
+        assert_eq!(dec.next_frame(), Err(FrameError::NotAllowed { tag: 2 }));
+        dec.set_allowed(None);
+        dec.push(&encode_frame(&ack(3)).unwrap());
+        assert_eq!(dec.next_frame().unwrap(), Some(ack(3)));
+        // The pre-authentication limit applies until raised.
+        dec.push(&u32::try_from(PRE_AUTH_MAX_FRAME_LEN + 1).unwrap().to_be_bytes());
+        assert!(matches!(dec.next_frame(), Err(FrameError::TooLarge { max: PRE_AUTH_MAX_FRAME_LEN, .. })));
     }
 
     #[test]

@@ -116,10 +116,13 @@ pub struct Inventory {
     /// Physical memory, bytes.
     pub memory_bytes: u64,
     /// Fixed disks.
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_DISKS }>")]
     pub disks: Vec<DiskInfo>,
     /// Physical network interfaces.
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_INTERFACES }>")]
     pub nics: Vec<NicInfo>,
     /// Displays attached through DRM connectors.
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_DISPLAYS }>")]
     pub displays: Vec<DisplayInfo>,
 }
 

@@ -3,8 +3,9 @@
 //! Sans-IO: no sockets, no clocks, no async runtime. Both binaries drive it over QUIC streams.
 //!
 //! ## Layout
-//! - [`message`]: what agents and collectors say to each other — `Hello`, `Welcome`, `Report`,
-//!   `Ack`, `Reject` — and the typed reject reasons with their stable codes.
+//! - [`message`]: what agents and collectors say to each other — `Enroll`/`Enrolled` (a
+//!   certificate per device), `Hello`, `Welcome`, `Report`, `Ack`, `Renewed`, `Reject` — and the
+//!   typed reject reasons with their stable codes.
 //! - [`inventory`], [`usage`]: what a device is (inventory, equipment class, displays) and how
 //!   it is used (power and activity intervals, boots and shutdowns).
 //! - [`snmp`]: what an agent reads from LAN gear and printers over SNMP (system group,
@@ -13,12 +14,17 @@
 //!   throughput, content filtering), with failure kinds kept apart.
 //! - [`speedtest`]: the collector's speed-test service for probes (control messages, the
 //!   rate measurement).
+//! - [`ids`]: ids of SNMP gear and displays, bound by the collector to the reporting device's
+//!   school. [`join`]: the join string `parta-collector token create` prints and
+//!   `parta-agent enroll` reads.
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
 //!   Decoding never panics and reports unknown versions and malformed bodies as typed errors.
-//! - [`frame`]: length-prefixed framing with a hard maximum frame size, and an incremental
-//!   [`frame::FrameDecoder`] for byte streams.
+//! - [`frame`]: length-prefixed framing with a hard maximum frame size (a few KiB before the peer
+//!   is authenticated, when only `Hello` and `Enroll` are decoded), and an incremental
+//!   [`frame::FrameDecoder`] for byte streams. Lists are bounded while they are decoded, so a
+//!   frame cannot decode into more than a small multiple of its size.
 //! - [`examples`]: messages shaped like real traffic, for golden fixtures and benchmarks.
 //! - [`seqset`]: sets of sequence numbers as ranges (ledgers, acknowledgements).
 //! - [`delivery`]: the agent-side delivery state machine — what to send next (live reports
@@ -32,12 +38,15 @@
 
 #![forbid(unsafe_code)]
 
+mod bounded;
 pub mod codec;
 pub mod delivery;
 pub mod espd;
 pub mod examples;
 pub mod frame;
+pub mod ids;
 pub mod inventory;
+pub mod join;
 pub mod message;
 pub mod sample;
 pub mod seqset;
@@ -47,9 +56,10 @@ pub mod usage;
 pub mod validate;
 
 pub use codec::{DecodeError, EncodeError, decode, encode};
-pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, encode_frame};
+pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, PRE_AUTH_MAX_FRAME_LEN, encode_frame};
 pub use message::{
-    Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
+    Ack, Certificate, DeviceId, DeviceKind, EnrollRequest, Enrolled, Hello, Message, Reject, RejectReason,
+    Report, Welcome,
 };
 pub use sample::Sample;
 pub use seqset::{SeqRange, SeqSet};
@@ -58,8 +68,10 @@ pub use seqset::{SeqRange, SeqSet};
 ///
 /// Version 2 (before any release): acknowledgements carry ranges, so reports may be sent and
 /// acknowledged out of order (live reports ahead of a backlog); reports may carry spool-loss
-/// notices.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// notices. Version 3: a certificate per device — `Enroll`/`Enrolled`/`Renewed`, a `Hello`
+/// without identity fields (the client certificate says who the device is), a `Welcome` that
+/// tells the device its id and school.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// TLS ALPN identifier of the protocol on QUIC connections.
-pub const ALPN: &[u8] = b"parta/2";
+pub const ALPN: &[u8] = b"parta/3";

@@ -1,8 +1,14 @@
 //! Messages exchanged on the control stream of a connection.
 //!
-//! A session is: agent → `Hello`; collector → `Welcome` or `Reject`; then the agent sends
-//! `Report`s (usually oldest first, the newest ahead of a backlog) and the collector answers with
-//! `Ack`s — ranges of sequence numbers — once the reports are durable. Either side may end the session; the collector says why with a `Reject`.
+//! Two kinds of session:
+//! - **Enrollment**, on a connection without a client certificate: agent → `Enroll` (the school's
+//!   token and the device's public key); collector → `Enrolled` (id, school, certificate) or
+//!   `Reject`. Nothing else is accepted before a device is authenticated.
+//! - **Reporting**, on a connection authenticated by the device's certificate: agent → `Hello`;
+//!   collector → `Welcome` or `Reject`; then the agent sends `Report`s (usually oldest first, the
+//!   newest ahead of a backlog) and the collector answers with `Ack`s — ranges of sequence
+//!   numbers — once the reports are durable, and with `Renewed` when the certificate is due for
+//!   renewal. Either side may end the session; the collector says why with a `Reject`.
 
 use std::fmt;
 
@@ -12,7 +18,9 @@ use uuid::Uuid;
 use crate::sample::Sample;
 use crate::seqset::SeqRange;
 
-/// Stable identity of a device, generated once by the agent and kept in its state directory.
+/// Stable identity of a device: chosen by the collector at enrollment (or kept from an agent
+/// that predates enrollment), written in the device's certificate and kept in the agent's state
+/// directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeviceId(pub Uuid);
 
@@ -81,49 +89,17 @@ impl std::str::FromStr for DeviceKind {
     }
 }
 
-/// How an agent proves it may report for a school.
-///
-/// Per-device client certificates will be added as a new variant; the collector then takes the
-/// identity from the TLS layer and the variant only names which certificate was used.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Credentials {
-    /// A per-school enrollment token created with `parta-collector token create`.
-    EnrollToken(String),
-}
-
-impl Credentials {
-    /// The enrollment token, when these credentials are one.
-    pub fn enroll_token(&self) -> Option<&str> {
-        match self {
-            Self::EnrollToken(t) => Some(t),
-        }
-    }
-}
-
-impl fmt::Debug for Credentials {
-    // Tokens are secrets: never print them, not even in debug logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::EnrollToken(_) => f.write_str("EnrollToken(<redacted>)"),
-        }
-    }
-}
-
-/// First message of every session, sent by the agent. The protocol version travels in the
-/// envelope of every frame ([`crate::codec`]), so it is not repeated here.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// First message of a reporting session, sent by the agent on a connection authenticated by the
+/// device's client certificate. Who the device is and which school it belongs to are the
+/// collector's knowledge (from the certificate and its enrollment record), never the agent's
+/// word, so they are not in this message. The protocol version travels in the envelope of every
+/// frame ([`crate::codec`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Version of the agent software, e.g. `0.1.0`.
     pub agent_version: String,
-    /// The device this agent reports for.
-    pub device_id: DeviceId,
-    /// School the device belongs to, e.g. `74-0012`.
-    pub school_id: String,
     /// What the device is.
     pub kind: DeviceKind,
-    /// Proof that the agent may report for `school_id`.
-    pub credentials: Credentials,
 }
 
 /// The collector's answer to an accepted `Hello`.
@@ -131,12 +107,79 @@ pub struct Hello {
 pub struct Welcome {
     /// Version of the collector software.
     pub collector_version: String,
+    /// The device, as the collector knows it from the client certificate.
+    pub device_id: DeviceId,
+    /// The school the device belongs to now, as the collector records it (an administrator
+    /// may have moved the device since it enrolled).
+    pub school_id: String,
     /// Every report of this device with a sequence number up to and including this one is
     /// already stored; the agent may forget them. 0 when nothing is stored yet.
     pub stored_up_to: u64,
     /// Highest sequence number of this device ever stored (≥ `stored_up_to`). An agent whose own
     /// counter is below it has lost its state and must continue numbering above it.
     pub highest_seq: u64,
+    /// When the certificate this session was authenticated with expires, ms since the epoch.
+    pub credential_expires_ms: i64,
+}
+
+/// Enrollment: the first and only message of a session without a client certificate. The agent
+/// presents the school's enrollment token and the public key of a key pair it generated and
+/// keeps; the collector answers with [`Enrolled`] — a certificate for that key naming the
+/// device — or a [`Reject`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// Version of the agent software.
+    pub agent_version: String,
+    /// What the device is.
+    pub kind: DeviceKind,
+    /// The school's enrollment token (`parta-collector token create`). Only the collector
+    /// decides which school it stands for.
+    pub token: String,
+    /// The device's public key, X.509 SubjectPublicKeyInfo, DER.
+    pub public_key: Vec<u8>,
+    /// The id an agent kept from before per-device credentials existed, so that its history
+    /// continues; `None` for a new device (the collector chooses the id). The collector refuses
+    /// an id that another key enrolled or whose reports belong to another school.
+    pub device_id: Option<DeviceId>,
+}
+
+impl fmt::Debug for EnrollRequest {
+    // The token is a secret: never print it, not even in debug logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("agent_version", &self.agent_version)
+            .field("kind", &self.kind)
+            .field("token", &"<redacted>")
+            .field("public_key", &format_args!("{} bytes", self.public_key.len()))
+            .field("device_id", &self.device_id)
+            .finish()
+    }
+}
+
+/// The collector's answer to an accepted enrollment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// The device's id, also in the certificate.
+    pub device_id: DeviceId,
+    /// The school the token stands for, where the device now belongs.
+    pub school_id: String,
+    /// The device's credential: a certificate for the presented key, DER.
+    pub certificate: Certificate,
+}
+
+/// A certificate the collector issued to a device, at enrollment or as a renewal.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// The certificate, X.509 DER, signed by the collector's device CA.
+    pub der: Vec<u8>,
+    /// Its end of validity, ms since the epoch.
+    pub not_after_ms: i64,
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Certificate({} bytes, not after {} ms)", self.der.len(), self.not_after_ms)
+    }
 }
 
 /// A batch of samples taken at one moment, numbered per device.
@@ -147,6 +190,7 @@ pub struct Report {
     /// Agent's wall clock when the samples were taken, milliseconds since the Unix epoch.
     pub agent_time_ms: i64,
     /// What was measured.
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_SAMPLES }>")]
     pub samples: Vec<Sample>,
 }
 
@@ -207,11 +251,25 @@ pub enum RejectReason {
     ShuttingDown,
     /// The collector failed internally; reconnect later.
     Internal,
+    /// The enrollment token has passed its expiry date.
+    TokenExpired,
+    /// The enrollment token has enrolled as many devices as it was made for.
+    TokenUsedUp,
+    /// An administrator revoked this device's credential (`parta-collector device revoke`).
+    DeviceRevoked,
+    /// The client certificate is not one the collector issued to an enrolled device.
+    UnknownDevice,
+    /// The device id asked for at enrollment belongs to another enrolled key.
+    DeviceTaken,
+    /// A `Hello` arrived on a connection without a client certificate: enroll first.
+    NotEnrolled,
+    /// The collector is too busy to take the session now; reconnect later.
+    Busy,
 }
 
 impl RejectReason {
     /// Every reason, in code order.
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 18] = [
         Self::UnknownToken,
         Self::RevokedToken,
         Self::SchoolMismatch,
@@ -223,6 +281,13 @@ impl RejectReason {
         Self::Superseded,
         Self::ShuttingDown,
         Self::Internal,
+        Self::TokenExpired,
+        Self::TokenUsedUp,
+        Self::DeviceRevoked,
+        Self::UnknownDevice,
+        Self::DeviceTaken,
+        Self::NotEnrolled,
+        Self::Busy,
     ];
 
     /// Stable numeric code, used as the QUIC application close code. Code 0 means a normal close.
@@ -239,6 +304,13 @@ impl RejectReason {
             Self::Superseded => 9,
             Self::ShuttingDown => 10,
             Self::Internal => 11,
+            Self::TokenExpired => 12,
+            Self::TokenUsedUp => 13,
+            Self::DeviceRevoked => 14,
+            Self::UnknownDevice => 15,
+            Self::DeviceTaken => 16,
+            Self::NotEnrolled => 17,
+            Self::Busy => 18,
         }
     }
 
@@ -261,15 +333,31 @@ impl RejectReason {
             Self::Superseded => "superseded",
             Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",
+            Self::TokenExpired => "token_expired",
+            Self::TokenUsedUp => "token_used_up",
+            Self::DeviceRevoked => "device_revoked",
+            Self::UnknownDevice => "unknown_device",
+            Self::DeviceTaken => "device_taken",
+            Self::NotEnrolled => "not_enrolled",
+            Self::Busy => "busy",
         }
     }
 
     /// True when retrying cannot help until someone changes the configuration (token, school,
-    /// software version). Agents exit with an error on these instead of retrying forever.
+    /// software version, a revoked device). Agents exit with an error on these instead of
+    /// retrying forever.
     pub fn is_permanent(self) -> bool {
         matches!(
             self,
-            Self::UnknownToken | Self::RevokedToken | Self::SchoolMismatch | Self::UnsupportedVersion
+            Self::UnknownToken
+                | Self::RevokedToken
+                | Self::SchoolMismatch
+                | Self::UnsupportedVersion
+                | Self::TokenExpired
+                | Self::TokenUsedUp
+                | Self::DeviceRevoked
+                | Self::UnknownDevice
+                | Self::DeviceTaken
         )
     }
 }
@@ -295,6 +383,23 @@ pub enum Message {
     Ack(Ack),
     /// Collector → agent, session ended with a reason.
     Reject(Reject),
+    /// Agent → collector, first and only message of a session without a client certificate.
+    Enroll(EnrollRequest),
+    /// Collector → agent, enrollment accepted: the device's id, school and certificate.
+    Enrolled(Enrolled),
+    /// Collector → agent, during a session: a renewed certificate for the device's key, to use
+    /// from the next session on.
+    Renewed(Certificate),
+}
+
+/// Variant indexes of [`Message`] on the wire (postcard writes the index as a varint first).
+pub mod tag {
+    /// `Hello`.
+    pub const HELLO: u32 = 0;
+    /// `Report`.
+    pub const REPORT: u32 = 2;
+    /// `Enroll`.
+    pub const ENROLL: u32 = 5;
 }
 
 impl Message {
@@ -306,6 +411,9 @@ impl Message {
             Self::Report(_) => "Report",
             Self::Ack(_) => "Ack",
             Self::Reject(_) => "Reject",
+            Self::Enroll(_) => "Enroll",
+            Self::Enrolled(_) => "Enrolled",
+            Self::Renewed(_) => "Renewed",
         }
     }
 }
@@ -326,9 +434,32 @@ mod tests {
     }
 
     #[test]
-    fn credentials_debug_never_shows_the_token() {
-        let c = Credentials::EnrollToken("pt1_secret".into());
-        assert!(!format!("{c:?}").contains("secret"));
+    fn enroll_debug_never_shows_the_token() {
+        let e = EnrollRequest {
+            agent_version: "0.1.0".into(),
+            kind: DeviceKind::Computer,
+            token: "pt1_secret".into(),
+            public_key: vec![1, 2, 3],
+            device_id: None,
+        };
+        assert!(!format!("{e:?}").contains("secret"));
+    }
+
+    #[test]
+    fn tags_match_the_encoding() {
+        let first = |m: &Message| crate::codec::encode(m).unwrap()[crate::codec::VERSION_LEN];
+        let hello = Message::Hello(Hello { agent_version: String::new(), kind: DeviceKind::Computer });
+        assert_eq!(u32::from(first(&hello)), tag::HELLO);
+        let report = Message::Report(Report { seq: 1, agent_time_ms: 0, samples: vec![] });
+        assert_eq!(u32::from(first(&report)), tag::REPORT);
+        let e = EnrollRequest {
+            agent_version: String::new(),
+            kind: DeviceKind::Computer,
+            token: String::new(),
+            public_key: vec![],
+            device_id: None,
+        };
+        assert_eq!(u32::from(first(&Message::Enroll(e))), tag::ENROLL);
     }
 
     #[test]

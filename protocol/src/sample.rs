@@ -20,7 +20,12 @@ pub enum Sample {
     /// The device's inventory (at agent start and on change).
     Inventory(Box<crate::inventory::Inventory>),
     /// Closed usage intervals of the device and its displays.
-    Usage(Vec<crate::usage::UsageInterval>),
+    Usage(
+        #[serde(
+            deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_INTERVALS }>"
+        )]
+        Vec<crate::usage::UsageInterval>,
+    ),
     /// A boot or shutdown.
     Power(crate::usage::PowerEvent),
     /// One poll of an SNMP target (network gear, printer).
@@ -117,6 +122,7 @@ pub struct HostInfo {
     /// Vendor, product and serial number from DMI/SMBIOS, where readable.
     pub dmi: Dmi,
     /// Network interfaces with their hardware addresses (loopback excluded).
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_INTERFACES }>")]
     pub interfaces: Vec<NetInterface>,
 }
 
@@ -228,8 +234,10 @@ pub struct HostMetrics {
     /// Swap in use, bytes.
     pub swap_used: u64,
     /// Usage of local filesystems.
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_FILESYSTEMS }>")]
     pub filesystems: Vec<FsUsage>,
     /// Traffic per network interface (loopback excluded).
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_INTERFACES }>")]
     pub interfaces: Vec<IfTraffic>,
 }
 

@@ -39,6 +39,9 @@ pub struct SnmpPoll {
     /// says so), when the device has one.
     pub serial: Option<String>,
     /// IF-MIB interfaces.
+    #[serde(
+        deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_SNMP_INTERFACES }>"
+    )]
     pub interfaces: Vec<InterfaceReading>,
     /// Printer-MIB and HOST-RESOURCES printer state, for printers and MFUs.
     pub printer: Option<PrinterReading>,
@@ -187,6 +190,7 @@ impl RateNote {
 pub struct PrinterReading {
     /// `prtMarkerLifeCount` per marker (`prtMarkerIndex`, count); the unit is usually
     /// impressions (pages).
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_MARKERS }>")]
     pub markers: Vec<(u32, u64)>,
     /// `hrDeviceStatus` of the printer device: 1 unknown, 2 running, 3 warning, 4 testing,
     /// 5 down.

@@ -1,13 +1,14 @@
 //! The collector's speed-test service, used by probe agents to measure the school's link: a
 //! QUIC connection with ALPN [`SPEEDTEST_ALPN`] to its own endpoint, one bidirectional stream,
-//! a [`SpeedTestRequest`] (the school's enrollment token, direction, bounds), a
+//! a [`SpeedTestRequest`] (direction, bounds; the device is known from its client certificate,
+//! its school from the collector's records), a
 //! [`SpeedTestReply`], then payload: the collector sends (download) or receives and measures
 //! (upload). Messages are length-prefixed postcard; the measurement ([`measure`]) is pure.
 
 use serde::{Deserialize, Serialize};
 
 /// TLS ALPN of the speed-test service.
-pub const SPEEDTEST_ALPN: &[u8] = b"parta-speedtest/1";
+pub const SPEEDTEST_ALPN: &[u8] = b"parta-speedtest/2";
 /// Largest control message, bytes.
 pub const MAX_CONTROL: usize = 4096;
 /// Share of a test's time left out of the measurement: the start, while congestion control
@@ -37,10 +38,6 @@ impl Direction {
 /// What the agent asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpeedTestRequest {
-    /// School id.
-    pub school_id: String,
-    /// The school's enrollment token (as in `Hello`).
-    pub token: String,
     /// Direction.
     pub direction: Direction,
     /// Most payload bytes.
@@ -161,13 +158,7 @@ mod tests {
 
     #[test]
     fn control_messages_round_trip_and_refuse_garbage() {
-        let req = SpeedTestRequest {
-            school_id: "74-0012".into(),
-            token: "pt1_x".into(),
-            direction: Direction::Upload,
-            max_bytes: 100_000_000,
-            max_ms: 8_000,
-        };
+        let req = SpeedTestRequest { direction: Direction::Upload, max_bytes: 100_000_000, max_ms: 8_000 };
         let bytes = encode_control(&req);
         let len = control_len(bytes[..4].try_into().unwrap()).unwrap();
         assert_eq!(len, bytes.len() - 4);

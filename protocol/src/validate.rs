@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::espd::ConnectivityRun;
 use crate::inventory::Inventory;
-use crate::message::{Hello, Report};
+use crate::message::{EnrollRequest, Hello, Report};
 use crate::sample::{HostInfo, HostMetrics, Sample};
 use crate::snmp::SnmpPoll;
 use crate::usage::UsageInterval;
@@ -53,6 +53,18 @@ pub const MAX_ADDRESS: usize = 64;
 pub const MAX_CONNECTIVITY_RUNS: usize = 2;
 /// Longest usage interval: intervals never cross local midnight; 26 h allows for a DST day.
 pub const MAX_INTERVAL_MS: i64 = 26 * 3_600_000;
+/// Longest public key in an `Enroll`, bytes of DER (an ECDSA P-256 key is 91, RSA-4096 ~550).
+pub const MAX_PUBLIC_KEY: usize = 1024;
+/// How far above the highest sequence number stored for a device a report's number may be.
+/// An agent numbers its reports one by one, so a larger jump is not a backlog but a forged or
+/// broken counter: 2^24 is 32 years of reports at the default 60 s interval and 19 days at the
+/// smallest interval (100 ms) spent entirely offline.
+pub const SEQ_WINDOW: u64 = 1 << 24;
+/// Local time is UTC minus at most 12 h and plus at most 14 h: a `local_day` must name a day
+/// that some offset in that range puts the event in.
+const MAX_OFFSET_BEHIND_MS: i64 = 12 * 3_600_000;
+const MAX_OFFSET_AHEAD_MS: i64 = 14 * 3_600_000;
+const DAY_MS: i64 = 86_400_000;
 
 /// A rule a message broke. `field` is a path such as `samples[1].interfaces[3].name`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,13 +133,47 @@ pub fn validate_school_id(id: &str) -> Result<(), ValidationError> {
 
 /// Checks a `Hello`.
 pub fn validate_hello(hello: &Hello) -> Result<(), ValidationError> {
-    validate_school_id(&hello.school_id)?;
-    text(|| "agent_version".into(), &hello.agent_version, MAX_VERSION)?;
-    let crate::message::Credentials::EnrollToken(token) = &hello.credentials;
-    if token.is_empty() {
-        return Err(ValidationError::Empty { field: "credentials.token".into() });
+    text(|| "agent_version".into(), &hello.agent_version, MAX_VERSION)
+}
+
+/// Checks an `Enroll`.
+pub fn validate_enroll(e: &EnrollRequest) -> Result<(), ValidationError> {
+    text(|| "agent_version".into(), &e.agent_version, MAX_VERSION)?;
+    if e.token.is_empty() {
+        return Err(ValidationError::Empty { field: "token".into() });
     }
-    text(|| "credentials.token".into(), token, MAX_TOKEN)
+    text(|| "token".into(), &e.token, MAX_TOKEN)?;
+    if e.public_key.is_empty() {
+        return Err(ValidationError::Empty { field: "public_key".into() });
+    }
+    count(|| "public_key".into(), e.public_key.len(), MAX_PUBLIC_KEY)
+}
+
+/// Whether a report numbered `seq` may be stored for a device whose highest stored number is
+/// `highest` (0: none yet): at most [`SEQ_WINDOW`] above it.
+pub fn seq_in_window(seq: u64, highest: u64) -> bool {
+    seq <= highest.saturating_add(SEQ_WINDOW)
+}
+
+/// Whether `local_day` (days since 1970-01-01 in the device's local time) can be the local day
+/// of an event spanning `start_ms..=end_ms` (UTC): some UTC offset between −12 h and +14 h
+/// puts both ends in that day, allowing an hour for a daylight-saving change within it.
+pub fn day_agrees(local_day: i32, start_ms: i64, end_ms: i64) -> bool {
+    let day_start = i64::from(local_day) * DAY_MS;
+    let day_end = day_start + DAY_MS;
+    // The local midnight that starts the day is at UTC `day_start - offset`.
+    let earliest = day_start - MAX_OFFSET_AHEAD_MS - 3_600_000;
+    let latest = day_end + MAX_OFFSET_BEHIND_MS + 3_600_000;
+    start_ms <= end_ms && start_ms >= earliest && end_ms <= latest
+}
+
+fn day_error(field: String, local_day: i32, start_ms: i64, end_ms: i64) -> ValidationError {
+    ValidationError::Inconsistent {
+        field,
+        reason: format!(
+            "local_day {local_day} is not the local day of {start_ms}..{end_ms} ms in any time zone"
+        ),
+    }
 }
 
 /// Checks a `Report`.
@@ -276,6 +322,14 @@ fn sanitize_inventory(inv: &mut Inventory) {
 
 fn validate_snmp(at: &Path<'_>, poll: &SnmpPoll) -> Result<(), ValidationError> {
     count(|| format!("{at}.interfaces"), poll.interfaces.len(), MAX_SNMP_INTERFACES)?;
+    if !day_agrees(poll.local_day, poll.polled_at_ms, poll.polled_at_ms) {
+        return Err(day_error(
+            format!("{at}.local_day"),
+            poll.local_day,
+            poll.polled_at_ms,
+            poll.polled_at_ms,
+        ));
+    }
     if let Some(p) = &poll.printer {
         count(|| format!("{at}.printer.markers"), p.markers.len(), MAX_MARKERS)?;
     }
@@ -309,6 +363,14 @@ fn validate_snmp(at: &Path<'_>, poll: &SnmpPoll) -> Result<(), ValidationError> 
 
 fn validate_connectivity(at: &Path<'_>, run: &ConnectivityRun) -> Result<(), ValidationError> {
     count(|| format!("{at}.checks"), run.checks.len(), MAX_CHECKS)?;
+    if !day_agrees(run.local_day, run.started_at_ms, run.started_at_ms) {
+        return Err(day_error(
+            format!("{at}.local_day"),
+            run.local_day,
+            run.started_at_ms,
+            run.started_at_ms,
+        ));
+    }
     for (i, c) in run.checks.iter().enumerate() {
         text(|| format!("{at}.checks[{i}].target"), &c.target, MAX_TEXT)?;
         text(|| format!("{at}.checks[{i}].error"), &c.error, MAX_TEXT)?;
@@ -385,12 +447,16 @@ fn validate_usage(at: &Path<'_>, list: &[UsageInterval]) -> Result<(), Validatio
                 ),
             });
         }
+        if !day_agrees(u.local_day, u.start_ms, u.end_ms) {
+            return Err(day_error(format!("{at}[{i}].local_day"), u.local_day, u.start_ms, u.end_ms));
+        }
     }
     Ok(())
 }
 
 fn interval_ok(u: &UsageInterval) -> bool {
     u.end_ms.checked_sub(u.start_ms).is_some_and(|l| (0..=MAX_INTERVAL_MS).contains(&l))
+        && day_agrees(u.local_day, u.start_ms, u.end_ms)
 }
 
 // Field paths are built only when a check fails: validation runs on every report the collector
@@ -446,14 +512,16 @@ pub fn sanitize_report(report: &mut Report) {
     report.samples.truncate(MAX_SAMPLES);
     // Samples past the per-kind limits go (the agent never batches more).
     let (mut polls, mut runs) = (0, 0);
+    // So do polls and runs whose local day contradicts their time (the agent's clock moved
+    // between the two readings): the collector would refuse the whole report for them.
     report.samples.retain(|s| match s {
-        Sample::Snmp(_) => {
+        Sample::Snmp(p) => {
             polls += 1;
-            polls <= MAX_SNMP_POLLS
+            polls <= MAX_SNMP_POLLS && day_agrees(p.local_day, p.polled_at_ms, p.polled_at_ms)
         }
-        Sample::Connectivity(_) => {
+        Sample::Connectivity(r) => {
             runs += 1;
-            runs <= MAX_CONNECTIVITY_RUNS
+            runs <= MAX_CONNECTIVITY_RUNS && day_agrees(r.local_day, r.started_at_ms, r.started_at_ms)
         }
         _ => true,
     });
@@ -559,6 +627,42 @@ mod tests {
         for bad in ["", "74 0012", "школа", "a/b", &"x".repeat(65)] {
             assert!(validate_school_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn local_days_must_agree_with_the_times() {
+        let noon = 20_000 * DAY_MS + 12 * 3_600_000;
+        // Noon UTC is the same day everywhere from −12 h to +11 h, the next day at +12 h or more.
+        assert!(day_agrees(20_000, noon, noon + 3_600_000));
+        assert!(day_agrees(20_001, noon, noon));
+        assert!(day_agrees(19_999, noon - 13 * 3_600_000, noon - 12 * 3_600_000));
+        assert!(!day_agrees(20_002, noon, noon));
+        assert!(!day_agrees(19_998, noon, noon));
+        assert!(!day_agrees(i32::MAX, noon, noon) && !day_agrees(i32::MIN, noon, noon));
+        let u = UsageInterval {
+            subject: crate::usage::Subject::Host,
+            start_ms: noon,
+            end_ms: noon + 1000,
+            state: crate::usage::UsageState::InUse,
+            user_class: crate::usage::UserClass::Teacher,
+            user_key: None,
+            local_day: 20_005,
+        };
+        let err = validate_report(&report_with(vec![Sample::Usage(vec![u.clone()])])).unwrap_err();
+        assert!(err.to_string().starts_with("samples[0][0].local_day: local_day 20005"), "{err}");
+        // The sanitiser drops what validation refuses.
+        let mut r =
+            report_with(vec![Sample::Usage(vec![u.clone(), UsageInterval { local_day: 20_000, ..u }])]);
+        sanitize_report(&mut r);
+        assert_eq!(validate_report(&r), Ok(()));
+        let Sample::Usage(list) = &r.samples[0] else { unreachable!() };
+        assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn sequence_window() {
+        assert!(seq_in_window(SEQ_WINDOW, 0) && !seq_in_window(SEQ_WINDOW + 1, 0));
+        assert!(seq_in_window(u64::MAX, u64::MAX - 1) && !seq_in_window(u64::MAX, 5));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use parta_protocol::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
 };
 use parta_protocol::message::{
-    Ack, Credentials, DeviceId, DeviceKind, Hello, Message, Reject, RejectReason, Report, Welcome,
+    Ack, Certificate, DeviceId, DeviceKind, EnrollRequest, Enrolled, Hello, Message, Reject, RejectReason,
+    Report, Welcome,
 };
 use parta_protocol::sample::{
     Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, LossReason, MacAddr, NetInterface, OsInfo, Sample,
@@ -257,7 +258,7 @@ fn snmp_poll() -> impl Strategy<Value = SnmpPoll> {
         of((text(), text(), text(), text(), any::<u32>(), any::<bool>())),
         of(text()),
         prop::collection::vec(interface(), 0..4),
-        of((prop::collection::vec((any::<u32>(), any::<u64>()), 0..20), of(any::<u8>()), of(any::<u8>()))),
+        of((prop::collection::vec((any::<u32>(), any::<u64>()), 0..=16), of(any::<u8>()), of(any::<u8>()))),
     )
         .prop_map(|(a, b, system, serial, interfaces, printer)| SnmpPoll {
             device_id: a.0,
@@ -399,22 +400,37 @@ fn report() -> impl Strategy<Value = Report> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (text(), device_id(), text(), prop::sample::select(DeviceKind::ALL.to_vec()), text()).prop_map(
-            |(agent_version, device_id, school_id, kind, token)| {
-                Message::Hello(Hello {
-                    agent_version,
-                    device_id,
-                    school_id,
-                    kind,
-                    credentials: Credentials::EnrollToken(token),
-                })
-            }
+        (text(), prop::sample::select(DeviceKind::ALL.to_vec()))
+            .prop_map(|(agent_version, kind)| Message::Hello(Hello { agent_version, kind })),
+        (text(), device_id(), text(), any::<u64>(), any::<u64>(), any::<i64>()).prop_map(
+            |(v, device_id, school_id, a, b, expires)| Message::Welcome(Welcome {
+                collector_version: v,
+                device_id,
+                school_id,
+                stored_up_to: a,
+                highest_seq: b,
+                credential_expires_ms: expires,
+            })
         ),
-        (text(), any::<u64>(), any::<u64>()).prop_map(|(v, a, b)| Message::Welcome(Welcome {
-            collector_version: v,
-            stored_up_to: a,
-            highest_seq: b,
-        })),
+        (
+            text(),
+            prop::sample::select(DeviceKind::ALL.to_vec()),
+            text(),
+            prop::collection::vec(any::<u8>(), 0..200),
+            prop::option::of(device_id())
+        )
+            .prop_map(|(agent_version, kind, token, public_key, device_id)| Message::Enroll(
+                EnrollRequest { agent_version, kind, token, public_key, device_id }
+            )),
+        (device_id(), text(), prop::collection::vec(any::<u8>(), 0..600), any::<i64>()).prop_map(
+            |(device_id, school_id, der, not_after_ms)| Message::Enrolled(Enrolled {
+                device_id,
+                school_id,
+                certificate: Certificate { der, not_after_ms },
+            })
+        ),
+        (prop::collection::vec(any::<u8>(), 0..600), any::<i64>())
+            .prop_map(|(der, not_after_ms)| Message::Renewed(Certificate { der, not_after_ms })),
         report().prop_map(Message::Report),
         prop::collection::vec((any::<u64>(), any::<u64>()), 0..5).prop_map(|rs| Message::Ack(Ack {
             ranges: rs.into_iter().map(|(a, b)| SeqRange::new(a.min(b), a.max(b))).collect()

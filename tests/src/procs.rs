@@ -255,9 +255,26 @@ impl Collector {
 
     /// Runs `parta-collector token create --school SCHOOL` and returns the token.
     pub fn create_token(&self, school: &str) -> String {
-        let out = self.command().args(["token", "create", "--school", school]).output().unwrap();
+        self.create_join(school, &[]).0
+    }
+
+    /// Runs `parta-collector token create --school SCHOOL --collector ADDR ARGS…` and returns
+    /// the token and the join string.
+    pub fn create_join(&self, school: &str, args: &[&str]) -> (String, String) {
+        let addr = self.quic_addr();
+        let out = self
+            .command()
+            .args(["token", "create", "--school", school, "--collector", &addr])
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        let token = lines.next().unwrap_or_default().trim().to_owned();
+        let join = lines.next().unwrap_or_default().trim().to_owned();
+        assert!(token.starts_with("pt1_") && join.starts_with("parta://"), "token create printed: {text}");
+        (token, join)
     }
 
     /// Runs `parta-collector token revoke TOKEN`.

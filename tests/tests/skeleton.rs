@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use parta_protocol::{FrameDecoder, Message, RejectReason, encode_frame};
+use parta_protocol::{DeviceKind, EnrollRequest, FrameDecoder, Message, RejectReason, encode_frame};
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::procs::{Agent, AgentSpec, Collector};
-use parta_tests::quic::{RawClient, hello};
+use parta_tests::quic::{RawClient, RawDevice, hello};
 use parta_tests::util::{artifacts_dir, wait_for};
 use serde::Deserialize;
 
@@ -112,7 +112,6 @@ fn bad_input_closes_only_the_offending_connection() {
     let collector = Collector::start(&ch, db, &art);
     let school = "74-0012";
     let token = collector.create_token(school);
-    let other = collector.create_token("74-0099");
     let revoked = collector.create_token(school);
     collector.revoke_token(&revoked);
     let good = Agent::start(AgentSpec::new(&collector, school, &token), &art, "good-agent");
@@ -126,51 +125,70 @@ fn bad_input_closes_only_the_offending_connection() {
     let addr = collector.quic_addr();
     let ca = collector.ca();
     let rt = rt();
-    let case = |name: &str, expected: RejectReason, bytes: Vec<u8>| {
+    let device = rt.block_on(RawDevice::enroll(&addr, &ca, &token, None)).unwrap();
+    let case = |name: &str, expected: RejectReason, bytes: Vec<u8>, as_device: bool| {
         let got = rt.block_on(async {
-            let mut c = RawClient::connect(&addr, &ca).await;
+            let mut c = if as_device {
+                RawClient::connect_as(&addr, &ca, &device).await
+            } else {
+                RawClient::connect(&addr, &ca).await
+            };
             c.send_bytes(&bytes).await;
             tokio::time::timeout(Duration::from_secs(20), c.rejection()).await.expect("collector answers")
         });
         assert_eq!(got, expected, "case {name}");
     };
-    let hello_frame = |school: &str, token: &str| encode_frame(&hello(school, token)).unwrap();
+    let enroll_frame = |token: &str| {
+        encode_frame(&Message::Enroll(EnrollRequest {
+            agent_version: "test".into(),
+            kind: DeviceKind::Computer,
+            token: token.into(),
+            public_key: device.identity.key.public_key().to_vec(),
+            device_id: None,
+        }))
+        .unwrap()
+    };
+    let hello_frame = || encode_frame(&hello()).unwrap();
 
-    // A frame announcing more than the limit.
+    // A frame announcing more than the limit before authentication (4 KiB).
     case(
         "oversized frame",
         RejectReason::FrameTooLarge,
-        ((parta_protocol::MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec(),
+        ((parta_protocol::PRE_AUTH_MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec(),
+        false,
     );
     // A well-framed body of garbage.
     let mut garbage = 6u32.to_be_bytes().to_vec();
     garbage.extend_from_slice(&parta_protocol::PROTOCOL_VERSION.to_le_bytes());
     garbage.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-    case("garbage body", RejectReason::Malformed, garbage);
+    case("garbage body", RejectReason::Malformed, garbage, false);
     // A frame of another protocol version.
-    let mut v99 = hello_frame(school, &token);
+    let mut v99 = hello_frame();
     v99[4] = 99;
-    case("wrong version", RejectReason::UnsupportedVersion, v99);
-    // Tokens.
+    case("wrong version", RejectReason::UnsupportedVersion, v99, true);
+    // Enrollment tokens.
     case(
         "unknown token",
         RejectReason::UnknownToken,
-        hello_frame(school, "pt1_0000000000000000000000000000000000000000"),
+        enroll_frame("pt1_0000000000000000000000000000000000000000"),
+        false,
     );
-    case("revoked token", RejectReason::RevokedToken, hello_frame(school, &revoked));
-    case("token of another school", RejectReason::SchoolMismatch, hello_frame(school, &other));
+    case("revoked token", RejectReason::RevokedToken, enroll_frame(&revoked), false);
+    // A Hello without a device certificate.
+    case("hello without a certificate", RejectReason::NotEnrolled, hello_frame(), false);
     // A report before Hello.
     case(
         "report first",
         RejectReason::UnexpectedMessage,
         encode_frame(&parta_protocol::examples::typical_report(1)).unwrap(),
+        true,
     );
     // A report breaking validation after a good Hello.
-    let mut bad_report = hello_frame(school, &token);
+    let mut bad_report = hello_frame();
     let Message::Report(mut r) = parta_protocol::examples::typical_report(1) else { unreachable!() };
     r.seq = 0;
     bad_report.extend(encode_frame(&Message::Report(r)).unwrap());
-    case("sequence number 0", RejectReason::InvalidReport, bad_report);
+    case("sequence number 0", RejectReason::InvalidReport, bad_report, true);
 
     // Each refusal was counted by reason and logged.
     for reason in [
@@ -179,7 +197,7 @@ fn bad_input_closes_only_the_offending_connection() {
         "unsupported_version",
         "unknown_token",
         "revoked_token",
-        "school_mismatch",
+        "not_enrolled",
         "unexpected_message",
         "invalid_report",
     ] {
@@ -208,22 +226,24 @@ fn agent_says_why_the_collector_refused_it_and_exits() {
     let school = "74-0012";
     let revoked = collector.create_token(school);
     collector.revoke_token(&revoked);
-    let other = collector.create_token("74-0500");
+    let (once, _) = collector.create_join(school, &["--uses", "1"]);
+    let first = rt().block_on(RawDevice::enroll(&collector.quic_addr(), &collector.ca(), &once, None));
+    assert!(first.is_ok(), "the token's one use");
     for (name, token, expected) in [
-        ("unknown", "pt1_1111111111111111111111111111111111111111".to_owned(), "the token is unknown"),
-        ("revoked", revoked, "the token was revoked"),
-        ("mismatch", other, "belongs to another school"),
+        (
+            "unknown",
+            "pt1_1111111111111111111111111111111111111111".to_owned(),
+            "does not know the enrollment token",
+        ),
+        ("revoked", revoked, "the enrollment token was revoked"),
+        ("used up", once, "enrolled all the devices it was made for"),
     ] {
         let mut agent =
             Agent::start(AgentSpec::new(&collector, school, &token), &art, &format!("agent-{name}"));
         let status = agent.wait_exit(Duration::from_secs(30));
         assert_eq!(status.code(), Some(77), "{name}: exit code");
         let log = agent.log();
-        assert!(
-            log.contains(&format!("collector rejected the enrollment token for school {school}"))
-                && log.contains(expected),
-            "{name}: {log}"
-        );
+        assert!(log.contains("collector refused") && log.contains(expected), "{name}: {log}");
     }
 }
 

@@ -475,17 +475,20 @@ fn check_latency(target: &str, s: &EspdSettings, p: &probe::ProbeSettings) -> Ch
     r
 }
 
-/// Where the speed test goes: the collector host of the configuration, `speedtest_port`, the
-/// collector's CA, the school and its token. `None` when any is missing or the port is off.
-pub fn speedtest_target(c: &crate::config::AgentConfig) -> Option<throughput::SpeedTestTarget> {
-    let collector = c.collector.as_ref()?;
+/// Where the speed test goes: the first collector host of the configuration, `speedtest_port`,
+/// the collector's CA, as the device (its credential). `None` when any is missing or the port
+/// is off.
+pub fn speedtest_target(
+    c: &crate::config::AgentConfig,
+    identity: Option<std::sync::Arc<crate::credential::Identity>>,
+) -> Option<throughput::SpeedTestTarget> {
+    let collector = c.collectors.first()?;
     Some(throughput::SpeedTestTarget {
         host: collector.host.clone(),
         port: c.espd.speedtest_port?,
         server_name: c.server_name.clone().unwrap_or_else(|| collector.host.clone()),
         ca: c.ca_cert.clone()?,
-        school: c.school.clone()?,
-        token: c.enroll_token.clone()?,
+        identity: identity?,
     })
 }
 
@@ -600,7 +603,7 @@ pub fn run_checks(
                 CheckKind::Download,
                 "collector".into(),
                 CheckOutcome::Error,
-                "no speed test: the collector, its CA, the school or the token is not configured, or espd.speedtest_port is off".into(),
+                "no speed test: the collector or its CA is not configured, the device has not enrolled, or espd.speedtest_port is off".into(),
             )),
         }
     }

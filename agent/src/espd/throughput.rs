@@ -1,6 +1,6 @@
 //! Download and upload throughput against the collector's speed-test service (QUIC, its own
-//! port, the collector's CA): bounded in time and bytes, measured leaving out the warm-up —
-//! download at the agent, upload at the collector.
+//! port, the collector's CA, the device's certificate): bounded in time and bytes, measured
+//! leaving out the warm-up — download at the agent, upload at the collector.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,10 +21,8 @@ pub struct SpeedTestTarget {
     pub server_name: String,
     /// CA of the collector's certificate.
     pub ca: PathBuf,
-    /// School id.
-    pub school: String,
-    /// Enrollment token.
-    pub token: String,
+    /// The device's key and credential (renewed while the probe runs).
+    pub identity: std::sync::Arc<crate::credential::Identity>,
 }
 
 impl SpeedTestTarget {
@@ -52,21 +50,18 @@ async fn test(
     let bind: std::net::SocketAddr =
         if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    endpoint
-        .set_default_client_config(crate::tls::speedtest_client_config(&t.ca).map_err(|e| e.to_string())?);
+    let credential = t.identity.credential().ok_or("the device has not enrolled yet")?;
+    endpoint.set_default_client_config(
+        crate::tls::speedtest_client_config(&t.ca, &credential, &t.identity.key)
+            .map_err(|e| e.to_string())?,
+    );
     let conn = endpoint
         .connect(addr, &t.server_name)
         .map_err(|e| e.to_string())?
         .await
         .map_err(|e| format!("cannot connect to the speed-test service at {}: {e}", t.display()))?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    let request = SpeedTestRequest {
-        school_id: t.school.clone(),
-        token: t.token.clone(),
-        direction,
-        max_bytes,
-        max_ms,
-    };
+    let request = SpeedTestRequest { direction, max_bytes, max_ms };
     send.write_all(&encode_control(&request)).await.map_err(|e| e.to_string())?;
     let (max_bytes, max_ms) = match read_reply(&mut recv).await? {
         SpeedTestReply::Go { max_bytes, max_ms } => (max_bytes, max_ms),

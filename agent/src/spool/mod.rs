@@ -397,13 +397,23 @@ impl Spool {
     /// Continue numbering above `seq` (the collector holds numbers this spool does not know:
     /// the state directory was restored from an old copy).
     pub fn skip_above(&mut self, seq: u64) {
+        let Some(next) = seq.checked_add(1) else {
+            // No number is left above it: following would wrap to 0, which no collector
+            // accepts, and the agent would retry forever. Keep numbering where we are.
+            tracing::error!(
+                local_next = self.next_seq,
+                collector_highest = seq,
+                "the collector reports the highest possible sequence number; ignoring it"
+            );
+            return;
+        };
         if seq >= self.next_seq {
             tracing::warn!(
                 local_next = self.next_seq,
                 collector_highest = seq,
                 "the collector holds higher sequence numbers than this agent; continuing above them"
             );
-            self.next_seq = seq + 1;
+            self.next_seq = next;
             self.marks.next = self.next_seq;
             self.marks_dirty = true;
             self.save_marks();

@@ -39,6 +39,8 @@ pub struct ApiState {
     pub profiles: Arc<Vec<crate::compliance::profile::Profile>>,
     /// Accounts, tokens, the registry's school places, the session key.
     pub accounts: Arc<Accounts>,
+    /// The fleet: enrollment, credential and school history of devices.
+    pub book: Arc<crate::fleet::book::DeviceBook>,
     /// Web UI settings.
     pub web: crate::config::WebConfig,
 }
@@ -245,6 +247,13 @@ pub struct DeviceJson {
     /// SNMP devices (kind `network` or `printer`): how the school's agent polls them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snmp: Option<SnmpStatusJson>,
+    /// Devices running an agent: `active` or `revoked` (absent for devices that never
+    /// enrolled, such as SNMP gear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// When the device's credential expires, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_expires: Option<String>,
 }
 
 /// The polling state of an SNMP device in `/api/v1/devices`.
@@ -295,6 +304,8 @@ pub(crate) async fn devices(
             last_seq: r.last_seq,
             uptime_s: r.uptime_s,
             snmp: None,
+            state: None,
+            credential_expires: None,
         })
         .chain(st.store.list_snmp_devices(q.school.as_deref()).await?.into_iter().map(|r| DeviceJson {
             device_id: r.device_id.to_string(),
@@ -313,8 +324,17 @@ pub(crate) async fn devices(
                 last_poll: rfc3339(crate::storage::rows::datetime(r.last_poll_ms)),
                 polled_by: r.agent_id.to_string(),
             }),
+            state: None,
+            credential_expires: None,
         }))
         .filter(|d: &DeviceJson| st.accounts.sees(&principal, &d.school_id))
+        .map(|mut d| {
+            if let Some(f) = d.device_id.parse().ok().and_then(|id| st.book.device(id)) {
+                d.state = Some(f.row.state.clone());
+                d.credential_expires = f.credential_expires().map(rfc3339);
+            }
+            d
+        })
         .collect();
     Ok(Json(DevicesJson { count: devices.len(), devices }))
 }
@@ -435,21 +455,4 @@ async fn ledger(
     }))
 }
 
-/// RFC 3339 UTC for a `DateTime` value.
-pub fn rfc3339(secs: u32) -> String {
-    time::OffsetDateTime::from_unix_timestamp(i64::from(secs))
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_763_802_060), "2025-11-22T09:01:00Z");
-    }
-}
+pub use crate::clock::rfc3339;

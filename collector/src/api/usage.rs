@@ -130,6 +130,10 @@ pub struct DeviceDetailJson {
     /// The latest inventory (a host's whole inventory, a display's entry, or an SNMP device's
     /// system group, serial and profile).
     pub inventory: serde_json::Value,
+    /// A device running an agent: its enrollment, state, credential expiry, school history and
+    /// certificates (absent for displays and SNMP gear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment: Option<serde_json::Value>,
 }
 
 pub(crate) async fn device(
@@ -178,6 +182,7 @@ pub(crate) async fn device_detail(st: &ApiState, device: DeviceId) -> Result<Dev
         label: a.label,
         serial: a.serial,
         inventory,
+        enrollment: st.book.device(device).map(|d| d.to_json()),
     })
 }
 

@@ -5,9 +5,10 @@ use std::io::{BufRead as _, Write as _};
 use anyhow::{Context as _, bail};
 
 use super::{AccessScope, Role, check_password_strength, generate_api_token, hash_password, validate_login};
-use crate::api::rfc3339;
-use crate::app::{abbreviate, migrated_store as store, next_version, now_ms};
+use crate::app::{abbreviate, migrated_store as store};
 use crate::cli::{ApiTokenAction, OutputFormat, UserAction};
+use crate::clock::rfc3339;
+use crate::clock::{next_version, now_ms};
 use crate::config::CollectorConfig;
 use crate::storage::accounts::UserRow;
 use crate::storage::{Store, now_secs};

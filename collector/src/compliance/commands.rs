@@ -31,7 +31,8 @@ pub async fn schools(config: &CollectorConfig, action: SchoolsAction) -> anyhow:
         SchoolsAction::Import(a) => {
             let opts = read_options(&a)?;
             let store = store(config).await?;
-            let summary = import::schools(&store, &a.file, opts, a.dry_run, &import::local_actor()).await?;
+            let summary =
+                import::schools(&store, &a.file, opts, a.dry_run, &crate::who::local_actor()).await?;
             println!("{}: {summary}", a.file.display());
         }
         SchoolsAction::List { format } => {
@@ -80,7 +81,8 @@ pub async fn inventory(config: &CollectorConfig, action: InventoryAction) -> any
                 .context("--profile")?;
             let store = store(config).await?;
             let summary =
-                import::register(&store, &args.file, opts, p, args.dry_run, &import::local_actor()).await?;
+                import::register(&store, &args.file, opts, p, args.dry_run, &crate::who::local_actor())
+                    .await?;
             println!("{}: {summary}", args.file.display());
         }
         InventoryAction::List { school, format } => {
@@ -211,7 +213,7 @@ pub async fn report(config: &CollectorConfig, kind: ReportKind) -> anyhow::Resul
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => std::io::stdout().lock().write_all(&built.bytes)?,
     }
-    build::log(&store, &req, &built, &import::local_actor(), "cli").await?;
+    build::log(&store, &req, &built, &crate::who::local_actor(), "cli").await?;
     let m = &built.report.methodology;
     eprintln!(
         "{}: {} bytes, SHA-256 {}; {} schools, {} – {}, profile {} {}, completeness {}; recorded in the export log",

@@ -234,11 +234,3 @@ fn version_now() -> u64 {
     )
     .unwrap_or(u64::MAX)
 }
-
-/// Who runs a command: the invoking user behind sudo, else the user.
-pub fn local_actor() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .map_or_else(|| "unknown".to_owned(), |u| format!("{u} (command line)"))
-}

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parta_protocol::DeviceId;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::Job;
 use super::registry::Registry;
+use super::{Held, Job, Memory};
 use crate::config::IngestConfig;
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -38,8 +38,8 @@ pub const MIN_SPACING: Duration = Duration::from_millis(250);
 struct Pending {
     batch: Batch,
     replies: Vec<oneshot::Sender<()>>,
-    /// Memory permits of the reports, released once they are stored.
-    permits: Vec<OwnedSemaphorePermit>,
+    /// Memory of the reports, released once they are stored.
+    permits: Vec<Held>,
     stored: Vec<(DeviceId, u64)>,
     bytes: u64,
     jobs: usize,
@@ -74,7 +74,7 @@ pub async fn run(
     store: Store,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    memory: Arc<Semaphore>,
+    memory: Memory,
     cfg: IngestConfig,
 ) {
     // Capacity 1: one batch may wait while another is being inserted.
@@ -89,7 +89,7 @@ async fn accumulate(
     mut rx: mpsc::Receiver<Job>,
     to_insert: mpsc::Sender<Pending>,
     metrics: &Metrics,
-    memory: &Semaphore,
+    memory: &Memory,
     cfg: IngestConfig,
 ) {
     let min_fill = (cfg.batch_max_reports / 10).max(1);
@@ -131,8 +131,9 @@ async fn accumulate(
             },
             () = tokio::time::sleep_until(wake_at), if cur.jobs > 0 && !due => {}
         }
-        let held = cfg.queue.saturating_sub(memory.available_permits());
-        metrics.ingest_queue.set(i64::try_from(held).unwrap_or(i64::MAX));
+        let (reports, bytes) = memory.held();
+        metrics.ingest_queue.set(i64::try_from(reports).unwrap_or(i64::MAX));
+        metrics.ingest_queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Per-device state shared by all sessions of this collector process.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ struct Slot {
 struct Owner {
     id: u64,
     cancel: Arc<Notify>,
+    revoked: Arc<AtomicBool>,
     done: watch::Receiver<bool>,
 }
 
@@ -36,8 +38,10 @@ struct Owner {
 pub struct Claim {
     /// Session id.
     pub id: u64,
-    /// Notified when a newer session takes the device over.
+    /// Notified when a newer session takes the device over, or the device is revoked.
     pub cancel: Arc<Notify>,
+    /// Set before `cancel` is notified when the device was revoked.
+    pub revoked: Arc<AtomicBool>,
     /// Set to `true` when this session has drained (all its reports resolved).
     pub done: watch::Sender<bool>,
     /// The previous owner's drain signal, to wait on before touching the device.
@@ -88,15 +92,29 @@ impl Registry {
     pub fn claim(&self, device: DeviceId) -> Claim {
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cancel = Arc::new(Notify::new());
+        let revoked = Arc::new(AtomicBool::new(false));
         let (done, done_rx) = watch::channel(false);
         let mut slots = self.slots();
         let slot = slots.entry(device).or_default();
-        let previous =
-            slot.owner.replace(Owner { id, cancel: Arc::clone(&cancel), done: done_rx }).map(|old| {
-                old.cancel.notify_one();
-                old.done
-            });
-        Claim { id, cancel, done, previous }
+        let owner = Owner { id, cancel: Arc::clone(&cancel), revoked: Arc::clone(&revoked), done: done_rx };
+        let previous = slot.owner.replace(owner).map(|old| {
+            old.cancel.notify_one();
+            old.done
+        });
+        Claim { id, cancel, revoked, done, previous }
+    }
+
+    /// Ends the session of a revoked device, if it has one.
+    pub fn revoke(&self, device: DeviceId) {
+        if let Some(owner) = self.slots().get(&device).and_then(|s| s.owner.as_ref()) {
+            owner.revoked.store(true, Ordering::SeqCst);
+            owner.cancel.notify_one();
+        }
+    }
+
+    /// The highest sequence number known to be stored for the device (0: none, or not loaded).
+    pub fn highest(&self, device: DeviceId) -> u64 {
+        self.slots().get(&device).and_then(|s| s.stored.as_ref()).map_or(0, SeqSet::max)
     }
 
     /// Gives up ownership if `id` still owns the device.
@@ -169,6 +187,9 @@ mod tests {
         let c = r.claim(d);
         assert!(c.previous.is_some());
         drop(b);
+        // Revoking tells the owner why it is cancelled.
+        r.revoke(d);
+        assert!(c.revoked.load(Ordering::SeqCst));
     }
 
     #[test]

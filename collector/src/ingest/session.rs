@@ -1,4 +1,10 @@
-//! One agent session: `Hello` → authentication → `Welcome` → reports and cumulative acks.
+//! One agent connection: an enrollment (`Enroll` → `Enrolled`) or a reporting session (`Hello` →
+//! `Welcome` → reports and acks, a renewed certificate when due).
+//!
+//! Until the device is authenticated the connection holds one of the server's handshake slots,
+//! may send one frame of at most [`PRE_AUTH_MAX_FRAME_LEN`] bytes, and only `Hello` or `Enroll`
+//! is decoded. The device is the one its client certificate was issued to and its school the one
+//! the collector has on record; nothing the agent writes in a message says who it is.
 //!
 //! Every refusal closes only this connection, with a `Reject` frame and the reason's close code,
 //! is logged and counted in `/metrics`; everybody else keeps being served.
@@ -6,45 +12,62 @@
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parta_common::quic::{FramedRecv, RecvError, send_message};
-use parta_protocol::SeqSet;
-use parta_protocol::validate::{validate_hello, validate_report};
+use parta_protocol::message::tag;
+use parta_protocol::validate::{seq_in_window, validate_enroll, validate_hello, validate_report};
 use parta_protocol::{
-    Ack, DecodeError, FrameError, Hello, MAX_FRAME_LEN, Message, Reject, RejectReason, Report, Welcome,
+    Ack, DecodeError, EnrollRequest, FrameError, Hello, MAX_FRAME_LEN, Message, PRE_AUTH_MAX_FRAME_LEN,
+    Reject, RejectReason, Report, SeqSet, Welcome,
 };
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 
 use super::registry::{Claim, Registry};
-use super::{Job, JobSender};
+use super::{Job, JobSender, Memory};
+use crate::fleet::book::{Authenticated, DeviceBook};
+use crate::fleet::ca::{DeviceCa, sha256};
+use crate::fleet::enroll::{Enroller, Refusal};
 use crate::metrics::Metrics;
 use crate::storage::rows::{Accepted, SessionRecord};
 use crate::storage::{Store, now_secs};
 use crate::tokens::TokenCache;
 
-/// Time an agent has to open its stream and say `Hello`; generous, because in a reconnect
-/// storm thousands of handshakes compete for the same CPU.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a connection has to complete its QUIC handshake, and then to open its stream and send
+/// its first message; it holds a handshake slot meanwhile.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reports of one session awaiting storage, at most; beyond it the session stops reading and
 /// QUIC flow control holds the agent back.
 pub const SESSION_WINDOW: usize = 1024;
 /// Longest wait for a previous session of the same device to finish storing its reports.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before another renewal attempt after one failed.
+const RENEW_RETRY: Duration = Duration::from_secs(60);
+/// Messages accepted before the device is authenticated.
+const PRE_AUTH: &[u32] = &[tag::HELLO, tag::ENROLL];
+/// Messages accepted after `Hello`.
+const REPORTS: &[u32] = &[tag::REPORT];
 
 /// What every session needs.
 #[derive(Debug)]
 pub struct SessionCtx {
-    /// Storage, for token and ledger lookups.
+    /// Storage, for ledger lookups.
     pub store: Store,
     /// Enrollment tokens.
     pub tokens: Arc<TokenCache>,
+    /// The fleet: who a certificate is, which school a report belongs to.
+    pub book: Arc<DeviceBook>,
+    /// Enrollment and renewal.
+    pub enroller: Enroller,
+    /// Validity of device certificates (a certificate with a third of it left is renewed).
+    pub cert_validity: Duration,
     /// Per-device state.
     pub registry: Arc<Registry>,
     /// The batcher's queue.
     pub jobs: JobSender,
-    /// One permit per report held in memory awaiting storage (`ingest_queue` in all).
-    pub memory: Arc<tokio::sync::Semaphore>,
+    /// Memory budget of reports awaiting storage.
+    pub memory: Memory,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Name of this collector instance, recorded with sessions.
@@ -62,21 +85,38 @@ enum End {
     Reject(RejectReason, String),
 }
 
-/// Serves one incoming connection to the end.
-pub async fn handle(ctx: Arc<SessionCtx>, incoming: quinn::Incoming) {
-    let conn = match incoming.await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(error = %e, "QUIC handshake failed");
+impl From<Refusal> for End {
+    fn from(r: Refusal) -> Self {
+        End::Reject(r.reason, r.detail)
+    }
+}
+
+/// Serves one incoming connection to the end. `slot` is the connection's handshake slot, given
+/// back once the device is authenticated (or the connection ends).
+pub async fn handle(ctx: Arc<SessionCtx>, incoming: quinn::Incoming, slot: OwnedSemaphorePermit) {
+    let peer = incoming.remote_address();
+    let conn = match tokio::time::timeout(HELLO_TIMEOUT, incoming).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "QUIC handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "QUIC handshake did not complete in time");
             return;
         }
     };
-    let peer = conn.remote_address();
+    // The certificate rustls verified against the device CA, if the agent presented one.
+    let certificate = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().map(|c| sha256(c)));
     ctx.metrics.open_connections.inc();
     let end = match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
         Ok(Ok((send, recv))) => {
-            let mut s =
-                Session { ctx: &ctx, conn: &conn, send, recv: FramedRecv::new(recv, MAX_FRAME_LEN), peer };
+            let mut recv = FramedRecv::new(recv, PRE_AUTH_MAX_FRAME_LEN);
+            recv.set_allowed(Some(PRE_AUTH));
+            let mut s = Session { ctx: &ctx, conn: &conn, send, recv, peer, certificate, slot: Some(slot) };
             let end = s.run().await;
             if let End::Reject(reason, detail) = &end {
                 // Count and log before telling the agent, so that whoever sees the refusal also
@@ -120,52 +160,104 @@ struct Session<'a> {
     send: quinn::SendStream,
     recv: FramedRecv,
     peer: SocketAddr,
+    /// SHA-256 of the client certificate, when one was presented (and verified).
+    certificate: Option<[u8; 32]>,
+    /// The handshake slot, held until the device is authenticated.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Session<'_> {
     async fn run(&mut self) -> End {
-        let hello = match tokio::time::timeout(HELLO_TIMEOUT, self.recv.next()).await {
+        let first = match tokio::time::timeout(HELLO_TIMEOUT, self.recv.next()).await {
             Err(_) => return End::Reject(RejectReason::UnexpectedMessage, "no Hello in time".into()),
-            Ok(Ok(Some(Message::Hello(h)))) => h,
-            Ok(Ok(Some(other))) => {
-                return End::Reject(
-                    RejectReason::UnexpectedMessage,
-                    format!("expected Hello, got {}", other.name()),
-                );
-            }
+            Ok(Ok(Some(m))) => m,
             Ok(Ok(None)) => return End::Gone("stream closed before Hello".into()),
             Ok(Err(e)) => return from_recv_error(e),
         };
+        match first {
+            Message::Enroll(req) => self.enroll(req).await,
+            Message::Hello(hello) => self.hello(hello).await,
+            other => {
+                End::Reject(RejectReason::UnexpectedMessage, format!("expected Hello, got {}", other.name()))
+            }
+        }
+    }
+
+    /// An enrollment: the token checked here, the decision and the certificate by the enroller.
+    async fn enroll(&mut self, req: EnrollRequest) -> End {
+        if let Err(e) = validate_enroll(&req) {
+            return End::Reject(RejectReason::Malformed, format!("invalid Enroll: {e}"));
+        }
+        let token = match self.ctx.tokens.check(&self.ctx.store, &req.token, now_secs()).await {
+            Ok(t) => t,
+            Err(reason) => {
+                let detail = match reason {
+                    RejectReason::UnknownToken => "unknown enrollment token".to_owned(),
+                    RejectReason::RevokedToken => "the enrollment token was revoked".to_owned(),
+                    RejectReason::TokenExpired => "the enrollment token has expired".to_owned(),
+                    _ => "cannot verify the enrollment token now; retry later".to_owned(),
+                };
+                return End::Reject(reason, detail);
+            }
+        };
+        if let Err(e) = DeviceCa::check_key(&req.public_key) {
+            return End::Reject(RejectReason::Malformed, e.to_string());
+        }
+        let enrolled = match self.ctx.enroller.enroll(token, req).await {
+            Ok(e) => e,
+            Err(refusal) => return refusal.into(),
+        };
+        self.ctx.metrics.enrollments.inc();
+        tracing::info!(peer = %self.peer, device = %enrolled.device_id, school = %enrolled.school_id, "device enrolled");
+        if let Err(e) = send_message(&mut self.send, &Message::Enrolled(enrolled)).await {
+            return End::Gone(format!("sending Enrolled: {e}"));
+        }
+        let _ = self.send.finish();
+        // The agent closes once it has read the answer.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.conn.closed()).await;
+        End::Gone("enrolled".into())
+    }
+
+    /// A reporting session of the device the certificate names.
+    async fn hello(&mut self, hello: Hello) -> End {
         if let Err(e) = validate_hello(&hello) {
             return End::Reject(RejectReason::Malformed, format!("invalid Hello: {e}"));
         }
-        let Some(token) = hello.credentials.enroll_token() else {
-            return End::Reject(RejectReason::Malformed, "unsupported kind of credentials".into());
+        let Some(certificate) = self.certificate else {
+            return End::Reject(
+                RejectReason::NotEnrolled,
+                "no device certificate: the device must enroll first (`parta-agent enroll JOIN`)".into(),
+            );
         };
-        if let Err(reason) = self.ctx.tokens.check(&self.ctx.store, token, &hello.school_id).await {
-            let detail = match reason {
-                RejectReason::UnknownToken => {
-                    format!("unknown enrollment token for school {}", hello.school_id)
-                }
-                RejectReason::RevokedToken => {
-                    format!("enrollment token for school {} was revoked", hello.school_id)
-                }
-                RejectReason::Internal => "cannot verify the enrollment token now; retry later".to_owned(),
-                _ => format!("enrollment token is not valid for school {}", hello.school_id),
-            };
-            return End::Reject(reason, detail);
-        }
-        let claim = self.ctx.registry.claim(hello.device_id);
-        let end = self.owned(&hello, &claim).await;
+        let auth = match self.ctx.book.authenticate(&self.ctx.store, &certificate).await {
+            Ok(a) => a,
+            Err(reason) => {
+                let detail = match reason {
+                    RejectReason::DeviceRevoked => "this device was revoked by an administrator".to_owned(),
+                    RejectReason::UnknownDevice => {
+                        "the certificate is not one this collector issued to an enrolled device".to_owned()
+                    }
+                    _ => "cannot verify the device now; retry later".to_owned(),
+                };
+                return End::Reject(reason, detail);
+            }
+        };
+        // Authenticated: the slot goes back, the full frame size and reports are allowed.
+        self.slot = None;
+        self.recv.set_max_frame(MAX_FRAME_LEN);
+        self.recv.set_allowed(Some(REPORTS));
+        let device = auth.device;
+        let claim = self.ctx.registry.claim(device);
+        let end = self.owned(&hello, &auth, &claim).await;
         // Whatever happened, every report this session handed to storage is resolved now.
         let _ = claim.done.send(true);
-        self.ctx.registry.release(hello.device_id, claim.id);
+        self.ctx.registry.release(device, claim.id);
         end
     }
 
     /// The part of the session that owns the device.
-    async fn owned(&mut self, hello: &Hello, claim: &Claim) -> End {
-        let device = hello.device_id;
+    async fn owned(&mut self, hello: &Hello, auth: &Authenticated, claim: &Claim) -> End {
+        let device = auth.device;
         if let Some(mut previous) = claim.previous.clone() {
             let drained = async {
                 let _ = previous.wait_for(|done| *done).await;
@@ -186,18 +278,21 @@ impl Session<'_> {
         };
         let welcome = Welcome {
             collector_version: env!("CARGO_PKG_VERSION").to_owned(),
+            device_id: device,
+            school_id: auth.school.clone(),
             stored_up_to: stored.contiguous_from_one(),
             highest_seq: stored.max(),
+            credential_expires_ms: i64::from(auth.cert_not_after) * 1000,
         };
         if let Err(e) = send_message(&mut self.send, &Message::Welcome(welcome)).await {
             return End::Gone(format!("sending Welcome: {e}"));
         }
         self.ctx.metrics.sessions_accepted.inc();
-        tracing::info!(peer = %self.peer, %device, school = %hello.school_id, kind = %hello.kind,
+        tracing::info!(peer = %self.peer, %device, school = %auth.school, kind = %hello.kind,
             agent_version = %hello.agent_version, stored_up_to = stored.contiguous_from_one(), "agent session accepted");
         let record = SessionRecord {
             device_id: device,
-            school_id: hello.school_id.clone(),
+            school_id: auth.school.clone(),
             kind: hello.kind,
             agent_version: hello.agent_version.clone(),
             collector: self.ctx.collector_name.clone(),
@@ -207,7 +302,7 @@ impl Session<'_> {
             return End::Reject(RejectReason::ShuttingDown, "collector is stopping".into());
         }
         let mut pending: VecDeque<(u64, Option<oneshot::Receiver<()>>)> = VecDeque::new();
-        let end = self.exchange(hello, claim, &mut pending).await;
+        let end = self.exchange(hello, auth, claim, &mut pending).await;
         for (_, rx) in pending {
             if let Some(rx) = rx {
                 let _ = rx.await;
@@ -216,9 +311,17 @@ impl Session<'_> {
         end
     }
 
+    /// When the session's certificate is due for renewal: once a third of its validity is left.
+    fn renewal_due(&self, auth: &Authenticated) -> tokio::time::Instant {
+        let left_at = u64::from(auth.cert_not_after).saturating_sub(self.ctx.cert_validity.as_secs() / 3);
+        let wait = left_at.saturating_sub(u64::from(now_secs()));
+        tokio::time::Instant::now() + Duration::from_secs(wait)
+    }
+
     async fn exchange(
         &mut self,
         hello: &Hello,
+        auth: &Authenticated,
         claim: &Claim,
         pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>,
     ) -> End {
@@ -227,6 +330,7 @@ impl Session<'_> {
         // session is an agent bug, refused rather than stored twice.
         let mut unacked: HashSet<u64> = HashSet::new();
         let mut blocked_since: Option<Instant> = None;
+        let mut renew_at = Some(self.renewal_due(auth));
         loop {
             let can_read = pending.len() < SESSION_WINDOW;
             // Backpressure: time this session could not take reports because its earlier
@@ -239,9 +343,13 @@ impl Session<'_> {
                 }
                 _ => {}
             }
+            let renew_deadline = renew_at.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 biased;
                 () = claim.cancel.notified() => {
+                    if claim.revoked.load(Ordering::SeqCst) {
+                        return End::Reject(RejectReason::DeviceRevoked, "this device was revoked by an administrator".into());
+                    }
                     return End::Reject(RejectReason::Superseded, "a newer session of this device took over".into());
                 }
                 () = parta_common::shutdown::stopped(&mut shutdown) => {
@@ -261,17 +369,40 @@ impl Session<'_> {
                         return End::Gone(format!("sending Ack: {e}"));
                     }
                 }
+                () = tokio::time::sleep_until(renew_deadline), if renew_at.is_some() => {
+                    match self.ctx.enroller.renew(auth.device).await {
+                        Ok(cert) => {
+                            self.ctx.metrics.renewals.inc();
+                            tracing::info!(device = %auth.device, not_after_ms = cert.not_after_ms, "renewed the device's certificate");
+                            if let Err(e) = send_message(&mut self.send, &Message::Renewed(cert)).await {
+                                return End::Gone(format!("sending Renewed: {e}"));
+                            }
+                            renew_at = None;
+                        }
+                        Err(r) if r.reason == RejectReason::DeviceRevoked => return r.into(),
+                        Err(r) => {
+                            tracing::warn!(device = %auth.device, reason = %r.reason, detail = %r.detail, "cannot renew the device's certificate; retrying");
+                            renew_at = Some(tokio::time::Instant::now() + RENEW_RETRY);
+                        }
+                    }
+                }
                 msg = self.recv.next(), if can_read => match msg {
                     Ok(Some(Message::Report(report))) => {
                         if let Err(e) = validate_report(&report) {
                             return End::Reject(RejectReason::InvalidReport, format!("report {}: {e}", report.seq));
+                        }
+                        let highest = self.ctx.registry.highest(auth.device);
+                        if !seq_in_window(report.seq, highest) {
+                            return End::Reject(RejectReason::InvalidReport, format!(
+                                "report {} is more than {} above the highest stored number ({highest})",
+                                report.seq, parta_protocol::validate::SEQ_WINDOW));
                         }
                         if !unacked.insert(report.seq) {
                             return End::Reject(RejectReason::InvalidReport,
                                 format!("report {} sent twice in one session", report.seq));
                         }
                         let bytes = self.recv.last_frame_len();
-                        match self.submit(hello, report, bytes).await {
+                        match self.submit(hello, auth, report, bytes).await {
                             Some(entry) => pending.push_back(entry),
                             None => return End::Reject(RejectReason::ShuttingDown, "collector is stopping".into()),
                         }
@@ -291,38 +422,40 @@ impl Session<'_> {
     async fn submit(
         &self,
         hello: &Hello,
-        report: Report,
+        auth: &Authenticated,
+        mut report: Report,
         bytes: usize,
     ) -> Option<(u64, Option<oneshot::Receiver<()>>)> {
         let seq = report.seq;
-        let registry: &Registry = &self.ctx.registry;
-        if registry.is_stored(hello.device_id, seq) {
+        let device = auth.device;
+        if self.ctx.registry.is_stored(device, seq) {
             self.ctx.metrics.reports_duplicate.inc();
             return Some((seq, None));
         }
+        let received = now_secs();
+        // The school of the report's time (an agent's clock cannot place it after now), as the
+        // fleet records it; reports from before a move stay with the old school.
+        let at_ms = report.agent_time_ms.min(i64::from(received) * 1000 + 999);
+        let school = self.ctx.book.school_at(device, at_ms).unwrap_or_else(|| auth.school.clone());
+        super::bind::bind_ids(&mut report, &school);
         let accepted = Accepted {
-            device_id: hello.device_id,
-            school_id: hello.school_id.clone(),
+            device_id: device,
+            school_id: school,
             kind: hello.kind,
             agent_version: hello.agent_version.clone(),
             report,
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
-            received: now_secs(),
+            received,
         };
         // Waiting for memory (ClickHouse slower than the agents) is backpressure: this session
         // stops reading meanwhile.
-        let permit = match Arc::clone(&self.ctx.memory).try_acquire_owned() {
-            Ok(p) => p,
-            Err(tokio::sync::TryAcquireError::Closed) => return None,
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                let blocked = Instant::now();
-                let p = Arc::clone(&self.ctx.memory).acquire_owned().await.ok();
-                self.ctx.metrics.backpressure_seconds.inc_by(blocked.elapsed().as_secs_f64());
-                p?
-            }
-        };
+        let blocked = Instant::now();
+        let (held, waited) = self.ctx.memory.take(bytes).await?;
+        if waited {
+            self.ctx.metrics.backpressure_seconds.inc_by(blocked.elapsed().as_secs_f64());
+        }
         let (tx, rx) = oneshot::channel();
-        self.ctx.jobs.send(Job::Report(Box::new(accepted), tx, permit)).await.ok()?;
+        self.ctx.jobs.send(Job::Report(Box::new(accepted), tx, held)).await.ok()?;
         Some((seq, Some(rx)))
     }
 
@@ -373,6 +506,10 @@ fn from_recv_error(e: RecvError) -> End {
         RecvError::Frame(FrameError::TooLarge { len, max }) => End::Reject(
             RejectReason::FrameTooLarge,
             format!("frame of {len} bytes exceeds the limit of {max}"),
+        ),
+        RecvError::Frame(FrameError::NotAllowed { tag }) => End::Reject(
+            RejectReason::UnexpectedMessage,
+            format!("message type {tag} is not accepted at this point of the session"),
         ),
         RecvError::Frame(FrameError::Decode(d @ DecodeError::UnknownVersion { .. })) => {
             End::Reject(RejectReason::UnsupportedVersion, d.to_string())

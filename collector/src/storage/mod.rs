@@ -4,6 +4,7 @@
 //! - [`schema`]: versioned migrations rendered for the server's capabilities.
 //! - [`rows`]: row types and [`rows::Batch`], accepted reports turned into rows.
 //! - [`queries`]: reads for the API, tokens and per-device sequence state.
+//! - [`fleet`]: enrolled devices, their certificates and school history.
 //!
 //! Inserts go table by table with the ledger last: a ledger row exists only once all the data
 //! of its report is stored. If the collector dies between the data and the ledger insert, the
@@ -12,6 +13,7 @@
 
 pub mod accounts;
 pub mod compliance;
+pub mod fleet;
 pub mod overview;
 pub mod queries;
 pub mod registry;

@@ -41,6 +41,10 @@ pub struct TokenRow {
     pub comment: String,
     pub created_at: u32,
     pub revoked: u8,
+    /// Devices it may enroll; 0: any number.
+    pub max_uses: u32,
+    /// Seconds since the epoch when it stops enrolling; 0: never.
+    pub expires_at: u32,
     pub version: u64,
 }
 
@@ -91,6 +95,8 @@ const TOKENS: &str = "SELECT token_id,
         argMax(comment, version) AS t_comment,
         min(created_at) AS t_created,
         argMax(revoked, version) AS t_revoked,
+        argMax(max_uses, version) AS t_max_uses,
+        argMax(expires_at, version) AS t_expires,
         max(version) AS t_version
  FROM enroll_tokens
  GROUP BY token_id

@@ -12,9 +12,9 @@ use uuid::Uuid;
 /// A report the collector accepted, with what the session knows about its sender.
 #[derive(Debug, Clone)]
 pub struct Accepted {
-    /// Device.
+    /// Device, from its certificate.
     pub device_id: DeviceId,
-    /// School from the authenticated `Hello`.
+    /// School the fleet records for the device at the report's time.
     pub school_id: String,
     /// Device kind from `Hello`.
     pub kind: DeviceKind,
@@ -26,6 +26,19 @@ pub struct Accepted {
     pub bytes: u32,
     /// Collector's clock at receipt, seconds since the epoch.
     pub received: u32,
+}
+
+impl Accepted {
+    /// The latest time this report's data may claim, ms: the collector's receive time (an agent
+    /// clock in the future must not make its rows win "latest" forever).
+    pub fn latest_ms(&self) -> i64 {
+        i64::from(self.received) * 1000 + 999
+    }
+
+    /// Version of "latest wins" rows the report writes: its time, never after its receipt.
+    pub fn version_of(&self, t_ms: i64) -> u64 {
+        u64::try_from(t_ms.min(self.latest_ms()).max(0)).unwrap_or(0)
+    }
 }
 
 /// A session the collector accepted.
@@ -595,7 +608,7 @@ impl Batch {
         let device_id = a.device_id.0;
         let seq = a.report.seq;
         let ts = datetime(a.report.agent_time_ms);
-        let version = u64::try_from(a.report.agent_time_ms.max(0)).unwrap_or(0);
+        let version = a.version_of(a.report.agent_time_ms);
         let class = inv.equipment_class.map_or("other", EquipmentClass::as_str).to_owned();
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         self.inventory.push(InventoryRow {
@@ -791,7 +804,7 @@ impl Batch {
                 room: p.room.clone(),
                 label,
                 serial: p.serial.clone().unwrap_or_default(),
-                version: u64::try_from(p.polled_at_ms.max(0)).unwrap_or(0),
+                version: a.version_of(p.polled_at_ms),
             });
         }
         self.snmp_interfaces.extend(p.interfaces.iter().map(|i| SnmpIfRow {
@@ -888,6 +901,25 @@ mod tests {
         assert_eq!(b.devices.len(), 1);
         assert_eq!((b.devices[0].last_seq, b.devices[0].last_seen), (2, 11));
         assert_eq!(b.ledger[1].agent_time, 1_763_802_180);
+    }
+
+    #[test]
+    fn a_future_clock_cannot_win_latest_forever() {
+        // The report carries an inventory; its agent clock is a century ahead.
+        let mut a = accepted(examples::usage_report(), 1_800_000_000);
+        a.report.agent_time_ms = 4_900_000_000_000;
+        let mut b = Batch::default();
+        b.add_report(&a);
+        assert!(!b.attrs.is_empty());
+        for attr in &b.attrs {
+            assert_eq!(attr.version, 1_800_000_000_999, "capped at the receive time");
+        }
+        // An honest clock keeps its own time.
+        let mut honest = accepted(examples::usage_report(), 1_800_000_000);
+        honest.report.agent_time_ms = 1_799_999_000_000;
+        let mut b = Batch::default();
+        b.add_report(&honest);
+        assert_eq!(b.attrs[0].version, 1_799_999_000_000);
     }
 
     #[test]

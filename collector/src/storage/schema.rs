@@ -227,6 +227,11 @@ ORDER BY token_id",
         name: "accounts, API tokens, school-day rollups of usage and ЕСПД, compliance status",
         statements: MIGRATION_10,
     },
+    Migration {
+        version: 11,
+        name: "fleet: enrolled devices, their certificates and schools; enrollment token limits",
+        statements: super::fleet::MIGRATION_11,
+    },
 ];
 
 /// Migration 10: what the web UI needs. Accounts and API tokens keep the latest row per login

@@ -536,7 +536,7 @@ pub(crate) async fn school(
             num(c.lang, d.powered_ms as f64 / 3_600_000.0, 1),
             num(c.lang, d.in_use_ms as f64 / 3_600_000.0, 1),
             d.days_used,
-            seen.map(crate::api::rfc3339).unwrap_or_default(),
+            seen.map(crate::clock::rfc3339).unwrap_or_default(),
         );
     }
     body.push_str("</tbody></table>");
@@ -871,7 +871,7 @@ pub(crate) async fn compliance(
         let (status, when, span) = match verdicts.get(id.as_str()) {
             Some(v) => (
                 status_word(&c, &v.status),
-                crate::api::rfc3339(v.computed_at),
+                crate::clock::rfc3339(v.computed_at),
                 format!(
                     "{} — {}",
                     crate::storage::queries::day_string(v.period_from),
@@ -954,7 +954,7 @@ fn tokens_page(st: &ApiState, c: &Ctx, created: Option<&str>) -> Response {
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{revoke}</td></tr>",
             esc(&tk.token_id),
             esc(&tk.comment),
-            crate::api::rfc3339(tk.created_at),
+            crate::clock::rfc3339(tk.created_at),
             c.t(if tk.revoked == 0 { "active" } else { "revoked" })
         );
     }
@@ -975,7 +975,8 @@ pub(crate) async fn create_token(State(st): State<Arc<ApiState>>, c: Ctx, Form(f
         return Err(refused);
     }
     let comment: String = f.comment.chars().filter(|ch| !ch.is_control()).take(200).collect();
-    let (token, row) = crate::auth::generate_api_token(&p.login, &comment, now_secs(), crate::app::now_ms());
+    let (token, row) =
+        crate::auth::generate_api_token(&p.login, &comment, now_secs(), crate::clock::now_ms());
     st.store.put_api_token(&row).await.map_err(|e| fail(&c, e.into()))?;
     st.accounts.refresh(&st.store).await.map_err(|e| fail(&c, e.into()))?;
     Ok(tokens_page(&st, &c, Some(&token)))
@@ -1001,7 +1002,7 @@ pub(crate) async fn revoke_token(
         return Err(fail(&c, AppError::Forbidden(String::new())));
     }
     row.revoked = 1;
-    row.version = crate::app::next_version(row.version);
+    row.version = crate::clock::next_version(row.version);
     st.store.put_api_token(&row).await.map_err(|e| fail(&c, e.into()))?;
     st.accounts.refresh(&st.store).await.map_err(|e| fail(&c, e.into()))?;
     Ok(Redirect::to("/tokens").into_response())

@@ -5,6 +5,16 @@ use libfuzzer_sys::fuzz_target;
 use parta_protocol::{Message, decode, validate};
 
 fuzz_target!(|data: &[u8]| {
+    // The tag read before authentication agrees with the full decoder.
+    if let (Ok(tag), Ok(msg)) = (parta_protocol::codec::peek_tag(data), decode(data)) {
+        let expected = match msg {
+            Message::Hello(_) => parta_protocol::message::tag::HELLO,
+            Message::Report(_) => parta_protocol::message::tag::REPORT,
+            Message::Enroll(_) => parta_protocol::message::tag::ENROLL,
+            _ => tag,
+        };
+        assert_eq!(tag, expected);
+    }
     match decode(data) {
         Ok(Message::Report(r)) => {
             let _ = validate::validate_report(&r);
@@ -23,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Message::Hello(h)) => {
             let _ = validate::validate_hello(&h);
+        }
+        Ok(Message::Enroll(e)) => {
+            let _ = validate::validate_enroll(&e);
         }
         _ => {}
     }

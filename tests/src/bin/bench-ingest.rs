@@ -17,7 +17,7 @@ use parta_collector::storage::rows::{Accepted, Batch};
 use parta_protocol::{DeviceId, DeviceKind, Message, Report, encode_frame, examples};
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::procs::Collector;
-use parta_tests::quic::RawClient;
+use parta_tests::quic::{RawClient, RawDevice};
 use parta_tests::util::artifacts_dir;
 
 /// The real agent's window.
@@ -49,8 +49,9 @@ async fn agent(sim: Arc<Sim>, salt: u64) {
     let reports = sim.reports;
     let frames: Vec<Vec<u8>> =
         (1..=reports).map(|s| encode_frame(&Message::Report(report(s, salt))).unwrap()).collect();
-    let mut c = RawClient::connect(&sim.addr, &sim.ca).await;
-    c.send(&parta_tests::quic::hello("74-0012", &sim.token)).await;
+    let device = RawDevice::enroll(&sim.addr, &sim.ca, &sim.token, None).await.unwrap();
+    let mut c = RawClient::connect_as(&sim.addr, &sim.ca, &device).await;
+    c.send(&parta_tests::quic::hello()).await;
     match c.next().await.unwrap() {
         Some(Message::Welcome(_)) => {}
         other => panic!("expected Welcome, got {other:?}"),
@@ -211,7 +212,7 @@ fn main() {
     let direct_stored = ch.query_u64("SELECT count() FROM direct.ingest_ledger");
     assert_eq!(direct_stored, total);
 
-    println!("{agents} sessions established in {connect_secs:.2} s");
+    println!("{agents} devices enrolled and their sessions established in {connect_secs:.2} s");
     println!("collector ingest:   {ingest_rate:>10.0} reports/s  ({total} reports in {ingest_secs:.2} s)");
     println!("direct insert:      {direct_rate:>10.0} reports/s  (same rows, batches of {avg_batch:.0})");
     println!("ratio ingest/direct: {:.2} (goal ≥ 0.7)", ingest_rate / direct_rate);

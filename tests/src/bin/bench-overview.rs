@@ -167,6 +167,7 @@ fn main() {
         metrics: Arc::new(Metrics::new()),
         profiles: Arc::new(Vec::new()),
         accounts,
+        book: Arc::new(parta_collector::fleet::book::DeviceBook::new()),
         web: WebConfig { timezone: "Asia/Yekaterinburg".into(), cookie_secure: true },
     });
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
