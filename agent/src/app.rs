@@ -166,12 +166,11 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
 /// `check espd`: every check once; `Ok(true)` when all passed.
 fn check_espd(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<bool> {
     let tls = config.espd.tls_config()?;
-    // Throughput needs the device's certificate; a device that has not enrolled skips it.
-    let identity = if config.state_dir.join(crate::credential::CERT_FILE).exists() {
-        Some(std::sync::Arc::new(crate::credential::Identity::load(&config.state_dir)?))
-    } else {
+    // Without a credential (and none to be had) the other checks still run.
+    let identity = speedtest_identity(config).unwrap_or_else(|e| {
+        eprintln!("parta-agent: no speed test: {e:#}");
         None
-    };
+    });
     let speedtest = crate::espd::speedtest_target(config, identity);
     let run = crate::espd::run_checks(
         &config.espd,
@@ -188,6 +187,37 @@ fn check_espd(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<bool
         OutputFormat::Text => crate::espd::write_text(&mut out, &run)?,
     }
     Ok(run.checks.iter().all(|c| c.outcome.passed()))
+}
+
+/// The device's identity for a speed test: its credential, or — on a device that has not
+/// enrolled but has a token, as when commissioning a school before the agent ever ran — a
+/// credential obtained now, as the first session would. `None` when neither is possible.
+fn speedtest_identity(
+    config: &AgentConfig,
+) -> anyhow::Result<Option<std::sync::Arc<crate::credential::Identity>>> {
+    let enrolled = config.state_dir.join(crate::credential::CERT_FILE).exists();
+    if enrolled {
+        return Ok(Some(std::sync::Arc::new(crate::credential::Identity::load(&config.state_dir)?)));
+    }
+    let (Some(ca), Some(token)) = (&config.ca_cert, &config.enroll_token) else {
+        return Ok(None);
+    };
+    if config.collectors.is_empty() {
+        return Ok(None);
+    }
+    let identity = std::sync::Arc::new(crate::credential::Identity::load(&config.state_dir)?);
+    let c = runtime()?.block_on(crate::enroll::enroll(
+        &config.collectors,
+        config.server_name.as_deref(),
+        crate::tls::Trust::CaFile(ca),
+        &config.state_dir,
+        &identity.key,
+        token,
+        config.kind,
+    ))?;
+    eprintln!("enrolled as device {} of school {} (needed for the speed test)", c.device_id, c.school);
+    identity.set(Some(c));
+    Ok(Some(identity))
 }
 
 /// `parta-agent sample`: one report's worth of samples, printed, not sent.

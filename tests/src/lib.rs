@@ -10,11 +10,13 @@
 //! - [`chdb`]: modern ClickHouse in process (chdb), for running our SQL on ClickHouse 26.
 //! - [`clickhouse`]: a private ClickHouse server for one test.
 //! - [`fixtures`]: sysfs/procfs/rootfs trees of real-looking school devices.
+//! - [`flood`]: unauthenticated QUIC handshakes in bulk (the flood test and benchmark).
 //! - [`logind`]: a private D-Bus bus with a fake systemd-logind the test scripts.
 //! - [`grafana`]: SQL of the Grafana dashboards with macros expanded.
 //! - [`procs`]: collector and agent processes.
 //! - [`snmpd`]: a private net-snmp `snmpd` with a scripted fake device (pass_persist).
-//! - [`quic`]: a raw QUIC client speaking the wire protocol, for bad-input tests.
+//! - [`quic`]: a raw QUIC client speaking the wire protocol, and devices enrolled without an
+//!   agent, for bad-input and attack tests.
 //! - [`netns`], [`tmpfs`]: network namespaces and small disks the fault tests create and cut.
 //! - [`verify`]: the end state every fault test checks — each report exactly once, as sent.
 //! - [`util`]: free ports, waiting, binaries and artifact directories.
@@ -27,6 +29,7 @@ pub mod chdb;
 pub mod clickhouse;
 pub mod delayline;
 pub mod fixtures;
+pub mod flood;
 pub mod grafana;
 pub mod logind;
 pub mod netns;

@@ -242,18 +242,25 @@ fn probe_runs_reach_clickhouse_and_the_api_gives_sla_figures() {
         assert!((1.01..1.15).contains(&overhead), "IP/payload {overhead}: {c}");
     }
 
-    // A wrong token gets no speed test: the collector refuses it and says why.
+    // A device that has not enrolled and holds a wrong token gets no speed test: the
+    // collector refuses the enrollment and the command says why; the other checks still run.
+    let fresh = tempfile::tempdir().unwrap();
     let out = agent
         .command()
         .env("PARTA_ENROLL_TOKEN", "pt1_wrong")
+        .env("PARTA_STATE_DIR", fresh.path())
         .args(["check", "espd", "--format", "json"])
         .output()
         .unwrap();
     let refused: Value = serde_json::from_slice(&out.stdout).unwrap();
     let c = refused["checks"].as_array().unwrap().iter().find(|c| c["kind"] == "download").unwrap();
     assert_eq!(c["outcome"], "error", "{c}");
-    let why = c["error"].as_str().unwrap();
-    assert!(why.contains("refused") && why.contains("token"), "{why}");
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains("no speed test") && why.contains("refused") && why.contains("unknown_token"),
+        "{why}"
+    );
+    assert!(!fresh.path().join("device.pem").exists());
 
     // Now the probe role. At least three scheduled runs, then stop the agent (it delivers what
     // it spooled before it exits) so that the report log is final.
@@ -384,10 +391,12 @@ fn the_speed_test_service_limits_a_school_per_hour() {
             why.split("retry after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
         assert!((3500..=3600).contains(&retry), "{why}");
     }
-    // Another school is not affected.
+    // Another school (another device, another state directory) is not affected.
     let other = "74-0032";
     let token = collector.create_token(other);
-    let run = check_espd(None, &cfg, &art, "other", collector.probe_env(other, &token));
+    let other_dir = art.join("other-school");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let run = check_espd(None, &cfg, &other_dir, "other", collector.probe_env(other, &token));
     assert_eq!(throughput(&run)[0].0, "ok", "{run}");
 }
 

@@ -55,7 +55,34 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
         (
             "insert token".into(),
             format!(
-                "INSERT INTO {db}.enroll_tokens VALUES ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 0, 1), ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 1, 2)"
+                "INSERT INTO {db}.enroll_tokens VALUES ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 0, 0, toDateTime(0), 1), ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 1, 5, toDateTime(1766394000), 2)"
+            ),
+        ),
+        (
+            // A device enrolled, then revoked; a certificate stored twice, a renewal; enrolled
+            // in one school and moved to another.
+            "insert fleet".into(),
+            format!(
+                "INSERT INTO {db}.fleet_devices VALUES \
+                 (toUUID('{DEVICE}'), 'computer', '3059', 'k1', 'abc', toDateTime(1763802000), 'active', toDateTime(1763802000), 'token abc', 1), \
+                 (toUUID('{DEVICE}'), 'computer', '3059', 'k1', 'abc', toDateTime(1763802000), 'revoked', toDateTime(1763900000), 'ivanov (command line)', 2)"
+            ),
+        ),
+        (
+            "insert fleet certs".into(),
+            format!(
+                "INSERT INTO {db}.fleet_certs VALUES \
+                 ('f1', toUUID('{DEVICE}'), '01', toDateTime(1795338000), toDateTime(1763802000), 'enrolled'), \
+                 ('f1', toUUID('{DEVICE}'), '01', toDateTime(1795338000), toDateTime(1763802000), 'enrolled'), \
+                 ('f2', toUUID('{DEVICE}'), '02', toDateTime(1800000000), toDateTime(1790000000), 'renewed')"
+            ),
+        ),
+        (
+            "insert fleet schools".into(),
+            format!(
+                "INSERT INTO {db}.fleet_schools VALUES \
+                 (toUUID('{DEVICE}'), '74-0099', 1763850000000, 'ivanov (command line)', 'moved'), \
+                 (toUUID('{DEVICE}'), '74-0012', 0, 'token abc', 'enrolled')"
             ),
         ),
         (
@@ -222,6 +249,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
         .chain(parta_collector::storage::compliance::catalogue())
         .chain(parta_collector::storage::overview::catalogue())
         .chain(parta_collector::storage::accounts::catalogue())
+        .chain(parta_collector::storage::fleet::catalogue())
         .map(|(name, sql)| {
             // The rollups' version, the overview's "online since" time.
             let sql = sql
@@ -279,6 +307,9 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "compliance_status",
                 "users",
                 "api_tokens",
+                "fleet_devices",
+                "fleet_certs",
+                "fleet_schools",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
@@ -374,6 +405,29 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
             "tokens" => {
                 assert_eq!(rows.lines().count(), 1, "{rows}");
                 assert!(rows.contains("\"t_revoked\":1"), "latest row wins: {rows}");
+                assert_eq!(fields(&rows, &["t_max_uses"]), ["5"], "the latest limits: {rows}");
+                seen += 1;
+            }
+            "fleet_devices" => {
+                assert_eq!(
+                    fields(&rows, &["f_state", "f_state_by"]),
+                    ["revoked|ivanov (command line)"],
+                    "{rows}"
+                );
+                seen += 1;
+            }
+            "fleet_certs" => {
+                assert_eq!(rows.lines().count(), 2, "one row per certificate: {rows}");
+                seen += 1;
+            }
+            "fleet_schools" => {
+                let schools: Vec<&str> =
+                    rows.lines().map(|l| if l.contains("74-0099") { "74-0099" } else { "74-0012" }).collect();
+                assert_eq!(schools, ["74-0012", "74-0099"], "oldest first: {rows}");
+                seen += 1;
+            }
+            "legacy_school" => {
+                assert!(rows.contains("74-0012"), "{rows}");
                 seen += 1;
             }
             "device_attrs" => {
@@ -638,5 +692,5 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
             _ => {}
         }
     }
-    assert_eq!(seen, 40, "every catalogued query with sample data (but the rollup INSERTs) was checked");
+    assert_eq!(seen, 44, "every catalogued query with sample data (but the rollup INSERTs) was checked");
 }

@@ -169,7 +169,9 @@ fn scripted_day_totals_match_the_api() {
     assert!((600.0..620.0).contains(&unmonitored), "boot to agent start is unmonitored: {unmonitored}");
 
     // The panel is a device of its own, in use while connected and on.
-    let panel = uuid::Uuid::new_v5(&DISPLAY_NAMESPACE, b"edid:NTC:29953:NP75B2200417").to_string();
+    // The agent names it by its EDID; the collector stores it in the school's namespace.
+    let reported = uuid::Uuid::new_v5(&DISPLAY_NAMESPACE, b"edid:NTC:29953:NP75B2200417");
+    let panel = parta_protocol::ids::school_display(SCHOOL, parta_protocol::DeviceId(reported)).to_string();
     let pu = get_json(&c, &format!("/api/v1/devices/{panel}/usage?{}", range()));
     close_to("panel in use", total(&pu, "in_use_s"), panel_on, 0.8);
     close_to("panel in standby", total(&pu, "off_s"), panel_standby, 0.5);

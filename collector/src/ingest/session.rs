@@ -311,9 +311,10 @@ impl Session<'_> {
         end
     }
 
-    /// When the session's certificate is due for renewal: once a third of its validity is left.
-    fn renewal_due(&self, auth: &Authenticated) -> tokio::time::Instant {
-        let left_at = u64::from(auth.cert_not_after).saturating_sub(self.ctx.cert_validity.as_secs() / 3);
+    /// When a certificate valid until `not_after` (seconds) is due for renewal: once a third of
+    /// the validity is left.
+    fn renewal_due(&self, not_after: u32) -> tokio::time::Instant {
+        let left_at = u64::from(not_after).saturating_sub(self.ctx.cert_validity.as_secs() / 3);
         let wait = left_at.saturating_sub(u64::from(now_secs()));
         tokio::time::Instant::now() + Duration::from_secs(wait)
     }
@@ -330,7 +331,7 @@ impl Session<'_> {
         // session is an agent bug, refused rather than stored twice.
         let mut unacked: HashSet<u64> = HashSet::new();
         let mut blocked_since: Option<Instant> = None;
-        let mut renew_at = Some(self.renewal_due(auth));
+        let mut renew_at = self.renewal_due(auth.cert_not_after);
         loop {
             let can_read = pending.len() < SESSION_WINDOW;
             // Backpressure: time this session could not take reports because its earlier
@@ -343,7 +344,6 @@ impl Session<'_> {
                 }
                 _ => {}
             }
-            let renew_deadline = renew_at.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 biased;
                 () = claim.cancel.notified() => {
@@ -369,20 +369,22 @@ impl Session<'_> {
                         return End::Gone(format!("sending Ack: {e}"));
                     }
                 }
-                () = tokio::time::sleep_until(renew_deadline), if renew_at.is_some() => {
+                () = tokio::time::sleep_until(renew_at) => {
                     match self.ctx.enroller.renew(auth.device).await {
                         Ok(cert) => {
                             self.ctx.metrics.renewals.inc();
                             tracing::info!(device = %auth.device, not_after_ms = cert.not_after_ms, "renewed the device's certificate");
+                            // A session may outlive the new certificate's renewal time too.
+                            let not_after = u32::try_from(cert.not_after_ms / 1000).unwrap_or(u32::MAX);
+                            renew_at = self.renewal_due(not_after);
                             if let Err(e) = send_message(&mut self.send, &Message::Renewed(cert)).await {
                                 return End::Gone(format!("sending Renewed: {e}"));
                             }
-                            renew_at = None;
                         }
                         Err(r) if r.reason == RejectReason::DeviceRevoked => return r.into(),
                         Err(r) => {
                             tracing::warn!(device = %auth.device, reason = %r.reason, detail = %r.detail, "cannot renew the device's certificate; retrying");
-                            renew_at = Some(tokio::time::Instant::now() + RENEW_RETRY);
+                            renew_at = tokio::time::Instant::now() + RENEW_RETRY;
                         }
                     }
                 }
@@ -432,10 +434,11 @@ impl Session<'_> {
             self.ctx.metrics.reports_duplicate.inc();
             return Some((seq, None));
         }
-        let received = now_secs();
+        let received_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
+        let received = u32::try_from(received_ms / 1000).unwrap_or(u32::MAX);
         // The school of the report's time (an agent's clock cannot place it after now), as the
         // fleet records it; reports from before a move stay with the old school.
-        let at_ms = report.agent_time_ms.min(i64::from(received) * 1000 + 999);
+        let at_ms = report.agent_time_ms.min(received_ms);
         let school = self.ctx.book.school_at(device, at_ms).unwrap_or_else(|| auth.school.clone());
         super::bind::bind_ids(&mut report, &school);
         let accepted = Accepted {
@@ -446,6 +449,7 @@ impl Session<'_> {
             report,
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
             received,
+            received_ms,
         };
         // Waiting for memory (ClickHouse slower than the agents) is backpressure: this session
         // stops reading meanwhile.

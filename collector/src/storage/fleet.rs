@@ -120,10 +120,10 @@ const LEGACY_SCHOOL: &str = "SELECT argMax(school_id, seq) FROM ingest_ledger WH
 /// Every query of this module, for the test suite.
 pub fn catalogue() -> Vec<(&'static str, String)> {
     vec![
-        ("fleet devices", DEVICES.to_owned()),
-        ("fleet certs", CERTS.to_owned()),
-        ("fleet schools", SCHOOLS.to_owned()),
-        ("legacy school", LEGACY_SCHOOL.replace('?', "'6b1d3a52-8c41-4e0f-9d27-5510c38e7102'")),
+        ("fleet_devices", DEVICES.to_owned()),
+        ("fleet_certs", CERTS.to_owned()),
+        ("fleet_schools", SCHOOLS.to_owned()),
+        ("legacy_school", LEGACY_SCHOOL.to_owned()),
     ]
 }
 

@@ -26,13 +26,15 @@ pub struct Accepted {
     pub bytes: u32,
     /// Collector's clock at receipt, seconds since the epoch.
     pub received: u32,
+    /// The same, in milliseconds.
+    pub received_ms: i64,
 }
 
 impl Accepted {
     /// The latest time this report's data may claim, ms: the collector's receive time (an agent
     /// clock in the future must not make its rows win "latest" forever).
     pub fn latest_ms(&self) -> i64 {
-        i64::from(self.received) * 1000 + 999
+        self.received_ms
     }
 
     /// Version of "latest wins" rows the report writes: its time, never after its receipt.
@@ -884,6 +886,7 @@ mod tests {
             report,
             bytes: 100,
             received,
+            received_ms: i64::from(received) * 1000,
         }
     }
 
@@ -912,7 +915,7 @@ mod tests {
         b.add_report(&a);
         assert!(!b.attrs.is_empty());
         for attr in &b.attrs {
-            assert_eq!(attr.version, 1_800_000_000_999, "capped at the receive time");
+            assert_eq!(attr.version, 1_800_000_000_000, "capped at the receive time");
         }
         // An honest clock keeps its own time.
         let mut honest = accepted(examples::usage_report(), 1_800_000_000);

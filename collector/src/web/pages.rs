@@ -660,6 +660,9 @@ pub(crate) async fn device(
         }
         _ => {}
     }
+    if let Some(f) = st.book.device(device) {
+        body.push_str(&enrollment_html(&c, &f));
+    }
     let _ = write!(
         body,
         "<h2>{}</h2>{}",
@@ -668,6 +671,49 @@ pub(crate) async fn device(
     );
     let title = format!("{} {}", c.t("device"), detail.device_id);
     Ok(page(&c, &title, &body).into_response())
+}
+
+/// A device's enrollment: state, when it enrolled, until when its certificate is valid, and
+/// which schools it belonged to.
+fn enrollment_html(c: &Ctx, d: &crate::fleet::book::Device) -> String {
+    let rfc = crate::clock::rfc3339;
+    let state = if d.revoked() { c.t("revoked") } else { c.t("active") };
+    let mut out = format!(
+        r#"<h2>{}</h2><table id="enrollment"><tr><th>{}</th><td>{}</td></tr><tr><th>{}</th><td>{}</td></tr><tr><th>{}</th><td>{}</td></tr></table>"#,
+        c.t("enrollment"),
+        c.t("state"),
+        if d.revoked() {
+            format!("{state} ({}, {})", esc(&rfc(d.row.state_at)), esc(&d.row.state_by))
+        } else {
+            state.to_owned()
+        },
+        c.t("enrolled_at"),
+        esc(&rfc(d.row.enrolled_at)),
+        c.t("credential_until"),
+        d.credential_expires().map_or_else(|| "—".to_owned(), |t| esc(&rfc(t))),
+    );
+    let _ = write!(
+        out,
+        r#"<h3>{}</h3><table id="school-history"><tr><th>{}</th><th>{}</th><th>{}</th></tr>"#,
+        c.t("school_history"),
+        c.t("school"),
+        c.t("since"),
+        c.t("by_whom")
+    );
+    for s in &d.schools {
+        let since = crate::fleet::book::since(s.since_ms).unwrap_or_else(|| c.t("from_start").to_owned());
+        let why = if s.reason == "moved" { c.t("moved") } else { c.t("enrolled") };
+        let _ = write!(
+            out,
+            r#"<tr><td><a href="/s/{}">{}</a></td><td>{}</td><td>{} ({why})</td></tr>"#,
+            urlencode(&s.school),
+            esc(&s.school),
+            esc(&since),
+            esc(&s.by)
+        );
+    }
+    out.push_str("</table>");
+    out
 }
 
 /// `/connectivity`: ЕСПД per school of the scope, or one school's detail (`?school=`).

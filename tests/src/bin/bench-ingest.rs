@@ -191,6 +191,7 @@ fn main() {
                     report: report(seq, i),
                     bytes: 128,
                     received: 1_763_802_000,
+                    received_ms: 1_763_802_000_000,
                 });
             }
         }
