@@ -73,13 +73,21 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 
-# A fresh token on every start (the previous one is revoked), so the agent's token always matches
-# the database, even if .run/clickhouse was wiped.
+# A fresh join string on every start (the previous token is revoked); the agent enrolls with it
+# again (--force: the same key, so the same device while the database keeps it; a new one if
+# .run/clickhouse was wiped).
 if [ -s "$RUN/agent/enroll-token" ]; then
     "$BIN/parta-collector" token revoke "$(cat "$RUN/agent/enroll-token")" >/dev/null 2>&1 || true
 fi
-say "creating an enrollment token for school $SCHOOL"
-(umask 077; "$BIN/parta-collector" token create --school "$SCHOOL" 2>>"$RUN/setup.log" >"$RUN/agent/enroll-token")
+say "creating a join string for school $SCHOOL"
+(umask 077
+ "$BIN/parta-collector" token create --school "$SCHOOL" --collector "127.0.0.1:$QUIC_PORT" \
+     --comment quickstart 2>>"$RUN/setup.log" >"$RUN/agent/token-and-join"
+ head -n1 "$RUN/agent/token-and-join" >"$RUN/agent/enroll-token"
+ sed -n 2p "$RUN/agent/token-and-join" >"$RUN/agent/join"
+ rm -f "$RUN/agent/token-and-join")
+say "enrolling this machine with the join string"
+"$BIN/parta-agent" --config "$RUN/agent.toml" --state-dir "$RUN/agent" enroll --force "@$RUN/agent/join" >>"$RUN/setup.log" 2>&1
 
 # The web UI's admin account, once; an API token for this script's own checks on every start.
 if [ ! -s "$RUN/admin-password" ]; then
@@ -97,10 +105,7 @@ fi
 }
 
 say "starting an agent for this machine (every $INTERVAL)"
-PARTA_COLLECTOR="127.0.0.1:$QUIC_PORT" PARTA_CA_CERT="$RUN/collector/ca.pem" \
-PARTA_ENROLL_TOKEN_FILE="$RUN/agent/enroll-token" PARTA_SCHOOL="$SCHOOL" \
-PARTA_STATE_DIR="$RUN/agent" PARTA_INTERVAL="$INTERVAL" \
-    nohup "$BIN/parta-agent" run </dev/null >"$RUN/agent.log" 2>&1 &
+PARTA_INTERVAL="$INTERVAL" nohup "$BIN/parta-agent" --config "$RUN/agent.toml" run </dev/null >"$RUN/agent.log" 2>&1 &
 echo $! >"$RUN/agent.pid"
 
 for _ in $(seq 1 300); do

@@ -88,7 +88,8 @@ pub struct GlobalArgs {
     /// Most reports held in memory awaiting insert; agents are slowed beyond it [default: 100000].
     #[arg(long, env = "PARTA_INGEST_QUEUE", global = true, value_name = "N")]
     pub ingest_queue: Option<String>,
-    /// Most bytes of reports held in memory awaiting insert, e.g. 64MiB [default: 64MiB].
+    /// Most bytes of decoded reports held in memory awaiting insert, e.g. 128MiB
+    /// [default: 128MiB].
     #[arg(long, env = "PARTA_INGEST_QUEUE_BYTES", global = true, value_name = "SIZE")]
     pub ingest_queue_bytes: Option<String>,
     /// Most connections waiting to say Hello or enroll; beyond half of it new connections must

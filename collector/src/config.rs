@@ -109,8 +109,9 @@ pub struct IngestConfig {
     pub batch_max_delay: Duration,
     /// Most reports in memory awaiting insert.
     pub queue: usize,
-    /// Most bytes of reports (as received) in memory awaiting insert: reports are bounded in
-    /// number and in size, so that 100,000 reports of a megabyte each cannot exhaust memory.
+    /// Most bytes of decoded reports in memory awaiting insert (what their lists and strings
+    /// take, [`parta_protocol::heap`]): reports are bounded in number and in size, so that
+    /// 100,000 reports of a megabyte each cannot exhaust memory.
     pub queue_bytes: usize,
     /// Most connections that have not yet said `Hello` (or enrolled) at a time: beyond half of
     /// it, new connections must prove their address (QUIC Retry); beyond it, they are refused.
@@ -123,9 +124,9 @@ impl Default for IngestConfig {
             batch_max_reports: 50_000,
             batch_max_delay: Duration::from_secs(1),
             queue: 100_000,
-            // Decoded reports take at most ~16× their wire size (lists are bounded while
-            // decoding; see the protocol's amplification test): 64 MiB stays below 1 GiB.
-            queue_bytes: 64 << 20,
+            // A typical report takes ~1 KiB decoded, the largest possible 3.6 MiB (the protocol's
+            // amplification test): room for the whole report queue of typical reports.
+            queue_bytes: 128 << 20,
             // A reconnect storm of a region's agents passes in waves of this many; each waiting
             // connection holds at most a 4 KiB frame buffer besides QUIC's own state.
             max_handshakes: 512,

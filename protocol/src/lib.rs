@@ -14,6 +14,7 @@
 //!   throughput, content filtering), with failure kinds kept apart.
 //! - [`speedtest`]: the collector's speed-test service for probes (control messages, the
 //!   rate measurement).
+//! - [`heap`]: the memory a decoded report occupies, which the collector's budget charges.
 //! - [`ids`]: ids of SNMP gear and displays, bound by the collector to the reporting device's
 //!   school. [`join`]: the join string `parta-collector token create` prints and
 //!   `parta-agent enroll` reads.
@@ -44,6 +45,7 @@ pub mod delivery;
 pub mod espd;
 pub mod examples;
 pub mod frame;
+pub mod heap;
 pub mod ids;
 pub mod inventory;
 pub mod join;

@@ -13,7 +13,8 @@
 //!
 //! Backpressure: every report held in memory — queued, being batched, or being inserted — holds
 //! [`Memory`] permits: one of `ingest_queue` report permits and as many of `ingest_queue_bytes`
-//! byte permits as it took on the wire, released when the report is stored. When ClickHouse is
+//! byte permits as it takes in memory ([`parta_protocol::heap`]), released when the report is
+//! stored. When ClickHouse is
 //! slow or down the permits run out, sessions stop reading, and QUIC flow control (a bounded
 //! window per connection) slows the agents. Nothing is dropped or acknowledged early, and memory
 //! stays bounded in reports and in bytes.

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parta_common::quic::{FramedRecv, RecvError, send_message};
+use parta_protocol::heap::HeapSize as _;
 use parta_protocol::message::tag;
 use parta_protocol::validate::{seq_in_window, validate_enroll, validate_hello, validate_report};
 use parta_protocol::{
@@ -451,10 +452,11 @@ impl Session<'_> {
             received,
             received_ms,
         };
-        // Waiting for memory (ClickHouse slower than the agents) is backpressure: this session
-        // stops reading meanwhile.
+        // What the report takes in memory while it waits for storage. Waiting for memory
+        // (ClickHouse slower than the agents) is backpressure: this session stops reading.
+        let memory = std::mem::size_of::<Accepted>() + accepted.report.heap_size();
         let blocked = Instant::now();
-        let (held, waited) = self.ctx.memory.take(bytes).await?;
+        let (held, waited) = self.ctx.memory.take(memory).await?;
         if waited {
             self.ctx.metrics.backpressure_seconds.inc_by(blocked.elapsed().as_secs_f64());
         }
