@@ -245,4 +245,14 @@ mod tests {
         o.on_connected(&parta_protocol::examples::welcome_at(0, 500), Instant::now());
         assert_eq!(o.append(2, vec![host_metrics()]).unwrap(), 501);
     }
+
+    #[test]
+    fn the_highest_possible_number_does_not_wrap_the_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), SpoolConfig::default(), DeliveryConfig::default()).unwrap();
+        o.append(1, vec![host_metrics()]).unwrap();
+        o.on_connected(&parta_protocol::examples::welcome_at(0, u64::MAX), Instant::now());
+        // Following it would make the next number 0, which no collector accepts.
+        assert_eq!(o.append(2, vec![host_metrics()]).unwrap(), 2);
+    }
 }

@@ -108,6 +108,12 @@ pub fn speedtest_server_config(
     build(id, parta_protocol::speedtest::SPEEDTEST_ALPN, t, ClientAuth::Required(device_ca))
 }
 
+/// Bytes a connection may send before its device is authenticated: a pre-authentication frame
+/// (4 KiB) with room to spare, so that a connection that never says who it is holds no more.
+pub const PRE_AUTH_RECEIVE_WINDOW: u32 = 8 * 1024;
+/// Bytes an authenticated connection may send ahead of the collector reading them.
+pub const AUTHENTICATED_RECEIVE_WINDOW: u32 = 512 * 1024;
+
 /// The QUIC server configuration for agents' reports: TLS 1.3 only, ALPN
 /// [`parta_protocol::ALPN`], device certificates asked for (optional: devices enroll here).
 pub fn server_config(
@@ -125,7 +131,10 @@ pub fn server_config(
     // an agent's window) × 1,000 draining agents stays far below the memory goal, where quinn's
     // default (1.25 MB) would not.
     t.stream_receive_window(quinn::VarInt::from_u32(256 * 1024));
-    t.receive_window(quinn::VarInt::from_u32(512 * 1024));
+    // Until the device is authenticated it may send no more than this (an `Enroll` or a
+    // `Hello` is a few hundred bytes); the session opens the window to
+    // [`AUTHENTICATED_RECEIVE_WINDOW`] once it is.
+    t.receive_window(quinn::VarInt::from_u32(PRE_AUTH_RECEIVE_WINDOW));
     let mut config = build(id, parta_protocol::ALPN, t, ClientAuth::Optional(device_ca))?;
     // Connections still in their handshake that quinn keeps for us; the session layer's own
     // bound (`max_handshakes`) decides which become sessions.
@@ -183,28 +192,14 @@ fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<Identity, TlsE
             .map_err(|error| TlsError::Write { path: path.to_owned(), error })
     };
 
-    let (ca_pem, ca_key_pair) = if ca_cert.exists() && ca_key.exists() {
-        let pem = read(&ca_cert)?;
-        let key = KeyPair::from_pem(&read(&ca_key)?)
-            .map_err(|e| PemError::Unreadable { path: ca_key.clone(), reason: e.to_string() })?;
-        (pem, key)
-    } else {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.distinguished_name.push(DnType::OrganizationName, "Parta");
-        params.distinguished_name.push(DnType::CommonName, format!("Parta collector CA ({})", host_name()));
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        set_validity(&mut params, 20);
-        let cert = params.self_signed(&key)?;
-        write(&ca_key, &key.serialize_pem(), true)?;
-        write(&ca_cert, &cert.pem(), false)?;
+    let host = host_name();
+    let (ca_pem, ca_key_pair, created) =
+        load_or_create_ca(&ca_cert, &ca_key, &format!("Parta collector CA ({host})"), 20)?;
+    if created {
         tracing::info!(path = %ca_cert.display(), "generated a private CA for agents");
         // A new CA invalidates any server certificate signed by an old one.
         let _ = std::fs::remove_file(&names_file);
-        (cert.pem(), key)
-    };
+    }
 
     let names = san_list(extra_names);
     let wanted = names.join(",");
@@ -225,6 +220,39 @@ fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<Identity, TlsE
         tracing::info!(names = %wanted, path = %cert.display(), "issued the collector's server certificate");
     }
     Ok(Identity { cert, key, generated_ca: Some(ca_cert) })
+}
+
+/// A CA kept as PEM files `cert` and `key` (0600): loaded, or made on first use named
+/// `common_name` and valid `years`. Returns its certificate (PEM), its key, and whether it was
+/// made now.
+pub(crate) fn load_or_create_ca(
+    cert: &Path,
+    key: &Path,
+    common_name: &str,
+    years: i64,
+) -> Result<(String, KeyPair, bool), TlsError> {
+    if cert.exists() && key.exists() {
+        let pem = read(cert)?;
+        let pair = KeyPair::from_pem(&read(key)?)
+            .map_err(|e| PemError::Unreadable { path: key.to_owned(), reason: e.to_string() })?;
+        return Ok((pem, pair, false));
+    }
+    let pair = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.distinguished_name.push(DnType::OrganizationName, "Parta");
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    set_validity(&mut params, years);
+    let made = params.self_signed(&pair)?;
+    let write = |path: &Path, text: &str, private: bool| {
+        fsutil::write_atomic(path, text.as_bytes(), private)
+            .map_err(|error| TlsError::Write { path: path.to_owned(), error })
+    };
+    write(key, &pair.serialize_pem(), true)?;
+    write(cert, &made.pem(), false)?;
+    Ok((made.pem(), pair, true))
 }
 
 /// Names in the generated certificate: the host name, loopback, and the configured extras.

@@ -81,10 +81,8 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> 
     Ok(())
 }
 
-/// The variant index of the message in an envelope, read without decoding the body: a receiver
-/// that accepts only some messages (before authentication, only `Hello` or `Enroll`) refuses the
-/// others before they cost anything. See [`crate::message::tag`].
-pub fn peek_tag(bytes: &[u8]) -> Result<u32, DecodeError> {
+/// The postcard body of an envelope of this protocol version.
+fn body_of(bytes: &[u8]) -> Result<&[u8], DecodeError> {
     let (version, body) = match bytes {
         [a, b, rest @ ..] => (u16::from_le_bytes([*a, *b]), rest),
         _ => return Err(DecodeError::Truncated { len: bytes.len() }),
@@ -92,6 +90,14 @@ pub fn peek_tag(bytes: &[u8]) -> Result<u32, DecodeError> {
     if version != PROTOCOL_VERSION {
         return Err(DecodeError::UnknownVersion { got: version, supported: PROTOCOL_VERSION });
     }
+    Ok(body)
+}
+
+/// The variant index of the message in an envelope, read without decoding the body: a receiver
+/// that accepts only some messages (before authentication, only `Hello` or `Enroll`) refuses the
+/// others before they cost anything. See [`crate::message::tag`].
+pub fn peek_tag(bytes: &[u8]) -> Result<u32, DecodeError> {
+    let body = body_of(bytes)?;
     // A postcard varint: 7 bits per byte, least significant first, at most 5 bytes for a u32.
     let mut tag: u32 = 0;
     for (i, byte) in body.iter().take(5).enumerate() {
@@ -106,13 +112,7 @@ pub fn peek_tag(bytes: &[u8]) -> Result<u32, DecodeError> {
 /// Decodes one envelope. Never panics, whatever the input; allocations are bounded by the input
 /// length.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-    let (version, body) = match bytes {
-        [a, b, rest @ ..] => (u16::from_le_bytes([*a, *b]), rest),
-        _ => return Err(DecodeError::Truncated { len: bytes.len() }),
-    };
-    if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnknownVersion { got: version, supported: PROTOCOL_VERSION });
-    }
+    let body = body_of(bytes)?;
     let (msg, rest) = postcard::take_from_bytes::<Message>(body)
         .map_err(|e| DecodeError::Malformed { reason: e.to_string() })?;
     if !rest.is_empty() {

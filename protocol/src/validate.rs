@@ -167,13 +167,22 @@ pub fn day_agrees(local_day: i32, start_ms: i64, end_ms: i64) -> bool {
     start_ms <= end_ms && start_ms >= earliest && end_ms <= latest
 }
 
-fn day_error(field: String, local_day: i32, start_ms: i64, end_ms: i64) -> ValidationError {
-    ValidationError::Inconsistent {
-        field,
+/// [`day_agrees`] as a validation rule; `field` names the `local_day` when it fails.
+fn check_day(
+    field: impl FnOnce() -> String,
+    local_day: i32,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(), ValidationError> {
+    if day_agrees(local_day, start_ms, end_ms) {
+        return Ok(());
+    }
+    Err(ValidationError::Inconsistent {
+        field: field(),
         reason: format!(
             "local_day {local_day} is not the local day of {start_ms}..{end_ms} ms in any time zone"
         ),
-    }
+    })
 }
 
 /// Checks a `Report`.
@@ -322,14 +331,7 @@ fn sanitize_inventory(inv: &mut Inventory) {
 
 fn validate_snmp(at: &Path<'_>, poll: &SnmpPoll) -> Result<(), ValidationError> {
     count(|| format!("{at}.interfaces"), poll.interfaces.len(), MAX_SNMP_INTERFACES)?;
-    if !day_agrees(poll.local_day, poll.polled_at_ms, poll.polled_at_ms) {
-        return Err(day_error(
-            format!("{at}.local_day"),
-            poll.local_day,
-            poll.polled_at_ms,
-            poll.polled_at_ms,
-        ));
-    }
+    check_day(|| format!("{at}.local_day"), poll.local_day, poll.polled_at_ms, poll.polled_at_ms)?;
     if let Some(p) = &poll.printer {
         count(|| format!("{at}.printer.markers"), p.markers.len(), MAX_MARKERS)?;
     }
@@ -363,14 +365,7 @@ fn validate_snmp(at: &Path<'_>, poll: &SnmpPoll) -> Result<(), ValidationError> 
 
 fn validate_connectivity(at: &Path<'_>, run: &ConnectivityRun) -> Result<(), ValidationError> {
     count(|| format!("{at}.checks"), run.checks.len(), MAX_CHECKS)?;
-    if !day_agrees(run.local_day, run.started_at_ms, run.started_at_ms) {
-        return Err(day_error(
-            format!("{at}.local_day"),
-            run.local_day,
-            run.started_at_ms,
-            run.started_at_ms,
-        ));
-    }
+    check_day(|| format!("{at}.local_day"), run.local_day, run.started_at_ms, run.started_at_ms)?;
     for (i, c) in run.checks.iter().enumerate() {
         text(|| format!("{at}.checks[{i}].target"), &c.target, MAX_TEXT)?;
         text(|| format!("{at}.checks[{i}].error"), &c.error, MAX_TEXT)?;
@@ -447,9 +442,7 @@ fn validate_usage(at: &Path<'_>, list: &[UsageInterval]) -> Result<(), Validatio
                 ),
             });
         }
-        if !day_agrees(u.local_day, u.start_ms, u.end_ms) {
-            return Err(day_error(format!("{at}[{i}].local_day"), u.local_day, u.start_ms, u.end_ms));
-        }
+        check_day(|| format!("{at}[{i}].local_day"), u.local_day, u.start_ms, u.end_ms)?;
     }
     Ok(())
 }

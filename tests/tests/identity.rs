@@ -141,6 +141,19 @@ fn enrollment_with_only_the_join_string() {
     assert_eq!(std::fs::read(state.join("device.pem")).unwrap(), before);
     assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
 
+    // --force: the same key is the same device, with a new certificate; a join string of
+    // another school does not move it (an administrator does).
+    let out = agent_cmd(&["--config", cfg, "--state-dir", st, "enroll", "--force", &join]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(state.join("device-id")).unwrap().trim(), device);
+    assert_ne!(std::fs::read(state.join("device.pem")).unwrap(), before, "a new certificate");
+    let (_, other_join) = collector.create_join("74-0099", &[]);
+    let out =
+        agent_cmd(&["--config", cfg, "--state-dir", st, "enroll", "--force", &other_join]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(err.contains(&format!("belongs to school {school}")) && err.contains("device move"), "{err}");
+
     // The written configuration is all the agent needs.
     let log = std::fs::File::create(art.join("agent.log")).unwrap();
     let mut agent = agent_cmd(&["--config", cfg, "--interval", "1s", "run"])
@@ -459,9 +472,18 @@ fn revocation_ends_the_session_and_token_revocation_does_not() {
     assert_eq!(status.code(), Some(77), "{}", agent.log());
     assert!(took <= Duration::from_secs(10), "ended in {took:?}");
     assert!(agent.log().contains("an administrator revoked this device"), "{}", agent.log());
-    // And it cannot come back.
+    // And it cannot come back, nor enroll again with its key.
     agent.restart();
     assert_eq!(agent.wait_exit(Duration::from_secs(30)).code(), Some(77));
+    let (_, join) = collector.create_join(school, &[]);
+    let out = agent
+        .command()
+        .args(["--config", art.join("agent.toml").to_str().unwrap(), "enroll", "--force", &join])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(err.contains("was revoked") && err.contains("--new-device"), "{err}");
     let (_, out, _) = admin(&collector, &["device", "show", &id]);
     assert!(out.contains("revoked") && out.contains("тестовый администратор"), "{out}");
     assert_complete(&seqs(&ch, db, &id), "revoked device's data stays");

@@ -9,8 +9,8 @@ use parta_common::fsutil;
 use parta_common::tls::PemError;
 use parta_protocol::DeviceId;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SubjectPublicKeyInfo,
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PublicKeyData, SanType, SerialNumber, SubjectPublicKeyInfo,
 };
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -79,39 +79,11 @@ impl DeviceCa {
         let unreadable = |path: &Path, reason: String| {
             TlsError::Pem(PemError::Unreadable { path: path.to_owned(), reason })
         };
-        let (pem, key) = if cert_path.exists() && key_path.exists() {
-            let pem =
-                std::fs::read_to_string(&cert_path).map_err(|e| unreadable(&cert_path, e.to_string()))?;
-            let key_pem =
-                std::fs::read_to_string(&key_path).map_err(|e| unreadable(&key_path, e.to_string()))?;
-            let key = KeyPair::from_pem(&key_pem).map_err(|e| unreadable(&key_path, e.to_string()))?;
-            (pem, key)
-        } else {
-            let key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.distinguished_name.push(DnType::OrganizationName, "Parta");
-            params
-                .distinguished_name
-                .push(DnType::CommonName, format!("Parta device CA ({})", crate::tls::host_name()));
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let now = time::OffsetDateTime::now_utc();
-            params.not_before = now - BACKDATE;
-            params.not_after = now + time::Duration::days(365 * 30);
-            let cert = params.self_signed(&key)?;
-            let write = |path: &Path, text: &str, private: bool| {
-                fsutil::write_atomic(path, text.as_bytes(), private)
-                    .map_err(|error| TlsError::Write { path: path.to_owned(), error })
-            };
-            write(&key_path, &key.serialize_pem(), true)?;
-            write(&cert_path, &cert.pem(), false)?;
+        let common_name = format!("Parta device CA ({})", crate::tls::host_name());
+        let (pem, key, created) = crate::tls::load_or_create_ca(&cert_path, &key_path, &common_name, 30)?;
+        if created {
             tracing::info!(path = %cert_path.display(), "generated the device CA that signs agents' certificates");
-            (cert.pem(), key)
-        };
+        }
         let cert_der = parta_common::tls::certs_from_pem(pem.as_bytes())
             .ok()
             .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)))

@@ -204,20 +204,20 @@ async fn enroll(
     req: &EnrollRequest,
 ) -> Result<Enrolled, Refusal> {
     let key_sha = hex::encode(sha256(&req.public_key));
-    let known = round.keys.get(&key_sha).cloned().or_else(|| {
-        ctx.book
-            .by_key(&key_sha)
-            .map(|d| if d.revoked() { (d.id, String::new()) } else { (d.id, d.school().to_owned()) })
-    });
+    // The device this key enrolled before, and its school unless it was revoked.
+    let known: Option<(DeviceId, Option<String>)> =
+        round.keys.get(&key_sha).map(|(id, school)| (*id, Some(school.clone()))).or_else(|| {
+            ctx.book.by_key(&key_sha).map(|d| (d.id, (!d.revoked()).then(|| d.school().to_owned())))
+        });
     if let Some((id, school)) = known {
-        if school.is_empty() {
+        let Some(school) = school else {
             return Err(refuse(
                 RejectReason::DeviceRevoked,
                 format!(
                     "device {id} was revoked; its key cannot enroll again (enroll as a new device: `parta-agent enroll --new-device …`)"
                 ),
             ));
-        }
+        };
         if school != token.school {
             return Err(refuse(
                 RejectReason::SchoolMismatch,

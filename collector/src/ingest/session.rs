@@ -243,8 +243,10 @@ impl Session<'_> {
                 return End::Reject(reason, detail);
             }
         };
-        // Authenticated: the slot goes back, the full frame size and reports are allowed.
+        // Authenticated: the slot goes back, the full flow-control window, frame size and
+        // reports are allowed.
         self.slot = None;
+        self.conn.set_receive_window(quinn::VarInt::from_u32(crate::tls::AUTHENTICATED_RECEIVE_WINDOW));
         self.recv.set_max_frame(MAX_FRAME_LEN);
         self.recv.set_allowed(Some(REPORTS));
         let device = auth.device;
