@@ -6,7 +6,8 @@
 #
 # Installs: clickhouse-server (Debian's, 18.16), curl, dbus-daemon (private buses for the fake
 # logind of the usage tests), tzdata, snmpd + snmp (net-snmp daemon and tools for the SNMP
-# tests), prometheus-snmp-exporter (the SNMP benchmark baseline), dnsmasq-base (the resolver
+# tests), prometheus-snmp-exporter (the SNMP benchmark baseline), prometheus (promtool checks the
+# collector's /metrics), dnsmasq-base (the resolver
 # the ЕСПД tests start), iproute2 (namespaces, shaping), openssl (test certificates),
 # libreoffice-calc-nogui (the compliance tests open the XLSX exports), chromium + chromium-driver
 # (the web UI's browser tests drive headless Chromium over WebDriver), python3 with chdb-core (in-process modern
@@ -23,7 +24,7 @@ fi
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter dnsmasq-base iproute2 openssl libreoffice-calc-nogui chromium chromium-driver; do
+for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter prometheus dnsmasq-base iproute2 openssl libreoffice-calc-nogui chromium chromium-driver; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
 

@@ -12,6 +12,29 @@ pub fn next_version(previous: u64) -> u64 {
     now_ms().max(previous + 1)
 }
 
+/// The version of a rollup row: nanoseconds since the epoch, and strictly above every version
+/// this process gave before, so that of two recomputations of the same row the later one always
+/// wins `argMax` (the system clock may stand still or step back between them).
+pub fn rollup_version() -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
 /// RFC 3339 UTC for a `DateTime` value.
 pub fn rfc3339(secs: u32) -> String {
     time::OffsetDateTime::from_unix_timestamp(i64::from(secs))
@@ -28,6 +51,22 @@ mod tests {
     fn rfc3339_formats_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_763_802_060), "2025-11-22T09:01:00Z");
+    }
+
+    #[test]
+    fn rollup_versions_strictly_grow_across_threads() {
+        let handles: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..10_000).map(|_| rollup_version()).collect::<Vec<_>>()))
+            .collect();
+        let per_thread: Vec<Vec<u64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for v in &per_thread {
+            assert!(v.windows(2).all(|w| w[0] < w[1]), "each caller sees them grow");
+        }
+        let mut all: Vec<u64> = per_thread.concat();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "no two recomputations share a version");
     }
 
     #[test]

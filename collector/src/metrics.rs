@@ -63,6 +63,9 @@ pub struct Metrics {
     pub renewals: Counter,
     /// Bytes of reports in memory awaiting insert.
     pub ingest_queue_bytes: Gauge,
+    /// Usage intervals, SNMP polls and connectivity runs left out for a local day far from the
+    /// day they arrived.
+    pub far_days_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -97,6 +100,7 @@ impl Metrics {
             enrollments: Counter::default(),
             renewals: Counter::default(),
             ingest_queue_bytes: Gauge::default(),
+            far_days_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("reports_accepted", "Reports stored and acknowledged", m.reports_accepted.clone());
@@ -165,8 +169,13 @@ impl Metrics {
         );
         registry.register(
             "ingest_queue_bytes",
-            "Bytes of reports (as received) in memory awaiting insert",
+            "Bytes of decoded reports in memory awaiting insert",
             m.ingest_queue_bytes.clone(),
+        );
+        registry.register(
+            "far_days_dropped",
+            "Usage intervals, SNMP polls and connectivity runs left out for a local day far from the day they arrived",
+            m.far_days_dropped.clone(),
         );
         Self { registry, ..m }
     }
@@ -176,18 +185,58 @@ impl Metrics {
         self.rejected.get_or_create(&ReasonLabel { reason: reason.as_str().to_owned() }).inc();
     }
 
-    /// The text exposition format.
+    /// The Prometheus text exposition format (0.0.4), as `/metrics` serves it and `promtool
+    /// check metrics` accepts it.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        openmetrics_to_text(&out)
     }
+}
+
+/// prometheus-client writes OpenMetrics: a counter family is named without `_total` in its
+/// `# HELP`/`# TYPE` lines, and the text ends with `# EOF`. The Prometheus text format names the
+/// family as its samples are named (`…_total`) and has no `# EOF`.
+fn openmetrics_to_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> =
+        om.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(om.len() + 16 * counters.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match meta {
+            Some((kind, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) { "_total" } else { "" };
+                out.push_str(&format!("{kind}{name}{suffix} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_named_as_their_samples() {
+        let text = openmetrics_to_text(
+            "# HELP parta_x Things.\n# TYPE parta_x counter\nparta_x_total 3\n# HELP parta_g A gauge.\n# TYPE parta_g gauge\nparta_g 1\n# EOF\n",
+        );
+        assert_eq!(
+            text,
+            "# HELP parta_x_total Things.\n# TYPE parta_x_total counter\nparta_x_total 3\n# HELP parta_g A gauge.\n# TYPE parta_g gauge\nparta_g 1\n"
+        );
+    }
 
     #[test]
     fn exposition_has_prefixed_names_and_reason_labels() {

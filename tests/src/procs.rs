@@ -283,6 +283,32 @@ impl Collector {
         assert!(out.status.success(), "token revoke: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// `/metrics` as served, after checking it with `promtool check metrics` (Debian's
+    /// prometheus package): the exposition Prometheus scrapes must lint clean.
+    pub fn metrics_checked(&self) -> String {
+        let (status, text) = crate::util::http_get_as(&self.url("/metrics"), None);
+        assert_eq!(status, 200);
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian package prometheus, installed by scripts/install-deps.sh)");
+        {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
     /// The value of one metric line from `/metrics`, e.g. `parta_rejected_total{reason="malformed"}`;
     /// 0 when absent.
     pub fn metric(&self, name: &str) -> f64 {

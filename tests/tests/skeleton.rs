@@ -97,7 +97,9 @@ fn two_agents_of_two_schools_reach_clickhouse() {
     assert_complete(&l[&d1], "agent 1");
     assert_complete(&l[&d2], "agent 2");
 
-    // Metrics count what happened.
+    // Metrics count what happened, in an exposition promtool accepts.
+    let text = collector.metrics_checked();
+    assert!(text.contains("# HELP parta_reports_accepted_total "), "{text}");
     assert!(collector.metric("parta_reports_accepted_total") >= 10.0);
     assert_eq!(collector.metric("parta_open_connections"), 2.0);
     assert!(collector.metric("parta_insert_seconds_count") >= 1.0);

@@ -379,11 +379,16 @@ pub fn json(r: &ComplianceReport) -> Vec<u8> {
     out
 }
 
+/// A text cell for CSV. Text a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, a tab
+/// or a carriage return first — an SNMP sysName of `=HYPERLINK(…)` ends up in a device label)
+/// gets a leading `'`, as spreadsheet programs expect, so it stays text; numbers are separate
+/// cells and keep their sign.
 fn csv_text(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
     if s.contains([';', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -491,4 +496,35 @@ pub fn xlsx(sheets: &[Sheet], title: &str, created: jiff::Timestamp) -> Result<V
         }
     }
     Ok(wb.save_to_buffer()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        let sheet = Sheet {
+            name: "Видимые, но не на балансе".into(),
+            headers: vec!["Устройство".into(), "Часы".into()],
+            rows: vec![
+                vec![Cell::Text("=HYPERLINK(\"http://evil.example\";\"x\")".into()), Cell::Num(-1.5)],
+                vec![Cell::Text("+79001234567".into()), Cell::Int(-3)],
+                vec![Cell::Text("-1+2".into()), Cell::Empty],
+                vec![Cell::Text("@SUM(A1:A2)".into()), Cell::Empty],
+                vec![Cell::Text("\t=1".into()), Cell::Empty],
+                vec![Cell::Text("\r=1".into()), Cell::Empty],
+                vec![Cell::Text("каб. 214".into()), Cell::Empty],
+            ],
+        };
+        let text = String::from_utf8(csv(&[sheet], Lang::Ru)).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[2], "\"'=HYPERLINK(\"\"http://evil.example\"\";\"\"x\"\")\";-1,5");
+        assert_eq!(lines[3], "'+79001234567;-3");
+        assert_eq!(lines[4], "'-1+2;");
+        assert_eq!(lines[5], "'@SUM(A1:A2);");
+        assert_eq!(lines[6], "'\t=1;");
+        assert_eq!(lines[7], "\"'\r=1\";");
+        assert_eq!(lines[8], "каб. 214;");
+    }
 }

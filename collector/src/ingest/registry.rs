@@ -23,6 +23,8 @@ struct Slot {
     stored: Option<SeqSet>,
     /// The session that owns the device now.
     owner: Option<Owner>,
+    /// Since when no session owns it (`None` while one does, or never owned).
+    idle_since: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,7 @@ impl Registry {
         let mut slots = self.slots();
         let slot = slots.entry(device).or_default();
         let owner = Owner { id, cancel: Arc::clone(&cancel), revoked: Arc::clone(&revoked), done: done_rx };
+        slot.idle_since = None;
         let previous = slot.owner.replace(owner).map(|old| {
             old.cancel.notify_one();
             old.done
@@ -123,7 +126,30 @@ impl Registry {
             && slot.owner.as_ref().is_some_and(|o| o.id == id)
         {
             slot.owner = None;
+            slot.idle_since = Some(std::time::Instant::now());
         }
+    }
+
+    /// Forgets devices no session has owned for `max_idle` (at `now`): their stored numbers are
+    /// read from the ledger again when they reconnect. Without it the map would hold every
+    /// device that ever connected. Returns how many were forgotten.
+    pub fn sweep(&self, now: std::time::Instant, max_idle: Duration) -> usize {
+        let mut slots = self.slots();
+        let before = slots.len();
+        slots.retain(|_, s| {
+            s.owner.is_some() || s.idle_since.is_none_or(|t| now.saturating_duration_since(t) < max_idle)
+        });
+        before - slots.len()
+    }
+
+    /// Devices held in memory.
+    pub fn len(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// True when no device is held.
+    pub fn is_empty(&self) -> bool {
+        self.slots().is_empty()
     }
 
     /// The device's stored sequence numbers, loaded from the ledger on first use.
@@ -190,6 +216,25 @@ mod tests {
         // Revoking tells the owner why it is cancelled.
         r.revoke(d);
         assert!(c.revoked.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn devices_without_a_session_are_forgotten_after_a_while() {
+        let r = Registry::new();
+        let (a, b) = (DeviceId::random(), DeviceId::random());
+        let ca = r.claim(a);
+        let cb = r.claim(b);
+        r.slots().entry(a).or_default().stored = Some(SeqSet::span(1, 3));
+        r.release(a, ca.id);
+        let now = std::time::Instant::now();
+        // Owned, or idle for less than the limit: kept.
+        assert_eq!(r.sweep(now, Duration::from_secs(600)), 0);
+        assert_eq!(r.len(), 2);
+        // Idle past the limit: forgotten; the owned one stays.
+        assert_eq!(r.sweep(now + Duration::from_secs(601), Duration::from_secs(600)), 1);
+        assert_eq!(r.len(), 1);
+        assert!(!r.is_stored(a, 1), "read from the ledger again next time");
+        drop(cb);
     }
 
     #[test]

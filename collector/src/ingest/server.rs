@@ -11,6 +11,12 @@ use tokio::sync::{Semaphore, watch};
 
 use super::session::{self, SessionCtx};
 
+/// How often devices without a session are looked for.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// A device without a session for this long is forgotten (its stored numbers are read from the
+/// ledger when it reconnects): long enough that a reconnecting agent finds them in memory.
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// Binds the endpoint.
 pub fn bind(addr: std::net::SocketAddr, config: quinn::ServerConfig) -> std::io::Result<quinn::Endpoint> {
     quinn::Endpoint::server(config, addr)
@@ -26,8 +32,15 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(max_handshakes));
     let retry_below = max_handshakes / 2;
     let mut sessions = tokio::task::JoinSet::new();
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
+            _ = sweep.tick() => {
+                let forgotten = ctx.registry.sweep(std::time::Instant::now(), FORGET_AFTER);
+                if forgotten > 0 {
+                    tracing::debug!(forgotten, held = ctx.registry.len(), "forgot devices without a session");
+                }
+            }
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
                     let free = slots.available_permits();

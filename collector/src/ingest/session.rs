@@ -444,6 +444,12 @@ impl Session<'_> {
         let at_ms = report.agent_time_ms.min(received_ms);
         let school = self.ctx.book.school_at(device, at_ms).unwrap_or_else(|| auth.school.clone());
         super::bind::bind_ids(&mut report, &school);
+        let dropped = super::bind::drop_far_days(&mut report, received_ms);
+        if dropped > 0 {
+            self.ctx.metrics.far_days_dropped.inc_by(dropped as u64);
+            tracing::warn!(%device, seq, dropped, agent_time_ms = report.agent_time_ms,
+                "left out intervals, polls or runs dated far from today (is the device's clock wrong?)");
+        }
         let accepted = Accepted {
             device_id: device,
             school_id: school,

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod rows;
 pub mod schema;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,7 +78,7 @@ impl std::fmt::Debug for Store {
 /// How long one insert may take before it is abandoned and retried.
 const INSERT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Devices per rollup statement (keeps the statement far below ClickHouse's 256 KiB
+/// Pairs per rollup statement (keeps the statement far below ClickHouse's 256 KiB
 /// `max_query_size`).
 const ROLLUP_GROUP: usize = 1000;
 
@@ -245,30 +246,29 @@ impl Store {
         if let Some(e) = first_error {
             return Err(e);
         }
-        // The daily rollup of what this batch touched, before the ledger: a failure retries the
-        // whole batch, so the rollup never misses intervals that are stored.
+        // The daily rollups of exactly the (device, day) and (school, day) pairs this batch
+        // touched, before the ledger: a failure retries the whole batch, so the rollup never
+        // misses intervals that are stored.
         if !b.usage.is_empty() {
-            // Days touched per device; recomputed in groups that keep the SQL small.
-            let mut days: std::collections::BTreeMap<uuid::Uuid, (u16, u16)> =
-                std::collections::BTreeMap::new();
-            let (schools, first_day, last_day) = touched(b.usage.iter().map(|u| (&u.school_id, u.local_day)));
-            for u in &b.usage {
-                let e = days.entry(u.device_id).or_insert((u.local_day, u.local_day));
-                e.0 = e.0.min(u.local_day);
-                e.1 = e.1.max(u.local_day);
+            let (schools, device_days, school_days) = touched(&b.usage);
+            for group in device_days.chunks(ROLLUP_GROUP) {
+                self.rollup_usage_pairs(&schools, group).await?;
             }
-            let all: Vec<(uuid::Uuid, (u16, u16))> = days.into_iter().collect();
-            for group in all.chunks(ROLLUP_GROUP) {
-                let devices: Vec<uuid::Uuid> = group.iter().map(|g| g.0).collect();
-                let from = group.iter().map(|g| g.1.0).min().unwrap_or(0);
-                let to = group.iter().map(|g| g.1.1).max().unwrap_or(0);
-                self.rollup_usage(&schools, &devices, from, to).await?;
+            for group in school_days.chunks(ROLLUP_GROUP) {
+                self.rollup_school_day_pairs(group).await?;
             }
-            self.rollup_school_days(&schools, &first_day, &last_day).await?;
         }
         if !b.checks.is_empty() {
-            let (schools, from, to) = touched(b.checks.iter().map(|c| (&c.school_id, c.local_day)));
-            self.rollup_espd_days(&schools, &from, &to).await?;
+            let school_days: Vec<(String, u16)> = b
+                .checks
+                .iter()
+                .map(|c| (c.school_id.clone(), c.local_day))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for group in school_days.chunks(ROLLUP_GROUP) {
+                self.rollup_espd_day_pairs(group).await?;
+            }
         }
         self.insert_rows("ingest_ledger", &b.ledger).await?;
         Ok(started.elapsed())
@@ -280,18 +280,19 @@ impl Store {
     }
 }
 
-/// The schools (sorted, each once) and the first and last local day of rows a batch touched.
-fn touched<'a>(rows: impl Iterator<Item = (&'a String, u16)>) -> (Vec<String>, String, String) {
-    let mut schools = Vec::new();
-    let (mut first, mut last) = (u16::MAX, 0);
-    for (school, day) in rows {
-        schools.push(school.clone());
-        first = first.min(day);
-        last = last.max(day);
-    }
-    schools.sort_unstable();
-    schools.dedup();
-    (schools, queries::day_string(first.min(last)), queries::day_string(last))
+/// What a batch's usage rows touched: their schools, and exactly the (device, day) and
+/// (school, day) pairs, each sorted and once.
+type Touched = (Vec<String>, Vec<(uuid::Uuid, u16)>, Vec<(String, u16)>);
+
+fn touched(usage: &[rows::UsageRow]) -> Touched {
+    let schools: BTreeSet<&String> = usage.iter().map(|u| &u.school_id).collect();
+    let device_days: BTreeSet<(uuid::Uuid, u16)> = usage.iter().map(|u| (u.device_id, u.local_day)).collect();
+    let school_days: BTreeSet<(&String, u16)> = usage.iter().map(|u| (&u.school_id, u.local_day)).collect();
+    (
+        schools.into_iter().cloned().collect(),
+        device_days.into_iter().collect(),
+        school_days.into_iter().map(|(s, d)| (s.clone(), d)).collect(),
+    )
 }
 
 /// Seconds since the Unix epoch, as ClickHouse `DateTime`.

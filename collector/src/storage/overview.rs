@@ -46,7 +46,7 @@ const ESPD_DAYS_SELECT: &str = "SELECT school_id, c_day, toUInt32(count()), toUI
  )
  GROUP BY school_id, c_day";
 
-/// The filter of a recomputation: the schools touched and the range of days.
+/// The filter of a recomputation: the schools touched and a range of days (`rollups rebuild`).
 const TOUCHED: &str = "{scope} AND local_day >= toDate(?) AND local_day <= toDate(?)";
 
 /// The recomputation of the usage rollup for schools and days (version first, then the filter).
@@ -57,6 +57,19 @@ fn school_days_rollup() -> String {
 /// The recomputation of the ЕСПД rollup for schools and days (version first, then the filter).
 fn espd_days_rollup() -> String {
     format!("INSERT INTO espd_days {}", espd_days_select(&scoped(TOUCHED), "?"))
+}
+
+/// The filter of a recomputation of exactly the (school, day) pairs an insert touched: one
+/// report with a wrong clock must not make the recomputation read years of every school of its
+/// batch. School ids are `[A-Za-z0-9._-]` (validated) and days numbers, so they go inline.
+fn pairs_filter(pairs: &[(String, u16)]) -> String {
+    let days: std::collections::BTreeSet<u16> = pairs.iter().map(|p| p.1).collect();
+    let day = |d: u16| format!("toDate('{}')", super::queries::day_string(d));
+    format!(
+        "{SCOPE} AND local_day IN ({}) AND (school_id, local_day) IN ({})",
+        days.iter().map(|d| day(*d)).collect::<Vec<_>>().join(", "),
+        pairs.iter().map(|(s, d)| format!("('{s}', {})", day(*d))).collect::<Vec<_>>().join(", ")
+    )
 }
 
 fn school_days_select(filter: &str, version: &str) -> String {
@@ -191,6 +204,23 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
     vec![
         ("school_days_rollup", school_days_rollup()),
         ("espd_days_rollup", espd_days_rollup()),
+        (
+            "school_days_pairs_rollup",
+            format!(
+                "INSERT INTO school_days {}",
+                school_days_select(
+                    &pairs_filter(&[("74-0012".into(), 20_394), ("74-0012".into(), 20_395)]),
+                    "?"
+                )
+            ),
+        ),
+        (
+            "espd_days_pairs_rollup",
+            format!(
+                "INSERT INTO espd_days {}",
+                espd_days_select(&pairs_filter(&[("74-0012".into(), 20_394)]), "?")
+            ),
+        ),
         ("overview_usage", scoped(USAGE_BY_SCHOOL)),
         ("overview_espd", scoped(ESPD_BY_SCHOOL)),
         ("overview_agents", scoped(AGENTS_BY_SCHOOL)),
@@ -321,13 +351,6 @@ pub struct OverviewRows {
     pub compliance: Vec<SchoolComplianceRow>,
 }
 
-/// A rollup version: nanoseconds since the epoch, so a later recomputation wins.
-fn version_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 /// The school of a device: its latest agent row, else its latest attributes (displays, SNMP
 /// gear).
 const DEVICE_SCHOOL_AGENT: &str =
@@ -386,10 +409,38 @@ impl Store {
         // The version is the first placeholder: it sits in the SELECT list, before the filter.
         self.client()
             .query(sql)
-            .bind(version_now())
+            .bind(crate::clock::rollup_version())
             .bind(schools)
             .bind(from)
             .bind(to)
+            .execute()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Recomputes the school-day usage rollup of exactly these (school, day) pairs.
+    pub async fn rollup_school_day_pairs(&self, pairs: &[(String, u16)]) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO school_days {}", school_days_select(&pairs_filter(pairs), "?"));
+        self.rollup_pairs(&sql, pairs).await
+    }
+
+    /// Recomputes the school-day ЕСПД rollup of exactly these (school, day) pairs.
+    pub async fn rollup_espd_day_pairs(&self, pairs: &[(String, u16)]) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO espd_days {}", espd_days_select(&pairs_filter(pairs), "?"));
+        self.rollup_pairs(&sql, pairs).await
+    }
+
+    async fn rollup_pairs(&self, sql: &str, pairs: &[(String, u16)]) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let mut schools: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
+        schools.sort_unstable();
+        schools.dedup();
+        self.client()
+            .query(sql)
+            .bind(crate::clock::rollup_version())
+            .bind(schools)
             .execute()
             .await
             .map_err(|e| self.err(e))

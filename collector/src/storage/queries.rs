@@ -132,11 +132,12 @@ const DEVICE_USAGE: &str = "SELECT local_day, state, user_class, argMax(total_ms
  ORDER BY local_day, state, user_class";
 
 /// Recomputes the daily rollup of the devices in `{devices}` (a list, or a subquery) of the
-/// schools in `{schools}` (which lets the primary key narrow the scan) for the days between the
-/// two dates, from the intervals deduplicated by (device, start).
+/// schools in `{schools}` (which lets the primary key narrow the scan) for the days `{days}`
+/// selects, from the intervals deduplicated by (device, start). The version is the first
+/// placeholder.
 pub const USAGE_ROLLUP: &str =
     "INSERT INTO usage_daily (device_id, school_id, local_day, state, user_class, total_ms, version)
- SELECT device_id, any(d_school), d_day, d_state, d_class, sum(d_ms), toUInt64(now())
+ SELECT device_id, any(d_school), d_day, d_state, d_class, sum(d_ms), toUInt64(?)
  FROM (
      SELECT device_id, start_ms,
             any(school_id) AS d_school,
@@ -145,11 +146,13 @@ pub const USAGE_ROLLUP: &str =
             any(user_class) AS d_class,
             any(end_ms - start_ms) AS d_ms
      FROM usage_intervals
-     WHERE school_id IN ({schools}) AND device_id IN ({devices})
-       AND local_day >= toDate(?) AND local_day <= toDate(?)
+     WHERE school_id IN ({schools}) AND device_id IN ({devices}) AND {days}
      GROUP BY device_id, start_ms
  )
  GROUP BY device_id, d_day, d_state, d_class";
+
+/// The days of a usage recomputation over a range (benchmarks, `rollups rebuild`).
+const USAGE_RANGE: &str = "local_day >= toDate(?) AND local_day <= toDate(?)";
 
 /// Per equipment class (or per room and class) of a school: devices, devices in use at all,
 /// powered-on and in-use ms. `{room}` is `''` (by class) or `attr_room` (by room and class); see
@@ -625,12 +628,50 @@ impl Store {
         }
         let list: Vec<String> = devices.iter().map(|d| format!("toUUID('{d}')")).collect();
         let marks = vec!["?"; schools.len()].join(", ");
-        let sql = USAGE_ROLLUP.replace("{devices}", &list.join(", ")).replace("{schools}", &marks);
-        let mut q = self.client().query(&sql);
+        let sql = USAGE_ROLLUP
+            .replace("{devices}", &list.join(", "))
+            .replace("{schools}", &marks)
+            .replace("{days}", USAGE_RANGE);
+        let mut q = self.client().query(&sql).bind(crate::clock::rollup_version());
         for s in schools {
             q = q.bind(s.as_str());
         }
         q.bind(day_string(from_day)).bind(day_string(to_day)).execute().await.map_err(|e| self.err(e))
+    }
+
+    /// Recomputes the daily rollup of exactly these (device, day) pairs of `schools`.
+    pub async fn rollup_usage_pairs(
+        &self,
+        schools: &[String],
+        pairs: &[(Uuid, u16)],
+    ) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let devices: std::collections::BTreeSet<Uuid> = pairs.iter().map(|p| p.0).collect();
+        let days: std::collections::BTreeSet<u16> = pairs.iter().map(|p| p.1).collect();
+        let day = |d: u16| format!("toDate('{}')", day_string(d));
+        let filter = format!(
+            "local_day IN ({}) AND (device_id, local_day) IN ({})",
+            days.iter().map(|d| day(*d)).collect::<Vec<_>>().join(", "),
+            pairs
+                .iter()
+                .map(|(id, d)| format!("(toUUID('{id}'), {})", day(*d)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let sql = USAGE_ROLLUP
+            .replace(
+                "{devices}",
+                &devices.iter().map(|d| format!("toUUID('{d}')")).collect::<Vec<_>>().join(", "),
+            )
+            .replace("{schools}", &vec!["?"; schools.len()].join(", "))
+            .replace("{days}", &filter);
+        let mut q = self.client().query(&sql).bind(crate::clock::rollup_version());
+        for s in schools {
+            q = q.bind(s.as_str());
+        }
+        q.execute().await.map_err(|e| self.err(e))
     }
 
     /// Benchmark baseline: the plain sum of a school's interval lengths between two dates (one

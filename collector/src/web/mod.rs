@@ -90,11 +90,50 @@ async fn set_lang(
     resp
 }
 
-/// A local path to return to: only `/…` paths of this site (never `//host` or a URL).
+/// A local path to return to: only a path (and query) of this site, parsed as one. Browsers
+/// drop tabs and line breaks from a `Location` and read `\\` as `/`, so `/\t/evil.example` or
+/// `/\\evil.example` would lead to another host: anything with a control character, a
+/// backslash, or a second leading slash goes to `/` instead.
 pub(crate) fn safe_next(next: Option<&str>) -> String {
+    let is_local = |n: &str| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace())
+            && n.parse::<axum::http::uri::PathAndQuery>().is_ok_and(|p| p.as_str() == n)
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n) if is_local(n) => n.to_owned(),
         _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_returned_to() {
+        for ok in
+            ["/", "/s/74-0012?from=2026-11-01&to=2026-11-30", "/m/%D0%9A%D0%BE%D0%BF%D0%B5%D0%B9%D1%81%D0%BA"]
+        {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/ /evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "",
+            "/\u{7f}/evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 }
 
