@@ -332,7 +332,8 @@ const ROLLUP_BATCH: usize = 50;
 /// `rollups rebuild`: recomputes the school-day rollups a batch of schools at a time, with
 /// progress on standard error.
 async fn rollups(config: &CollectorConfig, action: RollupsAction) -> anyhow::Result<()> {
-    use crate::api::usage::{DayRange, parse_date, today};
+    use crate::api::usage::{DayRange, parse_date};
+    let today = || crate::clock::to_time_date(crate::clock::today_in(&config.web.timezone));
     let RollupsAction::Rebuild { from, to, schools } = action;
     for school in &schools {
         parta_protocol::validate::validate_school_id(school)

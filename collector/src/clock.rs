@@ -35,6 +35,28 @@ pub fn rollup_version() -> u64 {
     }
 }
 
+/// The date at `now` in the IANA zone `tz` — the region's zone (`web_timezone`), in which the
+/// devices count their local days; UTC when the zone is unknown.
+pub fn date_at(tz: &str, now: jiff::Timestamp) -> jiff::civil::Date {
+    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    now.to_zoned(zone).date()
+}
+
+/// Today in the region's zone `tz` (see [`date_at`]).
+pub fn today_in(tz: &str) -> jiff::civil::Date {
+    date_at(tz, jiff::Timestamp::now())
+}
+
+/// The same day as a `time::Date` (the API's day ranges).
+pub fn to_time_date(d: jiff::civil::Date) -> time::Date {
+    time::Month::try_from(u8::try_from(d.month()).unwrap_or(1))
+        .ok()
+        .and_then(|m| {
+            time::Date::from_calendar_date(i32::from(d.year()), m, u8::try_from(d.day()).unwrap_or(1)).ok()
+        })
+        .unwrap_or(time::Date::MIN)
+}
+
 /// RFC 3339 UTC for a `DateTime` value.
 pub fn rfc3339(secs: u32) -> String {
     time::OffsetDateTime::from_unix_timestamp(i64::from(secs))
@@ -67,6 +89,17 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), n, "no two recomputations share a version");
+    }
+
+    #[test]
+    fn today_is_the_regions_date() {
+        // 20:30 UTC on 3 December is 01:30 on 4 December in Chelyabinsk (UTC+5): the devices
+        // there already count the 4th.
+        let t: jiff::Timestamp = "2026-12-03T20:30:00Z".parse().unwrap();
+        assert_eq!(date_at("Asia/Yekaterinburg", t).to_string(), "2026-12-04");
+        assert_eq!(date_at("Europe/Kaliningrad", t).to_string(), "2026-12-03");
+        assert_eq!(date_at("No/Such_Zone", t).to_string(), "2026-12-03", "UTC when unknown");
+        assert_eq!(to_time_date(date_at("Asia/Yekaterinburg", t)).to_string(), "2026-12-04");
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub async fn compliance(
     state.check_report_scope(&principal, &scope)?;
     let to = match &q.to {
         Some(s) => date("to", s)?,
-        None => jiff::Zoned::now().date().yesterday().map_err(|e| bad("to", e.to_string()))?,
+        None => {
+            crate::clock::today_in(&state.web.timezone).yesterday().map_err(|e| bad("to", e.to_string()))?
+        }
     };
     let from = match &q.from {
         Some(s) => date("from", s)?,

@@ -15,7 +15,7 @@ use axum::extract::{Query, State};
 use parta_protocol::espd::Locality;
 use serde::{Deserialize, Serialize};
 
-use super::usage::{DayRange, RangeQuery, today};
+use super::usage::{DayRange, RangeQuery};
 use super::{ApiState, AppError};
 
 /// `?school=&from=&to=`.
@@ -161,7 +161,7 @@ pub async fn connectivity(
     parta_protocol::validate::validate_school_id(&school)
         .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
     state.check_school(&principal, &school)?;
-    let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
+    let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, state.today())?;
     connectivity_of(&state, school, range).await.map(Json)
 }
 

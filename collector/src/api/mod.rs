@@ -49,6 +49,12 @@ pub struct ApiState {
 pub const OUT_OF_SCOPE: &str = "forbidden: outside your scope";
 
 impl ApiState {
+    /// Today in the region's zone (`web_timezone`): where default periods end, as devices there
+    /// count their local days.
+    pub fn today(&self) -> time::Date {
+        crate::clock::to_time_date(crate::clock::today_in(&self.web.timezone))
+    }
+
     /// The account of a request: an API token, else the session cookie.
     pub async fn principal(&self, headers: &axum::http::HeaderMap) -> Option<Principal> {
         if let Some(auth) = headers.get(header::AUTHORIZATION) {

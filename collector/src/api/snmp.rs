@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
-use super::usage::{DayRange, RangeQuery, parse_device, range, today};
+use super::usage::{DayRange, RangeQuery, parse_device, range};
 use super::{ApiState, AppError};
 use crate::storage::queries::{IfBucketRow, IfStatusRow, PrinterDayRow, day_string};
 use parta_protocol::DeviceId;
@@ -205,7 +205,7 @@ pub(crate) async fn device_interfaces(
     let device = parse_device(&id)?;
     st.check_device(&principal, device).await?;
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
+    let range = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, st.today())?;
     interfaces_of(&st, device, range, q.step.as_deref()).await.map(Json)
 }
 
@@ -307,7 +307,7 @@ pub(crate) async fn device_pages(
 ) -> Result<Json<PagesJson>, AppError> {
     let device = parse_device(&id)?;
     st.check_device(&principal, device).await?;
-    pages_of(&st, device, range(query)?).await.map(Json)
+    pages_of(&st, device, range(query, st.today())?).await.map(Json)
 }
 
 /// A printer's pages per day over a range; the caller has checked the account's scope.
@@ -328,7 +328,7 @@ mod tests {
     fn range() -> DayRange {
         DayRange::resolve(
             &RangeQuery { from: Some("2026-11-02".into()), to: Some("2026-11-03".into()) },
-            today(),
+            super::super::usage::today(),
         )
         .unwrap()
     }

@@ -52,7 +52,7 @@ fn format_date(d: Date) -> String {
 }
 
 impl DayRange {
-    /// Validates `from`/`to` (defaults: the last seven days up to today, UTC).
+    /// Validates `from`/`to` (defaults: the last seven days up to `today`, the region's date).
     pub fn resolve(q: &RangeQuery, today: Date) -> Result<Self, AppError> {
         Self::parse(q.from.as_deref(), q.to.as_deref(), 7, today)
     }
@@ -93,6 +93,8 @@ impl DayRange {
     }
 }
 
+/// Today in UTC (tests).
+#[cfg(test)]
 pub(crate) fn today() -> Date {
     time::OffsetDateTime::now_utc().date()
 }
@@ -103,9 +105,10 @@ pub(crate) fn parse_device(id: &str) -> Result<DeviceId, AppError> {
 
 pub(super) fn range(
     query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+    today: Date,
 ) -> Result<DayRange, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    DayRange::resolve(&q, today())
+    DayRange::resolve(&q, today)
 }
 
 fn hours(ms: i64) -> f64 {
@@ -244,7 +247,7 @@ pub(crate) async fn device_usage(
 ) -> Result<Json<UsageJson>, AppError> {
     let device = parse_device(&id)?;
     st.check_device(&principal, device).await?;
-    device_usage_of(&st, device, range(query)?).await.map(Json)
+    device_usage_of(&st, device, range(query, st.today())?).await.map(Json)
 }
 
 /// A device's use per day over a range; the caller has checked the account's scope.
@@ -328,7 +331,7 @@ pub(crate) async fn school_utilization(
         .map_err(|e| AppError::BadRequest(format!("school: {e}")))?;
     st.check_school(&principal, &school)?;
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let r = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, today())?;
+    let r = DayRange::resolve(&RangeQuery { from: q.from, to: q.to }, st.today())?;
     let (from, to) = r.strings();
     let by_room = match q.by.as_deref().unwrap_or("class") {
         "class" => false,

@@ -179,7 +179,7 @@ pub async fn report(config: &CollectorConfig, kind: ReportKind) -> anyhow::Resul
     let scope = Scope::parse(&scope).map_err(anyhow::Error::msg).context("--scope")?;
     let format = Format3::parse(&format).map_err(anyhow::Error::msg).context("--format")?;
     let lang = Lang::parse(&lang).map_err(anyhow::Error::msg).context("--lang")?;
-    let today = jiff::Zoned::now().date();
+    let today = crate::clock::today_in(&config.web.timezone);
     let to = match to {
         Some(t) => date("--to", &t)?,
         None => today.yesterday().context("the day before today")?,

@@ -60,8 +60,9 @@ pub(crate) struct PeriodQuery {
 struct Period(DayRange);
 
 impl Period {
-    fn of(q: &PeriodQuery) -> Result<Self, AppError> {
-        DayRange::parse(q.from.as_deref(), q.to.as_deref(), 30, crate::api::usage::today()).map(Self)
+    /// The period of `q`, by default the 30 days up to `today` (the region's date).
+    fn of(q: &PeriodQuery, today: time::Date) -> Result<Self, AppError> {
+        DayRange::parse(q.from.as_deref(), q.to.as_deref(), 30, today).map(Self)
     }
 
     fn strings(self) -> (String, String) {
@@ -254,7 +255,7 @@ fn agg_row(l: Lang, link: &str, a: &Agg) -> String {
 
 /// `/`: regions (when more than one) and their municipalities.
 pub(crate) async fn overview(State(st): State<Arc<ApiState>>, c: Ctx, Query(q): Query<PeriodQuery>) -> Page {
-    let period = Period::of(&q).map_err(|e| fail(&c, e))?;
+    let period = Period::of(&q, st.today()).map_err(|e| fail(&c, e))?;
     let schools = universe(&st, &c).await.map_err(|e| fail(&c, e))?;
     let schools: Vec<(String, Place)> = match &q.region {
         Some(r) => schools.into_iter().filter(|s| &s.1.region == r).collect(),
@@ -312,7 +313,7 @@ pub(crate) async fn municipality(
     Path(name): Path<String>,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
-    let period = Period::of(&q).map_err(|e| fail(&c, e))?;
+    let period = Period::of(&q, st.today()).map_err(|e| fail(&c, e))?;
     let schools: Vec<(String, Place)> = universe(&st, &c)
         .await
         .map_err(|e| fail(&c, e))?
@@ -445,7 +446,7 @@ pub(crate) async fn school(
     Query(q): Query<PeriodQuery>,
 ) -> Page {
     let p = &c.principal;
-    let period = Period::of(&q).map_err(|e| fail(&c, e))?;
+    let period = Period::of(&q, st.today()).map_err(|e| fail(&c, e))?;
     parta_protocol::validate::validate_school_id(&id)
         .map_err(|e| fail(&c, AppError::BadRequest(format!("school: {e}"))))?;
     st.check_school(p, &id).map_err(|e| fail(&c, e))?;
@@ -599,7 +600,7 @@ pub(crate) async fn device(
     Path(id): Path<String>,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
-    let period = Period::of(&q).map_err(|e| fail(&c, e))?;
+    let period = Period::of(&q, st.today()).map_err(|e| fail(&c, e))?;
     // One scope check for the whole page; the API's builders below assume it.
     let device = crate::api::usage::parse_device(&id).map_err(|e| fail(&c, e))?;
     st.check_device(&c.principal, device).await.map_err(|e| fail(&c, e))?;
@@ -722,7 +723,7 @@ pub(crate) async fn connectivity(
     c: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
-    let period = Period::of(&q).map_err(|e| fail(&c, e))?;
+    let period = Period::of(&q, st.today()).map_err(|e| fail(&c, e))?;
     let (from, to) = period.strings();
     let pq = period.query();
     if let Some(school) = &q.school {
@@ -804,7 +805,7 @@ pub(crate) async fn compliance(
 ) -> Page {
     use crate::compliance::build::{self, Scope};
     let p = &c.principal;
-    let period = Period::of(&q).map_err(|e| fail(&c, e))?;
+    let period = Period::of(&q, st.today()).map_err(|e| fail(&c, e))?;
     let schools = universe(&st, &c).await.map_err(|e| fail(&c, e))?;
     let registered: Vec<&(String, Place)> = schools.iter().filter(|s| !s.1.region.is_empty()).collect();
     // Scopes to choose from: the regions, municipalities and schools the account sees.
