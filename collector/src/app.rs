@@ -195,7 +195,7 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     }));
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 parta_common::shutdown::stopped(&mut http_stop).await;
             })
@@ -282,6 +282,7 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "http_listen": c.http_listen,
         "web_timezone": c.web.timezone,
         "web_cookie_secure": c.web.cookie_secure,
+        "web_trusted_proxies": c.web.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "data_dir": c.data_dir,
         "tls": tls,
         "batch_max_reports": c.ingest.batch_max_reports,

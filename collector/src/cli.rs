@@ -106,6 +106,10 @@ pub struct GlobalArgs {
     /// Time zone of the web UI's weekday × hour heatmaps (IANA name) [default: the system's].
     #[arg(long, env = "PARTA_WEB_TIMEZONE", global = true, value_name = "ZONE")]
     pub web_timezone: Option<String>,
+    /// Reverse proxies (comma-separated IPs) whose X-Forwarded-For names the client, for the
+    /// sign-in limits per address [default: none].
+    #[arg(long, env = "PARTA_WEB_TRUSTED_PROXIES", global = true, value_name = "IPS")]
+    pub web_trusted_proxies: Option<String>,
     /// Mark session cookies Secure: on (default; HTTPS or localhost) or off (plain HTTP on a
     /// trusted network only).
     #[arg(long, env = "PARTA_WEB_COOKIE_SECURE", global = true, value_name = "on|off")]
@@ -351,6 +355,15 @@ pub enum ReportKind {
         /// Language of the xlsx and csv: ru or en.
         #[arg(long, default_value = "ru", value_name = "LANG")]
         lang: String,
+    },
+    /// Computes the compliance report of a scope for the canonical period (the 90 days up to
+    /// yesterday, in the region's time zone) with the default profile, and records each school's
+    /// verdict — what the web UI's overview shows. Run it on a schedule (cron, a systemd
+    /// timer); exports of other periods never change the overview.
+    Status {
+        /// region:CODE, municipality:NAME or school:ID (e.g. region:74).
+        #[arg(long, value_name = "SCOPE")]
+        scope: String,
     },
 }
 

@@ -65,6 +65,7 @@ struct FileConfig {
     device_cert_validity: Option<String>,
     web_timezone: Option<String>,
     web_cookie_secure: Option<String>,
+    web_trusted_proxies: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
 }
@@ -155,6 +156,9 @@ pub struct WebConfig {
     pub timezone: String,
     /// Session cookies carry `Secure` (browsers send them over HTTPS, and to localhost).
     pub cookie_secure: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for sign-in limits per
+    /// address); nobody's by default.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The system's IANA time zone, else UTC.
@@ -437,6 +441,25 @@ impl CollectorConfig {
                         },
                     )?
                     .is_none_or(|v| v.0),
+                trusted_proxies: l
+                    .parse(
+                        "web_trusted_proxies",
+                        a.web_trusted_proxies.clone(),
+                        "web_trusted_proxies",
+                        f.web_trusted_proxies,
+                        |s| {
+                            s.split(',')
+                                .map(str::trim)
+                                .filter(|x| !x.is_empty())
+                                .map(|x| {
+                                    x.parse::<std::net::IpAddr>()
+                                        .map_err(|_| format!("{x:?} is not an IP address"))
+                                })
+                                .collect::<Result<Vec<_>, _>>()
+                        },
+                    )?
+                    .map(|v| v.0)
+                    .unwrap_or_default(),
             },
             data_dir: l
                 .pick("data_dir", a.data_dir.clone(), "data_dir", f.data_dir)

@@ -31,6 +31,12 @@ fn server_binary() -> PathBuf {
 impl ClickHouse {
     /// Starts a server and waits until it answers.
     pub fn start() -> Self {
+        Self::start_with_users(&[])
+    }
+
+    /// Starts a server with extra user files in its `users.d/` (name, XML), as an
+    /// administrator would drop them into `/etc/clickhouse-server/users.d/`.
+    pub fn start_with_users(users: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new().prefix("parta-ch-").tempdir().unwrap();
         let http_port = free_tcp_port();
         let tcp_port = free_tcp_port();
@@ -44,6 +50,13 @@ impl ClickHouse {
             .status()
             .expect("run scripts/clickhouse.sh");
         assert!(status.success(), "scripts/clickhouse.sh config failed");
+        if !users.is_empty() {
+            let d = dir.path().join("users.d");
+            std::fs::create_dir_all(&d).unwrap();
+            for (name, xml) in users {
+                std::fs::write(d.join(name), xml).unwrap();
+            }
+        }
         let mut ch = Self { dir, http_port, child: None };
         ch.resume();
         ch
@@ -86,12 +99,22 @@ impl ClickHouse {
 
     /// Runs a query and returns its output (TabSeparated), panicking on errors.
     pub fn query(&self, sql: &str) -> String {
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        let mut resp = agent.post(&self.url()).send(sql.as_bytes()).expect("ClickHouse request");
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        let (status, body) = self.query_as("default", "", sql);
         assert_eq!(status, 200, "query failed: {sql}\n{body}");
         body
+    }
+
+    /// Runs a query as another user: the HTTP status and the body (the error, if refused).
+    pub fn query_as(&self, user: &str, password: &str, sql: &str) -> (u16, String) {
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+        let mut resp = agent
+            .post(&self.url())
+            .header("X-ClickHouse-User", user)
+            .header("X-ClickHouse-Key", password)
+            .send(sql.as_bytes())
+            .expect("ClickHouse request");
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
     }
 
     /// Runs a query and parses each row (JSONEachRow) into `T`.

@@ -21,6 +21,7 @@
 //! - [`verify`]: the end state every fault test checks — each report exactly once, as sent.
 //! - [`util`]: free ports, waiting, binaries and artifact directories.
 //! - [`webdriver`]: headless Debian Chromium over WebDriver (chromedriver), for the UI tests.
+//! - [`websession`]: a browser-like HTTP session (cookies, forms) for the UI's access tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_debug_implementations)]
 
@@ -40,3 +41,4 @@ pub mod tmpfs;
 pub mod util;
 pub mod verify;
 pub mod webdriver;
+pub mod websession;

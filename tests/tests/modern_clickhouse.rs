@@ -55,7 +55,7 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
         (
             "insert token".into(),
             format!(
-                "INSERT INTO {db}.enroll_tokens VALUES ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 0, 0, toDateTime(0), 1), ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 1, 5, toDateTime(1766394000), 2)"
+                "INSERT INTO {db}_auth.enroll_tokens VALUES ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 0, 0, toDateTime(0), 1), ('abc', 'hash', '74-0012', '', toDateTime(1763802000), 1, 5, toDateTime(1766394000), 2)"
             ),
         ),
         (
@@ -66,6 +66,14 @@ fn sample_inserts(db: &str) -> Vec<(String, String)> {
                 "INSERT INTO {db}.fleet_devices VALUES \
                  (toUUID('{DEVICE}'), 'computer', '3059', 'k1', 'abc', toDateTime(1763802000), 'active', toDateTime(1763802000), 'token abc', 1), \
                  (toUUID('{DEVICE}'), 'computer', '3059', 'k1', 'abc', toDateTime(1763802000), 'revoked', toDateTime(1763900000), 'ivanov (command line)', 2)"
+            ),
+        ),
+        (
+            // A sign-out that still matters and one long expired.
+            "insert ended sessions".into(),
+            format!(
+                "INSERT INTO {db}_auth.ended_sessions VALUES ('s1', 'ivanova', toDateTime(1763802000), toDateTime(4102444800)), \
+                 ('s0', 'ivanova', toDateTime(946684800), toDateTime(946728000))"
             ),
         ),
         (
@@ -284,7 +292,6 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "devices",
                 "host_info",
                 "ingest_ledger",
-                "enroll_tokens",
                 "spool_losses",
                 "device_attrs",
                 "inventory",
@@ -305,8 +312,6 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "school_days",
                 "espd_days",
                 "compliance_status",
-                "users",
-                "api_tokens",
                 "fleet_devices",
                 "fleet_certs",
                 "fleet_schools",
@@ -314,6 +319,12 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
                 sql = sql.replace(&format!("FROM {table} "), &format!("FROM {db}.{table} "));
+            }
+            // Accounts and credentials are in the auth database.
+            for table in ["users", "api_tokens", "enroll_tokens", "ended_sessions"] {
+                let auth = parta_collector::storage::schema::auth_database(db);
+                sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {auth}.{table}\n"));
+                sql = sql.replace(&format!("FROM {table} "), &format!("FROM {auth}.{table} "));
             }
             assert!(
                 !sql.contains("FROM devices") && !sql.contains("FROM spool_losses"),
@@ -424,6 +435,11 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
                 let schools: Vec<&str> =
                     rows.lines().map(|l| if l.contains("74-0099") { "74-0099" } else { "74-0012" }).collect();
                 assert_eq!(schools, ["74-0012", "74-0099"], "oldest first: {rows}");
+                seen += 1;
+            }
+            "ended_sessions" => {
+                assert_eq!(rows.lines().count(), 1, "expired sign-outs are not read: {rows}");
+                assert!(rows.contains("s1"), "{rows}");
                 seen += 1;
             }
             "legacy_school" => {
@@ -692,5 +708,5 @@ fn check_query_results(results: impl Iterator<Item = (String, String)>) {
             _ => {}
         }
     }
-    assert_eq!(seen, 44, "every catalogued query with sample data (but the rollup INSERTs) was checked");
+    assert_eq!(seen, 45, "every catalogued query with sample data (but the rollup INSERTs) was checked");
 }

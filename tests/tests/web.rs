@@ -24,6 +24,7 @@ use parta_tests::procs::{Agent, AgentSpec, Collector};
 use parta_tests::snmpd::{Snmpd, fake_gear};
 use parta_tests::util::{artifacts_dir, free_udp_port, wait_for, workspace_root};
 use parta_tests::webdriver::Browser;
+use parta_tests::websession::{Session, hidden};
 use serde_json::Value;
 
 const KOPEYSK: &str = "Копейский городской округ";
@@ -44,78 +45,9 @@ fn now_ms() -> i64 {
         .unwrap()
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .new_agent()
-}
-
 /// GET with a token: status and body.
 fn get_as(c: &Collector, token: &str, path: &str) -> (u16, String) {
     parta_tests::util::http_get_as(&c.url(path), Some(token))
-}
-
-/// A browser-like HTTP session over ureq: cookies kept by hand.
-struct Session<'a> {
-    c: &'a Collector,
-    http: ureq::Agent,
-    cookies: Vec<(String, String)>,
-}
-
-impl<'a> Session<'a> {
-    fn new(c: &'a Collector) -> Self {
-        Self { c, http: agent(), cookies: Vec::new() }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
-    }
-
-    fn keep(&mut self, resp: &ureq::http::Response<ureq::Body>) {
-        for v in resp.headers().get_all("set-cookie") {
-            let pair = v.to_str().unwrap().split(';').next().unwrap();
-            let (k, val) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != k);
-            if !val.is_empty() {
-                self.cookies.push((k.to_owned(), val.to_owned()));
-            }
-        }
-    }
-
-    fn get(&mut self, path: &str) -> (u16, String) {
-        let mut resp =
-            self.http.get(&self.c.url(path)).header("Cookie", &self.cookie_header()).call().unwrap();
-        self.keep(&resp);
-        (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
-    }
-
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let mut resp = self
-            .http
-            .post(&self.c.url(path))
-            .header("Cookie", &self.cookie_header())
-            .send_form(form.iter().copied())
-            .unwrap();
-        self.keep(&resp);
-        (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
-    }
-
-    /// Signs in; the status of the POST.
-    fn sign_in(&mut self, login: &str, password: &str) -> u16 {
-        let (_, form) = self.get("/login");
-        let csrf = hidden(&form, "csrf");
-        self.post("/login", &[("login", login), ("password", password), ("csrf", &csrf), ("next", "/")]).0
-    }
-}
-
-/// The value of a hidden input in a page.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
 }
 
 #[test]
@@ -320,7 +252,7 @@ fn web_ui_in_chromium_and_access_scopes() {
     assert!(page.contains(KOPEYSK) && !page.contains(ARGAYASH), "the overview shows the scope only");
     for path in [
         "/s/74-0345".to_owned(),
-        format!("/m/{}", parta_collector::web::urlencode(ARGAYASH)),
+        format!("/m/74/{}", parta_collector::web::urlencode(ARGAYASH)),
         format!("/d/{argayash_laptop}"),
         format!("/d/{unknown_device}"),
         "/connectivity?school=74-0345".to_owned(),

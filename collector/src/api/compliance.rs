@@ -39,7 +39,7 @@ pub async fn compliance(
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let bad = |field: &str, e: String| AppError::BadRequest(format!("{field}: {e}"));
     let scope = Scope::parse(q.scope.as_deref().ok_or_else(|| {
-        AppError::BadRequest("scope: required (region:CODE, municipality:NAME or school:ID)".into())
+        AppError::BadRequest("scope: required (region:CODE, municipality:REGION/NAME or school:ID)".into())
     })?)
     .map_err(|e| bad("scope", e))?;
     state.check_report_scope(&principal, &scope)?;

@@ -61,13 +61,24 @@ impl ApiState {
             let token = auth.to_str().ok()?.strip_prefix("Bearer ")?.trim();
             return self.accounts.by_token(&self.store, token).await;
         }
+        self.session_principal(headers).await
+    }
+
+    /// The account of a request's session cookie (the UI: API tokens are for the API).
+    pub async fn session_principal(&self, headers: &axum::http::HeaderMap) -> Option<Principal> {
         let session = crate::web::cookie(headers, crate::auth::SESSION_COOKIE)?;
         self.accounts.by_session(&self.store, &session, u64::from(crate::storage::now_secs())).await
     }
 
-    /// Puts the request's account into its extensions; `false` when it has none.
-    pub async fn authenticate(&self, req: &mut axum::extract::Request) -> bool {
-        match self.principal(req.headers()).await {
+    /// Puts the request's account into its extensions; `false` when it has none. With
+    /// `sessions_only` (the UI), an API token does not count.
+    pub async fn authenticate(&self, req: &mut axum::extract::Request, sessions_only: bool) -> bool {
+        let found = if sessions_only {
+            self.session_principal(req.headers()).await
+        } else {
+            self.principal(req.headers()).await
+        };
+        match found {
             Some(p) => {
                 req.extensions_mut().insert(p);
                 true
@@ -145,7 +156,11 @@ async fn require_account(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if st.authenticate(&mut req).await { next.run(req).await } else { AppError::Unauthorized.into_response() }
+    if st.authenticate(&mut req, false).await {
+        next.run(req).await
+    } else {
+        AppError::Unauthorized.into_response()
+    }
 }
 
 /// A handler failure.

@@ -35,6 +35,26 @@ fn hash(pw: &str) -> anyhow::Result<String> {
     hash_password(pw).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
 
+/// Where the registry's schools are.
+async fn registry_places(store: &Store) -> anyhow::Result<Vec<super::Place>> {
+    Ok(store
+        .schools()
+        .await?
+        .into_iter()
+        .map(|s| super::Place { region: s.region_code, municipality: s.municipality, name: s.name })
+        .collect())
+}
+
+/// A scope as an account stores it: a municipality written without its region gets the one
+/// region of the registry that has it; refused when several or none do (the account would
+/// see nothing, or — once another region with that name is imported — the wrong schools).
+async fn qualified(store: &Store, scope: AccessScope) -> anyhow::Result<AccessScope> {
+    match scope.resolve(registry_places(store).await?.iter()) {
+        AccessScope::Unresolved { scope, reason } => bail!("--scope {scope}: {reason}"),
+        s => Ok(s),
+    }
+}
+
 /// `user …`.
 pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Result<()> {
     match action {
@@ -54,6 +74,7 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
                 generated.clone()
             };
             let store = store(config).await?;
+            let scope = qualified(&store, scope).await?;
             let previous = store.users().await?.into_iter().find(|u| u.login == login);
             let row = UserRow {
                 login: login.clone(),
@@ -90,7 +111,15 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
             eprintln!("account {login} disabled; its sessions and API tokens no longer work");
         }
         UserAction::List { format } => {
-            let rows = store(config).await?.users().await?;
+            let store = store(config).await?;
+            let rows = store.users().await?;
+            let places = registry_places(&store).await?;
+            // An account whose scope names no place for certain sees nothing: say so.
+            let problem = |u: &UserRow| match AccessScope::parse(&u.scope).map(|s| s.resolve(places.iter())) {
+                Ok(AccessScope::Unresolved { reason, .. }) => Some(reason),
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
             let mut out = std::io::stdout().lock();
             match format {
                 OutputFormat::Json => {
@@ -100,6 +129,7 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
                             serde_json::json!({
                                 "login": u.login, "role": u.role, "scope": u.scope,
                                 "disabled": u.disabled != 0, "created_at": rfc3339(u.created_at),
+                                "scope_problem": problem(u),
                             })
                         })
                         .collect();
@@ -111,6 +141,9 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
                     for u in &rows {
                         let state = if u.disabled != 0 { "disabled" } else { "active" };
                         writeln!(out, "{:<24} {:<8} {:<9} {}", u.login, u.role, state, u.scope)?;
+                        if let Some(why) = problem(u) {
+                            writeln!(out, "  ! sees no school: {why}")?;
+                        }
                     }
                 }
             }
@@ -128,7 +161,7 @@ pub async fn api_token(config: &CollectorConfig, action: ApiTokenAction) -> anyh
             if account.disabled != 0 {
                 bail!("account {user:?} is disabled");
             }
-            let (token, row) = generate_api_token(&user, &comment, now_secs(), now_ms());
+            let (token, row) = generate_api_token(&account, &comment, now_secs(), now_ms());
             store.put_api_token(&row).await?;
             eprintln!("created API token {} for {user}; it is shown only once:", row.token_id);
             println!("{token}");

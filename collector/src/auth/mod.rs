@@ -6,7 +6,9 @@
 //! - **Scopes**: `all`, `region:CODE`, `municipality:NAME`, `school:ID`, resolved through the
 //!   school registry. A school missing from the registry is visible to `all` only.
 //! - **Passwords**: Argon2id (PHC strings). An unknown login costs the same hash as a known
-//!   one. Five failures in a row lock a login for a minute.
+//!   one. Every attempt counts before its password is checked; five in a minute lock that login
+//!   from that address, twenty in ten minutes lock the address; two passwords are checked at a
+//!   time and further sign-ins are told to come back (429).
 //! - **Sessions**: a cookie `login.expiry.mac`, the MAC an HMAC-SHA256 under a key kept in the
 //!   data directory over the login, the expiry and the account's version — so a password
 //!   change, a role or scope change or a disabled account ends every session at once. Cookies
@@ -15,14 +17,16 @@
 //! - **CSRF**: every form carries a token derived from the session (HMAC), checked on POST;
 //!   the login form carries one derived from a nonce cookie (double submit).
 //! - **API tokens**: `pat1_` + 40 hex digits, shown once, stored as SHA-256, acting as their
-//!   account (same role and scope), revocable.
+//!   account (same role and scope), revocable, and ended with any change of the account (they
+//!   carry the account's version). They serve the API only: the UI takes session cookies.
+//! - **Signing out** records the session as ended, so a copied cookie stops working too.
 //!
 //! Accounts, tokens and the registry's school places are cached in memory and refreshed every
 //! few seconds (and on an unknown token or login, at most once a second).
 
 pub mod commands;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
@@ -47,9 +51,15 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// Least time between refreshes caused by unknown credentials.
 const MISS_REFRESH_MIN: Duration = Duration::from_secs(1);
-/// Failures in a row that lock a login, and for how long.
+/// Failures in a row that lock a login from one address, and for how long.
 const LOCK_AFTER: u32 = 5;
 const LOCK_FOR: Duration = Duration::from_secs(60);
+/// Failed sign-ins from one address, whatever the login, that lock the address; the window.
+const ADDRESS_LIMIT: u32 = 20;
+const ADDRESS_WINDOW: Duration = Duration::from_secs(600);
+/// Passwords checked at once: each Argon2 check takes ~19 MiB and a core for tens of ms, so a
+/// flood of sign-ins must wait for these few, not allocate a hash each.
+pub const HASHING_AT_ONCE: usize = 2;
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,31 +98,50 @@ impl Role {
 pub enum AccessScope {
     /// Every school, registered or not.
     All,
-    /// A region by code.
-    Region(String),
-    /// A municipality by its registry name.
-    Municipality(String),
-    /// One school.
-    School(String),
+    /// The registered schools of a region, a municipality of a region, or one school.
+    Within(crate::compliance::build::Scope),
+    /// A scope that names nothing for certain — a municipality written without its region
+    /// whose name several regions have (accounts made before scopes named regions): it covers
+    /// nothing until an administrator writes it with its region.
+    Unresolved {
+        /// The scope as stored.
+        scope: String,
+        /// Why, and how to fix it.
+        reason: String,
+    },
 }
 
 impl AccessScope {
-    /// Parses `all`, `region:CODE`, `municipality:NAME`, `school:ID`.
+    /// Parses `all`, `region:CODE`, `municipality:REGION/NAME` (or `municipality:NAME`),
+    /// `school:ID`.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.trim() == "all" {
             return Ok(Self::All);
         }
-        crate::compliance::build::Scope::parse(s).map(|r| Self::from(&r))
+        crate::compliance::build::Scope::parse(s).map(Self::Within)
+    }
+
+    /// The scope with a municipality's region filled in from the registry's `places`, or
+    /// [`AccessScope::Unresolved`] when several regions (or none) have that name.
+    pub fn resolve<'a>(self, places: impl Iterator<Item = &'a Place>) -> Self {
+        match self {
+            Self::Within(scope) => {
+                let text = scope.to_string();
+                match scope.resolve(places.map(|p| (p.region.as_str(), p.municipality.as_str()))) {
+                    Ok(s) => Self::Within(s),
+                    Err(reason) => Self::Unresolved { scope: text, reason },
+                }
+            }
+            other => other,
+        }
     }
 
     /// Whether a school (with its registry place, if registered) is in this scope.
     pub fn covers(&self, school_id: &str, place: Option<&Place>) -> bool {
         match (self, place) {
             (Self::All, _) => true,
-            (_, None) => false,
-            (Self::Region(r), Some(p)) => &p.region == r,
-            (Self::Municipality(m), Some(p)) => &p.municipality == m,
-            (Self::School(s), Some(_)) => s == school_id,
+            (Self::Within(s), Some(p)) => s.covers(school_id, &p.region, &p.municipality),
+            (Self::Within(_) | Self::Unresolved { .. }, _) => false,
         }
     }
 }
@@ -120,12 +149,7 @@ impl AccessScope {
 /// The schools of a report scope, as an access scope.
 impl From<&crate::compliance::build::Scope> for AccessScope {
     fn from(s: &crate::compliance::build::Scope) -> Self {
-        use crate::compliance::build::Scope;
-        match s {
-            Scope::Region(r) => Self::Region(r.clone()),
-            Scope::Municipality(m) => Self::Municipality(m.clone()),
-            Scope::School(id) => Self::School(id.clone()),
-        }
+        Self::Within(s.clone())
     }
 }
 
@@ -133,9 +157,8 @@ impl fmt::Display for AccessScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::All => f.write_str("all"),
-            Self::Region(v) => write!(f, "region:{v}"),
-            Self::Municipality(v) => write!(f, "municipality:{v}"),
-            Self::School(v) => write!(f, "school:{v}"),
+            Self::Within(s) => s.fmt(f),
+            Self::Unresolved { scope, .. } => f.write_str(scope),
         }
     }
 }
@@ -226,19 +249,21 @@ pub fn validate_login(login: &str) -> Result<(), String> {
     }
 }
 
-/// A new API token: the secret (shown once) and its row.
-pub fn generate_api_token(login: &str, comment: &str, now: u32, version: u64) -> (String, ApiTokenRow) {
+/// A new API token of an account at its current `account_version`: the secret (shown once) and
+/// its row.
+pub fn generate_api_token(account: &UserRow, comment: &str, now: u32, version: u64) -> (String, ApiTokenRow) {
     let bytes: [u8; 20] = rand::rng().random();
     let token = format!("pat1_{}", hex::encode(bytes));
     let sha = crate::tokens::hash(&token);
     let row = ApiTokenRow {
         token_id: sha[..12].to_owned(),
         token_sha256: sha,
-        login: login.to_owned(),
+        login: account.login.clone(),
         comment: comment.to_owned(),
         created_at: now,
         revoked: 0,
         version,
+        account_version: account.version,
     };
     (token, row)
 }
@@ -252,6 +277,11 @@ pub struct SessionParts {
     pub expires: u64,
     /// HMAC-SHA256.
     pub mac: Vec<u8>,
+}
+
+/// SHA-256 of a session cookie's value, hex: how an ended session is recorded.
+fn session_hash(value: &str) -> String {
+    hex::encode(<Sha256 as sha2::Digest>::digest(value.as_bytes()))
 }
 
 /// Splits a session cookie value; `None` for anything malformed.
@@ -274,8 +304,10 @@ pub fn parse_session(value: &str) -> Option<SessionParts> {
 pub enum LoginError {
     /// Wrong login or password (never says which).
     Invalid,
-    /// Too many failures; try again later.
+    /// Too many failures (from this address, for this login or any); try again later.
     Locked,
+    /// Too many sign-ins are being checked at this moment; try again in a moment.
+    Busy,
     /// The account store is unreachable.
     Unavailable,
 }
@@ -285,6 +317,8 @@ struct Snapshot {
     users: HashMap<String, UserRow>,
     tokens: HashMap<String, ApiTokenRow>,
     places: HashMap<String, Place>,
+    /// SHA-256 of sessions ended by signing out.
+    ended: std::collections::HashSet<String>,
 }
 
 /// The in-memory view of accounts, tokens and school places, with the signing key.
@@ -293,7 +327,60 @@ pub struct Accounts {
     snapshot: RwLock<Snapshot>,
     refreshed: Mutex<Option<Instant>>,
     refreshing: tokio::sync::Mutex<()>,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    attempts: Mutex<Attempts>,
+    hashing: tokio::sync::Semaphore,
+    /// Accounts (login and scope) already warned about as seeing nothing.
+    warned: Mutex<HashSet<(String, String)>>,
+}
+
+/// Failed (and pending) sign-ins: per login and address, so that nobody elsewhere can keep an
+/// account locked, and per address, whatever the login.
+#[derive(Debug, Default)]
+struct Attempts {
+    by_login: HashMap<(String, std::net::IpAddr), (u32, Instant)>,
+    by_address: HashMap<std::net::IpAddr, (u32, Instant)>,
+}
+
+impl Attempts {
+    /// Counts an attempt before its password is checked — so that parallel guesses see each
+    /// other — unless the login or the address is locked now.
+    fn begin(&mut self, login: &str, addr: std::net::IpAddr, now: Instant) -> Result<(), LoginError> {
+        // Bounded: a flood of invented logins cannot grow the maps without limit.
+        if self.by_login.len() > 10_000 {
+            self.by_login.retain(|_, (_, t)| now.duration_since(*t) < LOCK_FOR);
+        }
+        if self.by_address.len() > 10_000 {
+            self.by_address.retain(|_, (_, t)| now.duration_since(*t) < ADDRESS_WINDOW);
+        }
+        let key = (login.to_owned(), addr);
+        let fresh = |e: &(u32, Instant), window: Duration| now.duration_since(e.1) < window;
+        let login_n = self.by_login.get(&key).filter(|e| fresh(e, LOCK_FOR)).map_or(0, |e| e.0);
+        let addr_n = self.by_address.get(&addr).filter(|e| fresh(e, ADDRESS_WINDOW)).map_or(0, |e| e.0);
+        if login_n >= LOCK_AFTER || addr_n >= ADDRESS_LIMIT {
+            return Err(LoginError::Locked);
+        }
+        self.by_login.insert(key, (login_n + 1, now));
+        self.by_address.insert(addr, (addr_n + 1, now));
+        Ok(())
+    }
+
+    /// The attempt succeeded: it was no failure.
+    fn succeeded(&mut self, login: &str, addr: std::net::IpAddr) {
+        self.by_login.remove(&(login.to_owned(), addr));
+        if let Some(e) = self.by_address.get_mut(&addr) {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
+
+    /// The attempt was not checked at all (busy): it does not count.
+    fn not_checked(&mut self, login: &str, addr: std::net::IpAddr) {
+        if let Some(e) = self.by_login.get_mut(&(login.to_owned(), addr)) {
+            e.0 = e.0.saturating_sub(1);
+        }
+        if let Some(e) = self.by_address.get_mut(&addr) {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
 }
 
 /// A hash to verify against when the login is unknown, so both cost the same; made on first use.
@@ -318,7 +405,9 @@ impl Accounts {
             snapshot: RwLock::new(Snapshot::default()),
             refreshed: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
-            failures: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(Attempts::default()),
+            hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
+            warned: Mutex::new(HashSet::new()),
         }
     }
 
@@ -350,8 +439,10 @@ impl Accounts {
 
     /// Reloads everything from storage.
     pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
-        let (users, tokens, schools) = tokio::try_join!(store.users(), store.api_tokens(), store.schools())?;
+        let (users, tokens, schools, ended) =
+            tokio::try_join!(store.users(), store.api_tokens(), store.schools(), store.ended_sessions())?;
         let snap = Snapshot {
+            ended: ended.into_iter().map(|e| e.session_sha256).collect(),
             users: users.into_iter().map(|u| (u.login.clone(), u)).collect(),
             tokens: tokens.into_iter().map(|t| (t.token_sha256.clone(), t)).collect(),
             places: schools
@@ -364,9 +455,28 @@ impl Accounts {
                 })
                 .collect(),
         };
+        self.warn_unresolved(&snap);
         *self.snapshot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = snap;
         *self.refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         Ok(())
+    }
+
+    /// Logs, once per account and scope, an account whose scope names no place for certain.
+    fn warn_unresolved(&self, snap: &Snapshot) {
+        let mut warned = self.warned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for u in snap.users.values().filter(|u| u.disabled == 0) {
+            let Ok(AccessScope::Unresolved { reason, .. }) =
+                AccessScope::parse(&u.scope).map(|s| s.resolve(snap.places.values()))
+            else {
+                continue;
+            };
+            if warned.insert((u.login.clone(), u.scope.clone())) {
+                tracing::warn!(
+                    login = %u.login, scope = %u.scope, %reason,
+                    "this account sees no school until its scope is set again with `parta-collector user add`"
+                );
+            }
+        }
     }
 
     fn age(&self) -> Option<Duration> {
@@ -392,14 +502,14 @@ impl Accounts {
         self.snapshot.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn principal_of(user: &UserRow, via: Via, session: String) -> Option<Principal> {
+    fn principal_of(snap: &Snapshot, user: &UserRow, via: Via, session: String) -> Option<Principal> {
         if user.disabled != 0 {
             return None;
         }
         Some(Principal {
             login: user.login.clone(),
             role: Role::parse(&user.role).ok()?,
-            scope: AccessScope::parse(&user.scope).ok()?,
+            scope: AccessScope::parse(&user.scope).ok()?.resolve(snap.places.values()),
             via,
             session,
         })
@@ -409,12 +519,12 @@ impl Accounts {
     pub async fn by_token(&self, store: &Store, token: &str) -> Option<Principal> {
         self.refresh_if_older(store, REFRESH_EVERY).await;
         let sha = crate::tokens::hash(token);
+        // A token works while it is not revoked and its account is as it was when the token
+        // was made: a new password, role or scope, or a disabled account, ends it.
         let found = |s: &Snapshot| {
-            s.tokens
-                .get(&sha)
-                .filter(|t| t.revoked == 0)
-                .and_then(|t| s.users.get(&t.login))
-                .and_then(|u| Self::principal_of(u, Via::Token, String::new()))
+            let t = s.tokens.get(&sha).filter(|t| t.revoked == 0)?;
+            let u = s.users.get(&t.login).filter(|u| u.version == t.account_version)?;
+            Self::principal_of(s, u, Via::Token, String::new())
         };
         if let Some(p) = found(&self.read()) {
             return Some(p);
@@ -456,7 +566,33 @@ impl Accounts {
         parse_session(value).filter(|s| s.expires > now)?;
         self.refresh_if_older(store, REFRESH_EVERY).await;
         let snap = self.read();
-        self.check_session(value, now, |login| snap.users.get(login).cloned())
+        if snap.ended.contains(&session_hash(value)) {
+            return None;
+        }
+        let user = self.check_session(value, now, |login| snap.users.get(login).cloned())?;
+        Self::principal_of(&snap, &user, Via::Session, value.to_owned())
+    }
+
+    /// Ends a session on the server (signing out): the cookie's value is refused from now on,
+    /// here at once and on other collectors from their next refresh, even if someone kept a copy.
+    pub async fn end_session(&self, store: &Store, principal: &Principal) -> Result<(), StoreError> {
+        let Some(parts) = parse_session(&principal.session) else { return Ok(()) };
+        let sha = session_hash(&principal.session);
+        store
+            .end_session(&crate::storage::accounts::EndedSessionRow {
+                session_sha256: sha.clone(),
+                login: principal.login.clone(),
+                ended_at: crate::storage::now_secs(),
+                expires: u32::try_from(parts.expires).unwrap_or(u32::MAX),
+            })
+            .await?;
+        self.snapshot.write().unwrap_or_else(std::sync::PoisonError::into_inner).ended.insert(sha);
+        Ok(())
+    }
+
+    /// The account's current row (for tokens made in its name).
+    pub fn user(&self, login: &str) -> Option<UserRow> {
+        self.read().users.get(login).cloned()
     }
 
     /// The account of a session cookie value given a way to look accounts up: genuine (the MAC
@@ -466,14 +602,14 @@ impl Accounts {
         value: &str,
         now: u64,
         lookup: impl Fn(&str) -> Option<UserRow>,
-    ) -> Option<Principal> {
+    ) -> Option<UserRow> {
         let s = parse_session(value)?;
         if s.expires <= now {
             return None;
         }
-        let user = lookup(&s.login)?;
+        let user = lookup(&s.login).filter(|u| u.disabled == 0)?;
         self.session_mac(&s.login, s.expires, user.version).verify_slice(&s.mac).ok()?;
-        Self::principal_of(&user, Via::Session, value.to_owned())
+        Some(user)
     }
 
     /// The CSRF token of a session.
@@ -492,19 +628,28 @@ impl Accounts {
         expected.len() == submitted.len() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
     }
 
-    /// Checks a login and password; the account on success.
-    pub async fn sign_in(&self, store: &Store, login: &str, password: &str) -> Result<UserRow, LoginError> {
-        {
-            let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((n, last)) = failures.get(login)
-                && *n >= LOCK_AFTER
-                && last.elapsed() < LOCK_FOR
-            {
-                return Err(LoginError::Locked);
-            }
-        }
+    fn attempts(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Checks a login and password from `addr`; the account on success. The attempt counts
+    /// before the password is checked; at most [`HASHING_AT_ONCE`] passwords are checked at a
+    /// time (others get [`LoginError::Busy`]).
+    pub async fn sign_in(
+        &self,
+        store: &Store,
+        login: &str,
+        password: &str,
+        addr: std::net::IpAddr,
+    ) -> Result<UserRow, LoginError> {
+        self.attempts().begin(login, addr, Instant::now())?;
+        let Ok(_hashing) = self.hashing.try_acquire() else {
+            self.attempts().not_checked(login, addr);
+            return Err(LoginError::Busy);
+        };
         self.refresh_if_older(store, MISS_REFRESH_MIN).await;
         if self.age().is_none() {
+            self.attempts().not_checked(login, addr);
             return Err(LoginError::Unavailable);
         }
         let user = self.read().users.get(login).cloned();
@@ -515,20 +660,10 @@ impl Accounts {
             .unwrap_or(false);
         match user {
             Some(u) if ok && u.disabled == 0 => {
-                self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(login);
+                self.attempts().succeeded(login, addr);
                 Ok(u)
             }
-            _ => {
-                let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                // Bounded: a flood of invented logins cannot grow the map without limit.
-                if failures.len() > 10_000 {
-                    failures.retain(|_, (_, t)| t.elapsed() < LOCK_FOR);
-                }
-                let e = failures.entry(login.to_owned()).or_insert((0, Instant::now()));
-                e.0 += 1;
-                e.1 = Instant::now();
-                Err(LoginError::Invalid)
-            }
+            _ => Err(LoginError::Invalid),
         }
     }
 
@@ -585,7 +720,7 @@ mod tests {
         UserRow {
             login: login.into(),
             role: "ops".into(),
-            scope: "municipality:Аша".into(),
+            scope: "municipality:74/Аша".into(),
             password_hash: String::new(),
             disabled: 0,
             created_at: 0,
@@ -607,17 +742,40 @@ mod tests {
     #[test]
     fn scopes_cover_by_registry_place() {
         let p = Place { region: "74".into(), municipality: "Аша".into(), name: String::new() };
+        let scope = |s: &str| AccessScope::parse(s).unwrap();
         assert!(AccessScope::All.covers("x", None));
-        assert!(AccessScope::Region("74".into()).covers("x", Some(&p)));
-        assert!(!AccessScope::Region("66".into()).covers("x", Some(&p)));
-        assert!(AccessScope::Municipality("Аша".into()).covers("x", Some(&p)));
-        assert!(!AccessScope::Municipality("Миасс".into()).covers("x", Some(&p)));
-        assert!(AccessScope::School("x".into()).covers("x", Some(&p)));
-        assert!(!AccessScope::School("y".into()).covers("x", Some(&p)));
+        assert!(scope("region:74").covers("x", Some(&p)));
+        assert!(!scope("region:66").covers("x", Some(&p)));
+        assert!(scope("municipality:74/Аша").covers("x", Some(&p)));
+        assert!(!scope("municipality:66/Аша").covers("x", Some(&p)), "same name, other region");
+        assert!(!scope("municipality:74/Миасс").covers("x", Some(&p)));
+        assert!(scope("school:x").covers("x", Some(&p)));
+        assert!(!scope("school:y").covers("x", Some(&p)));
         // Unregistered schools: `all` only.
-        assert!(!AccessScope::Region("74".into()).covers("x", None));
-        assert_eq!(AccessScope::parse("municipality:Аша").unwrap().to_string(), "municipality:Аша");
+        assert!(!scope("region:74").covers("x", None));
+        assert_eq!(scope("municipality:74/Аша").to_string(), "municipality:74/Аша");
         assert!(AccessScope::parse("planet:earth").is_err());
+    }
+
+    #[test]
+    fn a_municipality_without_its_region_resolves_only_when_one_region_has_it() {
+        let place =
+            |r: &str, m: &str| Place { region: r.into(), municipality: m.into(), name: String::new() };
+        let registry =
+            [place("74", "Октябрьский район"), place("66", "Октябрьский район"), place("74", "Аша")];
+        let old = AccessScope::parse("municipality:Аша").unwrap().resolve(registry.iter());
+        assert_eq!(old.to_string(), "municipality:74/Аша");
+        assert!(old.covers("x", Some(&registry[2])));
+        let ambiguous =
+            AccessScope::parse("municipality:Октябрьский район").unwrap().resolve(registry.iter());
+        let AccessScope::Unresolved { reason, .. } = &ambiguous else { panic!("{ambiguous:?}") };
+        assert!(reason.contains("66, 74"), "{reason}");
+        // It covers neither region's schools until written with its region.
+        assert!(!ambiguous.covers("x", Some(&registry[0])));
+        assert!(!ambiguous.covers("x", Some(&registry[1])));
+        let qualified =
+            AccessScope::parse("municipality:66/Октябрьский район").unwrap().resolve(registry.iter());
+        assert!(qualified.covers("x", Some(&registry[1])) && !qualified.covers("x", Some(&registry[0])));
     }
 
     #[test]
@@ -658,6 +816,36 @@ mod tests {
         for bad in ["", "x", "..", "zz.1.00", &format!("{v}.x")] {
             assert!(parse_session(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn attempts_count_before_the_check_per_login_and_address() {
+        let mut a = Attempts::default();
+        let (here, there): (std::net::IpAddr, std::net::IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t = Instant::now();
+        // Five guesses at once all count, the sixth is refused before any password is checked.
+        for _ in 0..LOCK_AFTER {
+            a.begin("admin", here, t).unwrap();
+        }
+        assert_eq!(a.begin("admin", here, t), Err(LoginError::Locked));
+        // The same login from elsewhere is not locked by that: nobody can keep admin out.
+        a.begin("admin", there, t).unwrap();
+        a.succeeded("admin", there);
+        // A minute later the login is open again from the first address.
+        a.begin("admin", here, t + LOCK_FOR).unwrap();
+        // One address guessing many logins is stopped too.
+        let mut b = Attempts::default();
+        for i in 0..ADDRESS_LIMIT {
+            b.begin(&format!("user{i}"), here, t).unwrap();
+        }
+        assert_eq!(b.begin("another", here, t), Err(LoginError::Locked));
+        assert!(b.begin("another", there, t).is_ok());
+        // An attempt that was never checked (busy) does not count.
+        let mut c = Attempts::default();
+        c.begin("x", here, t).unwrap();
+        c.not_checked("x", here);
+        assert_eq!(c.by_login[&("x".to_owned(), here)].0, 0);
     }
 
     #[test]

@@ -19,17 +19,26 @@ pub const MAX_DAYS: i32 = 366;
 pub enum Scope {
     /// A region by its code.
     Region(String),
-    /// A municipality by its name in the registry.
-    Municipality(String),
+    /// A municipality of a region, by its name in the registry (the same name exists in many
+    /// regions: «Октябрьский район»). A scope written without the region names the municipality
+    /// only if one region has it ([`Scope::resolve`]).
+    Municipality {
+        /// Region code; `None` as written by older accounts and scripts.
+        region: Option<String>,
+        /// Name.
+        name: String,
+    },
     /// One school.
     School(String),
 }
 
 impl Scope {
-    /// Parses `region:74`, `municipality:NAME`, `school:ID`.
+    /// Parses `region:74`, `municipality:74/NAME` (or `municipality:NAME`), `school:ID`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (kind, value) = s.split_once(':').ok_or_else(|| {
-            format!("scope {s:?}: expected region:CODE, municipality:NAME or school:ID (e.g. region:74)")
+            format!(
+                "scope {s:?}: expected region:CODE, municipality:REGION/NAME or school:ID (e.g. region:74)"
+            )
         })?;
         let value = value.trim();
         if value.is_empty() {
@@ -37,9 +46,54 @@ impl Scope {
         }
         match kind.trim() {
             "region" => Ok(Self::Region(value.to_owned())),
-            "municipality" => Ok(Self::Municipality(value.to_owned())),
+            "municipality" => Ok(match value.split_once('/') {
+                Some((region, name)) if !region.trim().is_empty() && !name.trim().is_empty() => {
+                    Self::Municipality {
+                        region: Some(region.trim().to_owned()),
+                        name: name.trim().to_owned(),
+                    }
+                }
+                _ => Self::Municipality { region: None, name: value.to_owned() },
+            }),
             "school" => Ok(Self::School(value.to_owned())),
             k => Err(format!("scope {s:?}: unknown kind {k:?} (region, municipality or school)")),
+        }
+    }
+
+    /// The scope with the region of a municipality written without one: the one region of
+    /// `places` (region code, municipality name) that has it; an error naming the regions when
+    /// several do, or when none does.
+    pub fn resolve<'a>(self, places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+        let Self::Municipality { region: None, name } = self else { return Ok(self) };
+        let key = super::csvin::name_key(&name);
+        let regions: std::collections::BTreeSet<&str> =
+            places.filter(|(_, m)| super::csvin::name_key(m) == key).map(|(r, _)| r).collect();
+        match regions.len() {
+            1 => Ok(Self::Municipality { region: regions.first().map(|r| (*r).to_owned()), name }),
+            0 => Err(format!(
+                "no municipality {name:?} in the school registry: import the registry first \
+                 (`parta-collector schools import`) or write it with its region, municipality:REGION/NAME"
+            )),
+            _ => {
+                let list: Vec<&str> = regions.into_iter().collect();
+                Err(format!(
+                    "municipality {name:?} exists in regions {}: write it with its region, e.g. municipality:{}/{name}",
+                    list.join(", "),
+                    list[0]
+                ))
+            }
+        }
+    }
+
+    /// Whether a school at (region, municipality) is in this scope.
+    pub fn covers(&self, school_id: &str, region: &str, municipality: &str) -> bool {
+        match self {
+            Self::Region(r) => r == region,
+            Self::Municipality { region: r, name } => {
+                r.as_deref().is_none_or(|r| r == region)
+                    && super::csvin::name_key(name) == super::csvin::name_key(municipality)
+            }
+            Self::School(id) => id == school_id,
         }
     }
 }
@@ -48,7 +102,8 @@ impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Region(v) => write!(f, "region:{v}"),
-            Self::Municipality(v) => write!(f, "municipality:{v}"),
+            Self::Municipality { region: Some(r), name } => write!(f, "municipality:{r}/{name}"),
+            Self::Municipality { region: None, name } => write!(f, "municipality:{name}"),
             Self::School(v) => write!(f, "school:{v}"),
         }
     }
@@ -134,13 +189,14 @@ pub async fn build(
     let profile = profile::find(profiles, &req.profile).map_err(|e| param("profile", e))?;
     step("registry");
     let registry = store.schools().await?;
+    let scope = req
+        .scope
+        .clone()
+        .resolve(registry.iter().map(|s| (s.region_code.as_str(), s.municipality.as_str())))
+        .map_err(|e| param("scope", e))?;
     let schools: Vec<_> = registry
         .iter()
-        .filter(|s| match &req.scope {
-            Scope::Region(r) => &s.region_code == r,
-            Scope::Municipality(m) => super::csvin::name_key(&s.municipality) == super::csvin::name_key(m),
-            Scope::School(id) => &s.school_id == id,
-        })
+        .filter(|s| scope.covers(&s.school_id, &s.region_code, &s.municipality))
         .map(crate::storage::registry::SchoolRow::school)
         .collect();
     if schools.is_empty() {
@@ -161,7 +217,9 @@ pub async fn build(
     let cutoff = jiff::Timestamp::from_second(i64::from(facts.cutoff)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let scope_text = match &req.scope {
         Scope::Region(r) => format!("{} {r}", req.lang_pick("регион", "region")),
-        Scope::Municipality(m) => format!("{} {m}", req.lang_pick("муниципалитет", "municipality")),
+        Scope::Municipality { name, .. } => {
+            format!("{} {name}", req.lang_pick("муниципалитет", "municipality"))
+        }
         Scope::School(s) => format!("{} {s}", req.lang_pick("школа", "school")),
     };
     let report = report::compute(&Facts {
@@ -251,13 +309,39 @@ pub async fn log(
             sha256: built.sha256.clone(),
         })
         .await?;
-    record_statuses(store, req, built).await
+    Ok(())
 }
 
-/// Records each school's verdict of a computed report (the overview shows the latest).
-pub async fn record_statuses(store: &Store, req: &Request, built: &Built) -> Result<(), BuildError> {
-    store.put_compliance_status(&school_statuses(&built.report, req, now_secs())).await?;
-    Ok(())
+/// The period the overview's verdicts are of: the 90 days up to yesterday (`today` being the
+/// region's date).
+pub fn canonical_period(today: jiff::civil::Date) -> (jiff::civil::Date, jiff::civil::Date) {
+    let to = today.yesterday().unwrap_or(today);
+    let from = to.checked_sub(jiff::Span::new().days(89)).unwrap_or(to);
+    (from, to)
+}
+
+/// Computes the report of `scope` for the canonical period with the default profile and
+/// records each school's verdict — the only way what the overview shows changes (a deliberate
+/// action in the UI, or `report status` on a schedule): a report of any other period or profile,
+/// computed or exported by anyone, changes nothing there.
+pub async fn update_status(
+    store: &Store,
+    profiles: &[crate::compliance::profile::Profile],
+    scope: Scope,
+    today: jiff::civil::Date,
+) -> Result<Built, BuildError> {
+    let (from, to) = canonical_period(today);
+    let req = Request {
+        scope,
+        from,
+        to,
+        profile: crate::compliance::profile::DEFAULT_PROFILE.to_owned(),
+        format: crate::compliance::export::Format3::Json,
+        lang: Lang::Ru,
+    };
+    let built = build(store, profiles, &req, |_| {}).await?;
+    store.put_compliance_status(&school_statuses(&built.report, &req, now_secs())).await?;
+    Ok(built)
 }
 
 /// Each school's verdict in a report, for the overview: its worst line (short, then not seen,
@@ -315,9 +399,29 @@ mod tests {
         assert_eq!(Scope::parse("region:74"), Ok(Scope::Region("74".into())));
         assert_eq!(
             Scope::parse("municipality: Копейский городской округ"),
-            Ok(Scope::Municipality("Копейский городской округ".into()))
+            Ok(Scope::Municipality {
+                region: None, name: "Копейский городской округ".into()
+            })
         );
         assert!(Scope::parse("74").unwrap_err().contains("expected region:CODE"));
+        // The same municipality name in two regions: written with its region it is one of them;
+        // without, it is refused, naming both.
+        let places =
+            [("74", "Октябрьский район"), ("02", "Октябрьский район"), ("74", "Копейский городской округ")];
+        let qualified = Scope::parse("municipality:74/Октябрьский район").unwrap();
+        assert_eq!(qualified.to_string(), "municipality:74/Октябрьский район");
+        assert!(
+            qualified.covers("x", "74", "Октябрьский район")
+                && !qualified.covers("x", "02", "Октябрьский район")
+        );
+        let err =
+            Scope::parse("municipality:Октябрьский район").unwrap().resolve(places.into_iter()).unwrap_err();
+        assert!(err.contains("regions 02, 74") && err.contains("municipality:02/Октябрьский район"), "{err}");
+        let one = Scope::parse("municipality:Копейский городской округ")
+            .unwrap()
+            .resolve(places.into_iter())
+            .unwrap();
+        assert_eq!(one.to_string(), "municipality:74/Копейский городской округ");
         assert!(Scope::parse("town:1").unwrap_err().contains("unknown kind"));
         assert!(Scope::parse("school:").unwrap_err().contains("nothing after"));
         let words: Vec<String> =

@@ -173,9 +173,32 @@ fn date(flag: &str, s: &str) -> anyhow::Result<jiff::civil::Date> {
     s.parse::<jiff::civil::Date>().with_context(|| format!("{flag} {s:?}: expected YYYY-MM-DD"))
 }
 
+/// `report status`: the overview's verdicts of a scope, for the canonical period.
+async fn status(config: &CollectorConfig, scope: &str) -> anyhow::Result<()> {
+    let scope = Scope::parse(scope).map_err(anyhow::Error::msg).context("--scope")?;
+    let profiles = profiles_of(config)?;
+    let store = store(config).await?;
+    let today = crate::clock::today_in(&config.web.timezone);
+    let (from, to) = build::canonical_period(today);
+    let built = build::update_status(&store, &profiles, scope.clone(), today).await?;
+    let schools: std::collections::BTreeSet<&str> =
+        built.report.schools.iter().map(|l| l.school_id.as_str()).collect();
+    eprintln!(
+        "recorded the verdicts of {} schools of {scope} for {from} – {to} (profile {}): the overview shows them",
+        schools.len(),
+        built.report.methodology.profile
+    );
+    Ok(())
+}
+
 /// `report compliance …`.
 pub async fn report(config: &CollectorConfig, kind: ReportKind) -> anyhow::Result<()> {
-    let ReportKind::Compliance { scope, from, to, profile: id, format, out, lang } = kind;
+    let (scope, from, to, id, format, out, lang) = match kind {
+        ReportKind::Compliance { scope, from, to, profile, format, out, lang } => {
+            (scope, from, to, profile, format, out, lang)
+        }
+        ReportKind::Status { scope } => return status(config, &scope).await,
+    };
     let scope = Scope::parse(&scope).map_err(anyhow::Error::msg).context("--scope")?;
     let format = Format3::parse(&format).map_err(anyhow::Error::msg).context("--format")?;
     let lang = Lang::parse(&lang).map_err(anyhow::Error::msg).context("--lang")?;

@@ -119,6 +119,17 @@ impl Store {
         &self.database
     }
 
+    /// The same server, on the database of accounts and credentials (`<database>_auth`).
+    pub fn auth(&self) -> Self {
+        let auth = schema::auth_database(&self.database);
+        Self {
+            client: self.client.clone().with_database(&auth),
+            url: self.url.clone(),
+            database: auth,
+            version: self.version,
+        }
+    }
+
     fn err(&self, error: clickhouse::error::Error) -> StoreError {
         StoreError::ClickHouse { url: self.url.clone(), error }
     }
@@ -141,6 +152,7 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         self.execute(&schema::render(schema::MIGRATIONS_TABLE, db, caps)).await?;
+        let tables = self.tables().await?;
         let applied: Vec<u32> = self
             .client
             .query("SELECT DISTINCT version FROM schema_migrations")
@@ -153,6 +165,12 @@ impl Store {
                 if let Some((table, column)) =
                     schema::added_column(stmt).filter(|_| !caps.add_column_if_not_exists)
                     && self.has_column(table, column).await?
+                {
+                    continue;
+                }
+                // A copy out of a table that a completed run of the same migration dropped.
+                if let Some(source) = schema::copied_from(stmt)
+                    && !tables.iter().any(|t| t == source)
                 {
                     continue;
                 }
@@ -170,6 +188,16 @@ impl Store {
             done.push(m.version);
         }
         Ok(done)
+    }
+
+    /// The tables of this database, when migrations start.
+    async fn tables(&self) -> Result<Vec<String>, StoreError> {
+        self.client
+            .query("SELECT name FROM system.tables WHERE database = ?")
+            .bind(&self.database)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// Whether `table` of this database has `column`.

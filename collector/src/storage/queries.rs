@@ -154,6 +154,28 @@ pub const USAGE_ROLLUP: &str =
 /// The days of a usage recomputation over a range (benchmarks, `rollups rebuild`).
 const USAGE_RANGE: &str = "local_day >= toDate(?) AND local_day <= toDate(?)";
 
+/// [`USAGE_ROLLUP`] for `devices`, `schools` and a filter of days.
+fn usage_rollup_sql(devices: &str, schools: &str, days: &str) -> String {
+    USAGE_ROLLUP.replace("{devices}", devices).replace("{schools}", schools).replace("{days}", days)
+}
+
+/// The days of a usage recomputation of exactly these (device, day) pairs: the days for the
+/// partition key, the pairs for exactness. Ids and days are inlined (UUIDs and numbers).
+fn usage_pairs_filter(pairs: &[(Uuid, u16)]) -> String {
+    let days: std::collections::BTreeSet<u16> = pairs.iter().map(|p| p.1).collect();
+    let day = |d: u16| format!("toDate('{}')", day_string(d));
+    format!(
+        "local_day IN ({}) AND (device_id, local_day) IN ({})",
+        days.iter().map(|d| day(*d)).collect::<Vec<_>>().join(", "),
+        pairs.iter().map(|(id, d)| format!("(toUUID('{id}'), {})", day(*d))).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// `toUUID('…'), …` of ids.
+fn uuid_list<'a>(ids: impl Iterator<Item = &'a Uuid>) -> String {
+    ids.map(|d| format!("toUUID('{d}')")).collect::<Vec<_>>().join(", ")
+}
+
 /// Per equipment class (or per room and class) of a school: devices, devices in use at all,
 /// powered-on and in-use ms. `{room}` is `''` (by class) or `attr_room` (by room and class); see
 /// [`school_utilization_sql`].
@@ -350,9 +372,15 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("display_latest", DISPLAY_LATEST.to_owned()),
         (
             "usage_rollup",
-            USAGE_ROLLUP
-                .replace("{devices}", "SELECT DISTINCT device_id FROM usage_intervals ")
-                .replace("{schools}", "?"),
+            usage_rollup_sql("SELECT DISTINCT device_id FROM usage_intervals ", "?", USAGE_RANGE),
+        ),
+        (
+            "usage_pairs_rollup",
+            usage_rollup_sql(
+                "SELECT DISTINCT device_id FROM usage_intervals ",
+                "?",
+                &usage_pairs_filter(&[(Uuid::from_u128(1), 20_394), (Uuid::from_u128(2), 20_395)]),
+            ),
         ),
         ("device_usage", DEVICE_USAGE.to_owned()),
         ("school_utilization", school_utilization_sql(false)),
@@ -626,12 +654,8 @@ impl Store {
         if devices.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = devices.iter().map(|d| format!("toUUID('{d}')")).collect();
-        let marks = vec!["?"; schools.len()].join(", ");
-        let sql = USAGE_ROLLUP
-            .replace("{devices}", &list.join(", "))
-            .replace("{schools}", &marks)
-            .replace("{days}", USAGE_RANGE);
+        let sql =
+            usage_rollup_sql(&uuid_list(devices.iter()), &vec!["?"; schools.len()].join(", "), USAGE_RANGE);
         let mut q = self.client().query(&sql).bind(crate::clock::rollup_version());
         for s in schools {
             q = q.bind(s.as_str());
@@ -649,24 +673,11 @@ impl Store {
             return Ok(());
         }
         let devices: std::collections::BTreeSet<Uuid> = pairs.iter().map(|p| p.0).collect();
-        let days: std::collections::BTreeSet<u16> = pairs.iter().map(|p| p.1).collect();
-        let day = |d: u16| format!("toDate('{}')", day_string(d));
-        let filter = format!(
-            "local_day IN ({}) AND (device_id, local_day) IN ({})",
-            days.iter().map(|d| day(*d)).collect::<Vec<_>>().join(", "),
-            pairs
-                .iter()
-                .map(|(id, d)| format!("(toUUID('{id}'), {})", day(*d)))
-                .collect::<Vec<_>>()
-                .join(", ")
+        let sql = usage_rollup_sql(
+            &uuid_list(devices.iter()),
+            &vec!["?"; schools.len()].join(", "),
+            &usage_pairs_filter(pairs),
         );
-        let sql = USAGE_ROLLUP
-            .replace(
-                "{devices}",
-                &devices.iter().map(|d| format!("toUUID('{d}')")).collect::<Vec<_>>().join(", "),
-            )
-            .replace("{schools}", &vec!["?"; schools.len()].join(", "))
-            .replace("{days}", &filter);
         let mut q = self.client().query(&sql).bind(crate::clock::rollup_version());
         for s in schools {
             q = q.bind(s.as_str());
@@ -788,11 +799,12 @@ impl Store {
 
     /// Every enrollment token, latest state each.
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        self.client().query(TOKENS).fetch_all().await.map_err(|e| self.err(e))
+        let a = self.auth();
+        a.client().query(TOKENS).fetch_all().await.map_err(|e| a.err(e))
     }
 
     /// Stores a token row (creation or revocation).
     pub async fn put_token(&self, row: &TokenRow) -> Result<(), StoreError> {
-        self.insert_rows("enroll_tokens", std::slice::from_ref(row)).await
+        self.auth().insert_rows("enroll_tokens", std::slice::from_ref(row)).await
     }
 }

@@ -232,7 +232,28 @@ ORDER BY token_id",
         name: "fleet: enrolled devices, their certificates and schools; enrollment token limits",
         statements: super::fleet::MIGRATION_11,
     },
+    Migration {
+        version: 12,
+        name: "accounts and credentials in a database of their own; API tokens tied to the account version; ended sessions",
+        statements: super::accounts::MIGRATION_12,
+    },
 ];
+
+/// The database of accounts and credentials that belongs to database `db`.
+pub fn auth_database(db: &str) -> String {
+    format!("{db}_auth")
+}
+
+/// The source table of a statement copying rows into the auth database
+/// (`INSERT INTO {auth}.… SELECT … FROM {db}.TABLE`), which the runner skips once the source is
+/// gone (a completed run dropped it).
+pub fn copied_from(stmt: &str) -> Option<&str> {
+    if !stmt.starts_with("INSERT INTO {auth}.") {
+        return None;
+    }
+    let rest = &stmt[stmt.rfind(" FROM {db}.")? + " FROM {db}.".len()..];
+    rest.split_whitespace().next()
+}
 
 /// Migration 10: what the web UI needs. Accounts and API tokens keep the latest row per login
 /// or token (a change is a new row with a higher version; passwords as argon2 PHC strings,
@@ -724,7 +745,7 @@ pub fn render(sql: &str, db: &str, caps: ServerCaps) -> String {
             s = s.replace(mark, &select);
         }
     }
-    let mut s = s.replace("{db}", db);
+    let mut s = s.replace("{auth}", &auth_database(db)).replace("{db}", db);
     if !caps.low_cardinality {
         s = unwrap_calls(&s, "LowCardinality(");
     }
@@ -831,6 +852,16 @@ mod tests {
             }
             assert_eq!(stmt.matches('(').count(), stmt.matches(')').count(), "{stmt}");
         }
+    }
+
+    #[test]
+    fn copies_into_the_auth_database_name_their_source() {
+        assert_eq!(copied_from(super::super::accounts::MIGRATION_12[5]), Some("users"));
+        assert_eq!(copied_from(super::super::accounts::MIGRATION_12[7]), Some("enroll_tokens"));
+        assert_eq!(copied_from(MIGRATION_5[0]), None);
+        assert!(
+            render(super::super::accounts::MIGRATION_12[5], "parta", OLD).contains("INTO parta_auth.users")
+        );
     }
 
     #[test]

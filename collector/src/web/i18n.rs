@@ -50,6 +50,11 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Слишком много неудачных попыток. Повторите через минуту.",
         "Too many failed attempts. Try again in a minute.",
     ),
+    (
+        "busy",
+        "Сейчас проверяется слишком много входов. Повторите через несколько секунд.",
+        "Too many sign-ins are being checked right now. Try again in a few seconds.",
+    ),
     ("unavailable", "Хранилище недоступно. Повторите позже.", "Storage is unavailable. Try again later."),
     ("forbidden", "Нет доступа", "Access denied"),
     ("forbidden_text", "Эта страница вне вашей зоны доступа.", "This page is outside your scope."),
@@ -126,6 +131,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("revoke", "Отозвать", "Revoke"),
     ("revoked", "отозван", "revoked"),
     ("enrollment", "Регистрация устройства", "Device enrollment"),
+    (
+        "update_status",
+        "Обновить выводы для обзора (90 дней до вчера)",
+        "Update the overview's verdicts (90 days to yesterday)",
+    ),
     ("state", "Состояние", "State"),
     ("enrolled_at", "Зарегистрировано", "Enrolled"),
     ("credential_until", "Сертификат действует до", "Certificate valid until"),

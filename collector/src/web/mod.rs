@@ -33,11 +33,12 @@ const LANG_COOKIE: &str = "parta_lang";
 pub fn router(state: Arc<ApiState>) -> Router<Arc<ApiState>> {
     let signed_in = Router::new()
         .route("/", get(pages::overview))
-        .route("/m/{name}", get(pages::municipality))
+        .route("/m/{region}/{name}", get(pages::municipality))
         .route("/s/{id}", get(pages::school))
         .route("/d/{id}", get(pages::device))
         .route("/connectivity", get(pages::connectivity))
         .route("/compliance", get(pages::compliance))
+        .route("/compliance/status", post(pages::update_status))
         .route("/tokens", get(pages::tokens).post(pages::create_token))
         .route("/tokens/{id}/revoke", post(pages::revoke_token))
         .route("/users", get(pages::users))
@@ -56,7 +57,7 @@ async fn require_session(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if st.authenticate(&mut req).await {
+    if st.authenticate(&mut req, true).await {
         return next.run(req).await;
     }
     let next_url = req.uri().path_and_query().map_or("/", axum::http::uri::PathAndQuery::as_str);
@@ -113,9 +114,11 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_returned_to() {
-        for ok in
-            ["/", "/s/74-0012?from=2026-11-01&to=2026-11-30", "/m/%D0%9A%D0%BE%D0%BF%D0%B5%D0%B9%D1%81%D0%BA"]
-        {
+        for ok in [
+            "/",
+            "/s/74-0012?from=2026-11-01&to=2026-11-30",
+            "/m/74/%D0%9A%D0%BE%D0%BF%D0%B5%D0%B9%D1%81%D0%BA",
+        ] {
             assert_eq!(safe_next(Some(ok)), ok);
         }
         for bad in [
@@ -135,6 +138,24 @@ mod tests {
         }
         assert_eq!(safe_next(None), "/");
     }
+}
+
+/// The address a sign-in comes from: the peer's, or — when the peer is one of the configured
+/// reverse proxies (`web_trusted_proxies`) — the last address its `X-Forwarded-For` names.
+pub(crate) fn client_address(
+    web: &crate::config::WebConfig,
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> std::net::IpAddr {
+    if !web.trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or(peer)
 }
 
 /// A cookie's value from the request headers.

@@ -284,7 +284,7 @@ pub(crate) async fn overview(State(st): State<Arc<ApiState>>, c: Ctx, Query(q): 
                 let link = if region.is_empty() {
                     esc(&k.1)
                 } else {
-                    format!(r#"<a href="/m/{}?{pq}">{}</a>"#, urlencode(&k.1), esc(&k.1))
+                    format!(r#"<a href="/m/{}/{}?{pq}">{}</a>"#, urlencode(&k.0), urlencode(&k.1), esc(&k.1))
                 };
                 (link, a.clone())
             })
@@ -306,11 +306,12 @@ pub(crate) async fn overview(State(st): State<Arc<ApiState>>, c: Ctx, Query(q): 
     Ok(page(&c, c.t("overview"), &body).into_response())
 }
 
-/// `/m/{name}`: a municipality's schools.
+/// `/m/{region}/{name}`: a municipality's schools (a name alone is not enough: many regions
+/// have an «Октябрьский район»).
 pub(crate) async fn municipality(
     State(st): State<Arc<ApiState>>,
     c: Ctx,
-    Path(name): Path<String>,
+    Path((region, name)): Path<(String, String)>,
     Query(q): Query<PeriodQuery>,
 ) -> Page {
     let period = Period::of(&q, st.today()).map_err(|e| fail(&c, e))?;
@@ -318,7 +319,7 @@ pub(crate) async fn municipality(
         .await
         .map_err(|e| fail(&c, e))?
         .into_iter()
-        .filter(|s| s.1.municipality == name)
+        .filter(|s| s.1.region == region && s.1.municipality == name)
         .collect();
     if schools.is_empty() {
         // Not in the scope, or no such municipality: the same answer.
@@ -338,7 +339,7 @@ pub(crate) async fn municipality(
     let _ = write!(
         body,
         r#"<p class="exports"><a class="button" href="/compliance?scope={}&{pq}">{}</a><a class="button" href="/connectivity?{pq}">{}</a></p>"#,
-        urlencode(&format!("municipality:{name}")),
+        urlencode(&format!("municipality:{region}/{name}")),
         c.t("compliance"),
         c.t("connectivity")
     );
@@ -472,9 +473,10 @@ pub(crate) async fn school(
     if let Some(pl) = &place {
         let _ = write!(
             body,
-            r#"<p>{} {} · <a href="/m/{}?{pq}">{}</a></p>"#,
+            r#"<p>{} {} · <a href="/m/{}/{}?{pq}">{}</a></p>"#,
             c.t("region"),
             esc(&pl.region),
+            urlencode(&pl.region),
             urlencode(&pl.municipality),
             esc(&pl.municipality)
         );
@@ -811,7 +813,10 @@ pub(crate) async fn compliance(
     // Scopes to choose from: the regions, municipalities and schools the account sees.
     let mut options: Vec<String> = Vec::new();
     for (id, place) in &registered {
-        for o in [format!("region:{}", place.region), format!("municipality:{}", place.municipality)] {
+        for o in [
+            format!("region:{}", place.region),
+            format!("municipality:{}/{}", place.region, place.municipality),
+        ] {
             if !options.contains(&o) {
                 options.push(o);
             }
@@ -858,6 +863,17 @@ pub(crate) async fn compliance(
         export("csv", "CSV", "export-csv"),
         export("json", "JSON", "export-json")
     );
+    if p.role != crate::auth::Role::Auditor {
+        // What the overview shows changes only by this deliberate action, for the canonical
+        // period; computing or exporting another period above never does.
+        let _ = write!(
+            body,
+            r#"<form class="filter" method="post" action="/compliance/status"><input type="hidden" name="csrf" value="{}"><input type="hidden" name="scope" value="{}"><button id="update-status">{}</button></form>"#,
+            esc(&c.csrf),
+            esc(&scope_text),
+            c.t("update_status")
+        );
+    }
     let report_scope = AccessScope::from(&scope);
     let in_scope: Vec<&(String, Place)> =
         registered.iter().copied().filter(|(id, place)| report_scope.covers(id, Some(place))).collect();
@@ -874,9 +890,6 @@ pub(crate) async fn compliance(
             build::BuildError::Store(s) => fail(&c, AppError::Storage(s)),
             other => fail(&c, AppError::BadRequest(other.to_string())),
         })?;
-        build::record_statuses(&st.store, &req, &built)
-            .await
-            .map_err(|e| fail(&c, AppError::Internal(e.to_string())))?;
         let _ = write!(
             body,
             r#"<h2>{}</h2><table id="categories"><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr>"#,
@@ -943,6 +956,41 @@ pub(crate) async fn compliance(
     Ok(page(&c, c.t("compliance"), &body).into_response())
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatusForm {
+    csrf: String,
+    scope: String,
+}
+
+/// `POST /compliance/status`: records the verdicts of a scope for the canonical period (the 90
+/// days up to yesterday) — what the overview shows. CSRF-checked; admins and ops within their
+/// scope.
+pub(crate) async fn update_status(
+    State(st): State<Arc<ApiState>>,
+    c: Ctx,
+    Form(f): Form<StatusForm>,
+) -> Page {
+    use crate::compliance::build::{self, Scope};
+    if let Some(refused) = csrf_refusal(&st, &c, &f.csrf) {
+        return Err(refused);
+    }
+    if c.principal.role == crate::auth::Role::Auditor {
+        return Err(fail(
+            &c,
+            AppError::Forbidden("auditors read; they do not change what the overview shows".into()),
+        ));
+    }
+    let scope = Scope::parse(&f.scope).map_err(|e| fail(&c, AppError::BadRequest(format!("scope: {e}"))))?;
+    st.check_report_scope(&c.principal, &scope).map_err(|e| fail(&c, e))?;
+    build::update_status(&st.store, &st.profiles, scope, crate::clock::today_in(&st.web.timezone))
+        .await
+        .map_err(|e| match e {
+            build::BuildError::Store(s) => fail(&c, AppError::Storage(s)),
+            other => fail(&c, AppError::BadRequest(other.to_string())),
+        })?;
+    Ok(Redirect::to(&format!("/compliance?scope={}", urlencode(&f.scope))).into_response())
+}
+
 fn jiff_date(d: time::Date) -> jiff::civil::Date {
     jiff::civil::Date::new(
         i16::try_from(d.year()).unwrap_or(1970),
@@ -961,8 +1009,11 @@ pub(crate) struct CsrfForm {
 
 /// The 403 page when the form lacks the session's CSRF token.
 fn csrf_refusal(st: &ApiState, c: &Ctx, submitted: &str) -> Option<Response> {
-    (!Accounts::tokens_match(&st.accounts.csrf_token(&c.principal.session), submitted))
-        .then(|| super::error_page(c, StatusCode::FORBIDDEN, "forbidden", c.t("csrf")))
+    // Only a browser's session changes anything here: an API token has no session to derive a
+    // CSRF token from.
+    let genuine = c.principal.via == crate::auth::Via::Session
+        && Accounts::tokens_match(&st.accounts.csrf_token(&c.principal.session), submitted);
+    (!genuine).then(|| super::error_page(c, StatusCode::FORBIDDEN, "forbidden", c.t("csrf")))
 }
 
 fn tokens_page(st: &ApiState, c: &Ctx, created: Option<&str>) -> Response {
@@ -1022,8 +1073,12 @@ pub(crate) async fn create_token(State(st): State<Arc<ApiState>>, c: Ctx, Form(f
         return Err(refused);
     }
     let comment: String = f.comment.chars().filter(|ch| !ch.is_control()).take(200).collect();
+    let account = st
+        .accounts
+        .user(&p.login)
+        .ok_or_else(|| fail(&c, AppError::Forbidden(crate::api::OUT_OF_SCOPE.into())))?;
     let (token, row) =
-        crate::auth::generate_api_token(&p.login, &comment, now_secs(), crate::clock::now_ms());
+        crate::auth::generate_api_token(&account, &comment, now_secs(), crate::clock::now_ms());
     st.store.put_api_token(&row).await.map_err(|e| fail(&c, e.into()))?;
     st.accounts.refresh(&st.store).await.map_err(|e| fail(&c, e.into()))?;
     Ok(tokens_page(&st, &c, Some(&token)))
@@ -1158,6 +1213,7 @@ pub(crate) struct LoginForm {
 /// `POST /login`: checks the form's token and the password; sets the session cookie.
 pub(crate) async fn login(
     State(st): State<Arc<ApiState>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -1167,7 +1223,8 @@ pub(crate) async fn login(
     if nonce.is_empty() || !Accounts::tokens_match(&st.accounts.login_token(&nonce), &f.csrf) {
         return login_response(&st, lang, &next, Some(t(lang, "csrf")), StatusCode::FORBIDDEN);
     }
-    match st.accounts.sign_in(&st.store, f.login.trim(), &f.password).await {
+    let addr = super::client_address(&st.web, peer.ip(), &headers);
+    match st.accounts.sign_in(&st.store, f.login.trim(), &f.password, addr).await {
         Ok(user) => {
             let expires = u64::from(now_secs()) + SESSION_TTL.as_secs();
             let value = st.accounts.session_value(&user, expires);
@@ -1188,6 +1245,7 @@ pub(crate) async fn login(
             let (status, key) = match e {
                 LoginError::Invalid => (StatusCode::UNAUTHORIZED, "bad_login"),
                 LoginError::Locked => (StatusCode::TOO_MANY_REQUESTS, "locked"),
+                LoginError::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
                 LoginError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             };
             login_response(&st, lang, &next, Some(t(lang, key)), status)
@@ -1200,6 +1258,8 @@ pub(crate) async fn logout(State(st): State<Arc<ApiState>>, c: Ctx, Form(f): For
     if let Some(refused) = csrf_refusal(&st, &c, &f.csrf) {
         return Err(refused);
     }
+    // Ended on the server, not only forgotten by this browser.
+    st.accounts.end_session(&st.store, &c.principal).await.map_err(|e| fail(&c, e.into()))?;
     let mut resp = Redirect::to("/login").into_response();
     set_private_cookie(&mut resp, SESSION_COOKIE, "", "/", 0, false);
     Ok(resp)

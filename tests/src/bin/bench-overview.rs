@@ -144,20 +144,18 @@ fn main() {
     );
 
     // An admin and a token; the router on loopback.
-    let (token, row) = parta_collector::auth::generate_api_token("bench", "", 1, 1);
+    let admin = UserRow {
+        login: "bench".into(),
+        role: "admin".into(),
+        scope: "all".into(),
+        password_hash: String::new(),
+        disabled: 0,
+        created_at: 1,
+        version: 1,
+    };
+    let (token, row) = parta_collector::auth::generate_api_token(&admin, "", 1, 1);
     rt.block_on(async {
-        store
-            .put_user(&UserRow {
-                login: "bench".into(),
-                role: "admin".into(),
-                scope: "all".into(),
-                password_hash: String::new(),
-                disabled: 0,
-                created_at: 1,
-                version: 1,
-            })
-            .await
-            .unwrap();
+        store.put_user(&admin).await.unwrap();
         store.put_api_token(&row).await.unwrap();
     });
     let accounts = Arc::new(Accounts::new([1; 32]));
@@ -168,11 +166,21 @@ fn main() {
         profiles: Arc::new(Vec::new()),
         accounts,
         book: Arc::new(parta_collector::fleet::book::DeviceBook::new()),
-        web: WebConfig { timezone: "Asia/Yekaterinburg".into(), cookie_secure: true },
+        web: WebConfig {
+            timezone: "Asia/Yekaterinburg".into(),
+            cookie_secure: true,
+            trusted_proxies: Vec::new(),
+        },
     });
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, api::router(state)).await });
+    rt.spawn(async move {
+        axum::serve(
+            listener,
+            api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     let http = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(120)))
