@@ -29,6 +29,11 @@ impl MissRefresh {
         *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Time since the last completed refresh; `None` before the first.
+    pub fn age(&self) -> Option<Duration> {
+        self.last().map(|t| t.elapsed())
+    }
+
     /// Makes sure the view was refreshed after `asked` (when a lookup missed): waits for a
     /// refresh another miss started, or runs `refresh` — at most one per [`MISS_REFRESH_MIN`].
     pub async fn after_miss<F, Fut, E>(&self, asked: Instant, refresh: F) -> Result<(), E>

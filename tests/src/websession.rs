@@ -20,12 +20,14 @@ pub struct Session<'a> {
     http: ureq::Agent,
     /// Cookies held, name and value.
     pub cookies: Vec<(String, String)>,
+    /// Headers sent with every request (a proxy's `X-Forwarded-For`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl<'a> Session<'a> {
     /// A session without cookies.
     pub fn new(c: &'a Collector) -> Self {
-        Self { c, http: agent(), cookies: Vec::new() }
+        Self { c, http: agent(), cookies: Vec::new(), headers: Vec::new() }
     }
 
     fn cookie_header(&self) -> String {
@@ -51,27 +53,40 @@ impl<'a> Session<'a> {
 
     /// GET: status, body and the `Location` header.
     pub fn get_with_location(&mut self, path: &str) -> (u16, String, String) {
-        let mut resp =
-            self.http.get(&self.c.url(path)).header("Cookie", &self.cookie_header()).call().unwrap();
+        let mut req = self.http.get(&self.c.url(path)).header("Cookie", &self.cookie_header());
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let mut resp = req.call().unwrap();
         self.keep(&resp);
         let location = resp
             .headers()
             .get("location")
             .map(|v| v.to_str().unwrap_or_default().to_owned())
             .unwrap_or_default();
-        (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap(), location)
+        (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(&resp.body_mut().read_to_vec().unwrap()).into_owned(),
+            location,
+        )
     }
 
     /// POST of a form: status and body.
     pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let mut resp = self
-            .http
-            .post(&self.c.url(path))
-            .header("Cookie", &self.cookie_header())
-            .send_form(form.iter().copied())
-            .unwrap();
+        let mut req = self.http.post(&self.c.url(path)).header("Cookie", &self.cookie_header());
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let mut resp = req.send_form(form.iter().copied()).unwrap();
         self.keep(&resp);
         (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
+    }
+
+    /// A session arriving through a proxy that says the browser is at `addr`.
+    pub fn from_address(c: &'a Collector, addr: &str) -> Self {
+        let mut s = Self::new(c);
+        s.headers.push(("X-Forwarded-For".to_owned(), addr.to_owned()));
+        s
     }
 
     /// Signs in; the status of the POST.

@@ -114,10 +114,21 @@ impl ApiState {
         p: &Principal,
         scope: &crate::compliance::build::Scope,
     ) -> Result<(), AppError> {
+        // A municipality named without its region means one region's or nothing.
+        let wanted = match self.accounts.resolve(AccessScope::from(scope)) {
+            // (An unknown name gets the same answer as a place outside the scope.)
+            AccessScope::Unresolved {
+                reason: reason @ crate::compliance::build::Unresolved::Ambiguous { .. },
+                ..
+            } => {
+                return Err(AppError::BadRequest(format!("scope: {reason}")));
+            }
+            other => other,
+        };
         if p.scope == AccessScope::All {
             return Ok(());
         }
-        let in_scope = self.accounts.visible_schools(&AccessScope::from(scope));
+        let in_scope = self.accounts.visible_schools(&wanted);
         if !in_scope.is_empty() && in_scope.iter().all(|(id, place)| p.scope.covers(id, Some(place))) {
             Ok(())
         } else {

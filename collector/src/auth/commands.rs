@@ -116,7 +116,7 @@ pub async fn user(config: &CollectorConfig, action: UserAction) -> anyhow::Resul
             let places = registry_places(&store).await?;
             // An account whose scope names no place for certain sees nothing: say so.
             let problem = |u: &UserRow| match AccessScope::parse(&u.scope).map(|s| s.resolve(places.iter())) {
-                Ok(AccessScope::Unresolved { reason, .. }) => Some(reason),
+                Ok(AccessScope::Unresolved { reason, .. }) => Some(reason.to_string()),
                 Ok(_) => None,
                 Err(e) => Some(e),
             };

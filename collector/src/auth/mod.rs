@@ -47,10 +47,7 @@ pub const SESSION_COOKIE: &str = "parta_session";
 pub const LOGIN_COOKIE: &str = "parta_login";
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// How often the cache is refreshed.
-const REFRESH_EVERY: Duration = Duration::from_secs(5);
-/// Least time between refreshes caused by unknown credentials.
-const MISS_REFRESH_MIN: Duration = Duration::from_secs(1);
+use crate::refresh::REFRESH_EVERY;
 /// Failures in a row that lock a login from one address, and for how long.
 const LOCK_AFTER: u32 = 5;
 const LOCK_FOR: Duration = Duration::from_secs(60);
@@ -107,7 +104,7 @@ pub enum AccessScope {
         /// The scope as stored.
         scope: String,
         /// Why, and how to fix it.
-        reason: String,
+        reason: crate::compliance::build::Unresolved,
     },
 }
 
@@ -275,6 +272,9 @@ pub struct SessionParts {
     pub login: String,
     /// Expiry, seconds since the epoch.
     pub expires: u64,
+    /// A random nonce: two sign-ins within one second are two sessions (signing one out must
+    /// not end the other).
+    pub nonce: [u8; 16],
     /// HMAC-SHA256.
     pub mac: Vec<u8>,
 }
@@ -292,11 +292,12 @@ pub fn parse_session(value: &str) -> Option<SessionParts> {
     let mut parts = value.split('.');
     let login = String::from_utf8(hex::decode(parts.next()?).ok()?).ok()?;
     let expires: u64 = parts.next()?.parse().ok()?;
+    let nonce: [u8; 16] = hex::decode(parts.next()?).ok()?.try_into().ok()?;
     let mac = hex::decode(parts.next()?).ok()?;
     if parts.next().is_some() || mac.len() != 32 {
         return None;
     }
-    Some(SessionParts { login, expires, mac })
+    Some(SessionParts { login, expires, nonce, mac })
 }
 
 /// Why a sign-in failed.
@@ -325,7 +326,8 @@ struct Snapshot {
 pub struct Accounts {
     key: [u8; 32],
     snapshot: RwLock<Snapshot>,
-    refreshed: Mutex<Option<Instant>>,
+    /// When the cache was refreshed; refreshes on unknown tokens and logins.
+    miss: crate::refresh::MissRefresh,
     refreshing: tokio::sync::Mutex<()>,
     attempts: Mutex<Attempts>,
     hashing: tokio::sync::Semaphore,
@@ -403,7 +405,7 @@ impl Accounts {
         Self {
             key,
             snapshot: RwLock::new(Snapshot::default()),
-            refreshed: Mutex::new(None),
+            miss: crate::refresh::MissRefresh::default(),
             refreshing: tokio::sync::Mutex::new(()),
             attempts: Mutex::new(Attempts::default()),
             hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
@@ -457,7 +459,7 @@ impl Accounts {
         };
         self.warn_unresolved(&snap);
         *self.snapshot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = snap;
-        *self.refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        self.miss.refreshed();
         Ok(())
     }
 
@@ -480,7 +482,15 @@ impl Accounts {
     }
 
     fn age(&self) -> Option<Duration> {
-        self.refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|t| t.elapsed())
+        self.miss.age()
+    }
+
+    /// Makes sure the cache was refreshed after `asked`, when something was not found in it: a
+    /// token or an account made a moment ago (at most one refresh a second, shared).
+    async fn refresh_after_miss(&self, store: &Store, asked: Instant) {
+        if let Err(e) = self.miss.after_miss(asked, || self.refresh(store)).await {
+            tracing::warn!(error = %e, "cannot refresh accounts");
+        }
     }
 
     /// Refreshes when older than `max_age`; concurrent callers share one refresh. A failed
@@ -517,6 +527,7 @@ impl Accounts {
 
     /// The account of an API token, if the token is current and its account enabled.
     pub async fn by_token(&self, store: &Store, token: &str) -> Option<Principal> {
+        let asked = Instant::now();
         self.refresh_if_older(store, REFRESH_EVERY).await;
         let sha = crate::tokens::hash(token);
         // A token works while it is not revoked and its account is as it was when the token
@@ -529,7 +540,7 @@ impl Accounts {
         if let Some(p) = found(&self.read()) {
             return Some(p);
         }
-        self.refresh_if_older(store, MISS_REFRESH_MIN).await;
+        self.refresh_after_miss(store, asked).await;
         found(&self.read())
     }
 
@@ -544,17 +555,20 @@ impl Accounts {
         m
     }
 
-    /// The MAC of a session: the login, its expiry and the account's version.
-    fn session_mac(&self, login: &str, expires: u64, version: u64) -> HmacSha256 {
-        self.mac(&[b"session", login.as_bytes(), &expires.to_le_bytes(), &version.to_le_bytes()])
+    /// The MAC of a session: the login, its expiry, its nonce and the account's version.
+    fn session_mac(&self, login: &str, expires: u64, nonce: &[u8; 16], version: u64) -> HmacSha256 {
+        self.mac(&[b"session", login.as_bytes(), &expires.to_le_bytes(), nonce, &version.to_le_bytes()])
     }
 
-    /// A session cookie value for an account, valid until `expires` (seconds since the epoch).
+    /// A new session cookie value for an account, valid until `expires` (seconds since the
+    /// epoch).
     pub fn session_value(&self, user: &UserRow, expires: u64) -> String {
-        let mac = self.session_mac(&user.login, expires, user.version);
+        let nonce: [u8; 16] = rand::rng().random();
+        let mac = self.session_mac(&user.login, expires, &nonce, user.version);
         format!(
-            "{}.{expires}.{}",
+            "{}.{expires}.{}.{}",
             hex::encode(user.login.as_bytes()),
+            hex::encode(nonce),
             hex::encode(mac.finalize().into_bytes())
         )
     }
@@ -608,7 +622,7 @@ impl Accounts {
             return None;
         }
         let user = lookup(&s.login).filter(|u| u.disabled == 0)?;
-        self.session_mac(&s.login, s.expires, user.version).verify_slice(&s.mac).ok()?;
+        self.session_mac(&s.login, s.expires, &s.nonce, user.version).verify_slice(&s.mac).ok()?;
         Some(user)
     }
 
@@ -642,16 +656,22 @@ impl Accounts {
         password: &str,
         addr: std::net::IpAddr,
     ) -> Result<UserRow, LoginError> {
-        self.attempts().begin(login, addr, Instant::now())?;
-        let Ok(_hashing) = self.hashing.try_acquire() else {
-            self.attempts().not_checked(login, addr);
-            return Err(LoginError::Busy);
-        };
-        self.refresh_if_older(store, MISS_REFRESH_MIN).await;
+        let asked = Instant::now();
+        self.attempts().begin(login, addr, asked)?;
+        self.refresh_if_older(store, REFRESH_EVERY).await;
+        if !self.read().users.contains_key(login) {
+            // Perhaps an account made a moment ago (before the permit: a wait here must not
+            // keep others' passwords from being checked).
+            self.refresh_after_miss(store, asked).await;
+        }
         if self.age().is_none() {
             self.attempts().not_checked(login, addr);
             return Err(LoginError::Unavailable);
         }
+        let Ok(_hashing) = self.hashing.try_acquire() else {
+            self.attempts().not_checked(login, addr);
+            return Err(LoginError::Busy);
+        };
         let user = self.read().users.get(login).cloned();
         let known = user.as_ref().map(|u| u.password_hash.clone());
         let pw = password.to_owned();
@@ -675,6 +695,12 @@ impl Accounts {
     /// Whether a principal sees a school.
     pub fn sees(&self, p: &Principal, school: &str) -> bool {
         p.scope.covers(school, self.read().places.get(school))
+    }
+
+    /// A scope with a bare municipality name given its region from the registry
+    /// ([`AccessScope::resolve`]).
+    pub fn resolve(&self, scope: AccessScope) -> AccessScope {
+        scope.resolve(self.read().places.values())
     }
 
     /// The registered schools of a scope, with their places, by id.
@@ -769,7 +795,7 @@ mod tests {
         let ambiguous =
             AccessScope::parse("municipality:Октябрьский район").unwrap().resolve(registry.iter());
         let AccessScope::Unresolved { reason, .. } = &ambiguous else { panic!("{ambiguous:?}") };
-        assert!(reason.contains("66, 74"), "{reason}");
+        assert!(reason.to_string().contains("66, 74"), "{reason}");
         // It covers neither region's schools until written with its region.
         assert!(!ambiguous.covers("x", Some(&registry[0])));
         assert!(!ambiguous.covers("x", Some(&registry[1])));
@@ -779,14 +805,28 @@ mod tests {
     }
 
     #[test]
-    fn session_macs_bind_login_expiry_and_version() {
+    fn session_macs_bind_login_expiry_nonce_and_version() {
         let a = Accounts::new([7; 32]);
-        let v = a.session_value(&user("ivanova", 1), 2_000_000_000);
-        assert_ne!(v, a.session_value(&user("ivanova", 2), 2_000_000_000));
-        assert_ne!(v, a.session_value(&user("ivanova", 1), 2_000_000_001));
-        assert_ne!(v, Accounts::new([8; 32]).session_value(&user("ivanova", 1), 2_000_000_000));
+        let u = user("ivanova", 1);
+        let lookup = |_: &str| Some(u.clone());
+        let v = a.session_value(&u, 2_000_000_000);
+        let again = a.session_value(&u, 2_000_000_000);
+        assert_ne!(v, again, "two sign-ins in one second are two sessions");
+        assert!(
+            a.check_session(&v, 1_000, lookup).is_some() && a.check_session(&again, 1_000, lookup).is_some()
+        );
+        // Another session's nonce under this MAC: refused.
+        let parts: Vec<&str> = v.split('.').collect();
+        let other: Vec<&str> = again.split('.').collect();
+        let swapped = [parts[0], parts[1], other[2], parts[3]].join(".");
+        assert!(a.check_session(&swapped, 1_000, lookup).is_none());
+        // Another key's session: refused.
+        assert!(
+            a.check_session(&Accounts::new([8; 32]).session_value(&u, 2_000_000_000), 1_000, lookup)
+                .is_none()
+        );
         // The CSRF token follows the session.
-        assert_ne!(a.csrf_token(&v), a.csrf_token(&a.session_value(&user("ivanova", 2), 2_000_000_000)));
+        assert_ne!(a.csrf_token(&v), a.csrf_token(&again));
         assert!(Accounts::tokens_match(&a.csrf_token(&v), &a.csrf_token(&v)));
         assert!(!Accounts::tokens_match(&a.csrf_token(&v), ""));
     }

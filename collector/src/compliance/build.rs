@@ -63,24 +63,16 @@ impl Scope {
     /// The scope with the region of a municipality written without one: the one region of
     /// `places` (region code, municipality name) that has it; an error naming the regions when
     /// several do, or when none does.
-    pub fn resolve<'a>(self, places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+    pub fn resolve<'a>(self, places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Self, Unresolved> {
         let Self::Municipality { region: None, name } = self else { return Ok(self) };
         let key = super::csvin::name_key(&name);
         let regions: std::collections::BTreeSet<&str> =
             places.filter(|(_, m)| super::csvin::name_key(m) == key).map(|(r, _)| r).collect();
         match regions.len() {
             1 => Ok(Self::Municipality { region: regions.first().map(|r| (*r).to_owned()), name }),
-            0 => Err(format!(
-                "no municipality {name:?} in the school registry: import the registry first \
-                 (`parta-collector schools import`) or write it with its region, municipality:REGION/NAME"
-            )),
+            0 => Err(Unresolved::Unknown(name)),
             _ => {
-                let list: Vec<&str> = regions.into_iter().collect();
-                Err(format!(
-                    "municipality {name:?} exists in regions {}: write it with its region, e.g. municipality:{}/{name}",
-                    list.join(", "),
-                    list[0]
-                ))
+                Err(Unresolved::Ambiguous { name, regions: regions.into_iter().map(str::to_owned).collect() })
             }
         }
     }
@@ -96,6 +88,29 @@ impl Scope {
             Self::School(id) => id == school_id,
         }
     }
+}
+
+/// Why a municipality written without its region names no place for certain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    /// No school of the registry is in a municipality of that name.
+    #[error(
+        "no municipality {0:?} in the school registry: import the registry first \
+         (`parta-collector schools import`) or write it with its region, municipality:REGION/NAME"
+    )]
+    Unknown(String),
+    /// Several regions have a municipality of that name.
+    #[error(
+        "municipality {name:?} exists in regions {}: write it with its region, e.g. municipality:{}/{name}",
+        regions.join(", "),
+        regions.first().map_or("", String::as_str)
+    )]
+    Ambiguous {
+        /// The name.
+        name: String,
+        /// The regions that have it, sorted.
+        regions: Vec<String>,
+    },
 }
 
 impl fmt::Display for Scope {
@@ -193,7 +208,7 @@ pub async fn build(
         .scope
         .clone()
         .resolve(registry.iter().map(|s| (s.region_code.as_str(), s.municipality.as_str())))
-        .map_err(|e| param("scope", e))?;
+        .map_err(|e| param("scope", e.to_string()))?;
     let schools: Vec<_> = registry
         .iter()
         .filter(|s| scope.covers(&s.school_id, &s.region_code, &s.municipality))
@@ -414,8 +429,11 @@ mod tests {
             qualified.covers("x", "74", "Октябрьский район")
                 && !qualified.covers("x", "02", "Октябрьский район")
         );
-        let err =
-            Scope::parse("municipality:Октябрьский район").unwrap().resolve(places.into_iter()).unwrap_err();
+        let err = Scope::parse("municipality:Октябрьский район")
+            .unwrap()
+            .resolve(places.into_iter())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("regions 02, 74") && err.contains("municipality:02/Октябрьский район"), "{err}");
         let one = Scope::parse("municipality:Копейский городской округ")
             .unwrap()

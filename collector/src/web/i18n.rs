@@ -51,6 +51,11 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Too many failed attempts. Try again in a minute.",
     ),
     (
+        "scope_unresolved",
+        "Муниципалитет в области доступа этой учётной записи указан без региона, а такое название есть в нескольких регионах (или его нет в реестре школ): школы не показываются. Попросите администратора указать регион: municipality:РЕГИОН/НАЗВАНИЕ.",
+        "This account's scope names a municipality without its region, and several regions have that name (or the school registry has none): no school is shown. Ask an administrator to set the region: municipality:REGION/NAME.",
+    ),
+    (
         "busy",
         "Сейчас проверяется слишком много входов. Повторите через несколько секунд.",
         "Too many sign-ins are being checked right now. Try again in a few seconds.",

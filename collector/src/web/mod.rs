@@ -262,7 +262,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: &str) -> Html<String> {
 <div class="who"><span id="who">{login} · {role} · {scope}</span>
 <a id="lang-switch" href="/lang/{other}?next={here}">{other_name}</a>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{csrf}"><button id="sign-out">{signout}</button></form></div></header>
-<main><h1>{title}</h1>
+<main>{notice}<h1>{title}</h1>
 {body}
 </main></body></html>"#,
         lang = l.code(),
@@ -278,6 +278,12 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: &str) -> Html<String> {
         here = urlencode(&ctx.here),
         csrf = esc(&ctx.csrf),
         signout = t(l, "sign_out"),
+        notice = match &ctx.principal.scope {
+            crate::auth::AccessScope::Unresolved { .. } => {
+                format!(r#"<p class="error" id="scope-unresolved">{}</p>"#, t(l, "scope_unresolved"))
+            }
+            _ => String::new(),
+        },
     ))
 }
 
