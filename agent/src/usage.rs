@@ -9,6 +9,15 @@
 //!   use until *T* + `idle_after`, then the host is **idle**. These times come from logind, so
 //!   transitions are exact whatever the poll period; only a session's disappearance is known
 //!   to the poll (it ends at the poll that no longer sees it).
+//! - **Whose use** (teacher, pupil, staff) when several sessions are in use at once (two seats,
+//!   a user switch): the session that made the host in use keeps it while it stays in use,
+//!   whoever else logs in. When it stops being in use — its idle hint's time plus `idle_after`,
+//!   or the poll that found it gone — the host passes at that moment to the session whose
+//!   current use began first (idle in between if that use began later). When several sessions
+//!   start at once, the one whose use began first wins; equal times go by session id. So the
+//!   split between classes follows from logind's times alone, not from when the agent polled
+//!   or cut intervals (`flush`). A pause shorter than the poll period between two looks at a
+//!   session is not seen.
 //! - With logind unavailable the host is powered on with use **unmonitored**.
 //! - A display is **in use** while connected and on (DPMS `On`), **off** while connected and in
 //!   power saving; a disconnected display has no intervals.
@@ -114,9 +123,27 @@ pub struct TrackerState {
     /// How many pending intervals and events that report carries.
     #[serde(default)]
     pub pending_taken: (usize, usize),
+    /// Sessions in use at the last observation (older agents' field: ids only, read and
+    /// dropped).
+    #[serde(default, skip_serializing)]
+    pub in_use_sessions: Vec<String>,
     /// Sessions in use at the last observation.
     #[serde(default)]
-    pub in_use_sessions: Vec<String>,
+    pub in_use: Vec<InUse>,
+    /// The session the host's in-use interval belongs to.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// A session in use, as last observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InUse {
+    /// Session id.
+    pub id: String,
+    /// When its current use began, ms.
+    pub began_ms: i64,
+    /// When it stops being in use without new input (`i64::MAX` while it has input), ms.
+    pub until_ms: i64,
 }
 
 /// The tracker.
@@ -165,6 +192,8 @@ impl Tracker {
             pending_seq: None,
             pending_taken: (0, 0),
             in_use_sessions: Vec::new(),
+            in_use: Vec::new(),
+            owner: None,
         };
         let mut t = Self { config, state: fresh };
         let Some(saved) = saved.filter(|s| s.version == STATE_VERSION) else {
@@ -233,42 +262,84 @@ impl Tracker {
 
     fn observe_host(&mut self, now: i64, sessions: Option<&[SessionView]>) {
         let Some(sessions) = sessions else {
-            self.state.in_use_sessions.clear();
+            self.state.in_use.clear();
+            self.state.owner = None;
             self.transition_host(Open::new(UsageState::Unmonitored, now), now);
             return;
         };
         let idle_after = self.config.idle_after_ms;
-        // (since, session) of sessions in use now; end times of those that stopped being in use.
-        let mut in_use: Vec<(i64, &SessionView)> = Vec::new();
-        let mut ended: Vec<i64> = Vec::new();
+        // Sessions in use now, with when their current use began and until when it lasts
+        // without new input; sessions that stopped being in use, with when.
+        let mut in_use: Vec<(InUse, &SessionView)> = Vec::new();
+        let mut ended: Vec<(String, i64)> = Vec::new();
         for s in sessions {
-            if !s.idle_hint {
-                in_use.push((s.created_ms.max(s.idle_since_ms), s));
+            let before = self.state.in_use.iter().find(|u| u.id == s.id).map(|u| (u.began_ms, u.until_ms));
+            let (hinted_since, until) = if s.idle_hint {
+                (None, s.idle_since_ms.saturating_add(idle_after))
             } else {
-                let until = s.idle_since_ms.saturating_add(idle_after);
-                if now < until {
-                    in_use.push((s.created_ms, s));
-                } else if self.state.in_use_sessions.contains(&s.id) {
-                    ended.push(until);
+                (Some(s.created_ms.max(s.idle_since_ms)), i64::MAX)
+            };
+            if now >= until {
+                if let Some((_, was_until)) = before {
+                    ended.push((s.id.clone(), until.min(was_until)));
                 }
+                continue;
+            }
+            let began = match (before, hinted_since) {
+                // In use since the last look, without a pause longer than `idle_after`.
+                (Some((began, was_until)), Some(active_since)) if active_since <= was_until => began,
+                (Some((began, _)), None) => began,
+                // It had stopped (between two looks) and is in use again since its input.
+                (Some((_, was_until)), Some(active_since)) => {
+                    ended.push((s.id.clone(), was_until));
+                    active_since
+                }
+                (None, Some(active_since)) => active_since,
+                // Seen for the first time in its grace period: in use since it started, as far
+                // as anyone knows.
+                (None, None) => s.created_ms,
+            };
+            in_use.push((InUse { id: s.id.clone(), began_ms: began, until_ms: until }, s));
+        }
+        // A session that was in use and is gone ended at the poll that found it gone.
+        for u in &self.state.in_use {
+            if !sessions.iter().any(|s| s.id == u.id) {
+                ended.push((u.id.clone(), now.min(u.until_ms)));
             }
         }
-        let vanished = self.state.in_use_sessions.iter().any(|id| !sessions.iter().any(|s| &s.id == id));
-        if vanished {
-            ended.push(now);
+        in_use.sort_by(|a, b| a.0.began_ms.cmp(&b.0.began_ms).then_with(|| a.0.id.cmp(&b.0.id)));
+        self.state.in_use = in_use.iter().map(|(u, _)| u.clone()).collect();
+        let owner = self.state.owner.clone().filter(|_| self.state.host.state == UsageState::InUse);
+        let owner_end = owner.as_ref().and_then(|o| ended.iter().find(|(id, _)| id == o)).map(|e| e.1);
+        if owner_end.is_none() && owner.as_ref().is_some_and(|o| in_use.iter().any(|(u, _)| &u.id == o)) {
+            // The session using the host keeps it while it is in use, whoever else logs in.
+            return;
         }
-        in_use.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-        let target = match in_use.first() {
-            Some((since, s)) => Open {
-                state: UsageState::InUse,
-                user_class: s.user_class,
-                user_key: s.user_key,
-                since_ms: *since,
-            },
-            None => Open::new(UsageState::Idle, ended.iter().copied().max().unwrap_or(now)),
-        };
-        self.state.in_use_sessions = in_use.iter().map(|(_, s)| s.id.clone()).collect();
-        self.transition_host(target, now);
+        let mut handover = None;
+        if let Some(end) = owner_end {
+            // Handed over at the moment the owner stopped being in use: to the session whose
+            // current use began first (idle in between if that was later), else idle.
+            self.transition_host(Open::new(UsageState::Idle, end), now);
+            handover = Some(end);
+        }
+        match in_use.first() {
+            Some((u, s)) => {
+                self.state.owner = Some(u.id.clone());
+                let since = handover.map_or(u.began_ms, |end| u.began_ms.max(end));
+                let target = Open {
+                    state: UsageState::InUse,
+                    user_class: s.user_class,
+                    user_key: s.user_key,
+                    since_ms: since,
+                };
+                self.transition_host(target, now);
+            }
+            None => {
+                self.state.owner = None;
+                let since = ended.iter().map(|e| e.1).max().unwrap_or(now);
+                self.transition_host(Open::new(UsageState::Idle, since), now);
+            }
+        }
     }
 
     /// Moves the host to `target` at `target.since_ms` clamped into [current start, now].
@@ -480,6 +551,138 @@ mod tests {
         assert_eq!(m[&UsageState::InUse], 23 * MIN + 10 * MIN);
         assert_eq!(m[&UsageState::Idle], 2 * MIN + 15 * MIN + 10 * MIN);
         assert_eq!(t.state().pending_events.len(), 1);
+    }
+
+    fn class_sess(id: &str, class: UserClass, idle: bool, since: i64, created: i64) -> SessionView {
+        SessionView { user_class: class, ..sess(id, idle, since, created) }
+    }
+
+    /// Runs a script of logind states, each `(from, sessions)` valid until the next `from`,
+    /// polled every `poll` and cut every `flush`, and returns the host's time per class.
+    fn split(
+        script: &[(i64, Vec<SessionView>)],
+        end: i64,
+        poll: i64,
+        flush: i64,
+    ) -> std::collections::BTreeMap<(UsageState, UserClass), i64> {
+        let t0 = script[0].0;
+        let config = UsageConfig { flush_ms: flush, ..cfg() };
+        let (mut t, _) = Tracker::start(config, None, &boot("b", t0 - MIN), |_, _| None, 0, t0);
+        let mut now = t0;
+        while now < end {
+            let sessions = &script.iter().rev().find(|(from, _)| *from <= now).unwrap().1;
+            t.observe(now, Some(sessions), &[]);
+            now += poll;
+        }
+        t.stop(end);
+        let iv = &t.state().pending;
+        assert_contiguous(iv, Subject::Host);
+        let mut m = std::collections::BTreeMap::new();
+        for i in iv.iter().filter(|i| i.subject == Subject::Host && i.start_ms >= t0) {
+            *m.entry((i.state, i.user_class)).or_insert(0) += i.duration_ms();
+        }
+        m
+    }
+
+    #[test]
+    fn overlapping_sessions_hand_over_when_the_owner_stops_whatever_the_poll_and_flush() {
+        use UserClass::{Pupil, Teacher};
+        let t0 = DAY0 + 8 * 60 * MIN;
+        let m = |x: i64| t0 + x * MIN;
+        // A teacher in use from 8:01; a pupil logs in on a second seat at 8:10 and types until
+        // 9:00; the teacher's last input is at 8:30 (in use until 8:35), then types again at
+        // 8:50 (the pupil has the host by then) and logs out at 9:10.
+        let teacher = |idle: bool, since: i64| class_sess("t", Teacher, idle, since, m(0));
+        let pupil = |idle: bool, since: i64| class_sess("p", Pupil, idle, since, m(10));
+        let script = vec![
+            (m(0), vec![]),
+            (m(1), vec![teacher(false, m(1))]),
+            (m(10), vec![teacher(false, m(1)), pupil(false, m(10))]),
+            (m(30), vec![teacher(true, m(30)), pupil(false, m(10))]),
+            (m(50), vec![teacher(false, m(50)), pupil(false, m(10))]),
+            (m(60), vec![teacher(false, m(50)), pupil(true, m(60))]),
+            (m(70), vec![]),
+        ];
+        let expected: std::collections::BTreeMap<(UsageState, UserClass), i64> = [
+            // 8:00–8:01 before the teacher's session, 9:10–9:20 after.
+            ((UsageState::Idle, UserClass::None), MIN + 10 * MIN),
+            // 8:01–8:35; then from 9:05 (the pupil's grace ends) to 9:10.
+            ((UsageState::InUse, Teacher), 34 * MIN + 5 * MIN),
+            // 8:35–9:05.
+            ((UsageState::InUse, Pupil), 30 * MIN),
+        ]
+        .into_iter()
+        .collect();
+        for (poll, flush) in
+            [(MIN / 2, 24 * 60 * MIN), (MIN / 2, MIN), (MIN, 3 * MIN), (MIN, 7 * MIN), (MIN, 10 * MIN)]
+        {
+            assert_eq!(split(&script, m(80), poll, flush), expected, "poll {poll} ms, flush {flush} ms");
+        }
+    }
+
+    #[test]
+    fn a_user_switch_hands_over_at_the_poll_that_finds_the_session_gone() {
+        use UserClass::{Pupil, Teacher};
+        let t0 = DAY0 + 8 * 60 * MIN;
+        let m = |x: i64| t0 + x * MIN;
+        let teacher = class_sess("t", Teacher, false, m(0), m(0));
+        // The pupil's session starts at 8:20 while the teacher's is open (a user switch); the
+        // teacher's session is gone at 8:30.
+        let pupil = class_sess("p", Pupil, false, m(20), m(20));
+        let script =
+            vec![(m(0), vec![teacher.clone()]), (m(20), vec![teacher, pupil.clone()]), (m(30), vec![pupil])];
+        for flush in [MIN, 4 * MIN, 24 * 60 * MIN] {
+            let got = split(&script, m(40), MIN, flush);
+            assert_eq!(got[&(UsageState::InUse, Teacher)], 30 * MIN, "flush {flush}");
+            assert_eq!(got[&(UsageState::InUse, Pupil)], 10 * MIN, "flush {flush}");
+        }
+    }
+
+    #[test]
+    fn sessions_in_their_grace_period_go_by_when_their_use_began() {
+        use UserClass::{Admin as Staff, Pupil, Teacher};
+        let t0 = DAY0 + 8 * 60 * MIN;
+        let m = |x: i64| t0 + x * MIN;
+        // Three sessions; the owner (staff, 8:00) stops at 8:25; of the other two, both idle
+        // but in their grace then, the pupil's use began at 8:05 and the teacher's at 8:10: the
+        // pupil has the host from 8:25 until its grace ends at 8:27, then the teacher until
+        // 8:29.
+        let script = vec![
+            (m(0), vec![class_sess("s", Staff, false, m(0), m(0))]),
+            (
+                m(5),
+                vec![
+                    class_sess("s", Staff, false, m(0), m(0)),
+                    class_sess("p", Pupil, false, m(5), m(5)),
+                    class_sess("t", Teacher, false, m(10), m(9)),
+                ],
+            ),
+            (
+                m(20),
+                vec![
+                    class_sess("s", Staff, true, m(20), m(0)),
+                    class_sess("p", Pupil, true, m(22), m(5)),
+                    class_sess("t", Teacher, true, m(24), m(9)),
+                ],
+            ),
+        ];
+        let got = split(&script, m(40), MIN, 24 * 60 * MIN);
+        assert_eq!(got[&(UsageState::InUse, Staff)], 25 * MIN);
+        assert_eq!(got[&(UsageState::InUse, Pupil)], 2 * MIN);
+        assert_eq!(got[&(UsageState::InUse, Teacher)], 2 * MIN);
+        assert_eq!(got[&(UsageState::Idle, UserClass::None)], 11 * MIN);
+    }
+
+    #[test]
+    fn state_files_of_older_agents_still_load() {
+        let (t, _) = Tracker::start(cfg(), None, &boot("b", DAY0), |_, _| None, 0, DAY0 + MIN);
+        let mut v = serde_json::to_value(t.state()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        assert!(o.remove("in_use").is_some() && o.remove("owner").is_some());
+        o.insert("in_use_sessions".into(), serde_json::json!(["3"]));
+        let back: TrackerState = serde_json::from_value(v).unwrap();
+        assert!(back.in_use.is_empty() && back.owner.is_none());
+        assert_eq!(back.pending, t.state().pending, "what was not spooled yet is kept");
     }
 
     #[test]
