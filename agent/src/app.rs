@@ -131,6 +131,8 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
             "credential_expires": crate::enroll::rfc3339_ms(c.not_after_ms),
         })),
         "interval": humantime::format_duration(c.interval).to_string(),
+        "hostname_mode": c.usage.hostname_mode.as_str(),
+        "user_hash_salt_file": c.usage.user_hash_salt_file,
         "sysfs": c.paths.sysfs,
         "procfs": c.paths.procfs,
         "rootfs": c.paths.rootfs,
@@ -225,14 +227,16 @@ fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
     let mut host = HostSource::new()?;
     let inventory = read_inventory(config);
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
-    let metrics = host.metrics(std::time::Instant::now());
+    // As it would be sent (crate::privacy).
+    let privacy = crate::privacy::Privacy::new(config.usage.hostname_mode, &config.paths, []);
+    let metrics = privacy.metrics(host.metrics(std::time::Instant::now()));
     let report = Report {
         seq: 0,
         agent_time_ms: crate::runner::now_ms(),
         samples: vec![
-            Sample::HostInfo(host.info(&inventory)),
+            Sample::HostInfo(privacy.host_info(host.info(&inventory))),
             Sample::HostMetrics(metrics),
-            Sample::Inventory(Box::new(inventory)),
+            Sample::Inventory(Box::new(privacy.inventory(inventory))),
         ],
     };
     let mut out = std::io::stdout().lock();

@@ -99,10 +99,14 @@ pub struct GlobalArgs {
     /// Comma-separated groups whose members are administration staff [default: administration].
     #[arg(long, env = "PARTA_USER_GROUPS_ADMIN", global = true, value_name = "GROUPS")]
     pub user_groups_admin: Option<String>,
-    /// Secret salt: when set, a salted hash of the user (never the name) is sent so that
-    /// distinct users can be counted.
-    #[arg(long, env = "PARTA_USER_HASH_SALT", global = true, value_name = "SECRET", hide_env_values = true)]
-    pub user_hash_salt: Option<String>,
+    /// File holding the secret salt (mode 0640, owner root, group parta-agent): when set, a
+    /// salted hash of the user (never the name) is sent so that distinct users can be counted.
+    #[arg(long, env = "PARTA_USER_HASH_SALT_FILE", global = true, value_name = "FILE")]
+    pub user_hash_salt_file: Option<PathBuf>,
+    /// How the host name is sent: send (as is), hash (h- and 16 hex digits of SHA-256) or none
+    /// [default: send].
+    #[arg(long, env = "PARTA_HOSTNAME_MODE", global = true, value_name = "MODE")]
+    pub hostname_mode: Option<String>,
     /// Mount point of sysfs [default: /sys].
     #[arg(long, env = "PARTA_SYSFS", global = true, value_name = "DIR")]
     pub sysfs: Option<PathBuf>,

@@ -67,7 +67,10 @@ struct FileConfig {
     user_groups_teacher: Option<String>,
     user_groups_pupil: Option<String>,
     user_groups_admin: Option<String>,
-    user_hash_salt: Option<String>,
+    /// Refused with a message: the salt belongs in `user_hash_salt_file`.
+    user_hash_salt: Option<toml::Value>,
+    user_hash_salt_file: Option<PathBuf>,
+    hostname_mode: Option<String>,
     sysfs: Option<PathBuf>,
     procfs: Option<PathBuf>,
     rootfs: Option<PathBuf>,
@@ -289,8 +292,12 @@ pub struct UsageSettings {
     pub logind_bus: BusAddress,
     /// Group mapping.
     pub groups: GroupMapping,
-    /// Salt for user hashes.
+    /// Salt for user hashes (read from `user_hash_salt_file`).
     pub user_hash_salt: Option<String>,
+    /// Where the salt was read from.
+    pub user_hash_salt_file: Option<PathBuf>,
+    /// How the host name is sent.
+    pub hostname_mode: crate::privacy::HostnameMode,
 }
 
 /// What `run` needs on top of [`AgentConfig`]: a complete uplink.
@@ -471,6 +478,7 @@ impl AgentConfig {
 }
 
 fn resolve_usage(l: &Layers<'_>, a: &GlobalArgs, f: &FileConfig) -> Result<UsageSettings, ConfigError> {
+    let salt = resolve_salt(l, a, f)?;
     let dur = |id: &str,
                cli: &Option<String>,
                file: &Option<String>,
@@ -546,11 +554,86 @@ fn resolve_usage(l: &Layers<'_>, a: &GlobalArgs, f: &FileConfig) -> Result<Usage
                 DEFAULT_ADMIN_GROUPS,
             )?,
         },
-        user_hash_salt: l
-            .pick("user_hash_salt", a.user_hash_salt.clone(), "user_hash_salt", f.user_hash_salt.clone())
+        user_hash_salt: salt.as_ref().map(|s| s.0.clone()),
+        user_hash_salt_file: salt.map(|s| s.1),
+        hostname_mode: l
+            .parse("hostname_mode", a.hostname_mode.clone(), "hostname_mode", f.hostname_mode.clone(), |s| {
+                s.parse::<crate::privacy::HostnameMode>()
+            })?
             .map(|v| v.0)
-            .filter(|s| !s.is_empty()),
+            .unwrap_or_default(),
     })
+}
+
+/// The salt for user hashes from its file, which only root and the agent's group may read: with
+/// the salt, a `user_key` identifies a person (152-ФЗ), so it never sits in the world-readable
+/// configuration file or in the environment (`systemctl show` prints a unit's).
+fn resolve_salt(
+    l: &Layers<'_>,
+    a: &GlobalArgs,
+    f: &FileConfig,
+) -> Result<Option<(String, PathBuf)>, ConfigError> {
+    if f.user_hash_salt.is_some() {
+        return Err(ConfigError::Invalid {
+            origin: l
+                .pick("user_hash_salt", None::<()>, "user_hash_salt", Some(()))
+                .map_or(Origin::Default, |v| v.1),
+            value: "<redacted>".into(),
+            reason: "the salt must not be in the configuration file (anyone can read it, and with the salt \
+                     a user_key identifies a person): put it in a file only root and the agent's group can \
+                     read — `install -m 0640 -o root -g parta-agent /dev/stdin /etc/parta/user-hash-salt` — \
+                     and set user_hash_salt_file = \"/etc/parta/user-hash-salt\""
+                .into(),
+        });
+    }
+    let Some((path, origin)) = l.pick(
+        "user_hash_salt_file",
+        a.user_hash_salt_file.clone(),
+        "user_hash_salt_file",
+        f.user_hash_salt_file.clone(),
+    ) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        origin: origin.clone(),
+        value: path.display().to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| invalid(format!("cannot read the salt file: {e}")))?;
+    check_secret_file(&meta).map_err(invalid)?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| invalid(format!("cannot read the salt file: {e}")))?;
+    let salt = text.trim();
+    if salt.chars().count() < 16 {
+        return Err(invalid("the salt must be at least 16 characters (e.g. `openssl rand -hex 32`)".into()));
+    }
+    Ok(Some((salt.to_owned(), path)))
+}
+
+/// A secret file is readable by its owner and group only, writable by its owner only, and owned
+/// by root or by the user the agent runs as.
+pub fn check_secret_file(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    // The owner of /proc/self is the process's effective user (no unsafe getuid needed).
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    check_secret_mode(meta.mode(), meta.uid(), me)
+}
+
+/// [`check_secret_file`] on a file's mode and owner, given the agent's user id.
+pub fn check_secret_mode(mode: u32, owner: u32, me: Option<u32>) -> Result<(), String> {
+    if mode & 0o027 != 0 {
+        return Err(format!(
+            "the salt file has mode {:04o}: only its owner may write it and only its group read it \
+             (chmod 0640, group parta-agent)",
+            mode & 0o7777
+        ));
+    }
+    if owner != 0 && Some(owner) != me {
+        return Err(format!(
+            "the salt file belongs to uid {owner}: it must belong to root (chown root:parta-agent)"
+        ));
+    }
+    Ok(())
 }
 
 /// A room: at most 64 printable characters (trimmed).
@@ -625,6 +708,50 @@ mod tests {
         let path = PathBuf::from("/etc/parta/agent.toml");
         let file = settings::parse_file(&path, toml)?;
         AgentConfig::resolve_with(&cli.global, &m, Some(&path), file)
+    }
+
+    #[test]
+    fn the_salt_lives_in_a_file_only_root_and_the_agents_group_read() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let err = resolve(&["parta-agent", "run"], "user_hash_salt = \"a-secret-salt-of-ours\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("user_hash_salt") && err.contains("user_hash_salt_file"), "{err}");
+        assert!(!err.contains("a-secret-salt-of-ours"), "the secret is not echoed: {err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("user-hash-salt");
+        std::fs::write(&file, "3f9c0e1a7b2d4c6e8f0a1b2c3d4e5f60\n").unwrap();
+        let toml = format!("user_hash_salt_file = \"{}\"", file.display());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = resolve(&["parta-agent", "run"], &toml).unwrap_err().to_string();
+        assert!(err.contains("0644") && err.contains("user_hash_salt_file"), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let c = resolve(&["parta-agent", "run"], &toml).unwrap();
+        assert_eq!(c.usage.user_hash_salt.as_deref(), Some("3f9c0e1a7b2d4c6e8f0a1b2c3d4e5f60"));
+        std::fs::write(&file, "short\n").unwrap();
+        assert!(resolve(&["parta-agent", "run"], &toml).unwrap_err().to_string().contains("at least 16"));
+
+        assert!(check_secret_mode(0o100_640, 0, Some(999)).is_ok());
+        assert!(check_secret_mode(0o100_600, 999, Some(999)).is_ok(), "the agent's own file");
+        assert!(check_secret_mode(0o100_660, 0, Some(999)).is_err(), "group-writable");
+        assert!(check_secret_mode(0o100_604, 0, Some(999)).is_err(), "world-readable");
+        assert!(check_secret_mode(0o100_640, 1234, Some(999)).unwrap_err().contains("uid 1234"));
+    }
+
+    #[test]
+    fn the_host_name_mode_is_send_hash_or_none() {
+        use crate::privacy::HostnameMode;
+        assert_eq!(resolve(&["parta-agent", "run"], "").unwrap().usage.hostname_mode, HostnameMode::Send);
+        assert_eq!(
+            resolve(&["parta-agent", "run"], "hostname_mode = \"hash\"").unwrap().usage.hostname_mode,
+            HostnameMode::Hash
+        );
+        let c =
+            resolve(&["parta-agent", "run", "--hostname-mode", "none"], "hostname_mode = \"hash\"").unwrap();
+        assert_eq!(c.usage.hostname_mode, HostnameMode::None, "the flag wins over the file");
+        let err = resolve(&["parta-agent", "run"], "hostname_mode = \"md5\"").unwrap_err().to_string();
+        assert!(err.contains("hostname_mode") && err.contains("send, hash or none"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //!   file, or the CA a join string pins; the device's certificate).
 //! - [`enroll`]: `parta-agent enroll JOIN` and the first session's enrollment with a token;
 //!   [`credential`]: the device's key, certificate and the collector's CA in the state directory.
+//! - [`privacy`]: what may leave the device — the machine's own filesystems only (no mount
+//!   point naming a person), the host name sent, hashed or left out.
 //! - [`status`]: the snapshot the running agent writes and `parta-agent status` reads.
 //! - [`identity`]: the device id kept in the state directory (offered at enrollment); [`paths`]: where host files are
 //!   read from (`--sysfs`, `--procfs`, `--rootfs`).
@@ -37,6 +39,7 @@ pub mod identity;
 pub mod observer;
 pub mod outbox;
 pub mod paths;
+pub mod privacy;
 pub mod runner;
 pub mod snmp;
 pub mod sources;

@@ -26,6 +26,8 @@ pub struct Observer {
     logind: Logind,
     users: Users,
     inventory: InventorySource,
+    hostname: crate::privacy::HostnameMode,
+    paths: crate::paths::HostPaths,
 }
 
 /// One observation.
@@ -48,7 +50,15 @@ impl Observer {
                 config.usage.user_hash_salt.clone(),
             ),
             inventory: InventorySource::new(config.paths.clone(), inventory_options(config, device_id)),
+            hostname: config.usage.hostname_mode,
+            paths: config.paths.clone(),
         }
+    }
+
+    /// The privacy rules as of now: the configured host name mode, the local accounts and the
+    /// accounts seen in sessions.
+    pub fn privacy(&self) -> crate::privacy::Privacy {
+        crate::privacy::Privacy::new(self.hostname, &self.paths, self.users.seen())
     }
 
     /// Reads sessions, displays and the inventory.

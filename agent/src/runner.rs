@@ -346,9 +346,12 @@ fn take_samples(
     last_info: &mut Option<HostInfo>,
     last_inventory: &mut Option<Inventory>,
 ) -> Vec<Sample> {
-    let metrics = host.metrics(std::time::Instant::now());
+    // What leaves the device: crate::privacy.
+    let privacy = observer.privacy();
+    let metrics = privacy.metrics(host.metrics(std::time::Instant::now()));
     let inventory = observer.inventory();
-    let info = host.info(&inventory);
+    let info = privacy.host_info(host.info(&inventory));
+    let inventory = privacy.inventory(inventory);
     let mut samples = Vec::with_capacity(3);
     if let Some(info) = changed(last_info, info) {
         samples.push(Sample::HostInfo(info));

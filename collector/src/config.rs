@@ -17,6 +17,7 @@
 //! device_cert_validity = "365d"             # device certificates; renewed with a third left
 //! web_timezone = "Asia/Yekaterinburg"  # weekday × hour heatmaps; default: the system's zone
 //! web_cookie_secure = "on"              # "off" only for plain HTTP on a trusted network
+//! web_trusted_proxies = "127.0.0.1"     # reverse proxies whose X-Forwarded-For names the client
 //! ```
 
 use std::net::SocketAddr;

@@ -345,6 +345,9 @@ pub struct AgentSpec {
     pub extra: Vec<(String, String)>,
     /// Run inside this network namespace.
     pub netns: Option<String>,
+    /// Run through this command (e.g. `unshare …`), which ends by executing its argument list
+    /// (the agent's path and arguments follow it).
+    pub wrapper: Vec<String>,
     /// Use this state directory instead of a fresh temporary one.
     pub state_dir: Option<PathBuf>,
     /// Write the report log the tests read (`false` for benchmarks: it is not part of a
@@ -363,6 +366,7 @@ impl AgentSpec {
             interval: "1s".to_owned(),
             extra: Vec::new(),
             netns: None,
+            wrapper: Vec::new(),
             state_dir: None,
             report_log: true,
         }
@@ -429,6 +433,11 @@ impl Agent {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(binary("parta-agent"));
+                c
+            }
+            None if !self.spec.wrapper.is_empty() => {
+                let mut c = Command::new(&self.spec.wrapper[0]);
+                c.args(&self.spec.wrapper[1..]).arg(binary("parta-agent"));
                 c
             }
             None => Command::new(binary("parta-agent")),

@@ -244,6 +244,32 @@ fn tokens_sessions_status_and_scopes() {
     });
     let fresh = c.api_token("ops-asha");
     assert_eq!(get_with_token(&c, &fresh, "/api/v1/schools/74-0600/utilization").0, 200, "a new token works");
+    // A token cannot mint tokens through the UI's form (it has no session, hence no CSRF value).
+    let tokens_of_asha = || {
+        ch.query_u64(&format!(
+            "SELECT uniqExact(token_id) FROM {db}_auth.api_tokens WHERE login = 'ops-asha'"
+        ))
+    };
+    let before = tokens_of_asha();
+    let mut minting = Session::new(&c);
+    minting.headers.push(("Authorization".into(), format!("Bearer {fresh}")));
+    for csrf in ["", "0000000000000000"] {
+        let (status, _) = minting.post("/tokens", &[("csrf", csrf), ("comment", "minted by a token")]);
+        assert!(status == 303 || status == 403, "{status}");
+    }
+    assert_eq!(tokens_of_asha(), before, "no token minted");
+    // Disabled, then added again: the old token stays dead.
+    run(&c, &["user", "disable", "ops-asha"]);
+    wait_for(Duration::from_secs(30), "the token to end with the account", || {
+        (get_with_token(&c, &fresh, "/api/v1/schools/74-0600/utilization").0 == 401).then_some(())
+    });
+    c.add_user("ops-asha", "ops", "municipality:74/Ашинский муниципальный район", PASSWORD);
+    assert_eq!(Session::new(&c).sign_in("ops-asha", PASSWORD), 303, "the account is back");
+    assert_eq!(
+        get_with_token(&c, &fresh, "/api/v1/schools/74-0600/utilization").0,
+        401,
+        "its old token is not"
+    );
 
     // --- Signing out ends the session on the server. ---
     let mut admin = Session::new(&c);
@@ -276,7 +302,12 @@ fn tokens_sessions_status_and_scopes() {
     for format in ["csv", "json", "xlsx"] {
         assert_eq!(admin.get(&format!("/api/v1/compliance?scope=region:74&format={format}")).0, 200);
     }
-    assert_eq!(get_with_token(&c, &fresh, "/api/v1/compliance?scope=region:74&format=csv").0, 403);
+    let asha = c.api_token("ops-asha");
+    assert_eq!(
+        get_with_token(&c, &asha, "/api/v1/compliance?scope=region:74&format=csv").0,
+        403,
+        "outside its scope"
+    );
     assert_eq!(statuses(), 0, "viewing and exporting change nothing");
     let csrf = hidden(&page, "csrf");
     assert_eq!(admin.post("/compliance/status", &[("csrf", "forged"), ("scope", "region:74")]).0, 403);

@@ -261,6 +261,7 @@ fn agent_configuration_errors_name_the_setting_and_exit_78() {
         interval: "1s".into(),
         extra: vec![],
         netns: None,
+        wrapper: vec![],
         state_dir: None,
         report_log: true,
     };

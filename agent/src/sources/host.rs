@@ -10,10 +10,25 @@ use sysinfo::{Disks, MemoryRefreshKind, Networks, System};
 
 use super::rates::RateTracker;
 
-/// Filesystem types that are not local storage worth reporting (sysinfo already skips tmpfs,
-/// proc, sysfs and the like).
-const SKIPPED_FS: &[&str] =
-    &["squashfs", "iso9660", "udf", "nsfs", "autofs", "fuse.portal", "fuse.gvfsd-fuse"];
+/// Filesystem types that are not the machine's own storage (sysinfo already skips tmpfs, proc,
+/// sysfs and the like): images, optical media, network shares, FUSE mounts of user sessions.
+const SKIPPED_FS: &[&str] = &[
+    "squashfs",
+    "iso9660",
+    "udf",
+    "nsfs",
+    "autofs",
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "davfs",
+    "ecryptfs",
+];
 
 /// Samples the host.
 #[derive(Debug)]
@@ -70,7 +85,12 @@ impl HostSource {
         let mut filesystems: BTreeMap<String, FsUsage> = BTreeMap::new();
         for d in self.disks.iter() {
             let fs_type = d.file_system().to_string_lossy().into_owned();
-            if SKIPPED_FS.contains(&fs_type.as_str()) || d.total_space() == 0 {
+            // Removable media (USB sticks, card readers) are not the machine's own.
+            if SKIPPED_FS.contains(&fs_type.as_str())
+                || fs_type.starts_with("fuse")
+                || d.is_removable()
+                || d.total_space() == 0
+            {
                 continue;
             }
             let mount = d.mount_point().to_string_lossy().into_owned();

@@ -74,6 +74,14 @@ impl Users {
     }
 }
 
+impl Users {
+    /// Names of the accounts seen in sessions (kept in memory only, to keep them out of mount
+    /// points reported: [`crate::privacy`]).
+    pub fn seen(&self) -> impl Iterator<Item = &str> {
+        self.cache.keys().map(String::as_str)
+    }
+}
+
 /// The salted hash of a user name: the first 8 bytes of SHA-256(salt, 0, name).
 pub fn user_key(salt: &str, user: &str) -> u64 {
     let mut h = Sha256::new();

@@ -659,27 +659,58 @@ impl Accounts {
         let asked = Instant::now();
         self.attempts().begin(login, addr, asked)?;
         self.refresh_if_older(store, REFRESH_EVERY).await;
-        if !self.read().users.contains_key(login) {
-            // Perhaps an account made a moment ago (before the permit: a wait here must not
-            // keep others' passwords from being checked).
+        if self.read().users.get(login).is_none_or(|u| u.disabled != 0) {
+            // Perhaps an account made or enabled a moment ago (before the permit: a wait here
+            // must not keep others' passwords from being checked).
             self.refresh_after_miss(store, asked).await;
         }
         if self.age().is_none() {
             self.attempts().not_checked(login, addr);
             return Err(LoginError::Unavailable);
         }
+        let user = self.read().users.get(login).cloned();
+        if self.check_password(login, addr, user.as_ref(), password).await? {
+            return self.signed_in(login, addr, user);
+        }
+        // Perhaps a password changed a moment ago: check once more if the account changed.
+        let Some(old) = user else { return Err(LoginError::Invalid) };
+        self.refresh_after_miss(store, asked).await;
+        let now = self.read().users.get(login).cloned().filter(|u| u.version != old.version);
+        if now.is_some() && self.check_password(login, addr, now.as_ref(), password).await? {
+            return self.signed_in(login, addr, now);
+        }
+        Err(LoginError::Invalid)
+    }
+
+    /// Whether `password` is the account's (a dummy hash is checked for an unknown one, so that
+    /// timing does not tell); [`LoginError::Busy`] when too many checks are running (the
+    /// attempt then does not count).
+    async fn check_password(
+        &self,
+        login: &str,
+        addr: std::net::IpAddr,
+        user: Option<&UserRow>,
+        password: &str,
+    ) -> Result<bool, LoginError> {
         let Ok(_hashing) = self.hashing.try_acquire() else {
             self.attempts().not_checked(login, addr);
             return Err(LoginError::Busy);
         };
-        let user = self.read().users.get(login).cloned();
-        let known = user.as_ref().map(|u| u.password_hash.clone());
+        let known = user.map(|u| u.password_hash.clone());
         let pw = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &known.unwrap_or_else(dummy_hash)))
+        Ok(tokio::task::spawn_blocking(move || verify_password(&pw, &known.unwrap_or_else(dummy_hash)))
             .await
-            .unwrap_or(false);
+            .unwrap_or(false))
+    }
+
+    fn signed_in(
+        &self,
+        login: &str,
+        addr: std::net::IpAddr,
+        user: Option<UserRow>,
+    ) -> Result<UserRow, LoginError> {
         match user {
-            Some(u) if ok && u.disabled == 0 => {
+            Some(u) if u.disabled == 0 => {
                 self.attempts().succeeded(login, addr);
                 Ok(u)
             }
