@@ -65,7 +65,7 @@ pub struct Metrics {
     pub ingest_queue_bytes: Gauge,
     /// Usage intervals, SNMP polls and connectivity runs left out for a local day far from the
     /// day they arrived.
-    pub far_days_dropped: Counter,
+    pub far_dated_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -100,7 +100,7 @@ impl Metrics {
             enrollments: Counter::default(),
             renewals: Counter::default(),
             ingest_queue_bytes: Gauge::default(),
-            far_days_dropped: Counter::default(),
+            far_dated_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("reports_accepted", "Reports stored and acknowledged", m.reports_accepted.clone());
@@ -173,9 +173,9 @@ impl Metrics {
             m.ingest_queue_bytes.clone(),
         );
         registry.register(
-            "far_days_dropped",
+            "far_dated_dropped",
             "Usage intervals, SNMP polls and connectivity runs left out for a local day far from the day they arrived",
-            m.far_days_dropped.clone(),
+            m.far_dated_dropped.clone(),
         );
         Self { registry, ..m }
     }

@@ -156,6 +156,28 @@ pub struct InterfaceReading {
     pub rate: RateNote,
 }
 
+impl InterfaceReading {
+    /// An interface known by its index only: no names, zero counters, no rate yet.
+    pub fn new(index: u32) -> Self {
+        Self {
+            index,
+            name: String::new(),
+            alias: String::new(),
+            descr: String::new(),
+            if_type: 0,
+            admin_status: 0,
+            oper_status: 0,
+            speed_mbps: 0,
+            counter_bits: 0,
+            in_octets: 0,
+            out_octets: 0,
+            in_bps: None,
+            out_bps: None,
+            rate: RateNote::First,
+        }
+    }
+}
+
 /// Whether an interface reading carries rates, and why not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -13,7 +13,7 @@ use parta_protocol::espd::{CheckKind, CheckResult, ConnectivityRun};
 use parta_protocol::heap::HeapSize;
 use parta_protocol::inventory::{Inventory, NicInfo};
 use parta_protocol::sample::{FsUsage, HostMetrics, IfTraffic, LossReason, SpoolLoss};
-use parta_protocol::snmp::{InterfaceReading, RateNote, SnmpPoll};
+use parta_protocol::snmp::{InterfaceReading, SnmpPoll};
 use parta_protocol::usage::{Subject, UsageInterval, UsageState, UserClass};
 use parta_protocol::validate::{
     MAX_CHECK_ADDRESSES, MAX_CHECKS, MAX_FILESYSTEMS, MAX_INTERFACES, MAX_INTERVALS, MAX_SAMPLES,
@@ -92,25 +92,7 @@ fn decoding_allocates_what_the_estimate_says_and_a_bounded_multiple_of_the_frame
         (
             "SNMP interfaces",
             fill(Sample::Snmp(Box::new(SnmpPoll {
-                interfaces: vec![
-                    InterfaceReading {
-                        index: 0,
-                        name: String::new(),
-                        alias: String::new(),
-                        descr: String::new(),
-                        if_type: 0,
-                        admin_status: 0,
-                        oper_status: 0,
-                        speed_mbps: 0,
-                        counter_bits: 0,
-                        in_octets: 0,
-                        out_octets: 0,
-                        in_bps: None,
-                        out_bps: None,
-                        rate: RateNote::First,
-                    };
-                    MAX_SNMP_INTERFACES
-                ],
+                interfaces: vec![InterfaceReading::new(0); MAX_SNMP_INTERFACES],
                 ..parta_protocol::examples::switch_poll()
             }))),
         ),

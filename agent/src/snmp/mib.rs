@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use parta_protocol::snmp::{InterfaceReading, PrinterReading, RateNote};
+use parta_protocol::snmp::{InterfaceReading, PrinterReading};
 
 use super::client::{Arcs, Reply, Val};
 
@@ -165,22 +165,7 @@ pub fn parse_interfaces(columns: &[Vec<(Arcs, Val)>]) -> Vec<RawInterface> {
             let Some(index) = single_index(suffix) else { continue };
             // Every ifTable/ifXTable row makes an interface exist.
             let (raw, p) = by_index.entry(index).or_insert_with(|| {
-                let reading = InterfaceReading {
-                    index,
-                    name: String::new(),
-                    alias: String::new(),
-                    descr: String::new(),
-                    if_type: 0,
-                    admin_status: 0,
-                    oper_status: 0,
-                    speed_mbps: 0,
-                    counter_bits: 0,
-                    in_octets: 0,
-                    out_octets: 0,
-                    in_bps: None,
-                    out_bps: None,
-                    rate: RateNote::First,
-                };
+                let reading = InterfaceReading::new(index);
                 (RawInterface { reading, discontinuity: None }, Pending::default())
             });
             let e = &mut raw.reading;

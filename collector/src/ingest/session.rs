@@ -446,7 +446,7 @@ impl Session<'_> {
         super::bind::bind_ids(&mut report, &school);
         let dropped = super::bind::drop_far_days(&mut report, received_ms);
         if dropped > 0 {
-            self.ctx.metrics.far_days_dropped.inc_by(dropped as u64);
+            self.ctx.metrics.far_dated_dropped.inc_by(dropped as u64);
             tracing::warn!(%device, seq, dropped, agent_time_ms = report.agent_time_ms,
                 "left out intervals, polls or runs dated far from today (is the device's clock wrong?)");
         }
