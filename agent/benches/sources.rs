@@ -72,6 +72,7 @@ fn fixture(root: &Path) {
             year: 2022,
             width_mm: 1650,
             height_mm: 928,
+            ..Default::default()
         });
         let d = format!("sys/class/drm/card0-{conn}");
         write(root, &format!("{d}/edid"), e);
@@ -91,6 +92,7 @@ fn bench(c: &mut Criterion) {
         kind: DeviceKind::Computer,
         room: "214".into(),
         equipment_class: None,
+        panels: std::sync::Arc::new(parta_agent::sources::display::PanelMakers::built_in()),
     };
     let mut host = HostSource::new().unwrap();
     let mut inventory = InventorySource::new(paths.clone(), options);

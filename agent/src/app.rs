@@ -147,6 +147,7 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
         })).collect::<Vec<_>>(),
         "snmp_concurrency": c.snmp.concurrency,
         "snmp_profiles_dir": c.snmp.profiles_dir,
+        "display_profiles_dir": c.usage.display_profiles_dir,
         "espd": {
             "enabled": c.espd.enabled,
             "every": humantime::format_duration(c.espd.every).to_string(),
@@ -254,13 +255,18 @@ fn sample(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
 /// an EDID serial derive from the device id; before the first `run` there is none yet, and the
 /// nil id stands in.
 fn read_inventory(config: &AgentConfig) -> parta_protocol::inventory::Inventory {
-    let device_id =
-        crate::identity::load(&config.state_dir).unwrap_or(parta_protocol::DeviceId(uuid::Uuid::nil()));
-    let options = crate::observer::inventory_options(config, device_id);
+    let options = inventory_options_now(config);
     crate::sources::inventory::InventorySource::new(config.paths.clone(), options).read()
 }
 
-/// `parta-agent inventory`: the inventory as it would be sent.
+fn inventory_options_now(config: &AgentConfig) -> crate::sources::inventory::InventoryOptions {
+    let device_id =
+        crate::identity::load(&config.state_dir).unwrap_or(parta_protocol::DeviceId(uuid::Uuid::nil()));
+    crate::observer::inventory_options(config, device_id)
+}
+
+/// `parta-agent inventory`: the inventory as it would be sent; in text, with how each
+/// display's id, size and class were decided.
 fn inventory(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
     let inv = read_inventory(config);
     let mut out = std::io::stdout().lock();
@@ -269,7 +275,25 @@ fn inventory(config: &AgentConfig, format: OutputFormat) -> anyhow::Result<()> {
             serde_json::to_writer_pretty(&mut out, &inv)?;
             writeln!(out)?;
         }
-        OutputFormat::Text => write_inventory_text(&mut out, &inv)?,
+        OutputFormat::Text => {
+            write_inventory_text(&mut out, &inv)?;
+            let options = inventory_options_now(config);
+            let connectors = crate::sources::drm::read(&config.paths);
+            let explained =
+                crate::sources::inventory::explained_displays(&options, &connectors, &mut Vec::new());
+            for (d, reasons) in explained {
+                writeln!(
+                    out,
+                    "\ndisplay {} ({} {}):",
+                    d.connector,
+                    d.manufacturer,
+                    d.name.as_deref().unwrap_or("-")
+                )?;
+                for r in reasons {
+                    writeln!(out, "  {r}")?;
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -281,15 +305,15 @@ fn write_inventory_text(
     const GB: u64 = 1_000_000_000;
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let class = inv.equipment_class.map_or("-", |c| c.as_str());
-    let source = match inv.class_source {
-        Some(parta_protocol::inventory::ClassSource::Configured) => "configured",
-        Some(parta_protocol::inventory::ClassSource::Detected) => "detected",
-        None => "-",
-    };
+    let source = inv.class_source.map_or("-", parta_protocol::inventory::ClassSource::as_str);
     writeln!(out, "host:      {}", inv.hostname)?;
     writeln!(out, "room:      {}", if inv.room.is_empty() { "-" } else { &inv.room })?;
     writeln!(out, "class:     {class} ({source})")?;
     writeln!(out, "os:        {} {} {}", inv.os.name, inv.os.version, inv.os.edition)?;
+    if !inv.os.release_fields.is_empty() {
+        let raw: Vec<String> = inv.os.release_fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        writeln!(out, "os-release: {}", raw.join(" "))?;
+    }
     writeln!(out, "kernel:    {}", inv.kernel)?;
     let d = &inv.dmi;
     writeln!(
@@ -319,13 +343,15 @@ fn write_inventory_text(
     for disp in &inv.displays {
         writeln!(
             out,
-            "display:   {} {} {} serial {} {:.1}\" {} ({})",
+            "display:   {} {} {} serial {} {:.1}\" ({}) {} ({}) {}",
             disp.connector,
             disp.manufacturer,
             opt(&disp.name),
             opt(&disp.serial),
             f64::from(disp.diagonal_decimal_in) / 10.0,
+            disp.size_source.as_str(),
             disp.equipment_class,
+            disp.class_source.as_str(),
             disp.device_id
         )?;
     }

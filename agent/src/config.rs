@@ -71,6 +71,7 @@ struct FileConfig {
     user_hash_salt: Option<toml::Value>,
     user_hash_salt_file: Option<PathBuf>,
     hostname_mode: Option<String>,
+    display_profiles_dir: Option<PathBuf>,
     sysfs: Option<PathBuf>,
     procfs: Option<PathBuf>,
     rootfs: Option<PathBuf>,
@@ -298,6 +299,10 @@ pub struct UsageSettings {
     pub user_hash_salt_file: Option<PathBuf>,
     /// How the host name is sent.
     pub hostname_mode: crate::privacy::HostnameMode,
+    /// A region's own lists of interactive-panel makers and models.
+    pub display_profiles_dir: PathBuf,
+    /// Makers and models of interactive panels: built-in plus `display_profiles_dir`.
+    pub panels: std::sync::Arc<crate::sources::display::PanelMakers>,
 }
 
 /// What `run` needs on top of [`AgentConfig`]: a complete uplink.
@@ -494,7 +499,17 @@ fn resolve_usage(l: &Layers<'_>, a: &GlobalArgs, f: &FileConfig) -> Result<Usage
     };
     let room =
         l.parse("room", a.room.clone(), "room", f.room.clone(), check_room)?.map(|v| v.0).unwrap_or_default();
+    let (display_profiles_dir, dir_origin) = l
+        .pick("display_profiles_dir", None::<PathBuf>, "display_profiles_dir", f.display_profiles_dir.clone())
+        .unwrap_or_else(|| {
+            (PathBuf::from(crate::sources::display::DEFAULT_DISPLAY_PROFILES_DIR), Origin::Default)
+        });
+    let panels = crate::sources::display::PanelMakers::load(Some(&display_profiles_dir)).map_err(|e| {
+        ConfigError::Invalid { origin: dir_origin, value: e.file.clone(), reason: e.reason.clone() }
+    })?;
     Ok(UsageSettings {
+        display_profiles_dir,
+        panels: std::sync::Arc::new(panels),
         room,
         equipment_class: l
             .parse(

@@ -99,6 +99,7 @@ pub fn inventory_options(config: &AgentConfig, device_id: DeviceId) -> Inventory
         kind: config.kind,
         room: config.usage.room.clone(),
         equipment_class: config.usage.equipment_class,
+        panels: config.usage.panels.clone(),
     }
 }
 

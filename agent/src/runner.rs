@@ -132,13 +132,22 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                     snmp_on = false;
                     continue;
                 };
-                // Polls that finished together travel together.
-                let mut samples = vec![Sample::Snmp(Box::new(poll))];
-                while samples.len() < parta_protocol::validate::MAX_SNMP_POLLS {
-                    match snmp_rx.try_recv() {
-                        Ok(p) => samples.push(Sample::Snmp(Box::new(p))),
-                        Err(_) => break,
+                // Polls that finished together travel together, as many as fit a report.
+                let first = Sample::Snmp(Box::new(poll));
+                let mut bytes = parta_protocol::codec::sample_len(&first);
+                let mut samples = vec![first];
+                while let Ok(p) = snmp_rx.try_recv() {
+                    let s = Sample::Snmp(Box::new(p));
+                    let n = parta_protocol::codec::sample_len(&s);
+                    if samples.len() >= parta_protocol::validate::MAX_SNMP_POLLS
+                        || bytes + n > parta_protocol::validate::SNMP_REPORT_BYTES
+                    {
+                        let full = std::mem::take(&mut samples);
+                        spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), full, &mut report_log);
+                        bytes = 0;
                     }
+                    bytes += n;
+                    samples.push(s);
                 }
                 spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
                 wake.notify_one();

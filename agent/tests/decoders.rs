@@ -55,13 +55,19 @@ proptest! {
     }
 
     #[test]
-    fn edid_with_fixed_header_and_checksum_never_panics(mut body in proptest::collection::vec(any::<u8>(), 128)) {
+    fn edid_with_fixed_header_and_checksums_never_panics(mut body in proptest::collection::vec(any::<u8>(), 128..=512)) {
         body[..8].copy_from_slice(&[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]);
-        let sum = body[..127].iter().fold(0u8, |a, x| a.wrapping_add(*x));
-        body[127] = 0u8.wrapping_sub(sum);
+        // Valid checksums on every whole block, so that the extensions (CTA, DisplayID) are read.
+        for block in body.chunks_mut(128).filter(|b| b.len() == 128) {
+            let sum = block[..127].iter().fold(0u8, |a, x| a.wrapping_add(*x));
+            block[127] = 0u8.wrapping_sub(sum);
+        }
         let e = edid::parse(&body).unwrap();
         prop_assert!(e.manufacturer.len() == 3);
-        let _ = e.diagonal_decimal_in();
+        let d = parta_agent::sources::display::decide_size(&e);
+        let _ = d.diagonal_decimal_in();
+        let panels = parta_agent::sources::display::PanelMakers::built_in();
+        let _ = parta_agent::sources::display::decide_class(&d, &e.manufacturer, e.name.as_deref(), &panels);
     }
 
     #[test]
@@ -74,11 +80,11 @@ proptest! {
         w in 1u16..4000,
         h in 1u16..4000,
     ) {
-        let bytes = edid::encode(&Spec { manufacturer: &mfr, product_code: product, serial_number: serial, serial_text: None, name: name.as_deref(), year, width_mm: w, height_mm: h });
+        let bytes = edid::encode(&Spec { manufacturer: &mfr, product_code: product, serial_number: serial, serial_text: None, name: name.as_deref(), year, width_mm: w, height_mm: h, ..Spec::default() });
         let e = edid::parse(&bytes).unwrap();
         prop_assert_eq!(e.manufacturer, mfr);
         prop_assert_eq!((e.product_code, e.serial_number, e.year), (product, serial, year));
-        prop_assert_eq!((e.width_mm, e.height_mm), (u32::from(w), u32::from(h)));
+        prop_assert_eq!((e.stated[0].width_mm, e.stated[0].height_mm), (u32::from(w), u32::from(h)));
         prop_assert_eq!(e.name, name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()));
     }
 

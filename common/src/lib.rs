@@ -11,12 +11,15 @@
 //! - [`fsutil`]: durable file writes (write to a temporary file, fsync, rename, fsync the
 //!   directory) and private directories.
 //! - [`text`]: UTF-8 or Windows-1251 text from devices and files.
+//! - [`serial`]: serial numbers in comparable form, and the placeholders firmware puts in every
+//!   unit of a model (never an identity, never a register match).
 
 #![forbid(unsafe_code)]
 
 pub mod fsutil;
 pub mod logging;
 pub mod quic;
+pub mod serial;
 pub mod settings;
 pub mod shutdown;
 pub mod text;

@@ -72,6 +72,13 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, EncodeError> {
     Ok(out)
 }
 
+/// Bytes a sample takes inside a report's body: what an agent adds up to keep a report well
+/// inside a frame (0 if it cannot be encoded at all, which postcard only does for maps and
+/// sequences of unknown length, none of which a sample has).
+pub fn sample_len(sample: &crate::Sample) -> usize {
+    postcard::to_allocvec(sample).map_or(0, |v| v.len())
+}
+
 /// Appends the envelope of a message to `out`.
 pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());

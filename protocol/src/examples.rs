@@ -9,6 +9,7 @@ use crate::espd::{
 };
 use crate::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
+    SizeSource,
 };
 use crate::snmp::{
     InterfaceReading, PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup,
@@ -92,9 +93,15 @@ pub fn host_info() -> HostInfo {
         os: OsInfo {
             id: "astra".into(),
             name: "Astra Linux".into(),
-            version: "1.7_x86-64".into(),
+            version: "1.7.5.16".into(),
             pretty_name: "Astra Linux".into(),
-            edition: "SE 1.7.5 (smolensk)".into(),
+            edition: "SE".into(),
+            release_fields: vec![
+                ("NAME".into(), "Astra Linux".into()),
+                ("VERSION_ID".into(), "1.7_x86-64".into()),
+                ("VARIANT_ID".into(), "se".into()),
+                ("/etc/astra_version".into(), "1.7.5".into()),
+            ],
         },
         kernel: "5.15.0-70-generic".into(),
         dmi: Dmi {
@@ -257,6 +264,8 @@ pub fn inventory() -> Inventory {
             year: 2022,
             equipment_class: EquipmentClass::InteractiveComplex,
             kind: DeviceKind::Panel,
+            size_source: SizeSource::DetailedTiming,
+            class_source: ClassSource::Detected,
         }],
     }
 }

@@ -43,6 +43,12 @@ impl<T: HeapSize> HeapSize for Box<T> {
     }
 }
 
+impl HeapSize for (String, String) {
+    fn heap_size(&self) -> usize {
+        self.0.heap_size() + self.1.heap_size()
+    }
+}
+
 /// Types that own no heap memory.
 macro_rules! flat {
     ($($t:ty),*) => {$(impl HeapSize for $t { fn heap_size(&self) -> usize { 0 } })*};
@@ -69,10 +75,10 @@ fields!(InterfaceReading => name, alias, descr);
 fields!(HostMetrics => filesystems, interfaces);
 fields!(CheckResult => target, error, addresses);
 fields!(ConnectivityRun => checks);
-fields!(HostInfo => hostname, kernel, os.id, os.name, os.version, os.pretty_name, os.edition,
+fields!(HostInfo => hostname, kernel, os.id, os.name, os.version, os.pretty_name, os.edition, os.release_fields,
     dmi.vendor, dmi.product, dmi.serial, interfaces);
 fields!(Inventory => hostname, room, kernel, os.id, os.name, os.version, os.pretty_name, os.edition,
-    dmi.vendor, dmi.product, dmi.serial, dmi.bios_vendor, dmi.bios_version, dmi.bios_date,
+    os.release_fields,    dmi.vendor, dmi.product, dmi.serial, dmi.bios_vendor, dmi.bios_version, dmi.bios_date,
     dmi.board_vendor, dmi.board_product, cpu.model, disks, nics, displays);
 
 impl HeapSize for SnmpPoll {

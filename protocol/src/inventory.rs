@@ -90,8 +90,55 @@ impl std::str::FromStr for EquipmentClass {
 pub enum ClassSource {
     /// Set in the agent's configuration.
     Configured,
-    /// Detected from DMI chassis type or EDID size.
+    /// Detected from DMI chassis type or a display's size.
     Detected,
+    /// Inferred from a display's maker and model name (its size could not tell): a guess from
+    /// data a region can extend, marked as such.
+    Inferred,
+}
+
+impl ClassSource {
+    /// Name in tables and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Configured => "configured",
+            Self::Detected => "detected",
+            Self::Inferred => "inferred",
+        }
+    }
+}
+
+/// Which of the sizes an EDID states a display's size was taken from. Real firmware puts board
+/// defaults in some size fields (a 75″ panel saying 708×398 mm), so the agent weighs them all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeSource {
+    /// No usable size (no EDID, or none stated).
+    #[default]
+    Unknown,
+    /// The base block's centimetre fields (the detailed timings disagree with them or state
+    /// nothing).
+    BaseBlock,
+    /// A detailed timing's millimetres, agreeing with the base block's centimetres (or the
+    /// only size stated).
+    DetailedTiming,
+    /// A DisplayID display parameters block.
+    DisplayId,
+    /// Only sizes known as board defaults of TV and panel firmware: the size cannot tell.
+    BoardDefault,
+}
+
+impl SizeSource {
+    /// Name in tables and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::BaseBlock => "base_block",
+            Self::DetailedTiming => "detailed_timing",
+            Self::DisplayId => "display_id",
+            Self::BoardDefault => "board_default",
+        }
+    }
 }
 
 /// The device's inventory.
@@ -211,7 +258,8 @@ pub struct NicInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DisplayInfo {
     /// Stable id of the display as a device: derived from its EDID identity (manufacturer,
-    /// product code, serial), or from the host and connector when the EDID has no serial.
+    /// product code, serial), or from the host and connector when the EDID has no serial or
+    /// only a placeholder one (the same in every unit of the model).
     pub device_id: DeviceId,
     /// DRM connector, e.g. `HDMI-A-1`.
     pub connector: String,
@@ -219,7 +267,8 @@ pub struct DisplayInfo {
     pub manufacturer: String,
     /// Product code.
     pub product_code: u16,
-    /// Serial number (descriptor text, else the numeric serial).
+    /// Serial number as read (descriptor text, else the numeric serial), placeholders
+    /// included: the collector never matches a register item on a placeholder.
     pub serial: Option<String>,
     /// Monitor name descriptor.
     pub name: Option<String>,
@@ -231,8 +280,13 @@ pub struct DisplayInfo {
     pub diagonal_decimal_in: u16,
     /// Year of manufacture.
     pub year: u16,
-    /// Interactive panel (≥ 55") or monitor.
+    /// Interactive panel (the 55″ class and larger, or a classroom-panel maker's model) or
+    /// monitor.
     pub equipment_class: EquipmentClass,
     /// What the agent reports the display as.
     pub kind: DeviceKind,
+    /// Which stated size `width_mm`/`height_mm` come from.
+    pub size_source: SizeSource,
+    /// How the class was decided: `detected` by size, `inferred` by maker and model.
+    pub class_source: ClassSource,
 }

@@ -72,8 +72,10 @@ pub use seqset::{SeqRange, SeqSet};
 /// acknowledged out of order (live reports ahead of a backlog); reports may carry spool-loss
 /// notices. Version 3: a certificate per device — `Enroll`/`Enrolled`/`Renewed`, a `Hello`
 /// without identity fields (the client certificate says who the device is), a `Welcome` that
-/// tells the device its id and school.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// tells the device its id and school. Version 4: displays say which of their stated sizes
+/// was believed and how their class was decided; OS descriptions keep the os-release fields
+/// they were named from.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// TLS ALPN identifier of the protocol on QUIC connections.
-pub const ALPN: &[u8] = b"parta/3";
+pub const ALPN: &[u8] = b"parta/4";

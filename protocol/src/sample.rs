@@ -138,9 +138,15 @@ pub struct OsInfo {
     pub version: String,
     /// `PRETTY_NAME`, or a composed name when absent.
     pub pretty_name: String,
-    /// Edition or variant where the distribution records one: Astra Linux's `CE`/`SE` prefix in
-    /// `/etc/astra_version`, ALT's `VARIANT`, RED OS's `EDITION`; empty otherwise.
+    /// Edition or variant where the distribution records one: Astra Linux's `VARIANT_ID`
+    /// (`SE`) or `CE`/`SE` prefix in `/etc/astra_version`, ALT's `VARIANT`, RED OS's
+    /// `EDITION`; empty otherwise.
     pub edition: String,
+    /// The os-release fields the product was named from, as written (`NAME`, `VERSION`,
+    /// `VERSION_ID`, `VARIANT`, `VARIANT_ID`, `EDITION`, `BUILD_ID`, `ALT_BRANCH_ID`,
+    /// `ID_LIKE`), and the first line of Astra Linux's version files, keyed by path.
+    #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { crate::validate::MAX_OS_FIELDS }>")]
+    pub release_fields: Vec<(String, String)>,
 }
 
 /// DMI/SMBIOS identification. Fields are `None` when unreadable (serials need root on Linux) or

@@ -27,22 +27,27 @@ pub const MAX_SAMPLES: usize = 64;
 pub const MAX_FILESYSTEMS: usize = 128;
 /// Most network interfaces in one sample.
 pub const MAX_INTERFACES: usize = 256;
+/// Most os-release fields kept as written in an OS description.
+pub const MAX_OS_FIELDS: usize = 12;
 /// Most disks in an inventory.
 pub const MAX_DISKS: usize = 64;
 /// Most displays in an inventory.
 pub const MAX_DISPLAYS: usize = 16;
 /// Most usage intervals in one sample (a month powered off is ~31 day-long intervals).
 pub const MAX_INTERVALS: usize = 1024;
-/// Longest SNMP interface name, alias or description, in bytes (longer ones are cut by the
-/// agent).
-pub const MAX_IF_TEXT: usize = 64;
+/// Longest SNMP interface name, alias or description, in bytes: IF-MIB's `DisplayString`
+/// limit (longer ones are cut by the agent). Stacked switches end names with the unit
+/// (`… Port 1 Unit 2`), so cutting shorter made ports of different units the same.
+pub const MAX_IF_TEXT: usize = 255;
 /// Most SNMP interfaces in one poll (larger tables are cut by the agent, which warns).
 pub const MAX_SNMP_INTERFACES: usize = 256;
 /// Most printer markers in one poll.
 pub const MAX_MARKERS: usize = 16;
-/// Most SNMP polls in one report, so that a report of the largest polls stays well inside a
-/// frame.
+/// Most SNMP polls in one report.
 pub const MAX_SNMP_POLLS: usize = 8;
+/// Most bytes of SNMP polls an agent puts in one report (it starts another beyond): a poll of
+/// the largest table with the longest texts is ~210 KiB, so eight would not fit a frame.
+pub const SNMP_REPORT_BYTES: usize = 512 * 1024;
 /// Most checks in one connectivity run.
 pub const MAX_CHECKS: usize = 64;
 /// Most addresses kept per check (what a name resolved to).
@@ -225,6 +230,7 @@ fn validate_inventory(at: &Path<'_>, inv: &Inventory) -> Result<(), ValidationEr
     count(|| format!("{at}.disks"), inv.disks.len(), MAX_DISKS)?;
     count(|| format!("{at}.nics"), inv.nics.len(), MAX_INTERFACES)?;
     count(|| format!("{at}.displays"), inv.displays.len(), MAX_DISPLAYS)?;
+    count(|| format!("{at}.os.release_fields"), inv.os.release_fields.len(), MAX_OS_FIELDS)?;
     // Inventories are rare (start and change): naming every field eagerly costs nothing.
     for (name, value) in inventory_texts(inv) {
         text(|| format!("{at}.{name}"), value, MAX_TEXT)?;
@@ -245,6 +251,10 @@ fn inventory_texts(inv: &Inventory) -> Vec<(String, &str)> {
         ("os.edition".into(), &inv.os.edition),
         ("cpu.model".into(), &inv.cpu.model),
     ];
+    for (i, (k, value)) in inv.os.release_fields.iter().enumerate() {
+        v.push((format!("os.release_fields[{i}].key"), k));
+        v.push((format!("os.release_fields[{i}].value"), value));
+    }
     let d = &inv.dmi;
     for (name, value) in [
         ("vendor", &d.vendor),
@@ -285,6 +295,7 @@ fn sanitize_inventory(inv: &mut Inventory) {
     inv.disks.truncate(MAX_DISKS);
     inv.nics.truncate(MAX_INTERFACES);
     inv.displays.truncate(MAX_DISPLAYS);
+    inv.os.release_fields.truncate(MAX_OS_FIELDS);
     let d = &mut inv.dmi;
     let mut texts: Vec<&mut String> = vec![
         &mut inv.hostname,
@@ -323,6 +334,10 @@ fn sanitize_inventory(inv: &mut Inventory) {
         texts.push(&mut disp.manufacturer);
         texts.extend(disp.serial.as_mut());
         texts.extend(disp.name.as_mut());
+    }
+    for (k, v) in &mut inv.os.release_fields {
+        texts.push(k);
+        texts.push(v);
     }
     for t in texts {
         truncate_text(t, MAX_TEXT);
@@ -468,6 +483,11 @@ fn validate_host_info(at: &Path<'_>, info: &HostInfo) -> Result<(), ValidationEr
     ] {
         text(|| format!("{at}.os.{name}"), value, MAX_TEXT)?;
     }
+    count(|| format!("{at}.os.release_fields"), os.release_fields.len(), MAX_OS_FIELDS)?;
+    for (i, (k, v)) in os.release_fields.iter().enumerate() {
+        text(|| format!("{at}.os.release_fields[{i}].key"), k, MAX_TEXT)?;
+        text(|| format!("{at}.os.release_fields[{i}].value"), v, MAX_TEXT)?;
+    }
     for (name, value) in
         [("vendor", &info.dmi.vendor), ("product", &info.dmi.product), ("serial", &info.dmi.serial)]
     {
@@ -531,6 +551,11 @@ pub fn sanitize_report(report: &mut Report) {
                     &mut info.os.edition,
                 ] {
                     truncate_text(s, MAX_TEXT);
+                }
+                info.os.release_fields.truncate(MAX_OS_FIELDS);
+                for (k, v) in &mut info.os.release_fields {
+                    truncate_text(k, MAX_TEXT);
+                    truncate_text(v, MAX_TEXT);
                 }
                 for s in
                     [&mut info.dmi.vendor, &mut info.dmi.product, &mut info.dmi.serial].into_iter().flatten()

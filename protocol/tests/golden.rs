@@ -55,3 +55,43 @@ fn typical_report_fits_the_size_goal() {
     let frame = encode_frame(&examples::typical_report(1_000_000)).unwrap();
     assert!(frame.len() <= 512, "typical report is {} bytes", frame.len());
 }
+
+/// The largest SNMP polls an agent can make (every interface of the largest table with every
+/// text at IF-MIB's 255 characters) still travel: one fits the agent's per-report budget, and
+/// a report packed up to that budget with the other samples of a report fits a frame. Texts
+/// that long survive sanitizing (stacked switches end them with the unit number).
+#[test]
+fn largest_snmp_polls_fit_a_frame() {
+    use parta_protocol::validate::{
+        MAX_IF_TEXT, MAX_SNMP_INTERFACES, MAX_SNMP_POLLS, MAX_TEXT, SNMP_REPORT_BYTES,
+    };
+    use parta_protocol::{MAX_FRAME_LEN, Message, Report, Sample};
+    let long = |n: usize| "x".repeat(n);
+    let mut poll = examples::switch_poll();
+    let mut iface = poll.interfaces[0].clone();
+    (iface.name, iface.alias, iface.descr) = (long(MAX_IF_TEXT), long(MAX_IF_TEXT), long(MAX_IF_TEXT));
+    poll.interfaces = vec![iface; MAX_SNMP_INTERFACES];
+    for t in [&mut poll.target, &mut poll.label, &mut poll.room, &mut poll.error] {
+        *t = long(MAX_TEXT);
+    }
+    let sample = Sample::Snmp(Box::new(poll));
+    let one = parta_protocol::codec::sample_len(&sample);
+    assert!(one <= SNMP_REPORT_BYTES, "one poll is {one} bytes");
+    // As the agent packs them: while the budget and the count allow, at least one.
+    let n = (SNMP_REPORT_BYTES / one).clamp(1, MAX_SNMP_POLLS);
+    let Message::Report(typical) = examples::typical_report(1_000_000) else { unreachable!() };
+    let mut samples = typical.samples.clone();
+    samples.extend(std::iter::repeat_n(sample, n));
+    let report = Message::Report(Report { samples, ..typical });
+    let frame = encode_frame(&report).unwrap();
+    assert!(frame.len() <= MAX_FRAME_LEN, "{n} polls of {one} bytes make a {}-byte frame", frame.len());
+
+    // A D-Link DGS-1510 port description (72 characters) is kept whole.
+    let descr = "D-Link Corporation DGS-1510-28 HW A1 firmware 1.50.021 Port 1 on Unit 2";
+    let mut poll = examples::switch_poll();
+    poll.interfaces[0].descr = descr.into();
+    let mut r = Report { seq: 1, agent_time_ms: 0, samples: vec![Sample::Snmp(Box::new(poll))] };
+    parta_protocol::validate::sanitize_report(&mut r);
+    let Sample::Snmp(p) = &r.samples[0] else { unreachable!() };
+    assert_eq!(p.interfaces[0].descr, descr);
+}

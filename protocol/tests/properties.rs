@@ -9,6 +9,7 @@ use parta_protocol::espd::{
 };
 use parta_protocol::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
+    SizeSource,
 };
 use parta_protocol::message::{
     Ack, Certificate, DeviceId, DeviceKind, EnrollRequest, Enrolled, Hello, Message, Reject, RejectReason,
@@ -40,14 +41,21 @@ fn device_id() -> impl Strategy<Value = DeviceId> {
 fn host_info() -> impl Strategy<Value = HostInfo> {
     (
         text(),
-        (text(), text(), text(), text(), text()),
+        (text(), text(), text(), text(), text(), prop::collection::vec((text(), text()), 0..13)),
         text(),
         (of(text()), of(text()), of(text())),
         prop::collection::vec((text(), of(any::<[u8; 6]>())), 0..6),
     )
         .prop_map(|(hostname, os, kernel, dmi, nics)| HostInfo {
             hostname,
-            os: OsInfo { id: os.0, name: os.1, version: os.2, pretty_name: os.3, edition: os.4 },
+            os: OsInfo {
+                id: os.0,
+                name: os.1,
+                version: os.2,
+                pretty_name: os.3,
+                edition: os.4,
+                release_fields: os.5,
+            },
             kernel,
             dmi: Dmi { vendor: dmi.0, product: dmi.1, serial: dmi.2 },
             interfaces: nics
@@ -163,6 +171,8 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                     year: 2020,
                     equipment_class: EquipmentClass::Monitor,
                     kind: DeviceKind::Panel,
+                    size_source: SizeSource::BaseBlock,
+                    class_source: ClassSource::Inferred,
                 })
                 .collect(),
             ..Inventory::default()

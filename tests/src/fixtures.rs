@@ -160,6 +160,7 @@ pub fn panel_edid() -> Vec<u8> {
         year: 2022,
         width_mm: 1650,
         height_mm: 928,
+        ..Default::default()
     })
 }
 
@@ -168,12 +169,13 @@ pub fn monitor_edid() -> Vec<u8> {
     edid::encode(&Spec {
         manufacturer: "AOC",
         product_code: 0x2402,
-        serial_number: 0x0001_e240,
+        serial_number: 0x0002_a6d3,
         serial_text: None,
         name: Some("24B2XH"),
         year: 2021,
         width_mm: 527,
         height_mm: 296,
+        ..Default::default()
     })
 }
 

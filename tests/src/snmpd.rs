@@ -2,6 +2,10 @@
 //! device" served through snmpd's `pass_persist` hook, so that tests control counters (wraps,
 //! resets) and tables snmpd does not implement (Printer-MIB, ENTITY-MIB).
 //!
+//! A recording of a real device (snmpsim's `.snmprec`: `oid|type|value` lines, as LibreNMS
+//! and others publish them) is served the same way by [`RECORDED_DEVICE`], the whole OID tree
+//! from the recording and nothing of snmpd's own.
+//!
 //! The fake device reads a JSON file on every request: a list of `[oid, type, value]` where
 //! `type` is a net-snmp pass type (`integer`, `string`, `counter`, `counter64`, `gauge`, …) or
 //! `counter64_rate` / `counter_rate` with the value `"base,bytes_per_s,t0"`: a counter that
@@ -50,6 +54,51 @@ while True:
         sys.stdin.readline(); sys.stdin.readline(); out("not-writable")
 "#;
 
+/// The pass_persist script serving an `.snmprec` recording: loaded once, answered by bisection.
+/// snmprec types: 2 Integer32, 4 OCTET STRING (`4x`: hex), 6 OID, 64 IpAddress, 65 Counter32,
+/// 66 Gauge32, 67 TimeTicks, 70 Counter64; others (Null, Opaque) are left out.
+const RECORDED_DEVICE: &str = r##"#!/usr/bin/env python3
+import sys, bisect
+def key(o): return tuple(int(x) for x in o.strip('.').split('.'))
+TYPES = {"2": "integer", "4": "string", "6": "objectid", "64": "ipaddress", "65": "counter",
+         "66": "gauge", "67": "timeticks", "70": "counter64"}
+def hexed(raw): return " ".join("%02X" % b for b in raw)
+rows = {}
+for line in open(sys.argv[1], encoding="utf-8", errors="surrogateescape"):
+    line = line.rstrip("\n")
+    if not line or line.startswith("#") or line.count("|") < 2: continue
+    oid, tag, value = line.split("|", 2)
+    t = TYPES.get(tag.rstrip("xe"))
+    if t is None: continue
+    if tag.endswith("x"):
+        raw = bytes.fromhex(value)
+        if t == "string": t, value = "octet", hexed(raw)
+        else: value = raw.decode("latin-1")
+    elif t == "string" and (value == "" or any(ord(c) < 32 for c in value)):
+        t, value = "octet", hexed(value.encode("utf-8", "surrogateescape"))
+    try: rows[key(oid)] = ("." + oid.strip("."), t, value)
+    except ValueError: pass
+keys = sorted(rows)
+def out(*lines):
+    sys.stdout.write("\n".join(lines) + "\n"); sys.stdout.flush()
+while True:
+    line = sys.stdin.readline()
+    if not line: break
+    cmd = line.strip()
+    if cmd == "PING": out("PONG"); continue
+    if cmd in ("get", "getnext"):
+        k = key(sys.stdin.readline().strip())
+        if cmd == "get": r = rows.get(k)
+        else:
+            i = bisect.bisect_right(keys, k)
+            r = rows[keys[i]] if i < len(keys) else None
+        if r: out(*r)
+        else: out("NONE")
+        continue
+    if cmd == "set":
+        sys.stdin.readline(); sys.stdin.readline(); out("not-writable")
+"##;
+
 /// Subtrees the fake device serves (snmpd's own IF-MIB is switched off when it does).
 pub const FAKE_SUBTREES: [&str; 4] =
     [".1.3.6.1.2.1.2", ".1.3.6.1.2.1.31", ".1.3.6.1.2.1.43", ".1.3.6.1.2.1.47"];
@@ -61,6 +110,9 @@ pub struct SnmpdConfig {
     pub lines: Vec<String>,
     /// Serve the fake device from this JSON state file.
     pub fake_device: Option<PathBuf>,
+    /// Serve this `.snmprec` recording as the whole device (only v2c communities then: snmpd's
+    /// own modules, SNMPv3 users included, are not loaded).
+    pub recording: Option<PathBuf>,
     /// Number of UDP ports to listen on (all reach the same agent).
     pub ports: usize,
     /// Run inside this network namespace, listening on this address of it (default: the host's
@@ -96,6 +148,7 @@ pub struct Snmpd {
     pub ip: String,
     netns: Option<String>,
     fake: bool,
+    recorded: bool,
 }
 
 impl Snmpd {
@@ -125,6 +178,15 @@ impl Snmpd {
                 ));
             }
         }
+        if let Some(recording) = &cfg.recording {
+            let script = dir.path().join("recorded-device.py");
+            std::fs::write(&script, RECORDED_DEVICE).unwrap();
+            conf.push(format!(
+                "pass_persist .1.3.6.1 /usr/bin/python3 {} {}",
+                script.display(),
+                recording.display()
+            ));
+        }
         std::fs::write(dir.path().join("snmpd.conf"), conf.join("\n") + "\n").unwrap();
         let mut s = Self {
             process: Proc::new("snmpd", artifacts.join(format!("{name}.snmpd.log"))),
@@ -133,6 +195,7 @@ impl Snmpd {
             ip,
             netns,
             fake: cfg.fake_device.is_some(),
+            recorded: cfg.recording.is_some(),
         };
         s.restart();
         s
@@ -151,7 +214,10 @@ impl Snmpd {
             .env("MIBS", "")
             .args(["-f", "-Lo", "-C", "-r", "-c"])
             .arg(self.dir.path().join("snmpd.conf"));
-        if self.fake {
+        if self.recorded {
+            // Only the recording answers: no system group or tables of snmpd's own.
+            cmd.args(["-I", "pass_persist,vacm_conf"]);
+        } else if self.fake {
             cmd.args(["-I", "-ifTable,ifXTable,interfaces"]);
         }
         // Listening addresses as arguments: an `agentAddress` line is too short for hundreds.
@@ -163,14 +229,16 @@ impl Snmpd {
     pub fn restart(&mut self) {
         self.process.spawn(self.command());
         let addr = self.addr();
+        // A GETNEXT into the system group: a recording may lack sysUpTime itself.
         wait_for(Duration::from_secs(20), "snmpd to answer", || {
-            let out = Command::new("snmpget")
+            let out = Command::new("snmpgetnext")
                 .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
                 .arg(&addr)
-                .arg(".1.3.6.1.2.1.1.3.0")
+                .arg(".1.3.6.1.2.1.1")
                 .output()
                 .ok()?;
-            out.status.success().then_some(())
+            // A value from the system group, not "no more variables".
+            (out.status.success() && out.stdout.starts_with(b".1.3.6.1.2.1.1.")).then_some(())
         });
     }
 

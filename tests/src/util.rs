@@ -135,3 +135,29 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }
+
+/// The public recordings of real devices (`shared/corpus/realworld`: EDIDs, os-release files,
+/// SNMP recordings) next to the repository, or where `PARTA_REALWORLD` says. They are not
+/// copied into the project; a missing corpus fails the test that needs it, naming where it
+/// looked.
+pub fn realworld_dir() -> PathBuf {
+    let candidates: Vec<PathBuf> = std::env::var_os("PARTA_REALWORLD")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(workspace_root().ancestors().skip(1).map(|a| a.join("shared/corpus/realworld")))
+        .collect();
+    candidates.iter().find(|p| p.is_dir()).cloned().unwrap_or_else(|| {
+        panic!("the real-world corpus is not there (set PARTA_REALWORLD); looked in {candidates:?}")
+    })
+}
+
+/// The files in `dir` with extension `ext`, sorted.
+pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}

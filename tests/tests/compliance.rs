@@ -188,6 +188,7 @@ fn device(root: &Path, host: &str, serial: &str, mac: &str, panel_serial: Option
             year: 2021,
             width_mm: 1895,
             height_mm: 1066,
+            ..Default::default()
         });
         t.connector("HDMI-A-1", &edid, true, true);
     }
@@ -548,4 +549,127 @@ fn the_region_report_equals_the_hand_computed_one_and_opens_in_libreoffice() {
     assert_eq!((status, body.contains("no school")), (404, true), "{body}");
     let (status, body) = collector.get(&format!("/api/v1/compliance?scope=region:74&from={to}&to={from}"));
     assert_eq!((status, body.contains("from")), (400, true), "{body}");
+}
+
+/// Real devices in the report (issue 20): two interactive complexes in one school whose panels
+/// are the same model with the same placeholder EDID serial (a Philips 75BDL3050Q: 16843009,
+/// `0x01010101`, in every unit), each driven by its own compute module on the books by MAC,
+/// and a Canon printer — a maker without a profile of its own — served from its recording by a
+/// real snmpd, on the books by the serial it has in Printer-MIB. The panels stay two devices,
+/// each module keeps its own panel's use (before, both panels were one device that one module
+/// got), and the printer is matched to its item.
+#[test]
+fn identical_panels_and_a_printer_without_profile_are_counted_right() {
+    let art = artifacts_dir("compliance_realworld");
+    let ch = ClickHouse::start();
+    let db = "parta_realworld";
+    let collector = Collector::start(&ch, db, &art);
+    let register = write(
+        &art,
+        "register.csv",
+        "Инвентарный номер,Категория,Производитель,Модель,Серийный номер,MAC,Код школы,Кабинет,Дата поступления,Программа\n\
+         1012-010,Интерактивный комплекс,Philips,75BDL3050Q,PH75-0001,00:e0:4c:68:12:31,74-0012,214,15.10.2021,ЦОС 2021\n\
+         1012-011,Интерактивный комплекс,Philips,75BDL3050Q,PH75-0002,00:e0:4c:68:12:32,74-0012,215,15.10.2021,ЦОС 2021\n\
+         1012-020,МФУ,Canon,LBP6670,MKRA012345,,74-0012,101,15.10.2021,ЦОС 2021\n",
+    );
+    for args in [
+        ["schools", "import", &fixture("schools-cp1251.csv").display().to_string()],
+        ["inventory", "import", &register],
+    ] {
+        let (code, _, err) = run(&collector, &args);
+        assert_eq!(code, 0, "{err}");
+    }
+    let recording = parta_tests::util::realworld_dir().join("snmp/data/librenms__canonprinter_lbp.snmprec");
+    let printer = Snmpd::start(
+        &parta_tests::snmpd::SnmpdConfig {
+            lines: vec!["rocommunity public 127.0.0.1".into()],
+            recording: Some(recording),
+            ..parta_tests::snmpd::SnmpdConfig::default()
+        },
+        &art,
+        "canon",
+    );
+    let edid =
+        std::fs::read(parta_tests::util::realworld_dir().join("edid/bin/philips-75bdl3050q.bin")).unwrap();
+    let trees = tempfile::tempdir().unwrap();
+    let mut agents = Vec::new();
+    for (host, serial, mac) in
+        [("kab214-ops", "OPS-0001", "00:e0:4c:68:12:31"), ("kab215-ops", "OPS-0002", "00:e0:4c:68:12:32")]
+    {
+        let tree = fixtures::school_laptop(&trees.path().join(host), host, serial, mac);
+        tree.connector("HDMI-A-1", &edid, true, true);
+        let cfg = art.join(format!("{host}.toml"));
+        let toml = if host == "kab214-ops" {
+            format!(
+                "[snmp]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[snmp.target]]\naddress = \"{}\"\nlabel = \"МФУ\"\n",
+                printer.addr()
+            )
+        } else {
+            String::new()
+        };
+        std::fs::write(&cfg, toml).unwrap();
+        let spec = AgentSpec::new(&collector, "74-0012", &collector.create_token("74-0012"))
+            .env("PARTA_CONFIG", cfg.to_str().unwrap())
+            .env("PARTA_EQUIPMENT_CLASS", "interactive_complex")
+            .env("PARTA_LOGIND_BUS", "none");
+        agents.push(Agent::start(spec.tree(&tree), &art, host));
+    }
+    let q = |sql: &str| ch.query_u64(&sql.replace("{db}", db));
+    wait_for(Duration::from_secs(90), "two modules, their two panels and the printer", || {
+        let panels = q("SELECT uniqExact(device_id) FROM {db}.device_attrs WHERE kind = 'panel'");
+        let printers =
+            q("SELECT uniqExact(device_id) FROM {db}.device_attrs WHERE kind = 'printer' AND serial != ''");
+        let hosts = q("SELECT uniqExact(device_id) FROM {db}.ledger_days");
+        (panels >= 2 && printers >= 1 && hosts >= 2).then_some(())
+    });
+    // Stopping flushes the panels' open intervals (on since the start: in use).
+    for a in &mut agents {
+        a.stop();
+    }
+    wait_for(Duration::from_secs(30), "both panels' use", || {
+        let n =
+            q("SELECT uniqExact(device_id) FROM {db}.usage_daily WHERE state = 'in_use' AND total_ms > 0");
+        (n >= 2).then_some(())
+    });
+    assert_eq!(q("SELECT uniqExact(device_id) FROM {db}.device_attrs WHERE kind = 'panel'"), 2);
+    let serials = ch.query(&format!("SELECT DISTINCT serial FROM {db}.device_attrs WHERE kind = 'panel'"));
+    assert_eq!(serials.trim(), "16843009", "the serial as read is kept, for people");
+
+    let out = art.join("report.json");
+    let today = jiff::Zoned::now().date();
+    let from = today.checked_sub(jiff::Span::new().days(27)).unwrap().to_string();
+    let (code, _, err) = run(
+        &collector,
+        &[
+            "report",
+            "compliance",
+            "--scope",
+            "school:74-0012",
+            "--from",
+            &from,
+            "--to",
+            &today.to_string(),
+            "--format",
+            "json",
+            "--out",
+            &out.display().to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: ComplianceReport = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let lines: Vec<String> =
+        r.schools.iter().map(parta_collector::compliance::report::SchoolLine::summary).collect();
+    // Both complexes on the books (by MAC) and seen; the printer on the books by its serial and
+    // seen (its recording's page counter stands still: not used).
+    assert!(lines.contains(&"74-0012 interactive_complex 3/2/2/0 Short".to_owned()), "{lines:?}");
+    assert!(lines.contains(&"74-0012 mfu 1/1/1/0 Underused".to_owned()), "{lines:?}");
+    let labels = |l: &[DeviceLine]| l.iter().map(|d| d.label.clone()).collect::<Vec<_>>();
+    assert!(r.seen_not_on_books.is_empty(), "{:?}", labels(&r.seen_not_on_books));
+    assert!(r.on_books_not_seen.is_empty(), "{:?}", r.on_books_not_seen);
+    // Each module's panel was on: neither is "never used".
+    assert!(
+        !labels(&r.seen_never_used).iter().any(|l| l.ends_with("-ops")),
+        "{:?}",
+        labels(&r.seen_never_used)
+    );
 }

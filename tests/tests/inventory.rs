@@ -69,7 +69,9 @@ fn astra_laptop_inventory_is_exact() {
         "room": "каб. 214",
         "equipment_class": "teacher_laptop",
         "class_source": "configured",
-        "os": {"id": "astra", "name": "Astra Linux", "version": "1.7.5.16", "pretty_name": "Astra Linux", "edition": "SE"},
+        "os": {"id": "astra", "name": "Astra Linux", "version": "1.7.5.16", "pretty_name": "Astra Linux", "edition": "SE",
+               "release_fields": [["NAME", "Astra Linux"], ["VERSION_ID", "1.7_x86-64"], ["ID_LIKE", "debian"],
+                                  ["/etc/astra_version", "SE 1.7.5"], ["/etc/astra/build_version", "1.7.5.16"]]},
         "kernel": "6.1.90-1-generic",
         "dmi": {
             "vendor": "AQUARIUS", "product": "NS685U R11", "serial": "QCNS6850123456", "chassis_type": 10,
@@ -84,10 +86,11 @@ fn astra_laptop_inventory_is_exact() {
             {"name": "wlp0s20f3", "mac": "f8:e4:e3:01:02:03", "speed_mbps": null, "wireless": true}
         ],
         "displays": [{
-            "device_id": display_id("edid:AOC:9218:123456"),
-            "connector": "HDMI-A-1", "manufacturer": "AOC", "product_code": 9218, "serial": "123456",
+            "device_id": display_id("edid:AOC:9218:173779"),
+            "connector": "HDMI-A-1", "manufacturer": "AOC", "product_code": 9218, "serial": "173779",
             "name": "24B2XH", "width_mm": 527, "height_mm": 296, "diagonal_decimal_in": 238, "year": 2021,
-            "equipment_class": "monitor", "kind": "monitor"
+            "equipment_class": "monitor", "kind": "monitor",
+            "size_source": "detailed_timing", "class_source": "detected"
         }]
     });
     assert_eq!(inv, expected, "stderr: {stderr}");
@@ -119,7 +122,8 @@ fn alt_desktop_with_a_panel_attached() {
     let (inv, stderr) = inventory(&t, &[]);
     assert_eq!(
         inv["os"],
-        json!({"id": "altlinux", "name": "ALT Education", "version": "10.1", "pretty_name": "ALT Education 10.1 (Mendelevium)", "edition": "Education"}),
+        json!({"id": "altlinux", "name": "ALT Education", "version": "10.1", "pretty_name": "ALT Education 10.1 (Mendelevium)", "edition": "Education",
+               "release_fields": [["NAME", "ALT Education"], ["VERSION", "10.1 (Mendelevium)"], ["VERSION_ID", "10.1"], ["VARIANT", "Education"]]}),
         "{stderr}"
     );
     assert_eq!(
@@ -140,7 +144,8 @@ fn alt_desktop_with_a_panel_attached() {
             "device_id": display_id("edid:NTC:29953:NP75B2200417"),
             "connector": "HDMI-A-2", "manufacturer": "NTC", "product_code": 29953, "serial": "NP75B2200417",
             "name": "NexTouch 75", "width_mm": 1650, "height_mm": 928, "diagonal_decimal_in": 745, "year": 2022,
-            "equipment_class": "interactive_complex", "kind": "panel"
+            "equipment_class": "interactive_complex", "kind": "panel",
+            "size_source": "detailed_timing", "class_source": "detected"
         }])
     );
 }
@@ -159,7 +164,9 @@ fn red_os_panel_compute_module_is_the_panel() {
     let (inv, stderr) = inventory(&t, &[("PARTA_KIND", "panel")]);
     assert_eq!(
         inv["os"],
-        json!({"id": "redos", "name": "RED OS", "version": "7.3.4", "pretty_name": "RED OS MUROM (7.3.4)", "edition": "Standard"}),
+        json!({"id": "redos", "name": "RED OS", "version": "7.3.4", "pretty_name": "RED OS MUROM (7.3.4)", "edition": "Standard",
+               "release_fields": [["NAME", "RED OS"], ["VERSION", "MUROM (7.3.4)"], ["VERSION_ID", "7.3"], ["EDITION", "Standard"],
+                                  ["ID_LIKE", "rhel centos fedora"]]}),
         "{stderr}"
     );
     assert_eq!(
@@ -212,4 +219,59 @@ fn garbage_files_warn_and_leave_fields_empty() {
         );
     }
     assert_eq!(inv["equipment_class"], "other", "no chassis type, nothing configured");
+}
+
+/// `parta-agent inventory` explains each display's id, size and class: real EDIDs from the
+/// corpus — a Promethean ActivPanel whose timings carry board defaults (a panel by its maker,
+/// inferred) and a 27″ Philips monitor whose timings say 63″ and whose serial is 999 in every
+/// unit.
+#[test]
+fn inventory_explains_how_each_display_was_decided() {
+    let corpus = parta_tests::util::realworld_dir().join("edid/bin");
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tree::new(dir.path());
+    t.dmi(&[("sys_vendor", "ICL"), ("product_name", "SafeRAY S222"), ("chassis_type", "3")])
+        .procfs("kab105-pc", "0b8a7c6d-1e2f-4a3b-8c9d-0e1f2a3b4c5d", 1_795_420_800)
+        .connector(
+            "HDMI-A-1",
+            &std::fs::read(corpus.join("promethean-activpanel-v6.bin")).unwrap(),
+            true,
+            true,
+        )
+        .connector("DP-1", &std::fs::read(corpus.join("philips-278e1.bin")).unwrap(), true, true)
+        .os(fixtures::ALT_OS_RELEASE, &[]);
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(binary("parta-agent"))
+        .arg("inventory")
+        .env_clear()
+        .env("PARTA_STATE_DIR", state.path())
+        .envs(t.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "display DP-1 (PHL PHL 278E1):",
+        "  id: from this computer and DP-1 (serial 999 is a placeholder every unit carries)",
+        "  size: the base block says 60×34 cm (27.2″): taken; the timings disagree: 1394×784 mm (63.0″, a known board default)",
+        "  class: monitor: 27.2″, the 27″ class, below the 55″ class (54.0″)",
+        "display HDMI-A-1 (HHT ActivPanel V6):",
+        "  class: interactive panel, inferred: HHT ActivPanel V6 is listed as Hitevision (Honghe), ODM of Promethean ActivPanel (52.0″ would be a monitor)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    let (inv, _) = inventory(&t, &[]);
+    let by_connector: Vec<(&str, &str, &str)> = inv["displays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["connector"].as_str().unwrap(),
+                d["size_source"].as_str().unwrap(),
+                d["class_source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_connector, [("DP-1", "base_block", "detected"), ("HDMI-A-1", "base_block", "inferred")]);
 }

@@ -74,6 +74,7 @@ pub fn read_everything(reply: &Reply) {
     let _ = parse_interfaces(&columns);
     let _ = parse_printer(&columns[..PRINTER_COLUMNS.len()], &[1, 2]);
     let _ = parse_entity_serial(&columns[..ENTITY_COLUMNS.len()]);
+    let _ = printer_serial(&columns[..1]);
 }
 
 /// Device text: UTF-8 or Windows-1251, cleaned.
@@ -269,9 +270,30 @@ pub fn parse_entity_serial(columns: &[Vec<(Arcs, Val)>]) -> Option<String> {
         .map(|(_, s)| s.clone())
 }
 
-/// The first usable serial among scalar replies (profile `serial_oids`).
+/// The serial to report from candidates in order of preference: the first that tells units
+/// apart, else the first placeholder (kept as read; the collector never matches on it).
+fn best_serial(candidates: impl IntoIterator<Item = String>) -> Option<String> {
+    let usable: Vec<String> =
+        candidates.into_iter().filter(|s| !s.trim().is_empty() && s.len() <= 64).collect();
+    usable
+        .iter()
+        .find(|s| !parta_common::serial::is_placeholder(s))
+        .or_else(|| usable.first())
+        .map(|s| s.trim().to_owned())
+}
+
+/// The serial among scalar replies (profile `serial_oids`).
 pub fn scalar_serial(reply: &Reply) -> Option<String> {
-    reply.varbinds.iter().find_map(|(_, v)| v.as_text().filter(|s| !s.is_empty() && s.len() <= 64))
+    best_serial(reply.varbinds.iter().filter_map(|(_, v)| v.as_text()))
+}
+
+/// Printer-MIB `prtGeneralSerialNumber` (prtGeneralTable, indexed by the printer's
+/// hrDeviceIndex): the standard place of a printer's serial, whatever its maker.
+pub const PRT_GENERAL_SERIAL: [&[u32]; 1] = [&[1, 3, 6, 1, 2, 1, 43, 5, 1, 1, 17]];
+
+/// The serial from a walk of [`PRT_GENERAL_SERIAL`].
+pub fn printer_serial(columns: &[Vec<(Arcs, Val)>]) -> Option<String> {
+    best_serial(columns.first()?.iter().filter_map(|(_, v)| v.as_text()))
 }
 
 #[cfg(test)]

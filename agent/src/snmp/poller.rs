@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::client::{Client, SnmpError, dotted};
 use super::mib::{self, RawInterface, RawSystem};
-use super::profile::{ProfileKind, Profiles};
+use super::profile::{Profile, ProfileKind, Profiles};
 use super::target::Target;
 use crate::sources::counters::{self, Rate, Reading, ResetReason, Width};
 
@@ -118,19 +118,6 @@ async fn read_with(client: &mut Client, target: &Target, profiles: &Profiles) ->
     let mut reading = DeviceReading::new(target, Ok(sys));
     reading.profile.clone_from(&profile.name);
     reading.vendor.clone_from(&profile.vendor);
-    if !profile.serial_oids.is_empty() {
-        let oids: Vec<&[u32]> = profile.serial_oids.iter().map(Vec::as_slice).collect();
-        match client.get(&oids).await {
-            Ok(r) => reading.serial = mib::scalar_serial(&r),
-            Err(e) => reading.partial.push(format!("serial: {e}")),
-        }
-    }
-    if profile.entity && reading.serial.is_none() {
-        match client.walk(&mib::ENTITY_COLUMNS).await {
-            Ok(cols) => reading.serial = mib::parse_entity_serial(&cols),
-            Err(e) => reading.partial.push(format!("ENTITY-MIB: {e}")),
-        }
-    }
     if profile.interfaces {
         let before = crate::runner::now_ms();
         let walked = client.walk(&mib::IF_COLUMNS).await;
@@ -173,7 +160,43 @@ async fn read_with(client: &mut Client, target: &Target, profiles: &Profiles) ->
         (None, ProfileKind::Auto) if reading.printer.is_some() => SnmpDeviceKind::Printer,
         (None, ProfileKind::Auto) => SnmpDeviceKind::Network,
     };
+    read_serial(client, profile, &mut reading).await;
     reading
+}
+
+/// The serial: the profile's own objects first, then for every printer Printer-MIB's
+/// `prtGeneralSerialNumber` (Canon, Ricoh, Sharp, Xerox… have no profile of their own, and
+/// ENTITY-MIB has nothing for printers), then ENTITY-MIB. A later source is asked only while
+/// the serial is missing or a placeholder (`1234567890`, all zeros).
+async fn read_serial(client: &mut Client, profile: &Profile, reading: &mut DeviceReading) {
+    let settled =
+        |r: &DeviceReading| r.serial.as_deref().is_some_and(|s| !parta_common::serial::is_placeholder(s));
+    let keep = |reading: &mut DeviceReading, found: Option<String>| {
+        if let Some(f) = found
+            && (reading.serial.is_none() || !parta_common::serial::is_placeholder(&f))
+        {
+            reading.serial = Some(f);
+        }
+    };
+    if !profile.serial_oids.is_empty() {
+        let oids: Vec<&[u32]> = profile.serial_oids.iter().map(Vec::as_slice).collect();
+        match client.get(&oids).await {
+            Ok(r) => keep(reading, mib::scalar_serial(&r)),
+            Err(e) => reading.partial.push(format!("serial: {e}")),
+        }
+    }
+    if reading.kind == SnmpDeviceKind::Printer && !settled(reading) {
+        match client.walk(&mib::PRT_GENERAL_SERIAL).await {
+            Ok(cols) => keep(reading, mib::printer_serial(&cols)),
+            Err(e) => reading.partial.push(format!("Printer-MIB serial: {e}")),
+        }
+    }
+    if profile.entity && !settled(reading) {
+        match client.walk(&mib::ENTITY_COLUMNS).await {
+            Ok(cols) => keep(reading, mib::parse_entity_serial(&cols)),
+            Err(e) => reading.partial.push(format!("ENTITY-MIB: {e}")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -31,6 +31,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("hp-printer.toml", include_str!("../../profiles/snmp/hp-printer.toml")),
     ("kyocera.toml", include_str!("../../profiles/snmp/kyocera.toml")),
     ("pantum.toml", include_str!("../../profiles/snmp/pantum.toml")),
+    ("brother.toml", include_str!("../../profiles/snmp/brother.toml")),
 ];
 
 /// Default directory of a region's own profiles.

@@ -115,6 +115,7 @@ mod tests {
             year: 2020,
             width_mm: 600,
             height_mm: 340,
+            ..Default::default()
         };
         std::fs::write(drm.join("card0-HDMI-A-1/edid"), edid::encode(&spec)).unwrap();
         let c = read(&HostPaths::under(dir.path()));

@@ -13,16 +13,16 @@ use parta_protocol::DeviceId;
 use parta_protocol::DeviceKind;
 use parta_protocol::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
+    SizeSource,
 };
 use parta_protocol::sample::MacAddr;
 use uuid::Uuid;
 
+use super::display::{self as decide, PanelMakers};
 use super::drm::{self, Connector};
 use super::{dmi, osrelease};
 use crate::paths::HostPaths;
 
-/// Displays this size or larger (tenths of an inch) are interactive panels, smaller ones monitors.
-pub const PANEL_MIN_DIAGONAL: u16 = 550;
 /// Namespace of display device ids (UUIDv5).
 pub const DISPLAY_NAMESPACE: Uuid = Uuid::from_u128(0x7a1c_52b0_9a43_4f0e_8d35_6f2b_5c41_d9e2);
 /// Block devices that are not fixed disks.
@@ -41,6 +41,8 @@ pub struct InventoryOptions {
     pub room: String,
     /// Equipment class from the configuration; detected when `None`.
     pub equipment_class: Option<EquipmentClass>,
+    /// Makers and models of interactive panels (built-in and the region's).
+    pub panels: std::sync::Arc<PanelMakers>,
 }
 
 /// Reads the inventory, warning once per distinct problem.
@@ -307,6 +309,16 @@ pub fn displays(
     connectors: &[Connector],
     warnings: &mut Vec<String>,
 ) -> Vec<DisplayInfo> {
+    explained_displays(options, connectors, warnings).into_iter().map(|(d, _)| d).collect()
+}
+
+/// [`displays`], each with the reasons for its size and class (what `parta-agent inventory`
+/// prints).
+pub fn explained_displays(
+    options: &InventoryOptions,
+    connectors: &[Connector],
+    warnings: &mut Vec<String>,
+) -> Vec<(DisplayInfo, Vec<String>)> {
     connectors
         .iter()
         .filter(|c| c.connected)
@@ -319,41 +331,90 @@ pub fn displays(
                 }
                 None => None,
             };
-            display_info(options.device_id, &c.name, edid)
+            if let Some(e) = edid.filter(|e| !e.bad_extensions.is_empty()) {
+                warnings.push(format!(
+                    "display on {}: EDID extension block(s) {:?} damaged or missing; read without them",
+                    c.name, e.bad_extensions
+                ));
+            }
+            explain_display(options.device_id, &c.name, edid, &options.panels)
         })
-        .filter(|d| !(options.kind == DeviceKind::Panel && d.kind == DeviceKind::Panel))
+        .filter(|(d, _)| !(options.kind == DeviceKind::Panel && d.kind == DeviceKind::Panel))
         .collect()
 }
 
 /// One display's inventory entry.
-pub fn display_info(host: DeviceId, connector: &str, edid: Option<&super::edid::Edid>) -> DisplayInfo {
+pub fn display_info(
+    host: DeviceId,
+    connector: &str,
+    edid: Option<&super::edid::Edid>,
+    panels: &PanelMakers,
+) -> DisplayInfo {
+    explain_display(host, connector, edid, panels).0
+}
+
+/// One display's inventory entry and the reasons for its id, size and class. Its id derives
+/// from the EDID's maker, model and serial when the serial tells units apart; from the host
+/// and connector when there is no serial or only a placeholder (`1`, `16843009`, …), so that
+/// a school's identical panels stay as many devices as they are.
+pub fn explain_display(
+    host: DeviceId,
+    connector: &str,
+    edid: Option<&super::edid::Edid>,
+    panels: &PanelMakers,
+) -> (DisplayInfo, Vec<String>) {
+    let mut reasons = Vec::new();
     let serial = edid.and_then(super::edid::Edid::serial);
-    let device_id = match (edid, &serial) {
+    let unit_serial = edid.and_then(super::edid::Edid::unit_serial);
+    let device_id = match (edid, &unit_serial) {
         (Some(e), Some(s)) => {
+            reasons.push(format!("id: from maker, model and serial {s}"));
             let name = format!("edid:{}:{}:{}", e.manufacturer, e.product_code, s);
             DeviceId(Uuid::new_v5(&DISPLAY_NAMESPACE, name.as_bytes()))
         }
         _ => {
+            reasons.push(match &serial {
+                Some(s) => format!(
+                    "id: from this computer and {connector} (serial {s} is a placeholder every unit carries)"
+                ),
+                None => format!("id: from this computer and {connector} (no serial)"),
+            });
             let name = format!("connector:{}:{}", host.0, connector);
             DeviceId(Uuid::new_v5(&DISPLAY_NAMESPACE, name.as_bytes()))
         }
     };
-    let diagonal = edid.map_or(0, super::edid::Edid::diagonal_decimal_in);
-    let panel = diagonal >= PANEL_MIN_DIAGONAL;
-    DisplayInfo {
+    let size = match edid {
+        Some(e) => decide::decide_size(e),
+        None => decide::SizeDecision {
+            width_mm: 0,
+            height_mm: 0,
+            source: SizeSource::Unknown,
+            reasons: vec!["no EDID".into()],
+        },
+    };
+    let manufacturer = edid.map(|e| e.manufacturer.clone()).unwrap_or_default();
+    let name = edid.and_then(|e| e.name.clone());
+    let class = decide::decide_class(&size, &manufacturer, name.as_deref(), panels);
+    reasons.extend(size.reasons.iter().map(|r| format!("size: {r}")));
+    reasons.push(format!("class: {}", class.reason));
+    let panel = class.class == EquipmentClass::InteractiveComplex;
+    let info = DisplayInfo {
         device_id,
         connector: connector.to_owned(),
-        manufacturer: edid.map(|e| e.manufacturer.clone()).unwrap_or_default(),
+        manufacturer,
         product_code: edid.map_or(0, |e| e.product_code),
         serial,
-        name: edid.and_then(|e| e.name.clone()),
-        width_mm: edid.map_or(0, |e| e.width_mm),
-        height_mm: edid.map_or(0, |e| e.height_mm),
-        diagonal_decimal_in: diagonal,
+        name,
+        width_mm: size.width_mm,
+        height_mm: size.height_mm,
+        diagonal_decimal_in: size.diagonal_decimal_in(),
         year: edid.map_or(0, |e| e.year),
-        equipment_class: if panel { EquipmentClass::InteractiveComplex } else { EquipmentClass::Monitor },
+        equipment_class: class.class,
         kind: if panel { DeviceKind::Panel } else { DeviceKind::Monitor },
-    }
+        size_source: size.source,
+        class_source: class.source,
+    };
+    (info, reasons)
 }
 
 #[cfg(test)]
@@ -392,9 +453,10 @@ mod tests {
     #[test]
     fn display_ids_are_stable_and_distinct() {
         let host = DeviceId(Uuid::from_u128(1));
-        let a = display_info(host, "HDMI-A-1", None);
-        let b = display_info(host, "HDMI-A-1", None);
-        let c = display_info(host, "DP-1", None);
+        let p = PanelMakers::built_in();
+        let a = display_info(host, "HDMI-A-1", None, &p);
+        let b = display_info(host, "HDMI-A-1", None, &p);
+        let c = display_info(host, "DP-1", None, &p);
         assert_eq!(a.device_id, b.device_id);
         assert_ne!(a.device_id, c.device_id);
         assert_eq!(a.kind, DeviceKind::Monitor);

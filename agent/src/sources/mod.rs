@@ -4,7 +4,8 @@
 //!
 //! - [`host`]: host identity and metrics.
 //! - [`inventory`]: the inventory (DMI, CPU, memory, disks, NICs, displays, OS) and the
-//!   equipment class; [`drm`] and [`edid`] read attached displays.
+//!   equipment class; [`drm`] and [`edid`] read attached displays, [`display`] decides each one's
+//!   size and class from all its EDID states (board-default sizes, panel makers' models).
 //! - [`logind`]: interactive sessions and idle hints over D-Bus; [`users`] maps user names to
 //!   classes on the device.
 //! - [`power`]: boot id, boot time and wtmp shutdown records.
@@ -13,6 +14,7 @@
 //!   counters (32/64-bit wraps, reboots, discontinuities), used by [`crate::snmp`].
 
 pub mod counters;
+pub mod display;
 pub mod dmi;
 pub mod drm;
 pub mod edid;

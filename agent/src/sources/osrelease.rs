@@ -68,6 +68,19 @@ fn unquote(raw: &str) -> String {
     }
 }
 
+/// os-release fields kept as written next to the names derived from them.
+const KEPT_FIELDS: [&str; 9] = [
+    "NAME",
+    "VERSION",
+    "VERSION_ID",
+    "VARIANT",
+    "VARIANT_ID",
+    "EDITION",
+    "BUILD_ID",
+    "ALT_BRANCH_ID",
+    "ID_LIKE",
+];
+
 /// Builds [`OsInfo`] from os-release fields. `extra` reads a distribution-specific file relative
 /// to the root (first line, trimmed), e.g. `etc/astra_version`.
 pub fn identify(f: &HashMap<String, String>, extra: impl Fn(&str) -> Option<String>) -> OsInfo {
@@ -80,31 +93,56 @@ pub fn identify(f: &HashMap<String, String>, extra: impl Fn(&str) -> Option<Stri
         version: version_id.clone(),
         pretty_name: get("PRETTY_NAME"),
         edition: String::new(),
+        release_fields: KEPT_FIELDS
+            .iter()
+            .filter_map(|k| f.get(*k).filter(|v| !v.is_empty()).map(|v| ((*k).to_owned(), v.clone())))
+            .collect(),
     };
     match id.as_str() {
         "astra" => {
             // NAME is "Astra Linux" on 1.7+ but e.g. "Astra Linux (Orel)" on CE 2.12; the product
-            // is always Astra Linux. /etc/astra_version holds the update ("1.7.5", or
-            // "CE 2.12.46 (orel)"), /etc/astra/build_version the build ("1.7.5.16").
+            // is always Astra Linux. The edition: the `CE`/`SE` prefix of /etc/astra_version
+            // on older releases, `VARIANT_ID=se` in os-release on 1.7/1.8 (whose astra_version
+            // holds only the update, "1.7.9"). The version: /etc/astra/build_version
+            // ("1.7.5.16"), else the update in /etc/astra_version, else VERSION_ID without its
+            // architecture ("1.7_x86-64" → "1.7").
             info.name = "Astra Linux".into();
-            let astra_version = extra("etc/astra_version");
-            if let Some(av) = &astra_version {
-                let (edition, number) = split_astra_version(av);
-                info.edition = edition;
+            if let Some((number, arch)) = version_id.split_once('_')
+                && !arch.is_empty()
+            {
+                info.version = number.to_owned();
+            }
+            let variant = get("VARIANT_ID");
+            if !variant.is_empty() {
+                info.edition = variant.to_uppercase();
+            } else {
+                info.edition = get("VARIANT");
+            }
+            if let Some(av) = extra("etc/astra_version") {
+                info.release_fields.push(("/etc/astra_version".into(), av.clone()));
+                let (edition, number) = split_astra_version(&av);
+                if !edition.is_empty() {
+                    info.edition = edition;
+                }
                 if !number.is_empty() {
                     info.version = number;
                 }
             }
             if let Some(build) = extra("etc/astra/build_version") {
+                info.release_fields.push(("/etc/astra/build_version".into(), build.clone()));
                 info.version = build;
             }
         }
         "altlinux" => {
             // ALT products share ID=altlinux; NAME is the product ("ALT Education",
-            // "ALT Workstation"), but plain "ALT" on some releases, where VARIANT names it.
+            // "ALT Workstation"), but plain "ALT" on some releases, where VARIANT names it,
+            // and a branch name on others ("Sisyphus", "starter kit"), where PRETTY_NAME does
+            // ("ALT Regular", "ALT Starterkit 10 (Hypericum)").
             let variant = get("VARIANT");
             if (info.name.is_empty() || info.name == "ALT") && !variant.is_empty() {
                 info.name = variant.clone();
+            } else if !info.name.starts_with("ALT") && info.pretty_name.starts_with("ALT") {
+                info.name = product_of_pretty_name(&info.pretty_name, &version_id);
             }
             if info.name.is_empty() {
                 info.name = "ALT".into();
@@ -128,6 +166,21 @@ pub fn identify(f: &HashMap<String, String>, extra: impl Fn(&str) -> Option<Stri
         info.pretty_name = format!("{} {}", info.name, info.version).trim().to_owned();
     }
     info
+}
+
+/// The product in a PRETTY_NAME: without a trailing `(codename)` and version.
+/// `"ALT Starterkit 10 (Hypericum)"` → `"ALT Starterkit"`; `"ALT Regular"` stays.
+fn product_of_pretty_name(pretty: &str, version: &str) -> String {
+    let mut p = pretty.trim();
+    if p.ends_with(')')
+        && let Some(open) = p.rfind('(')
+    {
+        p = p[..open].trim_end();
+    }
+    if !version.is_empty() {
+        p = p.strip_suffix(version).unwrap_or(p).trim_end();
+    }
+    p.to_owned()
 }
 
 /// `"CE 2.12.46 (orel)"` → (`"CE"`, `"2.12.46"`); `"1.7.5"` → (`""`, `"1.7.5"`);
@@ -173,15 +226,37 @@ mod tests {
 
     #[test]
     fn astra_linux_1_7() {
+        // As Astra 1.7 SE writes it: the edition in VARIANT_ID, the update in astra_version.
         let text = "PRETTY_NAME=\"Astra Linux\"\nNAME=\"Astra Linux\"\nID=astra\nID_LIKE=debian\n\
-                    VERSION_ID=1.7_x86-64\nVERSION_CODENAME=1.7_x86-64\n";
+                    VERSION_ID=1.7_x86-64\nVERSION_CODENAME=1.7_x86-64\nVARIANT_ID=se\n";
         let info = os(text, &[("etc/astra_version", "1.7.5"), ("etc/astra/build_version", "1.7.5.16")]);
         assert_eq!(info.name, "Astra Linux");
         assert_eq!(info.id, "astra");
         assert_eq!(info.version, "1.7.5.16");
+        assert_eq!(info.edition, "SE");
         assert_eq!(info.pretty_name, "Astra Linux");
+        assert!(info.release_fields.contains(&("VARIANT_ID".into(), "se".into())));
+        assert!(info.release_fields.contains(&("/etc/astra_version".into(), "1.7.5".into())));
+        let update = os(text, &[("etc/astra_version", "1.7.9")]);
+        assert_eq!((update.version.as_str(), update.edition.as_str()), ("1.7.9", "SE"));
+        // Without the version files: VERSION_ID without the architecture, not "1.7_x86-64".
         let bare = os(text, &[]);
-        assert_eq!(bare.version, "1.7_x86-64");
+        assert_eq!((bare.version.as_str(), bare.edition.as_str()), ("1.7", "SE"));
+        assert!(bare.release_fields.contains(&("VERSION_ID".into(), "1.7_x86-64".into())), "raw kept");
+    }
+
+    #[test]
+    fn alt_branch_names_give_the_product() {
+        let kit = os(
+            "NAME=\"starter kit\"\nVERSION=\"10\"\nID=altlinux\nVERSION_ID=10\n\
+             PRETTY_NAME=\"ALT Starterkit 10 (Hypericum)\"\nALT_BRANCH_ID=\"p10\"\n",
+            &[],
+        );
+        assert_eq!((kit.name.as_str(), kit.version.as_str()), ("ALT Starterkit", "10"));
+        assert!(kit.release_fields.contains(&("NAME".into(), "starter kit".into())));
+        let sisyphus =
+            os("NAME=\"Sisyphus\"\nID=altlinux\nVERSION_ID=20240122\nPRETTY_NAME=\"ALT Regular\"\n", &[]);
+        assert_eq!(sisyphus.name, "ALT Regular");
     }
 
     #[test]

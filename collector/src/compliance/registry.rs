@@ -259,12 +259,10 @@ pub const REGISTER_COLUMNS: &[Column] = &[
 ];
 
 /// A serial number in comparable form: letters and digits only, upper case. Empty and
-/// placeholder serials (`To be filled by O.E.M.`, `0`, `default string`) give an empty key.
+/// placeholder serials (`To be filled by O.E.M.`, `0`, `1234567890`, `16843009`: the same in
+/// every unit of a model) give an empty key: they never match.
 pub fn serial_key(s: &str) -> String {
-    let key: String = s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_uppercase).collect();
-    const PLACEHOLDERS: [&str; 6] =
-        ["TOBEFILLEDBYOEM", "DEFAULTSTRING", "SYSTEMSERIALNUMBER", "NONE", "NA", "0123456789"];
-    if key.chars().all(|c| c == '0') || PLACEHOLDERS.contains(&key.as_str()) { String::new() } else { key }
+    parta_common::serial::unit_key(s)
 }
 
 /// A MAC address as `aa:bb:cc:dd:ee:ff` from `AA-BB-…`, `aabb.ccdd.eeff` or plain hex.
@@ -368,13 +366,15 @@ pub fn parse_register(
             }),
         };
         if serial_key(&serial).is_empty() && mac.is_empty() {
-            p.push(cell_problem(
-                &h,
-                r,
-                4,
-                "serial",
-                "no serial number (or MAC): the item could never be matched to a device",
-            ));
+            let why = if serial.trim().is_empty()
+                || parta_common::serial::key(&serial).chars().all(|c| c == '0')
+            {
+                "no serial number (or MAC): the item could never be matched to a device"
+            } else {
+                "a placeholder that every unit of a model carries, not a serial number, and no MAC: the item \
+                 could never be matched to a device"
+            };
+            p.push(cell_problem(&h, r, 4, "serial", why));
         }
         let school_id = text(&h, r, 6, spec, p);
         if !school_id.is_empty() && !schools.contains(&school_id) {
@@ -466,10 +466,11 @@ mod tests {
         let known: BTreeSet<String> = ["74-0012".to_owned()].into();
         let t = read(
             "Инвентарный номер;Категория;Производитель;Модель;Серийный номер;MAC;Код школы;Кабинет;Дата поступления;Программа\n\
-             0101;Ноутбук педагога;Aquarius;NS685U;SN-1;;74-0012;214;01.09.2021;ЦОС\n\
-             0102;Кофеварка;;;SN-2;;74-0012;;;\n\
+             0101;Ноутбук педагога;Aquarius;NS685U;AQ-T-0101;;74-0012;214;01.09.2021;ЦОС\n\
+             0102;Кофеварка;;;AQ-T-0102;;74-0012;;;\n\
              0101;МФУ;;;;00-1B-21-3A-4C-5D;74-9999;;31.02.2022;\n\
-             0104;МФУ;;;To be filled by O.E.M.;;74-0012;;2022-03-01;\n"
+             0104;МФУ;;;To be filled by O.E.M.;;74-0012;;2022-03-01;\n\
+             0105;МФУ;;;16843009;;74-0012;;2022-03-01;\n"
                 .as_bytes(),
             Encoding::Auto,
             Delimiter::Auto,
@@ -477,7 +478,7 @@ mod tests {
         .unwrap();
         let err: Vec<String> =
             parse_register(&t, &known, p).unwrap_err().iter().map(ToString::to_string).collect();
-        assert_eq!(err.len(), 5, "{err:#?}");
+        assert_eq!(err.len(), 6, "{err:#?}");
         assert!(
             err[0].starts_with(
                 "line 3: column «Категория» («Кофеварка»): unknown category in profile cos-2021"
@@ -496,7 +497,11 @@ mod tests {
         assert_eq!(err[3], "line 4: column «Дата поступления» («31.02.2022»): no such date");
         assert_eq!(
             err[4],
-            "line 5: column «Серийный номер» («To be filled by O.E.M.»): no serial number (or MAC): the item could never be matched to a device"
+            "line 5: column «Серийный номер» («To be filled by O.E.M.»): a placeholder that every unit of a model carries, not a serial number, and no MAC: the item could never be matched to a device"
+        );
+        assert_eq!(
+            err[5],
+            "line 6: column «Серийный номер» («16843009»): a placeholder that every unit of a model carries, not a serial number, and no MAC: the item could never be matched to a device"
         );
         let good = read(
             "inventory_no,category,serial,mac,school_id,received\n0101,teacher_laptop,SN-1,00-1B-21-3A-4C-5D,74-0012,2021-09-01\n".as_bytes(),

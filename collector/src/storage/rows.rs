@@ -621,12 +621,7 @@ impl Batch {
             hostname: inv.hostname.clone(),
             room: inv.room.clone(),
             equipment_class: class.clone(),
-            class_source: match inv.class_source {
-                Some(ClassSource::Configured) => "configured",
-                Some(ClassSource::Detected) => "detected",
-                None => "",
-            }
-            .to_owned(),
+            class_source: inv.class_source.map_or("", ClassSource::as_str).to_owned(),
             os_name: inv.os.name.clone(),
             os_version: inv.os.version.clone(),
             os_edition: inv.os.edition.clone(),
