@@ -75,6 +75,24 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The `*.toml` files of a region's profile directory with their text, sorted by name (later
+/// files win); a directory that does not exist has none. An error names the directory or the
+/// file that could not be read: `(name, why)`.
+pub fn read_toml_dir(dir: &Path) -> Result<Vec<(String, String)>, (String, String)> {
+    let files = match toml_files(dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err((dir.display().to_string(), e.to_string())),
+    };
+    files
+        .into_iter()
+        .map(|path| {
+            let name = path.display().to_string();
+            std::fs::read_to_string(&path).map(|text| (name.clone(), text)).map_err(|e| (name, e.to_string()))
+        })
+        .collect()
+}
+
 /// The `*.toml` files of `dir`, sorted by name (profile directories: later files win).
 pub fn toml_files(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     let mut files: Vec<_> = std::fs::read_dir(dir)?

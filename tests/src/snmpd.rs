@@ -3,8 +3,8 @@
 //! resets) and tables snmpd does not implement (Printer-MIB, ENTITY-MIB).
 //!
 //! A recording of a real device (snmpsim's `.snmprec`: `oid|type|value` lines, as LibreNMS
-//! and others publish them) is served the same way by [`RECORDED_DEVICE`], the whole OID tree
-//! from the recording and nothing of snmpd's own.
+//! and others publish them) is served by the same script, the whole OID tree from the
+//! recording and nothing of snmpd's own.
 //!
 //! The fake device reads a JSON file on every request: a list of `[oid, type, value]` where
 //! `type` is a net-snmp pass type (`integer`, `string`, `counter`, `counter64`, `gauge`, …) or
@@ -18,17 +18,42 @@ use std::time::Duration;
 use crate::procs::Proc;
 use crate::util::{free_udp_port, wait_for};
 
-/// The pass_persist script.
-const FAKE_DEVICE: &str = r#"#!/usr/bin/env python3
-import sys, json, time
-state = sys.argv[1]
-def key(o): return [int(x) for x in o.strip('.').split('.')]
-def load():
+/// The pass_persist script: a fake device from a JSON state file (read on every request, so
+/// that tests change it and counters grow with time), or a recording from an `.snmprec` file
+/// (loaded once). snmprec types: 2 Integer32, 4 OCTET STRING (`4x`: hex), 6 OID, 64 IpAddress,
+/// 65 Counter32, 66 Gauge32, 67 TimeTicks, 70 Counter64; others (Null, Opaque) are left out.
+const DEVICE_SCRIPT: &str = r##"#!/usr/bin/env python3
+import sys, json, time, bisect
+source = sys.argv[1]
+def key(o): return tuple(int(x) for x in o.strip('.').split('.'))
+def hexed(raw): return " ".join("%02X" % b for b in raw)
+SNMPREC = {"2": "integer", "4": "string", "6": "objectid", "64": "ipaddress", "65": "counter",
+           "66": "gauge", "67": "timeticks", "70": "counter64"}
+def recording():
+    rows = {}
+    for line in open(source, encoding="utf-8", errors="surrogateescape"):
+        line = line.rstrip("\n")
+        if not line or line.startswith("#") or line.count("|") < 2: continue
+        oid, tag, value = line.split("|", 2)
+        t = SNMPREC.get(tag.rstrip("xe"))
+        if t is None: continue
+        if tag.endswith("x"):
+            raw = bytes.fromhex(value)
+            if t == "string": t, value = "octet", hexed(raw)
+            else: value = raw.decode("latin-1")
+        elif t == "string" and (value == "" or any(ord(c) < 32 for c in value)):
+            t, value = "octet", hexed(value.encode("utf-8", "surrogateescape"))
+        try: rows[key(oid)] = (oid, t, value)
+        except ValueError: pass
+    return rows
+def state():
     try:
-        with open(state) as f: d = json.load(f)
+        with open(source) as f: d = json.load(f)
     except Exception:
         d = []
-    return sorted(((key(o), o, t, v) for o, t, v in d), key=lambda r: r[0])
+    return {key(o): (o, t, v) for o, t, v in d}
+STATIC = recording() if source.endswith(".snmprec") else None
+STATIC_KEYS = sorted(STATIC) if STATIC is not None else None
 def value(t, v):
     if t in ("counter64_rate", "counter_rate"):
         base, rate, t0 = (float(x) for x in str(v).split(","))
@@ -43,56 +68,14 @@ while True:
     cmd = line.strip()
     if cmd == "PING": out("PONG"); continue
     if cmd in ("get", "getnext"):
-        k = key(sys.stdin.readline().strip()); hit = None
-        for r in load():
-            if (cmd == "get" and r[0] == k) or (cmd == "getnext" and r[0] > k): hit = r; break
-        if hit:
-            t, v = value(hit[2], hit[3]); out("." + hit[1].strip('.'), t, v)
-        else: out("NONE")
-        continue
-    if cmd == "set":
-        sys.stdin.readline(); sys.stdin.readline(); out("not-writable")
-"#;
-
-/// The pass_persist script serving an `.snmprec` recording: loaded once, answered by bisection.
-/// snmprec types: 2 Integer32, 4 OCTET STRING (`4x`: hex), 6 OID, 64 IpAddress, 65 Counter32,
-/// 66 Gauge32, 67 TimeTicks, 70 Counter64; others (Null, Opaque) are left out.
-const RECORDED_DEVICE: &str = r##"#!/usr/bin/env python3
-import sys, bisect
-def key(o): return tuple(int(x) for x in o.strip('.').split('.'))
-TYPES = {"2": "integer", "4": "string", "6": "objectid", "64": "ipaddress", "65": "counter",
-         "66": "gauge", "67": "timeticks", "70": "counter64"}
-def hexed(raw): return " ".join("%02X" % b for b in raw)
-rows = {}
-for line in open(sys.argv[1], encoding="utf-8", errors="surrogateescape"):
-    line = line.rstrip("\n")
-    if not line or line.startswith("#") or line.count("|") < 2: continue
-    oid, tag, value = line.split("|", 2)
-    t = TYPES.get(tag.rstrip("xe"))
-    if t is None: continue
-    if tag.endswith("x"):
-        raw = bytes.fromhex(value)
-        if t == "string": t, value = "octet", hexed(raw)
-        else: value = raw.decode("latin-1")
-    elif t == "string" and (value == "" or any(ord(c) < 32 for c in value)):
-        t, value = "octet", hexed(value.encode("utf-8", "surrogateescape"))
-    try: rows[key(oid)] = ("." + oid.strip("."), t, value)
-    except ValueError: pass
-keys = sorted(rows)
-def out(*lines):
-    sys.stdout.write("\n".join(lines) + "\n"); sys.stdout.flush()
-while True:
-    line = sys.stdin.readline()
-    if not line: break
-    cmd = line.strip()
-    if cmd == "PING": out("PONG"); continue
-    if cmd in ("get", "getnext"):
         k = key(sys.stdin.readline().strip())
-        if cmd == "get": r = rows.get(k)
+        rows, keys = (STATIC, STATIC_KEYS) if STATIC is not None else (lambda r: (r, sorted(r)))(state())
+        if cmd == "get": hit = rows.get(k)
         else:
             i = bisect.bisect_right(keys, k)
-            r = rows[keys[i]] if i < len(keys) else None
-        if r: out(*r)
+            hit = rows[keys[i]] if i < len(keys) else None
+        if hit:
+            t, v = value(hit[1], hit[2]); out("." + hit[0].strip('.'), t, v)
         else: out("NONE")
         continue
     if cmd == "set":
@@ -169,7 +152,7 @@ impl Snmpd {
         conf.extend(cfg.lines.iter().cloned());
         if let Some(state) = &cfg.fake_device {
             let script = dir.path().join("fake-device.py");
-            std::fs::write(&script, FAKE_DEVICE).unwrap();
+            std::fs::write(&script, DEVICE_SCRIPT).unwrap();
             for tree in FAKE_SUBTREES {
                 conf.push(format!(
                     "pass_persist {tree} /usr/bin/python3 {} {}",
@@ -180,7 +163,7 @@ impl Snmpd {
         }
         if let Some(recording) = &cfg.recording {
             let script = dir.path().join("recorded-device.py");
-            std::fs::write(&script, RECORDED_DEVICE).unwrap();
+            std::fs::write(&script, DEVICE_SCRIPT).unwrap();
             conf.push(format!(
                 "pass_persist .1.3.6.1 /usr/bin/python3 {} {}",
                 script.display(),

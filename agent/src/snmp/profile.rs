@@ -173,15 +173,9 @@ impl Profiles {
     pub fn load(dir: Option<&Path>) -> Result<Self, ProfileError> {
         let mut profiles = Self::built_in();
         let Some(dir) = dir else { return Ok(profiles) };
-        let files = match parta_common::fsutil::toml_files(dir) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(profiles),
-            Err(e) => return Err(ProfileError { file: dir.display().to_string(), reason: e.to_string() }),
-        };
-        for path in files {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ProfileError { file: name.clone(), reason: e.to_string() })?;
+        let files = parta_common::fsutil::read_toml_dir(dir)
+            .map_err(|(file, reason)| ProfileError { file, reason })?;
+        for (name, text) in files {
             let p = Profile::parse(&name, &text)?;
             profiles.list.retain(|q| q.name != p.name);
             profiles.list.push(p);

@@ -282,15 +282,9 @@ impl PanelMakers {
     pub fn load(dir: Option<&Path>) -> Result<Self, PanelListError> {
         let mut makers = Self::built_in();
         let Some(dir) = dir else { return Ok(makers) };
-        let files = match parta_common::fsutil::toml_files(dir) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(makers),
-            Err(e) => return Err(PanelListError { file: dir.display().to_string(), reason: e.to_string() }),
-        };
-        for path in files {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| PanelListError { file: name.clone(), reason: e.to_string() })?;
+        let files = parta_common::fsutil::read_toml_dir(dir)
+            .map_err(|(file, reason)| PanelListError { file, reason })?;
+        for (name, text) in files {
             for p in Self::parse(&name, &text)? {
                 makers.list.retain(|q| !(q.pnp == p.pnp && q.names == p.names));
                 makers.list.push(p);
