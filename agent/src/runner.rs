@@ -66,7 +66,11 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
     let params = UplinkParams {
         settings: uplink.clone(),
         identity: Arc::clone(&device),
-        hello: Hello { agent_version: env!("CARGO_PKG_VERSION").to_owned(), kind: config.kind },
+        hello: Hello {
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            kind: config.kind,
+            running_policy: None,
+        },
     };
     let backoff = Backoff::new(Duration::from_secs(1), config.reconnect_max);
     let uplink_task = Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake), Arc::clone(&link), backoff);

@@ -11,6 +11,7 @@ use crate::inventory::{
     ClassSource, CpuInfo, DiskInfo, DisplayInfo, DmiInventory, EquipmentClass, Inventory, Media, NicInfo,
     SizeSource,
 };
+use crate::policy::{PolicyId, PolicyOffer, PolicyOutcome, PolicyStatus};
 use crate::snmp::{
     InterfaceReading, PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup,
 };
@@ -30,9 +31,34 @@ pub const EXAMPLE_DEVICE: DeviceId = DeviceId(Uuid::from_bytes([
     0x6b, 0x1d, 0x3a, 0x52, 0x8c, 0x41, 0x4e, 0x0f, 0x9d, 0x27, 0x55, 0x10, 0xc3, 0x8e, 0x71, 0x02,
 ]));
 
-/// A teacher PC's `Hello`.
+/// A teacher PC's `Hello`, running policy version 7.
 pub fn hello() -> Message {
-    Message::Hello(Hello { agent_version: "0.1.0".into(), kind: DeviceKind::Computer })
+    Message::Hello(Hello {
+        agent_version: "0.1.0".into(),
+        kind: DeviceKind::Computer,
+        running_policy: Some(PolicyId::of(7, POLICY_V7)),
+    })
+}
+
+/// A school's policy as the collector merges it: SNMP targets and the ЕСПД lists.
+pub const POLICY_V7: &str = "interval = \"60s\"\n\n[snmp]\ninterval = \"5m\"\n\n[[snmp.target]]\naddress = \"10.74.12.2\"\nlabel = \"Коммутатор\"\ncommunity = \"school-ro\"\n\n[espd]\nmust_reach = [\"https://www.gosuslugi.ru/\", \"https://edu.gov.ru/\"]\n";
+
+/// The collector's offer of a school's policy, version 8 (a new must-reach site).
+pub fn policy_offer() -> Message {
+    let document =
+        POLICY_V7.replace("\"https://edu.gov.ru/\"]", "\"https://edu.gov.ru/\", \"https://sferum.ru/\"]");
+    Message::Policy(PolicyOffer { id: PolicyId::of(8, &document), document })
+}
+
+/// The agent's refusal of a policy, naming the key.
+pub fn policy_status() -> Message {
+    Message::PolicyStatus(PolicyStatus {
+        id: PolicyId::of(8, POLICY_V7),
+        outcome: PolicyOutcome::Refused {
+            key: "espd.ca_file".into(),
+            reason: "cannot read /etc/parta/region-ca.pem: No such file or directory".into(),
+        },
+    })
 }
 
 /// The collector's `Welcome`.
@@ -505,5 +531,7 @@ pub fn all() -> Vec<(&'static str, Message)> {
         ("reject", reject()),
         ("report_snmp", snmp_report()),
         ("report_espd", connectivity_report()),
+        ("policy", policy_offer()),
+        ("policy_status", policy_status()),
     ]
 }

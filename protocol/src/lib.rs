@@ -18,6 +18,9 @@
 //! - [`ids`]: ids of SNMP gear and displays, bound by the collector to the reporting device's
 //!   school. [`join`]: the join string `parta-collector token create` prints and
 //!   `parta-agent enroll` reads.
+//! - [`policy`]: the configuration exchange — the collector offers a device its effective
+//!   policy, the agent answers with the version it applied or why it refused one — and the
+//!   agent's side of it as a state machine.
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
@@ -50,6 +53,7 @@ pub mod ids;
 pub mod inventory;
 pub mod join;
 pub mod message;
+pub mod policy;
 pub mod sample;
 pub mod seqset;
 pub mod snmp;
@@ -74,7 +78,8 @@ pub use seqset::{SeqRange, SeqSet};
 /// without identity fields (the client certificate says who the device is), a `Welcome` that
 /// tells the device its id and school. Version 4: displays say which of their stated sizes
 /// was believed and how their class was decided; OS descriptions keep the os-release fields
-/// they were named from.
+/// they were named from; `Hello` names the policy the agent runs, `Policy`/`PolicyStatus`
+/// carry the configuration exchange.
 pub const PROTOCOL_VERSION: u16 = 4;
 
 /// TLS ALPN identifier of the protocol on QUIC connections.

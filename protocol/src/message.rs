@@ -100,6 +100,9 @@ pub struct Hello {
     pub agent_version: String,
     /// What the device is.
     pub kind: DeviceKind,
+    /// The policy the agent runs (its last-known-good), so that the collector offers one only
+    /// when it differs; `None` before the first.
+    pub running_policy: Option<crate::policy::PolicyId>,
 }
 
 /// The collector's answer to an accepted `Hello`.
@@ -390,6 +393,10 @@ pub enum Message {
     /// Collector → agent, during a session: a renewed certificate for the device's key, to use
     /// from the next session on.
     Renewed(Certificate),
+    /// Collector → agent, after `Welcome` and whenever it changes: the device's effective policy.
+    Policy(crate::policy::PolicyOffer),
+    /// Agent → collector: what became of a policy offer.
+    PolicyStatus(crate::policy::PolicyStatus),
 }
 
 /// Variant indexes of [`Message`] on the wire (postcard writes the index as a varint first).
@@ -414,6 +421,8 @@ impl Message {
             Self::Enroll(_) => "Enroll",
             Self::Enrolled(_) => "Enrolled",
             Self::Renewed(_) => "Renewed",
+            Self::Policy(_) => "Policy",
+            Self::PolicyStatus(_) => "PolicyStatus",
         }
     }
 }
@@ -448,7 +457,11 @@ mod tests {
     #[test]
     fn tags_match_the_encoding() {
         let first = |m: &Message| crate::codec::encode(m).unwrap()[crate::codec::VERSION_LEN];
-        let hello = Message::Hello(Hello { agent_version: String::new(), kind: DeviceKind::Computer });
+        let hello = Message::Hello(Hello {
+            agent_version: String::new(),
+            kind: DeviceKind::Computer,
+            running_policy: None,
+        });
         assert_eq!(u32::from(first(&hello)), tag::HELLO);
         let report = Message::Report(Report { seq: 1, agent_time_ms: 0, samples: vec![] });
         assert_eq!(u32::from(first(&report)), tag::REPORT);

@@ -15,6 +15,7 @@ use parta_protocol::message::{
     Ack, Certificate, DeviceId, DeviceKind, EnrollRequest, Enrolled, Hello, Message, Reject, RejectReason,
     Report, Welcome,
 };
+use parta_protocol::policy::{AgentPolicy, Decision, PolicyId, PolicyOffer, PolicyOutcome, PolicyStatus};
 use parta_protocol::sample::{
     Dmi, FsUsage, HostInfo, HostMetrics, IfTraffic, LossReason, MacAddr, NetInterface, OsInfo, Sample,
     SpoolLoss,
@@ -410,8 +411,13 @@ fn report() -> impl Strategy<Value = Report> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (text(), prop::sample::select(DeviceKind::ALL.to_vec()))
-            .prop_map(|(agent_version, kind)| Message::Hello(Hello { agent_version, kind })),
+        (text(), prop::sample::select(DeviceKind::ALL.to_vec()), of(policy_id())).prop_map(
+            |(agent_version, kind, running_policy)| Message::Hello(Hello {
+                agent_version,
+                kind,
+                running_policy
+            })
+        ),
         (text(), device_id(), text(), any::<u64>(), any::<u64>(), any::<i64>()).prop_map(
             |(v, device_id, school_id, a, b, expires)| Message::Welcome(Welcome {
                 collector_version: v,
@@ -447,7 +453,61 @@ fn message() -> impl Strategy<Value = Message> {
         })),
         (prop::sample::select(RejectReason::ALL.to_vec()), text())
             .prop_map(|(reason, detail)| Message::Reject(Reject { reason, detail })),
+        (policy_id(), text()).prop_map(|(id, document)| Message::Policy(PolicyOffer { id, document })),
+        (policy_id(), of((text(), text()))).prop_map(|(id, refused)| Message::PolicyStatus(PolicyStatus {
+            id,
+            outcome: match refused {
+                None => PolicyOutcome::Applied,
+                Some((key, reason)) => PolicyOutcome::Refused { key, reason },
+            },
+        })),
     ]
+}
+
+fn policy_id() -> impl Strategy<Value = PolicyId> {
+    (any::<u64>(), any::<[u8; 32]>()).prop_map(|(version, hash)| PolicyId { version, hash })
+}
+
+proptest! {
+    /// Whatever the offers, in whatever order: the agent never runs an older policy than one it
+    /// ran, applies only what matches its hash, and answers an offer of the policy it runs as
+    /// applied without applying it again.
+    #[test]
+    fn agent_policy_never_goes_back_and_never_reapplies(
+        offers in prop::collection::vec((0u64..6, 0u8..4, any::<bool>(), any::<bool>()), 0..40)
+    ) {
+        let mut agent = AgentPolicy::default();
+        let mut highest = None::<u64>;
+        for (version, doc, damaged, accept) in offers {
+            let document = format!("x = {doc}\n");
+            let mut offer = PolicyOffer { id: PolicyId::of(version, &document), document };
+            if damaged {
+                offer.document.push('!');
+            }
+            let before = agent.running();
+            match agent.offer(&offer) {
+                Decision::Apply => {
+                    prop_assert!(!damaged);
+                    prop_assert!(before != Some(offer.id));
+                    prop_assert!(highest.is_none_or(|h| version >= h));
+                    if accept {
+                        agent.applied(offer.id);
+                        highest = Some(version);
+                    } else {
+                        agent.refused(offer.id, "x", "no");
+                        prop_assert_eq!(agent.running(), before);
+                    }
+                }
+                Decision::Answer(s) => {
+                    prop_assert_eq!(s.id, offer.id);
+                    prop_assert_eq!(agent.running(), before);
+                    if s.outcome == PolicyOutcome::Applied {
+                        prop_assert_eq!(before, Some(offer.id));
+                    }
+                }
+            }
+        }
+    }
 }
 
 proptest! {

@@ -141,5 +141,5 @@ impl RawClient {
 
 /// A `Hello` (the device is the connection's certificate).
 pub fn hello() -> Message {
-    Message::Hello(Hello { agent_version: "test".into(), kind: DeviceKind::Computer })
+    Message::Hello(Hello { agent_version: "test".into(), kind: DeviceKind::Computer, running_policy: None })
 }
