@@ -349,6 +349,17 @@ impl AgentConfig {
         Self::resolve_with(args, matches, path, file)
     }
 
+    /// Resolves a configuration document given as text (a policy), reported under `path`.
+    pub(crate) fn resolve_text(
+        a: &GlobalArgs,
+        m: &ArgMatches,
+        path: &Path,
+        text: &str,
+    ) -> Result<Self, ConfigError> {
+        let file: FileConfig = settings::parse_file(path, text)?;
+        Self::resolve_with(a, m, Some(path), file)
+    }
+
     fn resolve_with(
         a: &GlobalArgs,
         m: &ArgMatches,

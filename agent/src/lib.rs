@@ -3,7 +3,9 @@
 //! ## Layout
 //! - [`app`]: command dispatch and exit codes; `main.rs` only calls it.
 //! - [`cli`]: command-line definition (clap); [`config`]: flags, environment and TOML resolved
-//!   into [`config::AgentConfig`], with errors that name the offending setting.
+//!   into [`config::AgentConfig`], with errors that name the offending setting; [`policy`]: the
+//!   settings a collector may set centrally and the check of a policy document by these same
+//!   rules (the collector runs it before storing a policy).
 //! - [`sources`]: what is measured. Sources sample on request and never sleep, send or store.
 //! - [`usage`]: the usage tracker — sessions, idle hints and display power into exact intervals,
 //!   boots and shutdowns into power events, carried across restarts.
@@ -39,6 +41,7 @@ pub mod identity;
 pub mod observer;
 pub mod outbox;
 pub mod paths;
+pub mod policy;
 pub mod privacy;
 pub mod runner;
 pub mod snmp;

@@ -20,6 +20,8 @@
 //!   Prometheus metrics.
 //! - [`auth`], [`web`], [`compliance`], [`speedtest`]: accounts, the web UI, compliance
 //!   reports, the ЕСПД speed-test service.
+//! - [`policy`]: central configuration — policy scopes and a device's effective policy (the
+//!   merge of its scopes), checked by the agent's own rules (`parta_agent::policy`).
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +35,7 @@ pub mod config;
 pub mod fleet;
 pub mod ingest;
 pub mod metrics;
+pub mod policy;
 pub mod refresh;
 pub mod speedtest;
 pub mod storage;

@@ -1,0 +1,104 @@
+//! A device's effective policy: the documents of the scopes it belongs to, broadest first,
+//! merged key by key — a narrower scope's value replaces a broader one's, tables merge
+//! recursively, and lists replace unless the narrower document names them in `append`, when
+//! they are concatenated (an entry already there is not repeated).
+
+use parta_agent::policy::{APPEND_KEY, PolicyError};
+use toml::{Table, Value};
+
+/// Merges `layers` (broadest first) into the effective document, without `append`.
+pub fn effective<'a>(layers: impl IntoIterator<Item = &'a Table>) -> Table {
+    let mut out = Table::new();
+    for layer in layers {
+        let appends: Vec<String> = layer
+            .get(APPEND_KEY)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        merge_into(&mut out, layer, "", &appends);
+    }
+    out
+}
+
+fn merge_into(base: &mut Table, over: &Table, prefix: &str, appends: &[String]) {
+    for (key, value) in over {
+        if prefix.is_empty() && key == APPEND_KEY {
+            continue;
+        }
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match (base.get_mut(key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge_into(b, o, &path, appends),
+            (Some(Value::Array(b)), Value::Array(o)) if appends.contains(&path) => {
+                for v in o {
+                    if !b.contains(v) {
+                        b.push(v.clone());
+                    }
+                }
+            }
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Parses a policy document and checks it with the agent's own rules.
+pub fn parse_checked(document: &str) -> Result<Table, PolicyError> {
+    parta_agent::policy::check(document)?;
+    toml::from_str(document).map_err(|e| PolicyError { key: String::new(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Table {
+        toml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn narrowest_wins_key_by_key_and_tables_merge() {
+        let all =
+            t("interval = \"60s\"\n[espd]\nevery = \"15m\"\nmust_reach = [\"https://www.gosuslugi.ru/\"]\n");
+        let school = t("[espd]\nmust_reach = [\"https://edu.gov.ru/\"]\n[snmp]\ninterval = \"5m\"\n");
+        let device = t("interval = \"30s\"\n");
+        let e = effective([&all, &school, &device]);
+        assert_eq!(
+            e,
+            t("interval = \"30s\"\n[espd]\nevery = \"15m\"\nmust_reach = [\"https://edu.gov.ru/\"]\n\
+               [snmp]\ninterval = \"5m\"\n")
+        );
+    }
+
+    #[test]
+    fn append_concatenates_without_repeating() {
+        let region = t("[espd]\nmust_reach = [\"https://www.gosuslugi.ru/\", \"https://edu.gov.ru/\"]\n");
+        let school = t(
+            "append = [\"espd.must_reach\"]\n[espd]\nmust_reach = [\"https://edu.gov.ru/\", \"https://sferum.ru/\"]\n",
+        );
+        let e = effective([&region, &school]);
+        assert_eq!(
+            parta_agent::policy::lookup(&e, "espd.must_reach"),
+            Some(&Value::Array(vec![
+                "https://www.gosuslugi.ru/".into(),
+                "https://edu.gov.ru/".into(),
+                "https://sferum.ru/".into()
+            ]))
+        );
+        assert!(!e.contains_key(APPEND_KEY), "append is a merge instruction, not a setting");
+        // The same school without append replaces the region's list.
+        let replace = t("[espd]\nmust_reach = [\"https://sferum.ru/\"]\n");
+        let e = effective([&region, &replace]);
+        assert_eq!(
+            parta_agent::policy::lookup(&e, "espd.must_reach"),
+            Some(&Value::Array(vec!["https://sferum.ru/".into()]))
+        );
+    }
+
+    #[test]
+    fn documents_are_checked_by_the_agents_rules() {
+        parse_checked("[snmp]\ninterval = \"5m\"\n").unwrap();
+        let e = parse_checked("state_dir = \"/tmp\"\n").unwrap_err();
+        assert_eq!(e.key, "state_dir");
+    }
+}
