@@ -61,6 +61,7 @@ pub fn main() -> u8 {
             Command::User { action } => crate::auth::commands::user(&config, action).await,
             Command::ApiToken { action } => crate::auth::commands::api_token(&config, action).await,
             Command::Rollups { action } => rollups(&config, action).await,
+            Command::Policy { action } => crate::policy::commands::policy(&config, action).await,
         }
     });
     // Sessions may still hold connections; do not wait for them at exit.

@@ -187,6 +187,99 @@ pub enum Command {
         #[command(subcommand)]
         action: RollupsAction,
     },
+    /// Central configuration: agent settings per region, municipality, school or device, with
+    /// their history. (Stored and shown; delivery to agents comes with a later release.)
+    Policy {
+        /// Policy action.
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+/// Policy actions. SCOPE is `all`, `region:CODE`, `municipality:REGION/NAME`, `school:ID` or
+/// `device:ID`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Set a scope's policy from a TOML file of agent settings. It is checked by the agent's own
+    /// rules first: a refused file changes nothing, and the error names the key. SNMP secrets
+    /// are stored encrypted and never shown again.
+    Set {
+        /// The scope.
+        #[arg(long, value_name = "SCOPE")]
+        scope: String,
+        /// The policy (TOML).
+        file: PathBuf,
+        /// Why, for the history.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Who, for the history [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Show a scope's policy (secrets as <secret>).
+    Show {
+        /// The scope.
+        #[arg(long, value_name = "SCOPE")]
+        scope: String,
+        /// This version instead of the one in force.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+    },
+    /// Every version of a scope's policy: version, when, who, what, why.
+    History {
+        /// The scope.
+        #[arg(long, value_name = "SCOPE")]
+        scope: String,
+    },
+    /// Make an earlier version's document the policy in force again, as a new version.
+    Rollback {
+        /// The scope.
+        #[arg(long, value_name = "SCOPE")]
+        scope: String,
+        /// The version to go back to.
+        #[arg(long, value_name = "N")]
+        to: u32,
+        /// Why, for the history [default: "rollback to version N"].
+        #[arg(long)]
+        comment: Option<String>,
+        /// Who, for the history [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Remove a scope's policy (as a new version; the history stays).
+    Remove {
+        /// The scope.
+        #[arg(long, value_name = "SCOPE")]
+        scope: String,
+        /// Why, for the history.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Who, for the history [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// The effective policy of a device or a school: the merge of its scopes, broadest first,
+    /// narrowest winning key by key (secrets as <secret>).
+    Effective {
+        /// An enrolled device.
+        #[arg(long, value_name = "ID", conflicts_with = "school")]
+        device: Option<String>,
+        /// A school.
+        #[arg(long, value_name = "ID")]
+        school: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PolicyFormat::Toml)]
+        format: PolicyFormat,
+    },
+}
+
+/// How `policy effective` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFormat {
+    /// The TOML document, the scopes it merges as comments.
+    Toml,
+    /// JSON: the layers and the document.
+    Json,
 }
 
 /// Rollup actions.

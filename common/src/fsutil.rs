@@ -75,6 +75,33 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// A 32-byte key in a file of its own (mode 0600, its directory private), made by `make` when
+/// the file does not exist yet. A file of another length is an error naming it and what
+/// deleting it does (`consequence`).
+pub fn load_or_create_key(
+    path: &Path,
+    make: impl FnOnce() -> [u8; 32],
+    consequence: &str,
+) -> io::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: expected 32 bytes; delete it to make a new key ({consequence})", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                create_private_dir(dir)?;
+            }
+            let key = make();
+            write_atomic(path, &key, true)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The `*.toml` files of a region's profile directory with their text, sorted by name (later
 /// files win); a directory that does not exist has none. An error names the directory or the
 /// file that could not be read: `(name, why)`.

@@ -258,6 +258,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
         .chain(parta_collector::storage::overview::catalogue())
         .chain(parta_collector::storage::accounts::catalogue())
         .chain(parta_collector::storage::fleet::catalogue())
+        .chain(parta_collector::storage::policies::catalogue())
         .map(|(name, sql)| {
             // The rollups' version, the overview's "online since" time.
             let sql = sql
@@ -321,7 +322,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 sql = sql.replace(&format!("FROM {table} "), &format!("FROM {db}.{table} "));
             }
             // Accounts and credentials are in the auth database.
-            for table in ["users", "api_tokens", "enroll_tokens", "ended_sessions"] {
+            for table in ["users", "api_tokens", "enroll_tokens", "ended_sessions", "policies"] {
                 let auth = parta_collector::storage::schema::auth_database(db);
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {auth}.{table}\n"));
                 sql = sql.replace(&format!("FROM {table} "), &format!("FROM {auth}.{table} "));

@@ -415,28 +415,11 @@ impl Accounts {
 
     /// Loads the session key from `dir/session.key`, creating it (mode 0600) on first use.
     pub fn load_key(dir: &Path) -> std::io::Result<[u8; 32]> {
-        let path = dir.join("session.key");
-        match std::fs::read(&path) {
-            Ok(bytes) if bytes.len() == 32 => {
-                let mut key = [0u8; 32];
-                key.copy_from_slice(&bytes);
-                Ok(key)
-            }
-            Ok(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{}: expected 32 bytes; delete it to make a new key (signs everyone out)",
-                    path.display()
-                ),
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                parta_common::fsutil::create_private_dir(dir)?;
-                let key: [u8; 32] = rand::rng().random();
-                parta_common::fsutil::write_atomic(&path, &key, true)?;
-                Ok(key)
-            }
-            Err(e) => Err(e),
-        }
+        parta_common::fsutil::load_or_create_key(
+            &dir.join("session.key"),
+            || rand::rng().random(),
+            "signs everyone out",
+        )
     }
 
     /// Reloads everything from storage.

@@ -6,10 +6,18 @@
 //!   first.
 //! - [`merge`]: the effective document from the layers, and the check of a document by the
 //!   agent's own parser and rules ([`parta_agent::policy::check`]).
+//! - [`secrets`]: SNMP secrets sealed at rest under the collector's `policy.key`, opened only
+//!   for the device a document is sent to, shown to people as `<secret>`.
 //!
-//! Storage, delivery over the agents' sessions and the commands come next (issue 21).
+//! - [`commands`]: `parta-collector policy set|show|history|rollback|remove|effective`;
+//!   policies are stored with their history in the auth database
+//!   ([`crate::storage::policies`]).
+//!
+//! Delivery over the agents' sessions comes next (issue 21).
 
+pub mod commands;
 pub mod merge;
+pub mod secrets;
 
 use std::fmt;
 

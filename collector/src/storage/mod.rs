@@ -5,6 +5,8 @@
 //! - [`rows`]: row types and [`rows::Batch`], accepted reports turned into rows.
 //! - [`queries`]: reads for the API, tokens and per-device sequence state.
 //! - [`fleet`]: enrolled devices, their certificates and school history.
+//! - [`accounts`], [`policies`]: accounts and credentials, and policies with their history, in
+//!   the auth database.
 //!
 //! Inserts go table by table with the ledger last: a ledger row exists only once all the data
 //! of its report is stored. If the collector dies between the data and the ledger insert, the
@@ -15,6 +17,7 @@ pub mod accounts;
 pub mod compliance;
 pub mod fleet;
 pub mod overview;
+pub mod policies;
 pub mod queries;
 pub mod registry;
 pub mod rows;

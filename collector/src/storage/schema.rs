@@ -237,6 +237,7 @@ ORDER BY token_id",
         name: "accounts and credentials in a database of their own; API tokens tied to the account version; ended sessions",
         statements: super::accounts::MIGRATION_12,
     },
+    Migration { version: 13, name: "policies with their history", statements: super::policies::MIGRATION_13 },
 ];
 
 /// The database of accounts and credentials that belongs to database `db`.

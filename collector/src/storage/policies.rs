@@ -1,0 +1,79 @@
+//! Storage of policies: every change of a scope's policy is a row of its own (its history), in
+//! the auth database — a policy's SNMP secrets are encrypted, and the rest is still not for
+//! Grafana's read-only user. The row with the highest version of a scope is in force; a
+//! removed policy is a row with `removed = 1`.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+
+/// A `policies` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PolicyRow {
+    /// `all`, `region:74`, `municipality:74/NAME`, `school:ID`, `device:UUID`.
+    pub scope: String,
+    /// 1, 2, … per scope.
+    pub version: u32,
+    /// The TOML document, secrets sealed (`enc:v1:…`).
+    pub document: String,
+    /// Who changed it.
+    pub author: String,
+    /// When, ms since the epoch (a device's effective version is the latest of its scopes').
+    pub at_ms: u64,
+    /// Why, for the history.
+    pub comment: String,
+    /// 1: the scope has no policy from this version on.
+    pub removed: u8,
+}
+
+/// Migration 13: policies with their history.
+pub const MIGRATION_13: &[&str] = &["CREATE TABLE IF NOT EXISTS {auth}.policies (
+    scope String,
+    version UInt32,
+    document String,
+    author String,
+    at_ms UInt64,
+    comment String,
+    removed UInt8
+) ENGINE = ReplacingMergeTree
+ORDER BY (scope, version)"];
+
+/// Every version of one scope's policy, oldest first.
+const HISTORY: &str =
+    "SELECT scope, version, any(document), any(author), any(at_ms), any(comment), any(removed)
+ FROM policies
+ WHERE scope = ?
+ GROUP BY scope, version
+ ORDER BY version";
+
+/// The version in force of every scope that has one (removed ones included, to be skipped).
+const LATEST: &str = "SELECT scope, max(version) AS v, argMax(document, version), argMax(author, version),
+        argMax(at_ms, version), argMax(comment, version), argMax(removed, version)
+ FROM policies
+ GROUP BY scope
+ ORDER BY scope";
+
+/// Every query of this module, for the test suite.
+pub fn catalogue() -> Vec<(&'static str, String)> {
+    vec![("policy_history", HISTORY.to_owned()), ("policy_latest", LATEST.to_owned())]
+}
+
+impl Store {
+    /// Every version of a scope's policy, oldest first.
+    pub async fn policy_history(&self, scope: &str) -> Result<Vec<PolicyRow>, StoreError> {
+        let a = self.auth();
+        a.client().query(HISTORY).bind(scope).fetch_all().await.map_err(|e| a.err(e))
+    }
+
+    /// The latest row of every scope.
+    pub async fn latest_policies(&self) -> Result<Vec<PolicyRow>, StoreError> {
+        let a = self.auth();
+        a.client().query(LATEST).fetch_all().await.map_err(|e| a.err(e))
+    }
+
+    /// Writes a new version.
+    pub async fn put_policy(&self, row: &PolicyRow) -> Result<(), StoreError> {
+        self.auth().insert_rows("policies", std::slice::from_ref(row)).await
+    }
+}
