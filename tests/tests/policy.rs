@@ -58,7 +58,8 @@ fn policies_are_checked_versioned_sealed_and_merged() {
     assert!(stored.contains("enc:v1:") && !stored.contains(SECRET), "{stored}");
 
     // A policy the agent would refuse changes nothing and names the key and the file.
-    let history = || ch.query(&format!("SELECT scope, version, comment FROM {auth}.policies ORDER BY scope, version"));
+    let history =
+        || ch.query(&format!("SELECT scope, version, comment FROM {auth}.policies ORDER BY scope, version"));
     let before = history();
     let bad = file("bad.toml", "interval = \"soon\"\n");
     let (code, _, err) = run(&c, &["policy", "set", "--scope", "school:74-0012", &bad]);
@@ -67,7 +68,8 @@ fn policies_are_checked_versioned_sealed_and_merged() {
     let local = file("local.toml", "state_dir = \"/tmp\"\n");
     let (code, _, err) = run(&c, &["policy", "set", "--scope", "school:74-0012", &local]);
     assert!(code != 0 && err.contains("state_dir") && err.contains("device's own"), "{err}");
-    let (code, _, err) = run(&c, &["policy", "set", "--scope", "municipality:74/Нигдешний район", &school_v1]);
+    let (code, _, err) =
+        run(&c, &["policy", "set", "--scope", "municipality:74/Нигдешний район", &school_v1]);
     assert!(code != 0 && err.contains("no school of the registry"), "{err}");
     assert_eq!(history(), before, "refusals changed nothing");
 
@@ -98,9 +100,14 @@ fn policies_are_checked_versioned_sealed_and_merged() {
     let muni = file("muni.toml", "interval = \"90s\"\n");
     ok(&c, &["policy", "set", "--scope", "municipality:74/копейский ГОРОДСКОЙ округ", &muni]);
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&c, &["policy", "effective", "--school", "74-0012", "--format", "json"])).unwrap();
-    let layers: Vec<String> =
-        json["layers"].as_array().unwrap().iter().map(|l| format!("{} v{}", l["scope"].as_str().unwrap(), l["version"])).collect();
+        serde_json::from_str(&ok(&c, &["policy", "effective", "--school", "74-0012", "--format", "json"]))
+            .unwrap();
+    let layers: Vec<String> = json["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| format!("{} v{}", l["scope"].as_str().unwrap(), l["version"]))
+        .collect();
     assert_eq!(layers, ["region:74 v1", "municipality:74/Копейский городской округ v1", "school:74-0012 v3"]);
     let e = &json["effective"];
     assert_eq!(e["interval"], "90s", "the municipality's over the region's");
@@ -109,7 +116,8 @@ fn policies_are_checked_versioned_sealed_and_merged() {
     assert_eq!(e["snmp"]["target"][0]["community"], "<secret>");
     // Another municipality's school gets the region's only.
     let other: serde_json::Value =
-        serde_json::from_str(&ok(&c, &["policy", "effective", "--school", "74-0345", "--format", "json"])).unwrap();
+        serde_json::from_str(&ok(&c, &["policy", "effective", "--school", "74-0345", "--format", "json"]))
+            .unwrap();
     assert_eq!(other["effective"]["interval"], "120s");
 
     // Removing the school's policy is a version too; the history stays.
@@ -117,7 +125,8 @@ fn policies_are_checked_versioned_sealed_and_merged() {
     let (code, _, err) = run(&c, &["policy", "show", "--scope", "school:74-0012"]);
     assert!(code != 0 && err.contains("removed in version 4"), "{err}");
     let after: serde_json::Value =
-        serde_json::from_str(&ok(&c, &["policy", "effective", "--school", "74-0012", "--format", "json"])).unwrap();
+        serde_json::from_str(&ok(&c, &["policy", "effective", "--school", "74-0012", "--format", "json"]))
+            .unwrap();
     assert_eq!(after["effective"]["snmp"]["interval"], "15m");
 
     // The secret is nowhere in clear: not in ClickHouse (either database), not in the logs.
