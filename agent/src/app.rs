@@ -49,10 +49,13 @@ pub fn main() -> u8 {
             };
             crate::enroll::command(&config, &cmd)
         }
-        Command::Run => config
-            .uplink(&cli.global, &matches)
-            .map_err(anyhow::Error::from)
-            .and_then(|uplink| runtime()?.block_on(crate::runner::run(config, uplink))),
+        Command::Run => {
+            config.uplink(&cli.global, &matches).map_err(anyhow::Error::from).and_then(|uplink| {
+                let source = crate::policy::ConfigSource::of_process(cli.global.common.config.as_deref())?;
+                let (config, policy) = with_last_policy(config, &source);
+                runtime()?.block_on(crate::runner::run(config, uplink, source, policy))
+            })
+        }
         Command::Sample { format } => sample(&config, format),
         Command::Inventory { format } => inventory(&config, format),
         Command::Status { format } => crate::status::show(&config.state_dir, format),
@@ -68,7 +71,7 @@ pub fn main() -> u8 {
             Ok(false) => return 1,
             Err(e) => Err(e),
         },
-        Command::Config => show_config(&config).and_then(|()| {
+        Command::Config => show_config(&config, cli.global.common.config.as_deref()).and_then(|()| {
             config.uplink(&cli.global, &matches)?;
             eprintln!("configuration is complete for `parta-agent run`");
             Ok(())
@@ -106,6 +109,37 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// The configuration with the last policy the collector sent applied, so that an agent that
+/// starts offline runs it; without it (none yet, damaged, or no longer valid with this file)
+/// the local configuration, said in the log.
+fn with_last_policy(
+    config: AgentConfig,
+    source: &crate::policy::ConfigSource,
+) -> (AgentConfig, Option<crate::policy::LastKnownGood>) {
+    match crate::policy::LastKnownGood::load(&config.state_dir) {
+        Ok(None) => (config, None),
+        Ok(Some(p)) => match source.resolve(Some(&p.document)) {
+            Ok(c) => {
+                if c.log.level != config.log.level
+                    && let Err(e) = parta_common::logging::set_filter(&c.log.level)
+                {
+                    tracing::warn!(error = %e, "cannot set the policy's log level");
+                }
+                (c, Some(p))
+            }
+            Err(e) => {
+                tracing::warn!(policy = %p.id().short(), error = %e,
+                    "the last policy the collector sent does not apply with this configuration; running without it until the collector sends one");
+                (config, None)
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the last policy the collector sent; running without it");
+            (config, None)
+        }
+    }
+}
+
 /// The agent needs one thread: sampling is quick, the uplink is I/O.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -114,8 +148,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// `parta-agent config`: the resolved configuration as JSON, token redacted.
-fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
+/// `parta-agent config`: the resolved configuration as JSON — with the last policy the
+/// collector sent applied — token redacted, and where each key set anywhere came from.
+fn show_config(c: &AgentConfig, path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let source = crate::policy::ConfigSource::of_process(path)?;
+    let (effective, policy) = with_last_policy(c.clone(), &source);
+    let c = &effective;
+    let origins = crate::policy::origins(&source, policy.as_ref());
     let credential = crate::credential::load(&c.state_dir).ok().flatten();
     let v = serde_json::json!({
         "collector": c.collectors.iter().map(crate::config::CollectorAddr::to_socket_string).collect::<Vec<_>>(),
@@ -161,6 +200,11 @@ fn show_config(c: &AgentConfig) -> anyhow::Result<()> {
             "latency_method": c.espd.latency_method.as_str(),
             "timeout": humantime::format_duration(c.espd.timeout).to_string(),
         },
+        "policy": policy.as_ref().map(|p| serde_json::json!({
+            "version": p.version,
+            "sha256": p.hash,
+        })),
+        "origins": origins,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())

@@ -79,6 +79,8 @@ struct FileConfig {
     log_level: Option<String>,
     snmp: Option<SnmpSection>,
     espd: Option<crate::espd::EspdSection>,
+    /// Keys a policy does not change on this device (`crate::policy::LOCAL_KEY`).
+    local: Option<Vec<String>>,
 }
 
 /// Where the collector is.
@@ -184,7 +186,7 @@ pub struct AgentConfig {
 }
 
 /// The SNMP poller's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnmpSettings {
     /// Targets (empty: the agent polls nothing).
     pub targets: Vec<Target>,
@@ -305,6 +307,20 @@ pub struct UsageSettings {
     pub panels: std::sync::Arc<crate::sources::display::PanelMakers>,
 }
 
+impl UsageSettings {
+    /// Whether the usage sources would read the same with `other` (the panel lists compare by
+    /// where they come from).
+    pub fn same_sources(&self, other: &Self) -> bool {
+        self.room == other.room
+            && self.equipment_class == other.equipment_class
+            && self.logind_bus == other.logind_bus
+            && self.groups == other.groups
+            && self.user_hash_salt == other.user_hash_salt
+            && self.hostname_mode == other.hostname_mode
+            && self.display_profiles_dir == other.display_profiles_dir
+    }
+}
+
 /// What `run` needs on top of [`AgentConfig`]: a complete uplink.
 #[derive(Debug, Clone)]
 pub struct UplinkSettings {
@@ -367,6 +383,16 @@ impl AgentConfig {
         f: FileConfig,
     ) -> Result<Self, ConfigError> {
         let l = Layers::new(m, path);
+        if let Some(local) = &f.local {
+            crate::policy::check_local(local).map_err(|reason| ConfigError::Invalid {
+                origin: match path {
+                    Some(p) => Origin::File { path: p.to_owned(), key: crate::policy::LOCAL_KEY.into() },
+                    None => Origin::Default,
+                },
+                value: local.join(", "),
+                reason,
+            })?;
+        }
         let usage = resolve_usage(&l, a, &f)?;
         let snmp = resolve_snmp(path, f.snmp)?;
         let espd = crate::espd::EspdSettings::resolve(

@@ -136,6 +136,12 @@ impl Outbox {
         self.spool.next_seq()
     }
 
+    /// New spool limits and durability (a policy changed them); they apply from the next
+    /// append.
+    pub fn set_spool_config(&mut self, cfg: crate::spool::SpoolConfig) {
+        self.spool.set_config(cfg);
+    }
+
     /// Spool summary.
     pub fn stats(&self) -> Stats {
         self.spool.stats()

@@ -18,12 +18,14 @@ use crate::config::{AgentConfig, UplinkSettings};
 use crate::observer::{self, Observer};
 use crate::outbox::Outbox;
 use crate::outbox::lock;
+use crate::policy::{ConfigSource, LastKnownGood, PolicyError};
 use crate::sources::host::HostSource;
 use crate::status::{self, Snapshot};
-use crate::uplink::{LinkState, Uplink, UplinkParams, link_state};
+use crate::uplink::{LinkState, PolicyAnswer, PolicyLink, Uplink, UplinkParams, link_state};
 use crate::usage::Tracker;
 use crate::{identity, tls};
 use parta_protocol::inventory::Inventory;
+use parta_protocol::policy::{AgentPolicy, Decision, PolicyOffer};
 
 /// How long a stopping agent, while connected, waits for the collector to acknowledge what is
 /// spooled (everything stays in the spool anyway; this spares resends and leaves the spool empty
@@ -38,8 +40,15 @@ const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// After this long without acknowledgements while reports are in flight, the agent warns.
 const ACK_WAIT_WARN: Duration = Duration::from_secs(120);
 
-/// Runs until SIGTERM/SIGINT (returns `Ok`) or a permanent failure.
-pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<()> {
+/// Runs until SIGTERM/SIGINT (returns `Ok`) or a permanent failure. `config` is `source` with
+/// `policy` (the last-known-good policy, if it applied at start) applied; offers of the
+/// collector are applied over `source` while running.
+pub async fn run(
+    mut config: AgentConfig,
+    uplink: UplinkSettings,
+    source: ConfigSource,
+    policy: Option<LastKnownGood>,
+) -> anyhow::Result<()> {
     // The CA file must be usable before anything starts.
     tls::client_config(tls::Trust::CaFile(&uplink.ca_cert), tls::Present::Nothing)?;
     parta_common::fsutil::create_private_dir(&config.state_dir)
@@ -63,6 +72,10 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
         collector = %collectors_text(&uplink),
         interval = %humantime::format_duration(config.interval), spool_pending = stats.pending,
         next_seq = stats.next_seq, "agent starting");
+    let mut policies = AgentPolicy::new(policy.as_ref().map(LastKnownGood::id));
+    let (answers_tx, answers_rx) = watch::channel(PolicyAnswer { running: policies.running(), status: None });
+    let (offers_tx, mut offers_rx) = watch::channel(None);
+    let mut offers_open = true;
     let params = UplinkParams {
         settings: uplink.clone(),
         identity: Arc::clone(&device),
@@ -71,17 +84,24 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
             kind: config.kind,
             running_policy: None,
         },
+        policy: PolicyLink { offers: offers_tx, answers: answers_rx },
     };
     let backoff = Backoff::new(Duration::from_secs(1), config.reconnect_max);
     let uplink_task = Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake), Arc::clone(&link), backoff);
     let mut uplink_task = tokio::spawn(uplink_task.run(stop_rx));
-    let (mut snmp_rx, mut snmp_on) = start_snmp(&config, &uplink, stop_tx.subscribe())?;
-    let (mut espd_rx, mut espd_on) = start_probe(&config, Arc::clone(&device), stop_tx.subscribe())?;
+    let (snmp_tx, mut snmp_rx) = mpsc::channel(2 * parta_protocol::validate::MAX_SNMP_POLLS);
+    let (espd_tx, mut espd_rx) = mpsc::channel(2);
+    let mut roles = Roles { snmp: None, espd: None, snmp_tx, espd_tx };
+    roles.start_snmp(&config, &uplink)?;
+    roles.start_probe(&config, &device)?;
 
     // The first sample needs a CPU reading at least 200 ms after the one HostSource::new took.
     let first = Instant::now() + config.interval.min(Duration::from_secs(1));
     let mut ticker = tokio::time::interval_at(first, config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    if let Some(p) = &policy {
+        tracing::info!(policy = %p.id().short(), "running the last policy the collector sent");
+    }
     let mut last_info: Option<HostInfo> = None;
     let mut last_inventory: Option<Inventory> = None;
     let mut status_at: Option<Instant> = None;
@@ -131,11 +151,37 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                     write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
                 }
             }
-            poll = snmp_rx.recv(), if snmp_on => {
-                let Some(poll) = poll else {
-                    snmp_on = false;
+            changed = offers_rx.changed(), if offers_open => {
+                if changed.is_err() {
+                    offers_open = false;
                     continue;
+                }
+                let Some(offer) = offers_rx.borrow_and_update().clone() else { continue };
+                let status = match policies.offer(&offer) {
+                    Decision::Answer(s) => s,
+                    Decision::Apply => match prepare(&source, &offer, &config, &device).await {
+                        Err(e) => {
+                            tracing::warn!(policy = %offer.id.short(), key = %e.key, reason = %e.reason,
+                                "refused the collector's policy; the previous one stays in force");
+                            policies.refused(offer.id, &e.key, &e.reason)
+                        }
+                        Ok(new) => {
+                            let old = std::mem::replace(&mut config, new);
+                            let mut live = Live {
+                                observer: &mut observer, tracker: &mut tracker, ticker: &mut ticker,
+                                usage_ticker: &mut usage_ticker, roles: &mut roles, outbox: &outbox,
+                            };
+                            let changed = live.reconfigure(&old, &config, &uplink, &device, device_id);
+                            tracing::info!(policy = %offer.id.short(), changed = %changed.join(", "),
+                                "applied the collector's policy");
+                            policies.applied(offer.id)
+                        }
+                    },
                 };
+                answers_tx.send_replace(PolicyAnswer { running: policies.running(), status: Some(status) });
+            }
+            poll = snmp_rx.recv() => {
+                let Some(poll) = poll else { continue };
                 // Polls that finished together travel together, as many as fit a report.
                 let first = Sample::Snmp(Box::new(poll));
                 let mut bytes = parta_protocol::codec::sample_len(&first);
@@ -156,11 +202,8 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
                 spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
                 wake.notify_one();
             }
-            run = espd_rx.recv(), if espd_on => {
-                let Some(run) = run else {
-                    espd_on = false;
-                    continue;
-                };
+            run = espd_rx.recv() => {
+                let Some(run) = run else { continue };
                 last_espd = Some(crate::status::EspdRound::of(&run));
                 write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
                 let samples = vec![Sample::Connectivity(Box::new(run))];
@@ -192,74 +235,210 @@ pub async fn run(config: AgentConfig, uplink: UplinkSettings) -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = stop_tx.send(true);
+    roles.stop();
     let _ = tokio::time::timeout(Duration::from_secs(2), uplink_task).await;
     lock(&outbox).close();
     write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
     Ok(())
 }
 
-/// Starts the SNMP poller when targets are configured; its polls arrive on the receiver.
-fn start_snmp(
-    config: &AgentConfig,
-    uplink: &UplinkSettings,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<(mpsc::Receiver<parta_protocol::snmp::SnmpPoll>, bool)> {
-    let (tx, rx) = mpsc::channel(2 * parta_protocol::validate::MAX_SNMP_POLLS);
-    if config.snmp.targets.is_empty() {
-        return Ok((rx, false));
+/// The roles that run on threads of their own — the SNMP poller and the ЕСПД probe — each with
+/// its own stop signal, so that a policy can restart one with new settings. Their results
+/// arrive on channels that live as long as the agent.
+struct Roles {
+    snmp: Option<watch::Sender<bool>>,
+    espd: Option<watch::Sender<bool>>,
+    snmp_tx: mpsc::Sender<parta_protocol::snmp::SnmpPoll>,
+    espd_tx: mpsc::Sender<parta_protocol::espd::ConnectivityRun>,
+}
+
+impl Roles {
+    /// (Re)starts the SNMP poller with `config`'s targets (none: it stays stopped).
+    fn start_snmp(&mut self, config: &AgentConfig, uplink: &UplinkSettings) -> anyhow::Result<()> {
+        if let Some(stop) = self.snmp.take() {
+            let _ = stop.send(true);
+        }
+        if config.snmp.targets.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            targets = config.snmp.targets.len(),
+            concurrency = config.snmp.concurrency,
+            "SNMP poller starting"
+        );
+        let settings = crate::snmp::poller::PollerSettings::new(&config.snmp, school_of(config, uplink))?;
+        // The poller gets a thread of its own: the runner's thread blocks on spool and state-file
+        // fsyncs, which must not stall polls in flight (timeouts, measured rates).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the SNMP poller's runtime")?;
+        let targets = config.snmp.targets.clone();
+        let (stop_tx, stop) = watch::channel(false);
+        let tx = self.snmp_tx.clone();
+        std::thread::Builder::new()
+            .name("snmp-poller".into())
+            .spawn(move || runtime.block_on(crate::snmp::poller::run(targets, settings, tx, stop)))
+            .context("cannot start the SNMP poller's thread")?;
+        self.snmp = Some(stop_tx);
+        Ok(())
     }
-    tracing::info!(
-        targets = config.snmp.targets.len(),
-        concurrency = config.snmp.concurrency,
-        "SNMP poller starting"
-    );
-    // The school names the polled devices' ids; the collector derives them again from its own
-    // record of the school, so an agent's configured school cannot place gear elsewhere.
-    let school = crate::credential::load(&config.state_dir)
+
+    /// (Re)starts the ЕСПД probe role when `[espd] enabled`.
+    fn start_probe(
+        &mut self,
+        config: &AgentConfig,
+        device: &Arc<crate::credential::Identity>,
+    ) -> anyhow::Result<()> {
+        if let Some(stop) = self.espd.take() {
+            let _ = stop.send(true);
+        }
+        if !config.espd.enabled {
+            return Ok(());
+        }
+        let settings = config.espd.clone();
+        let tls = settings.tls_config()?;
+        let speedtest = crate::espd::speedtest_target(config, Some(Arc::clone(device)));
+        tracing::info!(
+            every_s = settings.every.as_secs(),
+            must_reach = settings.must_reach.len(),
+            must_block = settings.must_block.len(),
+            "ЕСПД probe starting"
+        );
+        let (stop_tx, stop) = watch::channel(false);
+        let tx = self.espd_tx.clone();
+        std::thread::Builder::new()
+            .name("espd-probe".into())
+            .spawn(move || crate::espd::probe_loop(&settings, tls, speedtest.as_ref(), &tx, &stop))
+            .context("cannot start the ЕСПД probe's thread")?;
+        self.espd = Some(stop_tx);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for stop in [self.snmp.take(), self.espd.take()].into_iter().flatten() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+/// The school that names the polled devices' ids; the collector derives them again from its
+/// own record of the school, so an agent's configured school cannot place gear elsewhere.
+fn school_of(config: &AgentConfig, uplink: &UplinkSettings) -> String {
+    crate::credential::load(&config.state_dir)
         .ok()
         .flatten()
         .map(|c| c.school)
         .or_else(|| uplink.school.clone())
-        .unwrap_or_default();
-    let settings = crate::snmp::poller::PollerSettings::new(&config.snmp, school)?;
-    // The poller gets a thread of its own: the runner's thread blocks on spool and state-file
-    // fsyncs, which must not stall polls in flight (timeouts, measured rates).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the SNMP poller's runtime")?;
-    let targets = config.snmp.targets.clone();
-    std::thread::Builder::new()
-        .name("snmp-poller".into())
-        .spawn(move || runtime.block_on(crate::snmp::poller::run(targets, settings, tx, stop)))
-        .context("cannot start the SNMP poller's thread")?;
-    Ok((rx, true))
+        .unwrap_or_default()
 }
 
-/// Starts the ЕСПД probe role when `[espd] enabled`; its runs arrive on the receiver.
-fn start_probe(
-    config: &AgentConfig,
-    device: Arc<crate::credential::Identity>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<(mpsc::Receiver<parta_protocol::espd::ConnectivityRun>, bool)> {
-    let (tx, rx) = mpsc::channel(2);
-    if !config.espd.enabled {
-        return Ok((rx, false));
+/// The configuration an offered policy makes, judged by what only the device can judge (the
+/// files it names are readable, the SNMP settings usable) and saved as last-known-good; the
+/// error names the key at fault. Nothing changes when it fails.
+async fn prepare(
+    source: &ConfigSource,
+    offer: &PolicyOffer,
+    current: &AgentConfig,
+    device: &Arc<crate::credential::Identity>,
+) -> Result<AgentConfig, PolicyError> {
+    let new = source.resolve(Some(&offer.document))?;
+    if new.espd.enabled
+        && new.espd != current.espd
+        && let Err(e) = new.espd.tls_config()
+    {
+        let text = format!("{e:#}");
+        let key = match &new.espd.ca_file {
+            Some(p) if text.contains(&p.display().to_string()) => "espd.ca_file",
+            _ => "espd.ca_bundle",
+        };
+        return Err(PolicyError { key: key.into(), reason: text });
     }
-    let settings = config.espd.clone();
-    let tls = settings.tls_config()?;
-    let speedtest = crate::espd::speedtest_target(config, Some(device));
-    tracing::info!(
-        every_s = settings.every.as_secs(),
-        must_reach = settings.must_reach.len(),
-        must_block = settings.must_block.len(),
-        "ЕСПД probe starting"
-    );
-    std::thread::Builder::new()
-        .name("espd-probe".into())
-        .spawn(move || crate::espd::probe_loop(&settings, tls, speedtest.as_ref(), &tx, &stop))
-        .context("cannot start the ЕСПД probe's thread")?;
-    Ok((rx, true))
+    if !new.snmp.targets.is_empty() {
+        let school = device.credential().map(|c| c.school).unwrap_or_default();
+        crate::snmp::poller::PollerSettings::new(&new.snmp, school)
+            .map_err(|e| PolicyError { key: "snmp".into(), reason: format!("{e:#}") })?;
+    }
+    let lkg = LastKnownGood::of(offer);
+    let dir = new.state_dir.clone();
+    let saved = tokio::task::spawn_blocking(move || lkg.store(&dir)).await;
+    match saved {
+        Ok(Ok(())) => Ok(new),
+        Ok(Err(e)) => Err(PolicyError {
+            key: String::new(),
+            reason: format!(
+                "cannot save it as the last-known-good policy in {}: {e}",
+                new.state_dir.display()
+            ),
+        }),
+        Err(e) => Err(PolicyError { key: String::new(), reason: format!("cannot save it: {e}") }),
+    }
+}
+
+/// What a new configuration changes in a running agent.
+struct Live<'a> {
+    observer: &'a mut Observer,
+    tracker: &'a mut Tracker,
+    ticker: &'a mut tokio::time::Interval,
+    usage_ticker: &'a mut tokio::time::Interval,
+    roles: &'a mut Roles,
+    outbox: &'a Mutex<Outbox>,
+}
+
+impl Live<'_> {
+    /// Applies what differs between `old` and `new`; the names of what changed. Settings read
+    /// only at start (`reconnect_max`, `log_format`) take effect at the next start.
+    fn reconfigure(
+        &mut self,
+        old: &AgentConfig,
+        new: &AgentConfig,
+        uplink: &UplinkSettings,
+        device: &Arc<crate::credential::Identity>,
+        device_id: parta_protocol::DeviceId,
+    ) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if new.interval != old.interval {
+            *self.ticker = tokio::time::interval_at(Instant::now() + new.interval, new.interval);
+            self.ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            changed.push("interval");
+        }
+        if new.usage.poll != old.usage.poll {
+            *self.usage_ticker = tokio::time::interval(new.usage.poll);
+            self.usage_ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            changed.push("usage_poll");
+        }
+        if new.usage.idle_after != old.usage.idle_after || new.usage.flush != old.usage.flush {
+            self.tracker.set_config(observer::usage_config(new));
+            changed.push("usage");
+        }
+        if !new.usage.same_sources(&old.usage) {
+            *self.observer = Observer::new(new, device_id);
+            changed.push("inventory");
+        }
+        if new.spool != old.spool {
+            lock(self.outbox).set_spool_config(new.spool);
+            changed.push("spool");
+        }
+        if new.log.level != old.log.level {
+            if let Err(e) = parta_common::logging::set_filter(&new.log.level) {
+                tracing::warn!(error = %e, "cannot change the log level now; it applies at the next start");
+            }
+            changed.push("log_level");
+        }
+        if new.snmp != old.snmp {
+            if let Err(e) = self.roles.start_snmp(new, uplink) {
+                tracing::error!(error = %format!("{e:#}"), "cannot restart the SNMP poller");
+            }
+            changed.push("snmp");
+        }
+        if new.espd != old.espd {
+            if let Err(e) = self.roles.start_probe(new, device) {
+                tracing::error!(error = %format!("{e:#}"), "cannot restart the ЕСПД probe");
+            }
+            changed.push("espd");
+        }
+        changed
+    }
 }
 
 /// Spools a report of `samples` plus what the usage tracker has closed, keeping the tracker's

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use parta_common::quic::{FramedRecv, RecvError, close_reason, send_message};
+use parta_protocol::policy::{PolicyId, PolicyOffer, PolicyStatus};
 use parta_protocol::{Certificate, Hello, Message, RejectReason, Welcome};
 use tokio::sync::{Notify, watch};
 
@@ -110,8 +111,29 @@ pub struct UplinkParams {
     pub settings: UplinkSettings,
     /// The device's key and credential.
     pub identity: Arc<Identity>,
-    /// The `Hello` sent on every session.
+    /// The `Hello` sent on every session (its running policy is the one in force then).
     pub hello: Hello,
+    /// Policy offers in, answers out.
+    pub policy: PolicyLink,
+}
+
+/// The uplink's side of the configuration exchange: it passes the collector's latest offer to
+/// the runner, which applies it, and sends the runner's answers.
+#[derive(Debug, Clone)]
+pub struct PolicyLink {
+    /// The latest offer received.
+    pub offers: watch::Sender<Option<PolicyOffer>>,
+    /// The runner's latest answer.
+    pub answers: watch::Receiver<PolicyAnswer>,
+}
+
+/// What the runner answers about policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyAnswer {
+    /// The policy in force (named in `Hello`).
+    pub running: Option<PolicyId>,
+    /// The latest outcome, sent to the collector.
+    pub status: Option<PolicyStatus>,
 }
 
 /// Delivers the outbox to the collector until shutdown or a permanent rejection.
@@ -322,7 +344,10 @@ impl Uplink {
             Err(e) => return from_connection_error(&e, "opening the report stream"),
         };
         let mut recv = FramedRecv::new(recv, parta_protocol::MAX_FRAME_LEN);
-        if let Err(e) = send_message(&mut send, &Message::Hello(self.params.hello.clone())).await {
+        let mut answers = self.params.policy.answers.clone();
+        let hello =
+            Hello { running_policy: answers.borrow_and_update().running, ..self.params.hello.clone() };
+        if let Err(e) = send_message(&mut send, &Message::Hello(hello)).await {
             return SessionEnd::Transient(format!("sending Hello: {e}"));
         }
         let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, recv.next()).await {
@@ -342,13 +367,33 @@ impl Uplink {
         let wake = Arc::clone(&self.wake);
         let link = Arc::clone(&self.link);
         let identity = Arc::clone(&self.params.identity);
+        let offers = self.params.policy.offers.clone();
         let writer = async {
+            // `changed()` marks the answer seen: remember that it is still to be sent.
+            let mut answer_due = false;
             loop {
+                // An answer about a policy goes out first; one from before this session is
+                // asked for again by the collector's offer.
+                if std::mem::take(&mut answer_due) || answers.has_changed().unwrap_or(false) {
+                    let status = answers.borrow_and_update().status.clone();
+                    if let Some(s) = status
+                        && let Err(e) = send_message(&mut send, &Message::PolicyStatus(s)).await
+                    {
+                        return SessionEnd::Transient(format!("sending PolicyStatus: {e}"));
+                    }
+                }
                 let batch = lock(&outbox).next_batch();
                 let records = match batch {
                     Ok(Some(r)) => r,
                     Ok(None) => {
-                        wake.notified().await;
+                        tokio::select! {
+                            () = wake.notified() => {}
+                            changed = answers.changed() => match changed {
+                                Ok(()) => answer_due = true,
+                                // The runner is gone only when the agent stops.
+                                Err(_) => wake.notified().await,
+                            },
+                        }
                         continue;
                     }
                     Err(e) => return SessionEnd::Transient(format!("reading the spool: {e}")),
@@ -370,6 +415,10 @@ impl Uplink {
                         wake.notify_one();
                     }
                     Ok(Some(Message::Renewed(cert))) => renew(&identity, &cert).await,
+                    Ok(Some(Message::Policy(offer))) => {
+                        tracing::debug!(policy = %offer.id.short(), "the collector offers a policy");
+                        offers.send_replace(Some(offer));
+                    }
                     Ok(Some(Message::Reject(r))) => return rejected(r.reason, r.detail),
                     Ok(Some(other)) => {
                         return SessionEnd::Transient(format!("unexpected {} from collector", other.name()));

@@ -244,6 +244,12 @@ impl Tracker {
         self.close_span(Subject::Host, Open::new(UsageState::Unmonitored, at_ms), now_ms);
     }
 
+    /// New idle threshold and flush period (a policy changed them); they apply from the next
+    /// observation.
+    pub fn set_config(&mut self, config: UsageConfig) {
+        self.config = config;
+    }
+
     /// The state to persist.
     pub fn state(&self) -> &TrackerState {
         &self.state

@@ -165,6 +165,17 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let policy_key = crate::policy::secrets::PolicyKey::load(&config.data_dir)?;
+    let policies = Arc::new(crate::policy::book::PolicyBook::new(policy_key));
+    if let Err(e) = policies.refresh(&store).await {
+        tracing::warn!(error = %e, "cannot load policies yet");
+    }
+    let policy_refresher = tokio::spawn(crate::policy::book::refresh_loop(
+        Arc::clone(&policies),
+        store.clone(),
+        stop_rx.clone(),
+    ));
+    let (policy_status, status_writer) = crate::policy::deliver::start_writer(store.clone());
     let ctx = Arc::new(SessionCtx {
         store: store.clone(),
         tokens,
@@ -177,6 +188,8 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         metrics: Arc::clone(&metrics),
         collector_name: host_name(),
         shutdown: stop_rx.clone(),
+        policies: Arc::clone(&policies),
+        policy_status,
     });
     let quic =
         tokio::spawn(server::run(endpoint.clone(), ctx, config.ingest.max_handshakes, stop_rx.clone()));
@@ -193,6 +206,8 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         accounts,
         book: Arc::clone(&book),
         web: config.web.clone(),
+        policies: Arc::clone(&policies),
+        policy_drift_after: config.fleet.policy_drift_after,
     }));
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -231,6 +246,9 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     refresher.abort();
     fleet_refresher.abort();
+    policy_refresher.abort();
+    // The sessions are gone, and with them the status senders: the writer stores what it holds.
+    let _ = tokio::time::timeout(Duration::from_secs(2), status_writer).await;
     enroll_task.abort();
     Ok(())
 }

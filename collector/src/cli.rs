@@ -103,6 +103,10 @@ pub struct GlobalArgs {
     /// Validity of device certificates, e.g. 365d; renewed when a third is left [default: 365d].
     #[arg(long, env = "PARTA_DEVICE_CERT_VALIDITY", global = true, value_name = "DURATION")]
     pub device_cert_validity: Option<String>,
+    /// A device that has not applied its current policy this long after a change shows as
+    /// drifted [default: 1h].
+    #[arg(long, env = "PARTA_POLICY_DRIFT_AFTER", global = true, value_name = "DURATION")]
+    pub policy_drift_after: Option<String>,
     /// Time zone of the web UI's weekday × hour heatmaps (IANA name) [default: the system's].
     #[arg(long, env = "PARTA_WEB_TIMEZONE", global = true, value_name = "ZONE")]
     pub web_timezone: Option<String>,

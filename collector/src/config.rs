@@ -15,6 +15,7 @@
 //! tls_names = "parta.example.ru"
 //! join_addresses = "parta.example.ru:4433"  # what join strings tell agents to connect to
 //! device_cert_validity = "365d"             # device certificates; renewed with a third left
+//! policy_drift_after = "1h"             # a device not running its current policy by then is drifted
 //! web_timezone = "Asia/Yekaterinburg"  # weekday × hour heatmaps; default: the system's zone
 //! web_cookie_secure = "on"              # "off" only for plain HTTP on a trusted network
 //! web_trusted_proxies = "127.0.0.1"     # reverse proxies whose X-Forwarded-For names the client
@@ -64,6 +65,7 @@ struct FileConfig {
     max_handshakes: Option<String>,
     join_addresses: Option<String>,
     device_cert_validity: Option<String>,
+    policy_drift_after: Option<String>,
     web_timezone: Option<String>,
     web_cookie_secure: Option<String>,
     web_trusted_proxies: Option<String>,
@@ -144,7 +146,13 @@ pub struct FleetConfig {
     /// Validity of device certificates; they are renewed over the session when a third of it is
     /// left.
     pub cert_validity: Duration,
+    /// A device that has not applied its current policy this long after the change is drifted.
+    pub policy_drift_after: Duration,
 }
+
+/// Default time after a policy change until a device that has not applied it is drifted: long
+/// enough for a device switched on in the morning, short enough to be seen the same day.
+pub const DEFAULT_POLICY_DRIFT_AFTER: Duration = Duration::from_secs(3600);
 
 /// Default validity of device certificates: a year, so that a PC switched off for the summer
 /// holidays (three months) still finds its certificate valid and renews it.
@@ -360,6 +368,21 @@ impl CollectorConfig {
                     },
                 )?
                 .map_or(DEFAULT_CERT_VALIDITY, |v| v.0),
+            policy_drift_after: l
+                .parse(
+                    "policy_drift_after",
+                    a.policy_drift_after.clone(),
+                    "policy_drift_after",
+                    f.policy_drift_after,
+                    |s| {
+                        settings::parse_duration_within(
+                            s,
+                            Duration::from_secs(1),
+                            Duration::from_secs(365 * 86_400),
+                        )
+                    },
+                )?
+                .map_or(DEFAULT_POLICY_DRIFT_AFTER, |v| v.0),
         };
         let st = SpeedTestLimits::default();
         let speedtest = SpeedTestLimits {

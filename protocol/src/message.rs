@@ -407,6 +407,8 @@ pub mod tag {
     pub const REPORT: u32 = 2;
     /// `Enroll`.
     pub const ENROLL: u32 = 5;
+    /// `PolicyStatus`.
+    pub const POLICY_STATUS: u32 = 9;
 }
 
 impl Message {
@@ -473,6 +475,7 @@ mod tests {
             device_id: None,
         };
         assert_eq!(u32::from(first(&Message::Enroll(e))), tag::ENROLL);
+        assert_eq!(u32::from(first(&crate::examples::policy_status())), tag::POLICY_STATUS);
     }
 
     #[test]

@@ -259,6 +259,11 @@ pub fn write_state(path: &Path, rows: &[(&str, &str, String)]) {
 /// A piece of school gear on a private snmpd: one gigabit port (`ge-0/0/1`) with traffic, the
 /// ENTITY-MIB serial `serial`, and for a printer a page counter that grows 50 pages a second.
 pub fn fake_gear(art: &Path, name: &str, serial: &str, printer: bool) -> Snmpd {
+    fake_gear_with(art, name, serial, printer, &[])
+}
+
+/// As [`fake_gear`], with extra `snmpd.conf` lines (another community, say).
+pub fn fake_gear_with(art: &Path, name: &str, serial: &str, printer: bool, extra: &[String]) -> Snmpd {
     let state = art.join(format!("{name}.json"));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let mut rows: Vec<(&str, &str, String)> = vec![
@@ -276,9 +281,7 @@ pub fn fake_gear(art: &Path, name: &str, serial: &str, printer: bool) -> Snmpd {
         rows.push((".1.3.6.1.2.1.43.10.2.1.4.1.1", "counter_rate", format!("12000,50,{now}")));
     }
     write_state(&state, &rows);
-    Snmpd::start(
-        &SnmpdConfig { lines: standard_lines(), fake_device: Some(state), ..SnmpdConfig::default() },
-        art,
-        name,
-    )
+    let mut lines = standard_lines();
+    lines.extend(extra.iter().cloned());
+    Snmpd::start(&SnmpdConfig { lines, fake_device: Some(state), ..SnmpdConfig::default() }, art, name)
 }

@@ -103,3 +103,17 @@ pub fn hidden(html: &str, name: &str) -> String {
     let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
+
+/// The text of the `<textarea name="NAME">` in a page, HTML entities decoded.
+pub fn textarea(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}""#);
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}"));
+    let start = at + html[at..].find('>').unwrap() + 1;
+    let end = start + html[start..].find("</textarea>").unwrap();
+    html[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}

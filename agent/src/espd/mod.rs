@@ -128,7 +128,7 @@ impl LatencyChoice {
 }
 
 /// The checks' settings, resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EspdSettings {
     /// Probe role on.
     pub enabled: bool,

@@ -320,7 +320,7 @@ pub struct FieldError {
 }
 
 /// Defaults a target falls back to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Defaults {
     /// Interval.
     pub interval: Duration,

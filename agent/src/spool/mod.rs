@@ -305,6 +305,12 @@ pub struct Spool {
 }
 
 impl Spool {
+    /// Changes limits and durability; new segments take the new size, the limits apply from
+    /// the next append.
+    pub fn set_config(&mut self, cfg: SpoolConfig) {
+        self.cfg = cfg;
+    }
+
     /// Opens (creating if needed) the spool in `dir`, repairing what a crash or bit rot left.
     pub fn open(dir: &Path, cfg: SpoolConfig) -> Result<Self, SpoolError> {
         let dir_err = |error| SpoolError::Dir { path: dir.to_owned(), error };

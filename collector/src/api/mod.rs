@@ -43,12 +43,24 @@ pub struct ApiState {
     pub book: Arc<crate::fleet::book::DeviceBook>,
     /// Web UI settings.
     pub web: crate::config::WebConfig,
+    /// The policies in force.
+    pub policies: Arc<crate::policy::book::PolicyBook>,
+    /// A device not running its current policy this long after the change is drifted.
+    pub policy_drift_after: std::time::Duration,
 }
 
 /// What a scoped account is told about anything outside its scope, existing or not.
 pub const OUT_OF_SCOPE: &str = "forbidden: outside your scope";
 
 impl ApiState {
+    /// The latest policy status of every device.
+    pub async fn policy_statuses(
+        &self,
+    ) -> Result<std::collections::HashMap<uuid::Uuid, crate::storage::policies::PolicyStatusRow>, AppError>
+    {
+        Ok(self.store.policy_statuses().await?.into_iter().map(|r| (r.device_id, r)).collect())
+    }
+
     /// Today in the region's zone (`web_timezone`): where default periods end, as devices there
     /// count their local days.
     pub fn today(&self) -> time::Date {
@@ -286,6 +298,9 @@ pub struct DeviceJson {
     /// When the device's credential expires, RFC 3339 UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_expires: Option<String>,
+    /// Devices running an agent: where the device stands with its policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::state::PolicyState>,
 }
 
 /// The polling state of an SNMP device in `/api/v1/devices`.
@@ -323,6 +338,9 @@ pub(crate) async fn devices(
         st.check_school(&principal, s)?;
     }
     let rows = st.store.list_devices(q.school.as_deref()).await?;
+    let statuses = st.policy_statuses().await?;
+    let policies = st.policies.set();
+    let now = crate::clock::now_ms();
     let devices: Vec<DeviceJson> = rows
         .into_iter()
         .map(|r| DeviceJson {
@@ -338,6 +356,7 @@ pub(crate) async fn devices(
             snmp: None,
             state: None,
             credential_expires: None,
+            policy: None,
         })
         .chain(st.store.list_snmp_devices(q.school.as_deref()).await?.into_iter().map(|r| DeviceJson {
             device_id: r.device_id.to_string(),
@@ -358,12 +377,20 @@ pub(crate) async fn devices(
             }),
             state: None,
             credential_expires: None,
+            policy: None,
         }))
         .filter(|d: &DeviceJson| st.accounts.sees(&principal, &d.school_id))
         .map(|mut d| {
             if let Some(f) = d.device_id.parse().ok().and_then(|id| st.book.device(id)) {
                 d.state = Some(f.row.state.clone());
                 d.credential_expires = f.credential_expires().map(rfc3339);
+                let current = policies.layers(f.school(), Some(f.id)).version();
+                d.policy = Some(crate::policy::state::of(
+                    current,
+                    statuses.get(&f.row.device_id),
+                    now,
+                    st.policy_drift_after,
+                ));
             }
             d
         })

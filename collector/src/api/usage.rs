@@ -137,6 +137,20 @@ pub struct DeviceDetailJson {
     /// certificates (absent for displays and SNMP gear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrollment: Option<serde_json::Value>,
+    /// A device running an agent: where it stands with its policy, and its effective policy
+    /// (secrets shown as `<secret>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<DevicePolicyJson>,
+}
+
+/// A device's policy in `/api/v1/devices/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DevicePolicyJson {
+    /// Current, pending, drifted or refused (with the device's reason).
+    #[serde(flatten)]
+    pub state: crate::policy::state::PolicyState,
+    /// Its effective policy now.
+    pub effective: crate::policy::book::PolicyView,
 }
 
 pub(crate) async fn device(
@@ -186,7 +200,29 @@ pub(crate) async fn device_detail(st: &ApiState, device: DeviceId) -> Result<Dev
         serial: a.serial,
         inventory,
         enrollment: st.book.device(device).map(|d| d.to_json()),
+        policy: device_policy(st, device).await?,
     })
+}
+
+/// An enrolled device's policy state and effective policy.
+pub(crate) async fn device_policy(
+    st: &ApiState,
+    device: DeviceId,
+) -> Result<Option<DevicePolicyJson>, AppError> {
+    let Some(f) = st.book.device(device) else { return Ok(None) };
+    let view = st
+        .policies
+        .set()
+        .view(f.school(), Some(device))
+        .map_err(|e| AppError::Internal(format!("policy of device {device}: {e}")))?;
+    let statuses = st.policy_statuses().await?;
+    let state = crate::policy::state::of(
+        view.version,
+        statuses.get(&device.0),
+        crate::clock::now_ms(),
+        st.policy_drift_after,
+    );
+    Ok(Some(DevicePolicyJson { state, effective: view }))
 }
 
 /// Totals of one day (or of a whole range).

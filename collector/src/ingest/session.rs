@@ -31,6 +31,7 @@ use crate::fleet::book::{Authenticated, DeviceBook};
 use crate::fleet::ca::{DeviceCa, sha256};
 use crate::fleet::enroll::{Enroller, Refusal};
 use crate::metrics::Metrics;
+use crate::policy::deliver::Delivery;
 use crate::storage::rows::{Accepted, SessionRecord};
 use crate::storage::{Store, now_secs};
 use crate::tokens::TokenCache;
@@ -48,7 +49,7 @@ const RENEW_RETRY: Duration = Duration::from_secs(60);
 /// Messages accepted before the device is authenticated.
 const PRE_AUTH: &[u32] = &[tag::HELLO, tag::ENROLL];
 /// Messages accepted after `Hello`.
-const REPORTS: &[u32] = &[tag::REPORT];
+const REPORTS: &[u32] = &[tag::REPORT, tag::POLICY_STATUS];
 
 /// What every session needs.
 #[derive(Debug)]
@@ -75,6 +76,10 @@ pub struct SessionCtx {
     pub collector_name: String,
     /// Turns true when the collector shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The policies in force.
+    pub policies: Arc<crate::policy::book::PolicyBook>,
+    /// Where devices' policy answers are recorded.
+    pub policy_status: crate::policy::deliver::StatusSender,
 }
 
 /// How a session ended.
@@ -304,8 +309,21 @@ impl Session<'_> {
         if self.ctx.jobs.send(Job::Session(record)).await.is_err() {
             return End::Reject(RejectReason::ShuttingDown, "collector is stopping".into());
         }
+        let mut policy = Delivery::start(
+            Arc::clone(&self.ctx.policies),
+            self.ctx.policy_status.clone(),
+            device,
+            auth.school.clone(),
+            hello.running_policy,
+        );
+        if let Some(offer) = policy.next_offer() {
+            tracing::info!(%device, policy = %offer.id.short(), "offering the device its policy");
+            if let Err(e) = send_message(&mut self.send, &Message::Policy(offer)).await {
+                return End::Gone(format!("sending Policy: {e}"));
+            }
+        }
         let mut pending: VecDeque<(u64, Option<oneshot::Receiver<()>>)> = VecDeque::new();
-        let end = self.exchange(hello, auth, claim, &mut pending).await;
+        let end = self.exchange(hello, auth, claim, &mut pending, &mut policy).await;
         for (_, rx) in pending {
             if let Some(rx) = rx {
                 let _ = rx.await;
@@ -328,6 +346,7 @@ impl Session<'_> {
         auth: &Authenticated,
         claim: &Claim,
         pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>,
+        policy: &mut Delivery,
     ) -> End {
         let mut shutdown = self.ctx.shutdown.clone();
         // Numbers received in this session and not yet acknowledged: a second copy within one
@@ -372,6 +391,14 @@ impl Session<'_> {
                         return End::Gone(format!("sending Ack: {e}"));
                     }
                 }
+                () = policy.changed() => {
+                    if let Some(offer) = policy.next_offer() {
+                        tracing::info!(device = %auth.device, policy = %offer.id.short(), "offering the device its changed policy");
+                        if let Err(e) = send_message(&mut self.send, &Message::Policy(offer)).await {
+                            return End::Gone(format!("sending Policy: {e}"));
+                        }
+                    }
+                }
                 () = tokio::time::sleep_until(renew_at) => {
                     match self.ctx.enroller.renew(auth.device).await {
                         Ok(cert) => {
@@ -410,6 +437,11 @@ impl Session<'_> {
                         match self.submit(hello, auth, report, bytes).await {
                             Some(entry) => pending.push_back(entry),
                             None => return End::Reject(RejectReason::ShuttingDown, "collector is stopping".into()),
+                        }
+                    }
+                    Ok(Some(Message::PolicyStatus(status))) => {
+                        if let Err(e) = policy.on_status(&status) {
+                            return End::Reject(RejectReason::Malformed, e);
                         }
                     }
                     Ok(Some(other)) => {

@@ -8,14 +8,14 @@ use parta_protocol::DeviceId;
 use toml::Table;
 
 use super::PolicyScope;
-use super::merge::{effective, parse_checked};
+use super::book::PolicySet;
+use super::changes;
 use super::secrets::{PolicyKey, redact};
 use crate::app::migrated_store;
 use crate::cli::{PolicyAction, PolicyFormat};
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
 use crate::config::CollectorConfig;
 use crate::storage::Store;
-use crate::storage::policies::PolicyRow;
 
 /// `policy …`.
 pub async fn policy(config: &CollectorConfig, action: PolicyAction) -> anyhow::Result<()> {
@@ -23,13 +23,14 @@ pub async fn policy(config: &CollectorConfig, action: PolicyAction) -> anyhow::R
         PolicyAction::Set { scope, file, comment, by } => {
             let text =
                 std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            // Checked by the agent's own rules before anything is stored.
-            let doc = parse_checked(&text)
-                .map_err(|e| anyhow::anyhow!("{}: refused, nothing changed: {e}", file.display()))?;
             let key = PolicyKey::load(&config.data_dir)?;
             let store = migrated_store(config).await?;
             let scope = resolve_scope(&store, &scope).await?;
-            let row = next_row(&store, &scope, &key.seal(&doc), comment, by, false).await?;
+            // Checked by the agent's own rules before anything is stored.
+            let by = by.unwrap_or_else(crate::who::local_actor);
+            let row = changes::set(&store, &key, &scope, &text, &by, &comment.unwrap_or_default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}; nothing changed", file.display()))?;
             eprintln!("policy of {scope} is version {} now", row.version);
         }
         PolicyAction::Show { scope, version } => {
@@ -80,13 +81,19 @@ pub async fn policy(config: &CollectorConfig, action: PolicyAction) -> anyhow::R
             };
             let doc: Table = toml::from_str(&old.document).context("stored policy")?;
             let comment = comment.or_else(|| Some(format!("rollback to version {to}")));
-            let row = next_row(&store, &scope, &doc, comment, by, old.removed == 1).await?;
+            let by = by.unwrap_or_else(crate::who::local_actor);
+            let row =
+                changes::put_next(&store, &scope, &doc, &by, &comment.unwrap_or_default(), old.removed == 1)
+                    .await?;
             eprintln!("policy of {scope} is version {} now, the document of version {to}", row.version);
         }
         PolicyAction::Remove { scope, comment, by } => {
             let store = migrated_store(config).await?;
             let scope = resolve_scope(&store, &scope).await?;
-            let row = next_row(&store, &scope, &Table::new(), comment, by, true).await?;
+            let by = by.unwrap_or_else(crate::who::local_actor);
+            let row =
+                changes::put_next(&store, &scope, &Table::new(), &by, &comment.unwrap_or_default(), true)
+                    .await?;
             eprintln!("policy of {scope} removed in version {}", row.version);
         }
         PolicyAction::Effective { device, school, format } => {
@@ -104,21 +111,33 @@ pub async fn policy(config: &CollectorConfig, action: PolicyAction) -> anyhow::R
                 (None, Some(s)) => (s, None),
                 _ => bail!("give --device ID or --school ID"),
             };
-            let layers = layers_of(&store, &school, device).await?;
-            let doc = effective(layers.iter().map(|(_, _, t)| t));
+            let set = PolicySet::new(store.latest_policies().await?, &store.schools().await?);
+            let layers = set.layers(&school, device);
+            let doc = layers.merged().context("stored policy")?;
+            let doc = match device {
+                Some(d) => parta_agent::policy::for_device(&doc, d.0),
+                None => doc,
+            };
             let shown = redact(&doc);
+            let origins = layers.origins().context("stored policy")?;
             match format {
                 PolicyFormat::Toml => {
                     let mut out = std::io::stdout().lock();
-                    for (scope, version, _) in &layers {
-                        writeln!(out, "# {scope} version {version}")?;
+                    writeln!(out, "# version {}", layers.version())?;
+                    for (scope, row) in layers.in_force() {
+                        writeln!(out, "# {scope} version {}", row.version)?;
+                    }
+                    for (key, by) in &origins {
+                        writeln!(out, "#   {key}: {by}")?;
                     }
                     write!(out, "{}", toml::to_string(&shown)?)?;
                 }
                 PolicyFormat::Json => {
                     let v = serde_json::json!({
                         "school_id": school,
-                        "layers": layers.iter().map(|(s, v, _)| serde_json::json!({"scope": s.to_string(), "version": v})).collect::<Vec<_>>(),
+                        "version": layers.version(),
+                        "layers": layers.in_force().map(|(s, r)| serde_json::json!({"scope": s.to_string(), "version": r.version})).collect::<Vec<_>>(),
+                        "origins": origins.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
                         "effective": shown,
                     });
                     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -129,79 +148,11 @@ pub async fn policy(config: &CollectorConfig, action: PolicyAction) -> anyhow::R
     Ok(())
 }
 
-/// A scope as written, with a municipality spelled as the school registry has it (a policy of
-/// a municipality the registry does not know would reach no school).
+/// A scope as written, resolved against the registry.
 async fn resolve_scope(store: &Store, text: &str) -> anyhow::Result<PolicyScope> {
-    let scope = PolicyScope::parse(text).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-    let PolicyScope::Municipality { region, name } = &scope else { return Ok(scope) };
-    let key = crate::compliance::csvin::name_key(name);
-    let schools = store.schools().await?;
-    let found = schools
-        .iter()
-        .find(|s| &s.region_code == region && crate::compliance::csvin::name_key(&s.municipality) == key);
-    match found {
-        Some(s) => Ok(PolicyScope::Municipality { region: region.clone(), name: s.municipality.clone() }),
-        None => bail!(
-            "--scope {scope}: no school of the registry is in this municipality of region {region} \
-             (import the registry with `parta-collector schools import`, or check the spelling)"
-        ),
-    }
+    changes::resolve_scope(store, text).await.map_err(|e| anyhow::anyhow!("--{e}"))
 }
 
 fn rfc3339_ms(ms: u64) -> String {
     rfc3339(u32::try_from(ms / 1000).unwrap_or(u32::MAX))
-}
-
-/// Stores the next version of a scope's policy.
-async fn next_row(
-    store: &Store,
-    scope: &PolicyScope,
-    sealed: &Table,
-    comment: Option<String>,
-    by: Option<String>,
-    removed: bool,
-) -> anyhow::Result<PolicyRow> {
-    let history = store.policy_history(&scope.to_string()).await?;
-    let row = PolicyRow {
-        scope: scope.to_string(),
-        version: history.last().map_or(1, |r| r.version + 1),
-        document: toml::to_string(sealed)?,
-        author: by.unwrap_or_else(crate::who::local_actor),
-        at_ms: now_ms(),
-        comment: comment.unwrap_or_default(),
-        removed: u8::from(removed),
-    };
-    store.put_policy(&row).await?;
-    Ok(row)
-}
-
-/// The policies in force for a school (and one of its devices), broadest first: (scope,
-/// version, sealed document).
-pub async fn layers_of(
-    store: &Store,
-    school: &str,
-    device: Option<DeviceId>,
-) -> anyhow::Result<Vec<(PolicyScope, u32, Table)>> {
-    let place = store.schools().await?.into_iter().find(|s| s.school_id == school);
-    let mut scopes = vec![PolicyScope::All];
-    if let Some(p) = &place {
-        scopes.push(PolicyScope::Region(p.region_code.clone()));
-        scopes
-            .push(PolicyScope::Municipality { region: p.region_code.clone(), name: p.municipality.clone() });
-    }
-    scopes.push(PolicyScope::School(school.to_owned()));
-    if let Some(d) = device {
-        scopes.push(PolicyScope::Device(d.0));
-    }
-    let latest = store.latest_policies().await?;
-    let mut out = Vec::new();
-    for scope in scopes {
-        let key = scope.to_string();
-        if let Some(r) = latest.iter().find(|r| r.scope == key && r.removed == 0) {
-            let doc: Table =
-                toml::from_str(&r.document).with_context(|| format!("stored policy of {key}"))?;
-            out.push((scope, r.version, doc));
-        }
-    }
-    Ok(out)
 }

@@ -3,43 +3,17 @@
 //! recursively, and lists replace unless the narrower document names them in `append`, when
 //! they are concatenated (an entry already there is not repeated).
 
-use parta_agent::policy::{APPEND_KEY, PolicyError};
-use toml::{Table, Value};
+use parta_agent::policy::{APPEND_KEY, PolicyError, merge_into, string_list};
+use toml::Table;
 
 /// Merges `layers` (broadest first) into the effective document, without `append`.
 pub fn effective<'a>(layers: impl IntoIterator<Item = &'a Table>) -> Table {
     let mut out = Table::new();
     for layer in layers {
-        let appends: Vec<String> = layer
-            .get(APPEND_KEY)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
+        let appends = string_list(layer, APPEND_KEY);
         merge_into(&mut out, layer, "", &appends);
     }
     out
-}
-
-fn merge_into(base: &mut Table, over: &Table, prefix: &str, appends: &[String]) {
-    for (key, value) in over {
-        if prefix.is_empty() && key == APPEND_KEY {
-            continue;
-        }
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        match (base.get_mut(key), value) {
-            (Some(Value::Table(b)), Value::Table(o)) => merge_into(b, o, &path, appends),
-            (Some(Value::Array(b)), Value::Array(o)) if appends.contains(&path) => {
-                for v in o {
-                    if !b.contains(v) {
-                        b.push(v.clone());
-                    }
-                }
-            }
-            _ => {
-                base.insert(key.clone(), value.clone());
-            }
-        }
-    }
 }
 
 /// Parses a policy document and checks it with the agent's own rules.
@@ -51,6 +25,7 @@ pub fn parse_checked(document: &str) -> Result<Table, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use toml::Value;
 
     fn t(s: &str) -> Table {
         toml::from_str(s).unwrap()

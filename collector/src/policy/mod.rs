@@ -13,11 +13,21 @@
 //!   policies are stored with their history in the auth database
 //!   ([`crate::storage::policies`]).
 //!
-//! Delivery over the agents' sessions comes next (issue 21).
+//! - [`book`]: the policies in force, in memory, refreshed every few seconds; what a device is
+//!   offered (its document with the secrets of the targets it polls, and its version).
+//! - [`changes`]: setting a scope's policy (command line and web UI alike): checked, secrets
+//!   shown as `<secret>` kept, sealed, stored as the next version.
+//! - [`deliver`]: a session's side of the exchange (offer at connect and on change, answers
+//!   recorded in `policy_status`).
+//! - [`state`]: where a device stands with its policy (current, pending, drifted, refused).
 
+pub mod book;
+pub mod changes;
 pub mod commands;
+pub mod deliver;
 pub mod merge;
 pub mod secrets;
+pub mod state;
 
 use std::fmt;
 

@@ -10,8 +10,7 @@ use rand::RngExt as _;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use toml::{Table, Value};
 
-/// Keys whose values are secrets.
-pub const SECRET_KEYS: &[&str] = &["community", "auth_pass", "priv_pass"];
+use parta_agent::policy::SECRET_KEYS;
 /// What people see instead of a secret.
 pub const REDACTED: &str = "<secret>";
 /// Prefix of a sealed value.

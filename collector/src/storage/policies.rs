@@ -39,6 +39,50 @@ pub const MIGRATION_13: &[&str] = &["CREATE TABLE IF NOT EXISTS {auth}.policies 
 ) ENGINE = ReplacingMergeTree
 ORDER BY (scope, version)"];
 
+/// A `policy_status` row: what a device runs and what it last said about an offer. The latest
+/// row of a device (by `version`) is its state.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PolicyStatusRow {
+    /// The device.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub device_id: uuid::Uuid,
+    /// Version of the policy it runs (0: none).
+    pub running_version: u64,
+    /// SHA-256 of that document, hex (empty: none).
+    pub running_hash: String,
+    /// The version its latest answer was about.
+    pub answered_version: u64,
+    /// `running` (said at connect), `applied` or `refused`.
+    pub outcome: String,
+    /// Refused: the key at fault.
+    pub key: String,
+    /// Refused: why.
+    pub reason: String,
+    /// When the collector heard it: nanoseconds since the epoch, strictly increasing per
+    /// process ([`crate::clock::rollup_version`]), so that the latest answer wins.
+    pub version: u64,
+}
+
+/// Migration 14: what each device runs and its answers to offers.
+pub const MIGRATION_14: &[&str] = &["CREATE TABLE IF NOT EXISTS {db}.policy_status (
+    device_id UUID,
+    running_version UInt64,
+    running_hash String,
+    answered_version UInt64,
+    outcome LowCardinality(String),
+    key String,
+    reason String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY device_id"];
+
+/// The latest status of every device.
+const STATUSES: &str = "SELECT device_id, argMax(running_version, version), argMax(running_hash, version),
+        argMax(answered_version, version), argMax(outcome, version), argMax(key, version),
+        argMax(reason, version), max(version)
+ FROM policy_status
+ GROUP BY device_id";
+
 /// Every version of one scope's policy, oldest first.
 const HISTORY: &str =
     "SELECT scope, version, any(document), any(author), any(at_ms), any(comment), any(removed)
@@ -56,7 +100,11 @@ const LATEST: &str = "SELECT scope, max(version) AS v, argMax(document, version)
 
 /// Every query of this module, for the test suite.
 pub fn catalogue() -> Vec<(&'static str, String)> {
-    vec![("policy_history", HISTORY.to_owned()), ("policy_latest", LATEST.to_owned())]
+    vec![
+        ("policy_history", HISTORY.to_owned()),
+        ("policy_latest", LATEST.to_owned()),
+        ("policy_statuses", STATUSES.to_owned()),
+    ]
 }
 
 impl Store {
@@ -70,6 +118,16 @@ impl Store {
     pub async fn latest_policies(&self) -> Result<Vec<PolicyRow>, StoreError> {
         let a = self.auth();
         a.client().query(LATEST).fetch_all().await.map_err(|e| a.err(e))
+    }
+
+    /// The latest policy status of every device that reported one.
+    pub async fn policy_statuses(&self) -> Result<Vec<PolicyStatusRow>, StoreError> {
+        self.client().query(STATUSES).fetch_all().await.map_err(|e| self.err(e))
+    }
+
+    /// Records policy statuses.
+    pub async fn put_policy_statuses(&self, rows: &[PolicyStatusRow]) -> Result<(), StoreError> {
+        self.insert_rows("policy_status", rows).await
     }
 
     /// Writes a new version.

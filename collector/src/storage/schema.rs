@@ -238,6 +238,11 @@ ORDER BY token_id",
         statements: super::accounts::MIGRATION_12,
     },
     Migration { version: 13, name: "policies with their history", statements: super::policies::MIGRATION_13 },
+    Migration {
+        version: 14,
+        name: "what policy each device runs and its answers",
+        statements: super::policies::MIGRATION_14,
+    },
 ];
 
 /// The database of accounts and credentials that belongs to database `db`.

@@ -12,6 +12,7 @@
 
 pub mod i18n;
 mod pages;
+mod policies;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub fn router(state: Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/tokens", get(pages::tokens).post(pages::create_token))
         .route("/tokens/{id}/revoke", post(pages::revoke_token))
         .route("/users", get(pages::users))
+        .route("/policies", get(policies::list).post(policies::save))
         .route("/logout", post(pages::logout))
         .route_layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
@@ -249,7 +251,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: &str) -> Html<String> {
     let other = if l == Lang::Ru { Lang::En } else { Lang::Ru };
     let other_name = if l == Lang::Ru { "English" } else { "Русский" };
     let admin = if ctx.principal.is_admin() {
-        format!(r#"<a href="/users">{}</a>"#, t(l, "users"))
+        format!(r#"<a href="/policies">{}</a><a href="/users">{}</a>"#, t(l, "policies"), t(l, "users"))
     } else {
         String::new()
     };

@@ -16,7 +16,7 @@ use crate::auth::{AccessScope, Accounts, LoginError, Place, SESSION_COOKIE, SESS
 use crate::storage::now_secs;
 use crate::storage::overview::OverviewRows;
 
-type Page = Result<Response, Response>;
+pub(super) type Page = Result<Response, Response>;
 
 /// An equipment class as people name it: the norm profile's category that counts it
 /// («Ноутбук педагога (teacher_laptop)»), else the class id as the agent reported it.
@@ -33,7 +33,7 @@ fn class_label(st: &ApiState, lang: Lang, class: &str) -> String {
 }
 
 /// An API error as a page.
-fn fail(c: &Ctx, e: AppError) -> Response {
+pub(super) fn fail(c: &Ctx, e: AppError) -> Response {
     match e {
         AppError::Forbidden(_) => {
             super::error_page(c, StatusCode::FORBIDDEN, "forbidden", c.t("forbidden_text"))
@@ -543,11 +543,48 @@ pub(crate) async fn school(
         );
     }
     body.push_str("</tbody></table>");
+    body.push_str(&school_policy_html(&st, &c, &id, &agents).await.map_err(|e| fail(&c, e))?);
     let title = place
         .as_ref()
         .filter(|pl| !pl.name.is_empty())
         .map_or_else(|| format!("{} {id}", c.t("school")), |pl| format!("{} ({id})", pl.name));
     Ok(page(&c, &title, &body).into_response())
+}
+
+/// A school's effective policy and where each of its agents stands with its own.
+async fn school_policy_html(
+    st: &ApiState,
+    c: &Ctx,
+    school: &str,
+    agents: &[crate::storage::queries::DeviceListRow],
+) -> Result<String, AppError> {
+    let set = st.policies.set();
+    let view = set.view(school, None).map_err(|e| AppError::Internal(format!("policy of {school}: {e}")))?;
+    let mut out = super::policies::view_html(c, &view, None);
+    let statuses = st.policy_statuses().await?;
+    let now = crate::clock::now_ms();
+    let _ = write!(
+        out,
+        r#"<table id="agent-policies"><tr><th>{}</th><th>{}</th><th class="num">{}</th></tr>"#,
+        c.t("device"),
+        c.t("policy_state"),
+        c.t("policy_running")
+    );
+    for a in agents {
+        let Some(f) = st.book.device(parta_protocol::DeviceId(a.device_id)) else { continue };
+        let current = set.layers(f.school(), Some(f.id)).version();
+        let s = crate::policy::state::of(current, statuses.get(&a.device_id), now, st.policy_drift_after);
+        let _ = write!(
+            out,
+            r#"<tr><td><a href="/d/{id}">{host}</a></td><td>{}</td><td class="num">{}</td></tr>"#,
+            super::policies::state_html(c, &s),
+            if s.running_version == 0 { "—".to_owned() } else { s.running_version.to_string() },
+            id = esc(&a.device_id.to_string()),
+            host = esc(if a.hostname.is_empty() { "—" } else { &a.hostname }),
+        );
+    }
+    out.push_str("</table>");
+    Ok(out)
 }
 
 /// Renders JSON as nested definition lists and tables.
@@ -665,6 +702,9 @@ pub(crate) async fn device(
     }
     if let Some(f) = st.book.device(device) {
         body.push_str(&enrollment_html(&c, &f));
+    }
+    if let Some(p) = &detail.policy {
+        body.push_str(&super::policies::view_html(&c, &p.effective, Some(&p.state)));
     }
     let _ = write!(
         body,
@@ -1008,7 +1048,7 @@ pub(crate) struct CsrfForm {
 }
 
 /// The 403 page when the form lacks the session's CSRF token.
-fn csrf_refusal(st: &ApiState, c: &Ctx, submitted: &str) -> Option<Response> {
+pub(super) fn csrf_refusal(st: &ApiState, c: &Ctx, submitted: &str) -> Option<Response> {
     // Only a browser's session changes anything here: an API token has no session to derive a
     // CSRF token from.
     let genuine = c.principal.via == crate::auth::Via::Session

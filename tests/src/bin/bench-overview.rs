@@ -171,6 +171,10 @@ fn main() {
             cookie_secure: true,
             trusted_proxies: Vec::new(),
         },
+        policies: Arc::new(parta_collector::policy::book::PolicyBook::new(
+            parta_collector::policy::secrets::PolicyKey::from_bytes(&[7; 32]),
+        )),
+        policy_drift_after: std::time::Duration::from_secs(3600),
     });
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
