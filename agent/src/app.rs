@@ -170,6 +170,8 @@ fn show_config(c: &AgentConfig, path: Option<&std::path::Path>) -> anyhow::Resul
             "credential_expires": crate::enroll::rfc3339_ms(c.not_after_ms),
         })),
         "interval": humantime::format_duration(c.interval).to_string(),
+        "room": c.usage.room,
+        "equipment_class": c.usage.equipment_class.map(|k| k.as_str()),
         "hostname_mode": c.usage.hostname_mode.as_str(),
         "user_hash_salt_file": c.usage.user_hash_salt_file,
         "sysfs": c.paths.sysfs,

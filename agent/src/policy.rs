@@ -63,6 +63,11 @@ pub const DEVICES_KEY: &str = "devices";
 /// Keys whose values are secrets (SNMP communities and v3 passwords), wherever they appear.
 pub const SECRET_KEYS: &[&str] = &["community", "auth_pass", "priv_pass"];
 
+/// Key of an offered document holding what the equipment register says of the device (`room`,
+/// `equipment_class`, `item`): they apply where neither the file nor a policy sets the key.
+/// Written by the collector, never by people.
+pub const REGISTER_KEY: &str = "register";
+
 /// Key of `agent.toml` listing the keys (dotted, e.g. `room` or `espd.must_reach`) that stay as
 /// the file says whatever a policy sets.
 pub const LOCAL_KEY: &str = "local";
@@ -73,6 +78,10 @@ pub fn check(document: &str) -> Result<(), PolicyError> {
     let mut table: toml::Table = toml::from_str(document)
         .map_err(|e| PolicyError { key: String::new(), reason: e.to_string().trim_end().to_owned() })?;
     let appends = table.remove(APPEND_KEY);
+    let register = table.remove(REGISTER_KEY);
+    if let Some(r) = &register {
+        check_register(r)?;
+    }
     if let Some(list) = &appends {
         check_append(list, &table)?;
     }
@@ -91,12 +100,36 @@ pub fn check(document: &str) -> Result<(), PolicyError> {
     let cli = Cli::from_arg_matches(&matches).map_err(|e| setup(e.to_string()))?;
     // Without `append` or `devices` the document as written, so that a parser's line numbers
     // are its own.
-    let document = match appends.is_some() || assigned {
+    let document = match appends.is_some() || assigned || register.is_some() {
         true => std::borrow::Cow::Owned(toml::to_string(&table).map_err(|e| setup(e.to_string()))?),
         false => std::borrow::Cow::Borrowed(document),
     };
     AgentConfig::resolve_text(&cli.global, &matches, Path::new(POLICY_FILE), &document)
         .map_err(from_config)?;
+    Ok(())
+}
+
+/// `[register]`: a room, an equipment class, an inventory number.
+fn check_register(value: &toml::Value) -> Result<(), PolicyError> {
+    let bad = |key: &str, reason: String| PolicyError { key: format!("{REGISTER_KEY}.{key}"), reason };
+    let Some(t) = value.as_table() else {
+        return Err(PolicyError { key: REGISTER_KEY.into(), reason: "expected a table".into() });
+    };
+    for (k, v) in t {
+        let Some(s) = v.as_str() else { return Err(bad(k, format!("{v}: expected a string"))) };
+        match k.as_str() {
+            "room" => {
+                crate::config::check_room(s).map_err(|e| bad(k, format!("{s:?}: {e}")))?;
+            }
+            "equipment_class" => {
+                s.parse::<parta_protocol::inventory::EquipmentClass>()
+                    .map_err(|e| bad(k, format!("{s:?}: {e}")))?;
+            }
+            "item" if s.chars().count() <= 64 => {}
+            "item" => return Err(bad(k, "at most 64 characters".into())),
+            _ => return Err(bad(k, "unknown key (room, equipment_class, item)".into())),
+        }
+    }
     Ok(())
 }
 
@@ -193,16 +226,29 @@ pub fn merge_into(base: &mut toml::Table, over: &toml::Table, prefix: &str, appe
 /// The configuration document of a device running `policy`: the file's keys, replaced by the
 /// policy's (tables merged, lists replaced) except the keys the file lists in `local`.
 pub fn overlay(file: &toml::Table, policy: &toml::Table) -> toml::Table {
+    let mut policy = policy.clone();
+    let register = policy.remove(REGISTER_KEY);
     let mut out = file.clone();
-    merge_into(&mut out, policy, "", &[]);
+    merge_into(&mut out, &policy, "", &[]);
     for key in local_keys(file) {
         match lookup(file, &key) {
             Some(v) => set_path(&mut out, &key, Some(v.clone())),
             None => set_path(&mut out, &key, None),
         }
     }
+    // What the register says counts where nobody said otherwise.
+    if let Some(toml::Value::Table(r)) = register {
+        for key in REGISTER_SETS {
+            if let (false, Some(v)) = (out.contains_key(*key), r.get(*key)) {
+                out.insert((*key).to_owned(), v.clone());
+            }
+        }
+    }
     out
 }
+
+/// The settings the register's item gives a device.
+const REGISTER_SETS: &[&str] = &["room", "equipment_class"];
 
 /// The keys a configuration file marks as local.
 pub fn local_keys(file: &toml::Table) -> Vec<String> {
@@ -388,8 +434,17 @@ pub fn origins(
     let mut out = std::collections::BTreeMap::new();
     let mut keys = leaf_keys(file);
     keys.extend(leaf_keys(&policy_table));
+    if let Some(toml::Value::Table(r)) = policy_table.get(REGISTER_KEY) {
+        let item = r.get("item").and_then(toml::Value::as_str).unwrap_or_default();
+        for key in REGISTER_SETS.iter().filter(|k| r.contains_key(**k)) {
+            let set_elsewhere = file.contains_key(*key) || policy_table.contains_key(*key);
+            if !set_elsewhere {
+                out.insert((*key).to_owned(), format!("equipment register, item {item}"));
+            }
+        }
+    }
     for key in keys {
-        if key == LOCAL_KEY {
+        if key == LOCAL_KEY || key.starts_with(&format!("{REGISTER_KEY}.")) {
             continue;
         }
         let is_local = local.iter().any(|l| under(&key, l));
@@ -622,5 +677,27 @@ mod tests {
         bad.document.push_str("interval = \"1s\"\n");
         std::fs::write(dir.path().join(LKG_FILE), serde_json::to_vec(&bad).unwrap()).unwrap();
         assert!(LastKnownGood::load(dir.path()).unwrap_err().contains("hash"));
+    }
+
+    #[test]
+    fn the_register_sets_room_and_class_where_nobody_else_does() {
+        let doc = "[register]\nroom = \"214\"\nequipment_class = \"teacher_laptop\"\nitem = \"1012-001\"\n";
+        check(doc).unwrap();
+        let policy: toml::Table = toml::from_str(doc).unwrap();
+        let merged = overlay(&toml::Table::new(), &policy);
+        assert_eq!(lookup(&merged, "room").and_then(|v| v.as_str()), Some("214"));
+        assert_eq!(lookup(&merged, "equipment_class").and_then(|v| v.as_str()), Some("teacher_laptop"));
+        assert!(!merged.contains_key(REGISTER_KEY));
+        // The file's room and a policy's class win.
+        let file: toml::Table = toml::from_str("room = \"каб. 3\"\n").unwrap();
+        let mut with_class = policy.clone();
+        with_class.insert("equipment_class".into(), "pupil_laptop".into());
+        let merged = overlay(&file, &with_class);
+        assert_eq!(lookup(&merged, "room").and_then(|v| v.as_str()), Some("каб. 3"));
+        assert_eq!(lookup(&merged, "equipment_class").and_then(|v| v.as_str()), Some("pupil_laptop"));
+        let e = check("[register]\nequipment_class = \"toaster\"\n").unwrap_err();
+        assert_eq!(e.key, "register.equipment_class");
+        let e = check("[register]\ncollector = \"x\"\n").unwrap_err();
+        assert_eq!(e.key, "register.collector");
     }
 }

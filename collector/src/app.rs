@@ -166,7 +166,7 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         None => None,
     };
     let policy_key = crate::policy::secrets::PolicyKey::load(&config.data_dir)?;
-    let policies = Arc::new(crate::policy::book::PolicyBook::new(policy_key));
+    let policies = Arc::new(crate::policy::book::PolicyBook::new(policy_key).with_profiles(&profiles));
     if let Err(e) = policies.refresh(&store).await {
         tracing::warn!(error = %e, "cannot load policies yet");
     }

@@ -284,7 +284,20 @@ fn policies_reach_agents_apply_live_and_keep_their_secrets() {
     };
     let mut a = real("74-0012", "a");
     let b = real("74-0012", "b");
-    let mut cc = real("74-0012", "c");
+    // C is a teacher's laptop of the equipment register (serial AQ-T-0001, item 1012-001).
+    let c_tree = parta_tests::fixtures::school_laptop(
+        &art.join("c-tree"),
+        "kab-214-c",
+        "AQ-T-0001",
+        "52:54:00:aa:00:0c",
+    );
+    let mut cc = Agent::start(
+        AgentSpec::new(&c, "74-0012", &c.create_token("74-0012"))
+            .env("PARTA_LOGIND_BUS", "none")
+            .tree(&c_tree),
+        &art,
+        "c",
+    );
     let d = real("74-0345", "d");
     let e = real("74-0345", "e");
     let ids: Vec<String> = [&a, &b, &cc, &d, &e].iter().map(|x| x.device_id()).collect();
@@ -488,6 +501,30 @@ fn policies_reach_agents_apply_live_and_keep_their_secrets() {
         body.contains("Коммутатор каб. 215")
     };
     wait_for(Duration::from_secs(60), "the switch polled under its new label", || label_seen().then_some(()));
+
+    // Room and class from the equipment register: C matches item 1012-001 by its serial and
+    // takes its room and category without anyone typing them; A (no item) keeps none.
+    ok(
+        &c,
+        &[
+            "inventory",
+            "import",
+            workspace_root().join("tests/fixtures/compliance/register.csv").to_str().unwrap(),
+        ],
+    );
+    let config_c = wait_for(Duration::from_secs(60), "C's room from the register", || {
+        let cfg = agent_config(&cc);
+        (cfg["room"] == "214").then_some(cfg)
+    });
+    assert_eq!(config_c["equipment_class"], "teacher_laptop", "{config_c}");
+    assert_eq!(config_c["origins"]["room"], "equipment register, item 1012-001", "{config_c}");
+    assert_eq!(agent_config(&a)["room"], "");
+    wait_for(Duration::from_secs(60), "C's room in the API", || {
+        let (_, body) = c.get(&format!("/api/v1/devices/{id_c}"));
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["room"] == "214" && v["equipment_class"] == "teacher_laptop").then_some(())
+    });
+    assert_eq!(cc.process.try_exit(), None, "C was not restarted");
 
     // The secret is nowhere people or logs see it.
     let mut seen: Vec<(String, String)> = Vec::new();

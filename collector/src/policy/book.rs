@@ -30,13 +30,42 @@ pub struct Place {
     pub municipality: String,
 }
 
-/// What the book holds: the latest row of every scope and where each school is.
+/// What the book holds: the latest row of every scope, where each school is, and what finds
+/// a device's item in the equipment register.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PolicySet {
     /// Scope text → its latest row (removed ones included: their time is a change).
     pub latest: HashMap<String, PolicyRow>,
     /// School → place.
     pub places: HashMap<String, Place>,
+    /// School → its register items that can be matched (a serial or a MAC).
+    pub register: HashMap<String, Vec<RegisterEntry>>,
+    /// Host → its serial keys (its own and its displays') and MACs.
+    pub idents: HashMap<uuid::Uuid, Idents>,
+}
+
+/// An item of the equipment register, as matching needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterEntry {
+    /// Inventory number.
+    pub inventory_no: String,
+    /// Serial key ([`crate::compliance::registry::serial_key`]; empty: none).
+    pub serial_key: String,
+    /// MAC, `aa:bb:…` (empty: none).
+    pub mac: String,
+    /// Room.
+    pub room: String,
+    /// Category id of the profile.
+    pub category: String,
+}
+
+/// What identifies a host to the register.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Idents {
+    /// Serial keys, its own and its displays'.
+    pub serial_keys: Vec<String>,
+    /// MACs, normalized.
+    pub macs: Vec<String>,
 }
 
 /// The layers of one device: the latest rows of its scopes, broadest first.
@@ -106,7 +135,54 @@ impl PolicySet {
                     )
                 })
                 .collect(),
+            ..Self::default()
         }
+    }
+
+    /// Adds the register and the hosts' identifiers.
+    pub fn with_register(
+        mut self,
+        register: &[crate::storage::registry::RegisterRow],
+        serials: Vec<crate::storage::policies::HostSerials>,
+        macs: Vec<crate::storage::policies::HostMacs>,
+    ) -> Self {
+        use crate::compliance::registry::{mac_key, serial_key};
+        for r in register.iter().filter(|r| !r.serial_key.is_empty() || !r.mac.is_empty()) {
+            self.register.entry(r.school_id.clone()).or_default().push(RegisterEntry {
+                inventory_no: r.inventory_no.clone(),
+                serial_key: r.serial_key.clone(),
+                mac: r.mac.clone(),
+                room: r.room.clone(),
+                category: r.category.clone(),
+            });
+        }
+        for s in serials {
+            let Ok(id) = s.id.parse::<uuid::Uuid>() else { continue };
+            let keys = s.serials.iter().map(|x| serial_key(x)).filter(|k| !k.is_empty());
+            self.idents.entry(id).or_default().serial_keys.extend(keys);
+        }
+        for m in macs {
+            let Ok(id) = m.id.parse::<uuid::Uuid>() else { continue };
+            self.idents.entry(id).or_default().macs.extend(m.macs.iter().filter_map(|x| mac_key(x)));
+        }
+        for i in self.idents.values_mut() {
+            i.serial_keys.sort();
+            i.serial_keys.dedup();
+            i.macs.sort();
+            i.macs.dedup();
+        }
+        self
+    }
+
+    /// The register item of a device of `school`: the one with its serial (its own or a
+    /// display's), else the one with its MAC.
+    pub fn register_item(&self, school: &str, device: DeviceId) -> Option<&RegisterEntry> {
+        let items = self.register.get(school)?;
+        let id = self.idents.get(&device.0)?;
+        items
+            .iter()
+            .find(|i| !i.serial_key.is_empty() && id.serial_keys.contains(&i.serial_key))
+            .or_else(|| items.iter().find(|i| !i.mac.is_empty() && id.macs.contains(&i.mac)))
     }
 
     /// The scopes a device of `school` belongs to, broadest first.
@@ -197,12 +273,37 @@ pub struct PolicyBook {
     key: PolicyKey,
     set: RwLock<Arc<PolicySet>>,
     generation: watch::Sender<u64>,
+    /// Register category → the one equipment class it names.
+    classes: HashMap<String, String>,
 }
 
 impl PolicyBook {
     /// An empty book whose secrets open with `key`.
     pub fn new(key: PolicyKey) -> Self {
-        Self { key, set: RwLock::new(Arc::default()), generation: watch::Sender::new(0) }
+        Self {
+            key,
+            set: RwLock::new(Arc::default()),
+            generation: watch::Sender::new(0),
+            classes: HashMap::new(),
+        }
+    }
+
+    /// Register categories that name one equipment class (in every profile that has them):
+    /// a device matched to an item of such a category gets that class.
+    pub fn with_profiles(mut self, profiles: &[crate::compliance::profile::Profile]) -> Self {
+        let mut classes: HashMap<String, Option<String>> = HashMap::new();
+        for c in profiles.iter().flat_map(|p| p.categories.iter()) {
+            let one = match c.classes.as_slice() {
+                [only] => Some(only.clone()),
+                _ => None,
+            };
+            let e = classes.entry(c.id.clone()).or_insert_with(|| one.clone());
+            if *e != one {
+                *e = None;
+            }
+        }
+        self.classes = classes.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        self
     }
 
     /// The key secrets are sealed with.
@@ -233,7 +334,9 @@ impl PolicyBook {
     pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
         let rows = store.latest_policies().await?;
         let schools = store.schools().await?;
-        self.replace(PolicySet::new(rows, &schools));
+        let register = store.register().await?;
+        let (serials, macs) = store.host_identifiers().await?;
+        self.replace(PolicySet::new(rows, &schools).with_register(&register, serials, macs));
         Ok(())
     }
 
@@ -242,18 +345,40 @@ impl PolicyBook {
     pub fn offer_for(&self, device: DeviceId, school: &str) -> Result<Option<PolicyOffer>, OfferError> {
         let set = self.set();
         let layers = set.layers(school, Some(device));
-        let version = layers.version();
-        if version == 0 {
-            return Ok(None);
-        }
+        let item = set.register_item(school, device);
+        let version = match (layers.version(), item) {
+            (0, None) => return Ok(None),
+            // The register alone: the first version (any policy's time is above it).
+            (0, Some(_)) => 1,
+            (v, _) => v,
+        };
         let merged = layers.merged()?;
-        let mine = parta_agent::policy::for_device(&merged, device.0);
+        let mut mine = parta_agent::policy::for_device(&merged, device.0);
+        if let Some(i) = item {
+            mine.insert(parta_agent::policy::REGISTER_KEY.into(), toml::Value::Table(self.register_table(i)));
+        }
         let mut document = String::new();
         for (key, by) in layers.origins()? {
             document.push_str(&format!("{}{key} = {by}\n", parta_agent::policy::ORIGIN_PREFIX));
         }
         document.push_str(&toml::to_string(&self.key.open(&mine)?)?);
         Ok(Some(PolicyOffer { id: PolicyId::of(version, &document), document }))
+    }
+}
+
+impl PolicyBook {
+    /// The `[register]` table of a device matched to `item`: room, the category's class when
+    /// it names one, the inventory number.
+    fn register_table(&self, item: &RegisterEntry) -> Table {
+        let mut t = Table::new();
+        if !item.room.is_empty() {
+            t.insert("room".into(), item.room.clone().into());
+        }
+        if let Some(class) = self.classes.get(&item.category) {
+            t.insert("equipment_class".into(), class.clone().into());
+        }
+        t.insert("item".into(), item.inventory_no.clone().into());
+        t
     }
 }
 

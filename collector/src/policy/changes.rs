@@ -62,6 +62,13 @@ pub async fn set(
     let history = store.policy_history(&scope.to_string()).await?;
     let parsed: Table =
         toml::from_str(text).map_err(|e| PolicyError { key: String::new(), reason: e.to_string() })?;
+    if parsed.contains_key(parta_agent::policy::REGISTER_KEY) {
+        return Err(ChangeError::Refused(PolicyError {
+            key: parta_agent::policy::REGISTER_KEY.into(),
+            reason: "comes from the equipment register (`parta-collector inventory import`);                      set room or equipment_class to override it"
+                .into(),
+        }));
+    }
     let doc = if has_redacted(&parsed) {
         let stored = match history.last().filter(|r| r.removed == 0) {
             Some(r) => toml::from_str::<Table>(&r.document)

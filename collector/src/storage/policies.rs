@@ -83,6 +83,38 @@ const STATUSES: &str = "SELECT device_id, argMax(running_version, version), argM
  FROM policy_status
  GROUP BY device_id";
 
+/// The serials of every host and of the displays attached to it (latest attributes).
+const HOST_SERIALS: &str = "SELECT toString(host) AS id, groupUniqArray(serial) AS serials
+ FROM (
+    SELECT device_id, argMax(host_id, version) AS host, argMax(serial, version) AS serial
+    FROM device_attrs
+    GROUP BY device_id
+ )
+ GROUP BY host";
+
+/// The MACs of every host's latest inventory.
+const HOST_MACS: &str = "SELECT toString(device_id) AS id, argMax(nic_macs, seq) AS macs
+ FROM inventory
+ GROUP BY device_id";
+
+/// Serials of a host (its own and its displays').
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct HostSerials {
+    /// Host id.
+    pub id: String,
+    /// Serials as reported.
+    pub serials: Vec<String>,
+}
+
+/// MACs of a host.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct HostMacs {
+    /// Host id.
+    pub id: String,
+    /// MACs as reported.
+    pub macs: Vec<String>,
+}
+
 /// Every version of one scope's policy, oldest first.
 const HISTORY: &str =
     "SELECT scope, version, any(document), any(author), any(at_ms), any(comment), any(removed)
@@ -104,6 +136,8 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("policy_history", HISTORY.to_owned()),
         ("policy_latest", LATEST.to_owned()),
         ("policy_statuses", STATUSES.to_owned()),
+        ("policy_host_serials", HOST_SERIALS.to_owned()),
+        ("policy_host_macs", HOST_MACS.to_owned()),
     ]
 }
 
@@ -123,6 +157,13 @@ impl Store {
     /// The latest policy status of every device that reported one.
     pub async fn policy_statuses(&self) -> Result<Vec<PolicyStatusRow>, StoreError> {
         self.client().query(STATUSES).fetch_all().await.map_err(|e| self.err(e))
+    }
+
+    /// Serials and MACs of every host, to find its item in the equipment register.
+    pub async fn host_identifiers(&self) -> Result<(Vec<HostSerials>, Vec<HostMacs>), StoreError> {
+        let serials = self.client().query(HOST_SERIALS).fetch_all().await.map_err(|e| self.err(e))?;
+        let macs = self.client().query(HOST_MACS).fetch_all().await.map_err(|e| self.err(e))?;
+        Ok((serials, macs))
     }
 
     /// Records policy statuses.
