@@ -316,6 +316,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "fleet_devices",
                 "fleet_certs",
                 "fleet_schools",
+                "policy_status",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
