@@ -53,7 +53,7 @@ pub fn main() -> u8 {
             config.uplink(&cli.global, &matches).map_err(anyhow::Error::from).and_then(|uplink| {
                 let source = crate::policy::ConfigSource::of_process(cli.global.common.config.as_deref())?;
                 let (config, policy) = with_last_policy(config, &source);
-                runtime()?.block_on(crate::runner::run(config, uplink, source, policy))
+                service_runtime()?.block_on(crate::runner::run(config, uplink, source, policy))
             })
         }
         Command::Sample { format } => sample(&config, format),
@@ -138,6 +138,19 @@ fn with_last_policy(
             (config, None)
         }
     }
+}
+
+/// The service's runtime: two workers, so that while the runner does file work
+/// ([`crate::runner`]'s `blocking`) the uplink and the SNMP poller go on; the ЕСПД checks run on
+/// its blocking threads.
+fn service_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .thread_name("parta-agent")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// The agent needs one thread: sampling is quick, the uplink is I/O.

@@ -10,7 +10,9 @@
 //! - [`usage`]: the usage tracker — sessions, idle hints and display power into exact intervals,
 //!   boots and shutdowns into power events, carried across restarts.
 //! - [`observer`]: one observation of sessions and displays for the tracker, its state file.
-//! - [`runner`]: the service loop — owns the interval, the outbox and the uplink.
+//! - [`runner`]: the service loop — one multi-threaded runtime owns the sources, the spool
+//!   writer, the uplink, the SNMP poller and the ЕСПД probe (tasks), and applies the
+//!   collector's policies live; [`blocking`]: file work kept off the other tasks' way.
 //! - [`snmp`]: the SNMP poller for LAN gear and printers (one agent per school), its targets,
 //!   profiles and scheduler; the runner spools its polls.
 //! - [`spool`]: the durable, crash-safe, bounded store of reports until acknowledged;
@@ -32,6 +34,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod credential;

@@ -165,13 +165,51 @@ pub fn load_state(path: &Path) -> Option<TrackerState> {
     }
 }
 
-/// Writes the state file atomically (durable: pending intervals live here until spooled).
-pub fn save_state(path: &Path, state: &TrackerState) {
+/// Writes the state file atomically (durable: pending intervals live here until spooled);
+/// whether it was written.
+pub fn save_state(path: &Path, state: &TrackerState) -> bool {
     let result = serde_json::to_vec(state)
         .map_err(std::io::Error::other)
         .and_then(|bytes| parta_common::fsutil::write_atomic(path, &bytes, true));
-    if let Err(e) = result {
+    if let Err(e) = &result {
         tracing::error!(path = %path.display(), error = %e, "cannot save the usage state");
+    }
+    result.is_ok()
+}
+
+/// How often the state is written when only "last seen alive" moved: after a crash, the
+/// agent's down time is known to within this.
+pub const LAST_SEEN_EVERY_MS: i64 = 60_000;
+
+/// The usage state file, written when the state changed: at once when anything but the "last
+/// seen alive" time changed (pending intervals must be durable), and for that time alone at
+/// most every [`LAST_SEEN_EVERY_MS`].
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    /// The last state written, with its "last seen" time left out.
+    written: Option<TrackerState>,
+    written_seen_ms: i64,
+}
+
+impl StateFile {
+    /// The file at `path` (nothing is read or written yet).
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, written: None, written_seen_ms: 0 }
+    }
+
+    /// Writes `state` if it changed (see the type).
+    pub fn save(&mut self, state: &TrackerState) {
+        let mut content = state.clone();
+        content.last_seen_ms = 0;
+        let same = self.written.as_ref() == Some(&content);
+        if same && state.last_seen_ms.saturating_sub(self.written_seen_ms) < LAST_SEEN_EVERY_MS {
+            return;
+        }
+        if save_state(&self.path, state) {
+            self.written = Some(content);
+            self.written_seen_ms = state.last_seen_ms;
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::sources::host::HostSource;
 use crate::status::{self, Snapshot};
 use crate::uplink::{LinkState, PolicyAnswer, PolicyLink, Uplink, UplinkParams, link_state};
 use crate::usage::Tracker;
-use crate::{identity, tls};
+use crate::{blocking, identity, tls};
 use parta_protocol::inventory::Inventory;
 use parta_protocol::policy::{AgentPolicy, Decision, PolicyOffer};
 
@@ -60,7 +60,7 @@ pub async fn run(
     let outbox = Arc::new(Mutex::new(outbox));
     let mut host = HostSource::new()?;
     let mut observer = Observer::new(&config, device_id);
-    let usage_state = observer::state_path(&config.state_dir);
+    let mut usage_state = observer::StateFile::new(observer::state_path(&config.state_dir));
     let mut tracker = observer::start_tracker(&config, lock(&outbox).next_seq(), now_ms());
     let wake = Arc::new(Notify::new());
     let link = Arc::new(Mutex::new(LinkState::default()));
@@ -125,14 +125,14 @@ pub async fn run(
             _ = usage_ticker.tick() => {
                 let obs = observer.observe().await;
                 tracker.observe(now_ms(), obs.sessions.as_deref(), &obs.displays);
-                observer::save_state(&usage_state, tracker.state());
+                blocking::run(|| usage_state.save(tracker.state()));
             }
-            _ = ticker.tick() => {
+            _ = ticker.tick() => blocking::run(|| {
                 let samples = take_samples(&mut host, &mut observer, &mut last_info, &mut last_inventory);
                 let now = now_ms();
                 {
                     let mut ob = lock(&outbox);
-                    spool(&mut ob, &mut tracker, &usage_state, now, samples, &mut report_log);
+                    spool(&mut ob, &mut tracker, &mut usage_state, now, samples, &mut report_log);
                     ob.maintain(now);
                     let waiting = ob.waiting_for_ack(std::time::Instant::now());
                     match waiting {
@@ -150,7 +150,7 @@ pub async fn run(
                     status_at = Some(Instant::now());
                     write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
                 }
-            }
+            }),
             changed = offers_rx.changed(), if offers_open => {
                 if changed.is_err() {
                     offers_open = false;
@@ -193,21 +193,23 @@ pub async fn run(
                         || bytes + n > parta_protocol::validate::SNMP_REPORT_BYTES
                     {
                         let full = std::mem::take(&mut samples);
-                        spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), full, &mut report_log);
+                        blocking::run(|| spool(&mut lock(&outbox), &mut tracker, &mut usage_state, now_ms(), full, &mut report_log));
                         bytes = 0;
                     }
                     bytes += n;
                     samples.push(s);
                 }
-                spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
+                blocking::run(|| spool(&mut lock(&outbox), &mut tracker, &mut usage_state, now_ms(), samples, &mut report_log));
                 wake.notify_one();
             }
             run = espd_rx.recv() => {
                 let Some(run) = run else { continue };
                 last_espd = Some(crate::status::EspdRound::of(&run));
-                write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
-                let samples = vec![Sample::Connectivity(Box::new(run))];
-                spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), samples, &mut report_log);
+                blocking::run(|| {
+                    write_status(&config.state_dir, &device, &uplink, &outbox, &link, last_espd.as_ref());
+                    let samples = vec![Sample::Connectivity(Box::new(run))];
+                    spool(&mut lock(&outbox), &mut tracker, &mut usage_state, now_ms(), samples, &mut report_log);
+                });
                 wake.notify_one();
             }
             () = &mut stop => break,
@@ -223,7 +225,9 @@ pub async fn run(
         }
     }
     tracker.stop(now_ms());
-    spool(&mut lock(&outbox), &mut tracker, &usage_state, now_ms(), Vec::new(), &mut report_log);
+    blocking::run(|| {
+        spool(&mut lock(&outbox), &mut tracker, &mut usage_state, now_ms(), Vec::new(), &mut report_log)
+    });
     wake.notify_one();
     tracing::info!(pending = lock(&outbox).pending(), "stopping");
     let deadline = Instant::now() + DRAIN_ON_STOP;
@@ -267,19 +271,11 @@ impl Roles {
             "SNMP poller starting"
         );
         let settings = crate::snmp::poller::PollerSettings::new(&config.snmp, school_of(config, uplink))?;
-        // The poller gets a thread of its own: the runner's thread blocks on spool and state-file
-        // fsyncs, which must not stall polls in flight (timeouts, measured rates).
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the SNMP poller's runtime")?;
+        // A task of the agent's runtime: the runner's file work runs in `blocking`, so polls in
+        // flight (timeouts, measured rates) are not stalled by fsyncs.
         let targets = config.snmp.targets.clone();
         let (stop_tx, stop) = watch::channel(false);
-        let tx = self.snmp_tx.clone();
-        std::thread::Builder::new()
-            .name("snmp-poller".into())
-            .spawn(move || runtime.block_on(crate::snmp::poller::run(targets, settings, tx, stop)))
-            .context("cannot start the SNMP poller's thread")?;
+        tokio::spawn(crate::snmp::poller::run(targets, settings, self.snmp_tx.clone(), stop));
         self.snmp = Some(stop_tx);
         Ok(())
     }
@@ -306,11 +302,7 @@ impl Roles {
             "ЕСПД probe starting"
         );
         let (stop_tx, stop) = watch::channel(false);
-        let tx = self.espd_tx.clone();
-        std::thread::Builder::new()
-            .name("espd-probe".into())
-            .spawn(move || crate::espd::probe_loop(&settings, tls, speedtest.as_ref(), &tx, &stop))
-            .context("cannot start the ЕСПД probe's thread")?;
+        tokio::spawn(crate::espd::probe_task(settings, tls, speedtest, self.espd_tx.clone(), stop));
         self.espd = Some(stop_tx);
         Ok(())
     }
@@ -446,7 +438,7 @@ impl Live<'_> {
 fn spool(
     ob: &mut Outbox,
     tracker: &mut Tracker,
-    state_path: &Path,
+    state: &mut observer::StateFile,
     now: i64,
     mut samples: Vec<Sample>,
     report_log: &mut Option<std::fs::File>,
@@ -455,7 +447,7 @@ fn spool(
     if carries_usage {
         let (intervals, events) =
             tracker.take_for_report(ob.next_seq(), USAGE_PER_REPORT, POWER_EVENTS_PER_REPORT);
-        observer::save_state(state_path, tracker.state());
+        state.save(tracker.state());
         samples.extend(observer::usage_samples(intervals, events));
     }
     if samples.is_empty() {
@@ -470,7 +462,7 @@ fn spool(
             }
             if carries_usage {
                 tracker.spooled();
-                observer::save_state(state_path, tracker.state());
+                state.save(tracker.state());
             }
         }
         Err(e) => {

@@ -382,7 +382,7 @@ impl Uplink {
                         return SessionEnd::Transient(format!("sending PolicyStatus: {e}"));
                     }
                 }
-                let batch = lock(&outbox).next_batch();
+                let batch = crate::blocking::run(|| lock(&outbox).next_batch());
                 let records = match batch {
                     Ok(Some(r)) => r,
                     Ok(None) => {
@@ -410,7 +410,7 @@ impl Uplink {
             loop {
                 match recv.next().await {
                     Ok(Some(Message::Ack(ack))) => {
-                        lock(&outbox).on_ack(&ack, std::time::Instant::now());
+                        crate::blocking::run(|| lock(&outbox).on_ack(&ack, std::time::Instant::now()));
                         link_state(&link).last_ack = Some(std::time::SystemTime::now());
                         wake.notify_one();
                     }

@@ -619,32 +619,29 @@ pub fn run_checks(
     }
 }
 
-/// The probe role: a round of checks once per `every`, at a random instant of the period,
-/// inside the windows; each run goes to `tx`. Blocking (the checks are): runs on a thread of
-/// its own until `stop` turns true or the receiver goes.
-pub fn probe_loop(
-    s: &EspdSettings,
+/// The probe role: one round of checks per `every`, at a random instant of each period, in the
+/// school-hours windows, until `stop`. Waiting is a timer on the agent's runtime; the checks
+/// themselves (blocking DNS, TCP, TLS and ICMP probes) run on its blocking threads.
+pub async fn probe_task(
+    s: EspdSettings,
     tls: Arc<rustls::ClientConfig>,
-    speedtest: Option<&throughput::SpeedTestTarget>,
-    tx: &tokio::sync::mpsc::Sender<ConnectivityRun>,
-    stop: &tokio::sync::watch::Receiver<bool>,
+    speedtest: Option<throughput::SpeedTestTarget>,
+    tx: tokio::sync::mpsc::Sender<ConnectivityRun>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let tz = jiff::tz::TimeZone::system();
+    let s = Arc::new(s);
+    let speedtest = speedtest.map(Arc::new);
     // The first round in the windows measures throughput (as Giga Meter does after a start).
     let mut last_throughput: Option<Instant> = None;
     let every_ms = i64::try_from(s.every.as_millis()).unwrap_or(i64::MAX);
     let mut period = now_ms();
     loop {
         let at = schedule::instant_in_period(period, s.every, rand::random::<f64>());
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            let left = at - now_ms();
-            if left <= 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(left.clamp(1, 200).unsigned_abs()));
+        let wait = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = parta_common::shutdown::stopped(&mut stop) => return,
         }
         if schedule::in_windows(&s.windows, &tz, now_ms()) {
             let due =
@@ -653,7 +650,19 @@ pub fn probe_loop(
             if due {
                 last_throughput = Some(Instant::now());
             }
-            let run = run_checks(s, Arc::clone(&tls), trigger, speedtest);
+            let (settings, tls, target) = (Arc::clone(&s), Arc::clone(&tls), speedtest.clone());
+            let checks =
+                tokio::task::spawn_blocking(move || run_checks(&settings, tls, trigger, target.as_deref()));
+            let run = tokio::select! {
+                run = checks => match run {
+                    Ok(run) => run,
+                    Err(e) => {
+                        tracing::error!(error = %e, "ЕСПД checks failed");
+                        continue;
+                    }
+                },
+                () = parta_common::shutdown::stopped(&mut stop) => return,
+            };
             // A throughput round that measured nothing (refused: another test of the school
             // running, the hourly limit; or broken) is tried again next round.
             if due && !run.checks.iter().any(|c| c.kind == CheckKind::Download && c.throughput.is_some()) {
@@ -661,7 +670,7 @@ pub fn probe_loop(
             }
             let passed = run.checks.iter().filter(|c| c.outcome.passed()).count();
             tracing::debug!(checks = run.checks.len(), passed, "ЕСПД checks done");
-            if tx.blocking_send(run).is_err() {
+            if tx.send(run).await.is_err() {
                 return;
             }
         }

@@ -150,13 +150,17 @@ fn stats(
     }
 }
 
-/// Runs one test (blocking: a runtime of its own on the calling thread).
+/// Runs one test, blocking: on the agent's runtime when called from one of its blocking
+/// threads (the probe role), else (`check espd`) on a runtime of its own.
 pub fn run(
     t: &SpeedTestTarget,
     direction: Direction,
     max_bytes: u64,
     max_ms: u32,
 ) -> Result<ThroughputStats, String> {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        return handle.block_on(test(t, direction, max_bytes, max_ms));
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
