@@ -53,7 +53,12 @@ pub fn main() -> u8 {
             config.uplink(&cli.global, &matches).map_err(anyhow::Error::from).and_then(|uplink| {
                 let source = crate::policy::ConfigSource::of_process(cli.global.common.config.as_deref())?;
                 let (config, policy) = with_last_policy(config, &source);
-                service_runtime()?.block_on(crate::runner::run(config, uplink, source, policy))
+                let rt = service_runtime()?;
+                let result = rt.block_on(crate::runner::run(config, uplink, source, policy));
+                // An ЕСПД check may still be running on a blocking thread (a speed test, a DNS
+                // timeout): the reports are safe in the spool, so the process does not wait for it.
+                rt.shutdown_timeout(std::time::Duration::from_millis(500));
+                result
             })
         }
         Command::Sample { format } => sample(&config, format),

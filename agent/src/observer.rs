@@ -28,6 +28,7 @@ pub struct Observer {
     inventory: InventorySource,
     hostname: crate::privacy::HostnameMode,
     paths: crate::paths::HostPaths,
+    people: crate::privacy::LocalPeople,
 }
 
 /// One observation.
@@ -52,13 +53,15 @@ impl Observer {
             inventory: InventorySource::new(config.paths.clone(), inventory_options(config, device_id)),
             hostname: config.usage.hostname_mode,
             paths: config.paths.clone(),
+            people: crate::privacy::LocalPeople::default(),
         }
     }
 
     /// The privacy rules as of now: the configured host name mode, the local accounts and the
     /// accounts seen in sessions.
-    pub fn privacy(&self) -> crate::privacy::Privacy {
-        crate::privacy::Privacy::new(self.hostname, &self.paths, self.users.seen())
+    pub fn privacy(&mut self) -> crate::privacy::Privacy {
+        let people = self.people.get(&self.paths).clone();
+        crate::privacy::Privacy::with_people(self.hostname, people, self.users.seen())
     }
 
     /// Reads sessions, displays and the inventory.

@@ -476,6 +476,11 @@ pub fn origins(
             out.insert(id.to_owned(), origin);
         }
     }
+    for key in POLICY_KEYS {
+        if !out.keys().any(|k| under(k, key)) {
+            out.insert((*key).to_owned(), "built-in default".to_owned());
+        }
+    }
     out
 }
 

@@ -91,15 +91,33 @@ pub fn reportable_mount(mount: &str, people: &BTreeSet<String>) -> bool {
 
 /// Names of people's accounts in `{rootfs}/etc/passwd` (uid 1000–59999), lowercased.
 pub fn local_people(paths: &HostPaths) -> BTreeSet<String> {
-    let passwd = std::fs::read_to_string(paths.root("etc/passwd")).unwrap_or_default();
-    passwd
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            let uid: u32 = f.get(2)?.parse().ok()?;
-            (f.len() >= 7 && (1000..60_000).contains(&uid) && !f[0].is_empty()).then(|| f[0].to_lowercase())
-        })
+    crate::sources::users::passwd_entries(paths)
+        .into_iter()
+        .filter(|e| (1000..60_000).contains(&e.uid))
+        .map(|e| e.name.to_lowercase())
         .collect()
+}
+
+/// The local accounts, read again only when `/etc/passwd` changed (by its modification time
+/// and size), not on every report.
+#[derive(Debug, Default)]
+pub struct LocalPeople {
+    stamp: Option<(std::time::SystemTime, u64)>,
+    people: BTreeSet<String>,
+}
+
+impl LocalPeople {
+    /// The accounts now.
+    pub fn get(&mut self, paths: &HostPaths) -> &BTreeSet<String> {
+        let stamp = std::fs::metadata(paths.root("etc/passwd"))
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if stamp.is_none() || stamp != self.stamp {
+            self.people = local_people(paths);
+            self.stamp = stamp;
+        }
+        &self.people
+    }
 }
 
 /// The privacy rules of one device.
@@ -115,7 +133,15 @@ impl Privacy {
     /// The rules for `mode`, with the local accounts of `paths` and the accounts `seen` in
     /// sessions.
     pub fn new<'a>(mode: HostnameMode, paths: &HostPaths, seen: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut people = local_people(paths);
+        Self::with_people(mode, local_people(paths), seen)
+    }
+
+    /// The rules for `mode` with the local accounts `people` and the accounts `seen`.
+    pub fn with_people<'a>(
+        mode: HostnameMode,
+        mut people: BTreeSet<String>,
+        seen: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
         people.extend(seen.into_iter().map(str::to_lowercase));
         Self { hostname: mode, people }
     }

@@ -71,6 +71,18 @@ impl InventorySource {
     /// the usage tracker, every poll).
     pub fn displays_on(&mut self) -> Vec<(DeviceId, bool)> {
         let connectors = drm::read(&self.paths);
+        // A computer needs only each display's id, which the EDID gives; a panel's compute
+        // module must tell its own panel (left out) from other displays: the whole decision.
+        if self.options.kind != DeviceKind::Panel {
+            return connectors
+                .iter()
+                .filter(|c| c.connected)
+                .map(|c| {
+                    let edid = c.edid.as_ref().and_then(|e| e.as_ref().ok());
+                    (display_id(self.options.device_id, &c.name, edid), c.is_on())
+                })
+                .collect();
+        }
         let mut warnings = Vec::new();
         let on = displays(&self.options, &connectors, &mut warnings)
             .into_iter()
@@ -353,6 +365,31 @@ pub fn display_info(
     explain_display(host, connector, edid, panels).0
 }
 
+/// A display's id: from the EDID's maker, model and serial when the serial tells units apart;
+/// from the host and connector otherwise ([`id_reason`] says which).
+pub fn display_id(host: DeviceId, connector: &str, edid: Option<&super::edid::Edid>) -> DeviceId {
+    let name = match (edid, edid.and_then(super::edid::Edid::unit_serial)) {
+        (Some(e), Some(s)) => format!("edid:{}:{}:{}", e.manufacturer, e.product_code, s),
+        _ => format!("connector:{}:{}", host.0, connector),
+    };
+    DeviceId(Uuid::new_v5(&DISPLAY_NAMESPACE, name.as_bytes()))
+}
+
+/// Why [`display_id`] is what it is, for people.
+pub fn id_reason(connector: &str, edid: Option<&super::edid::Edid>) -> String {
+    match edid.and_then(super::edid::Edid::unit_serial) {
+        Some(s) => format!("id: from maker, model and serial {s}"),
+        None => match edid.and_then(super::edid::Edid::serial) {
+            Some(s) => {
+                format!(
+                    "id: from this computer and {connector} (serial {s} is a placeholder every unit carries)"
+                )
+            }
+            None => format!("id: from this computer and {connector} (no serial)"),
+        },
+    }
+}
+
 /// One display's inventory entry and the reasons for its id, size and class. Its id derives
 /// from the EDID's maker, model and serial when the serial tells units apart; from the host
 /// and connector when there is no serial or only a placeholder (`1`, `16843009`, …), so that
@@ -363,26 +400,9 @@ pub fn explain_display(
     edid: Option<&super::edid::Edid>,
     panels: &PanelMakers,
 ) -> (DisplayInfo, Vec<String>) {
-    let mut reasons = Vec::new();
+    let device_id = display_id(host, connector, edid);
+    let mut reasons = vec![id_reason(connector, edid)];
     let serial = edid.and_then(super::edid::Edid::serial);
-    let unit_serial = edid.and_then(super::edid::Edid::unit_serial);
-    let device_id = match (edid, &unit_serial) {
-        (Some(e), Some(s)) => {
-            reasons.push(format!("id: from maker, model and serial {s}"));
-            let name = format!("edid:{}:{}:{}", e.manufacturer, e.product_code, s);
-            DeviceId(Uuid::new_v5(&DISPLAY_NAMESPACE, name.as_bytes()))
-        }
-        _ => {
-            reasons.push(match &serial {
-                Some(s) => format!(
-                    "id: from this computer and {connector} (serial {s} is a placeholder every unit carries)"
-                ),
-                None => format!("id: from this computer and {connector} (no serial)"),
-            });
-            let name = format!("connector:{}:{}", host.0, connector);
-            DeviceId(Uuid::new_v5(&DISPLAY_NAMESPACE, name.as_bytes()))
-        }
-    };
     let size = match edid {
         Some(e) => decide::decide_size(e),
         None => decide::SizeDecision {

@@ -94,14 +94,37 @@ pub fn user_key(salt: &str, user: &str) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// An account of `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id, as written.
+    pub gid: String,
+}
+
+/// The accounts of `{rootfs}/etc/passwd` (none when it cannot be read); lines without a name
+/// or a numeric uid are skipped.
+pub fn passwd_entries(paths: &HostPaths) -> Vec<PasswdEntry> {
+    let passwd = std::fs::read_to_string(paths.root("etc/passwd")).unwrap_or_default();
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 4 || f[0].is_empty() {
+                return None;
+            }
+            Some(PasswdEntry { name: f[0].to_owned(), uid: f[2].parse().ok()?, gid: f[3].to_owned() })
+        })
+        .collect()
+}
+
 /// Names of the groups `user` belongs to (primary and supplementary).
 pub fn groups_of(paths: &HostPaths, user: &str) -> Vec<String> {
-    let passwd = std::fs::read_to_string(paths.root("etc/passwd")).unwrap_or_default();
     let group = std::fs::read_to_string(paths.root("etc/group")).unwrap_or_default();
-    let primary_gid = passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4 && f[0] == user).then(|| f[3].to_owned())
-    });
+    let primary_gid = passwd_entries(paths).into_iter().find(|e| e.name == user).map(|e| e.gid);
     let Some(primary_gid) = primary_gid else {
         return if paths.rootfs == std::path::Path::new("/") { groups_from_nss(user) } else { Vec::new() };
     };

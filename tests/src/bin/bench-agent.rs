@@ -1,7 +1,8 @@
 //! Agent footprint: RSS and CPU of a real `parta-agent` reporting every second to a real
 //! collector, next to Debian's `prometheus-node-exporter` scraped every second in the same run
 //! (the baseline; skipped with a note when not installed). The agent runs with all sources on,
-//! including logind over a live D-Bus connection (a private bus with a fake logind).
+//! including logind over a live D-Bus connection (a private bus with a fake logind), an SNMP
+//! target polled every 10 s and ЕСПД rounds every minute.
 //!
 //! `cargo run --release -p parta-tests --bin bench-agent -- [MINUTES]` (default 10).
 //! Goal from the skeleton issue: agent RSS ≤ 8 MiB after 10 minutes at a 1 s interval.
@@ -52,6 +53,21 @@ fn main() {
         .unwrap(),
     );
     spec.extra.push(("PARTA_LOGIND_BUS".into(), bus.address.clone()));
+    // The school's SNMP and ЕСПД roles on too: a switch on a private snmpd polled every 10 s,
+    // ЕСПД rounds every minute (against this machine: the checks fail fast, the work is done).
+    let switch = parta_tests::snmpd::fake_gear(&art, "switch", "SW-1", false);
+    let config = art.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[snmp]\ninterval = \"10s\"\n[[snmp.target]]\naddress = \"{}\"\ncommunity = \"public\"\n\
+             [espd]\nenabled = true\nevery = \"1m\"\nwindows = [\"mon-sun 00:00-24:00\"]\nresolvers = [\"127.0.0.1\"]\n\
+             timeout = \"1s\"\nmust_reach = [\"https://127.0.0.1:9/\"]\nmust_block = [\"https://127.0.0.1:10/\"]\n",
+            switch.addr()
+        ),
+    )
+    .unwrap();
+    spec.extra.push(("PARTA_CONFIG".into(), config.display().to_string()));
     let agent = Agent::start(spec, &art, "agent");
     let mut baseline = node_exporter();
     if baseline.is_none() {
@@ -113,4 +129,5 @@ fn main() {
         let _ = child.wait();
     }
     drop(agent);
+    drop(switch);
 }
