@@ -57,17 +57,27 @@ fn main() {
     // ЕСПД rounds every minute (against this machine: the checks fail fast, the work is done).
     let switch = parta_tests::snmpd::fake_gear(&art, "switch", "SW-1", false);
     let config = art.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[snmp]\ninterval = \"10s\"\n[[snmp.target]]\naddress = \"{}\"\ncommunity = \"public\"\n\
-             [espd]\nenabled = true\nevery = \"1m\"\nwindows = [\"mon-sun 00:00-24:00\"]\nresolvers = [\"127.0.0.1\"]\n\
-             timeout = \"1s\"\nmust_reach = [\"https://127.0.0.1:9/\"]\nmust_block = [\"https://127.0.0.1:10/\"]\n",
-            switch.addr()
-        ),
-    )
-    .unwrap();
-    spec.extra.push(("PARTA_CONFIG".into(), config.display().to_string()));
+    // `BENCH_AGENT_ROLES`: `all` (default), `snmp`, `espd` or `off`, to tell their costs apart.
+    let roles = std::env::var("BENCH_AGENT_ROLES").unwrap_or_else(|_| "all".into());
+    let snmp = format!(
+        "[snmp]\ninterval = \"10s\"\n[[snmp.target]]\naddress = \"{}\"\ncommunity = \"public\"\n",
+        switch.addr()
+    );
+    let espd = "[espd]\nenabled = true\nevery = \"1m\"\nwindows = [\"mon-sun 00:00-24:00\"]\nresolvers = [\"127.0.0.1\"]\n\
+                timeout = \"1s\"\nmust_reach = [\"https://127.0.0.1:9/\"]\nmust_block = [\"https://127.0.0.1:10/\"]\n";
+    let text = match roles.as_str() {
+        "snmp" => snmp,
+        "espd" => espd.to_owned(),
+        _ => format!("{snmp}{espd}"),
+    };
+    std::fs::write(&config, text).unwrap();
+    println!("roles: {roles}");
+    if roles != "off" {
+        spec.extra.push(("PARTA_CONFIG".into(), config.display().to_string()));
+    }
+    if let Ok(v) = std::env::var("MALLOC_ARENA_MAX") {
+        spec.extra.push(("MALLOC_ARENA_MAX".into(), v));
+    }
     let agent = Agent::start(spec, &art, "agent");
     let mut baseline = node_exporter();
     if baseline.is_none() {
