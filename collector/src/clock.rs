@@ -57,6 +57,11 @@ pub fn to_time_date(d: jiff::civil::Date) -> time::Date {
         .unwrap_or(time::Date::MIN)
 }
 
+/// [`rfc3339`] of a time in milliseconds (to the second).
+pub fn rfc3339_ms(ms: u64) -> String {
+    rfc3339(u32::try_from(ms / 1000).unwrap_or(u32::MAX))
+}
+
 /// RFC 3339 UTC for a `DateTime` value.
 pub fn rfc3339(secs: u32) -> String {
     time::OffsetDateTime::from_unix_timestamp(i64::from(secs))

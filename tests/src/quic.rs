@@ -46,6 +46,20 @@ impl RawDevice {
         Ok(Self { _dir: dir, identity })
     }
 
+    /// Enrolls `n` new devices with `token`, `at_once` at a time.
+    pub async fn enroll_many(addr: &str, ca: &Path, token: &str, n: usize, at_once: usize) -> Vec<Self> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..at_once.min(n - out.len()) {
+                let (addr, ca, token) = (addr.to_owned(), ca.to_owned(), token.to_owned());
+                set.spawn(async move { Self::enroll(&addr, &ca, &token, None).await.unwrap() });
+            }
+            out.extend(set.join_all().await);
+        }
+        out
+    }
+
     /// Its id.
     pub fn id(&self) -> DeviceId {
         self.identity.credential().map(|c| c.device_id).unwrap()

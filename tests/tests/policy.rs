@@ -157,15 +157,7 @@ impl Sims {
         use parta_tests::quic::{RawClient, RawDevice, hello};
         let (token, _) = c.create_join(school, &["--uses", &n.to_string()]);
         let (addr, ca) = (c.quic_addr(), c.ca());
-        let mut devices = Vec::with_capacity(n);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
-            let mut set = tokio::task::JoinSet::new();
-            for _ in chunk {
-                let (addr, ca, token) = (addr.clone(), ca.clone(), token.clone());
-                set.spawn(async move { RawDevice::enroll(&addr, &ca, &token, None).await.unwrap() });
-            }
-            devices.extend(set.join_all().await);
-        }
+        let devices = RawDevice::enroll_many(&addr, &ca, &token, n, 50).await;
         let offered = std::sync::Arc::new(std::sync::Mutex::new(vec![Vec::new(); n]));
         let (stop, _) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
@@ -559,4 +551,57 @@ fn policies_reach_agents_apply_live_and_keep_their_secrets() {
         sims_345.stop().await;
     });
     drop(d);
+}
+
+/// A device that answers with a refusal longer than the protocol allows is cut off and nothing
+/// of it is recorded; an account that is not an admin can neither see nor change policies in
+/// the browser, even with its session's CSRF token.
+#[test]
+fn a_hostile_policy_answer_and_a_non_admin_form_change_nothing() {
+    use parta_protocol::policy::{MAX_REASON, PolicyId, PolicyOutcome, PolicyStatus};
+    use parta_protocol::{Message, RejectReason};
+    use parta_tests::quic::{RawClient, RawDevice, hello};
+    use parta_tests::util::wait_for;
+    use std::time::Duration;
+
+    let art = artifacts_dir("policy_hostile");
+    let ch = ClickHouse::start();
+    let db = "parta_policy_hostile";
+    let c = Collector::start(&ch, db, &art);
+    let token = c.create_token("74-0012");
+    let (addr, ca) = (c.quic_addr(), c.ca());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (reason, detail) = rt.block_on(async {
+        let device = RawDevice::enroll(&addr, &ca, &token, None).await.unwrap();
+        let mut client = RawClient::connect_as(&addr, &ca, &device).await;
+        client.send(&hello()).await;
+        assert!(matches!(client.next().await, Ok(Some(Message::Welcome(_)))));
+        let status = PolicyStatus {
+            id: PolicyId::of(1, ""),
+            outcome: PolicyOutcome::Refused { key: "k".repeat(MAX_REASON + 1), reason: "why".into() },
+        };
+        client.send(&Message::PolicyStatus(status)).await;
+        client.rejection_with_detail().await
+    });
+    assert_eq!(reason, RejectReason::Malformed, "{detail}");
+    assert!(detail.contains("longer than"), "{detail}");
+    // The session's start is recorded; the hostile answer is not.
+    let count = |sql: &str| ch.query_u64(&sql.replace("{db}", db));
+    wait_for(Duration::from_secs(30), "the session's start in policy_status", || {
+        (count("SELECT count() FROM {db}.policy_status") >= 1).then_some(())
+    });
+    assert_eq!(count("SELECT count() FROM {db}.policy_status WHERE outcome = 'refused'"), 0);
+
+    c.add_user("ops-all", "ops", "all", "ops-all-password");
+    let mut web = parta_tests::websession::Session::new(&c);
+    assert_eq!(web.sign_in("ops-all", "ops-all-password"), 303);
+    let (status, home) = web.get("/");
+    assert_eq!(status, 200);
+    assert!(!home.contains("/policies"), "no link for a non-admin");
+    assert_eq!(web.get("/policies").0, 403);
+    let csrf = parta_tests::websession::hidden(&home, "csrf");
+    let (status, _) =
+        web.post("/policies", &[("csrf", &csrf), ("scope", "all"), ("document", "interval = \"10s\"\n")]);
+    assert_eq!(status, 403);
+    assert_eq!(ch.query_u64(&format!("SELECT count() FROM {db}_auth.policies")), 0, "nothing stored");
 }

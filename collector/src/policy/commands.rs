@@ -13,7 +13,7 @@ use super::changes;
 use super::secrets::{PolicyKey, redact};
 use crate::app::migrated_store;
 use crate::cli::{PolicyAction, PolicyFormat};
-use crate::clock::rfc3339;
+use crate::clock::rfc3339_ms;
 use crate::config::CollectorConfig;
 use crate::storage::Store;
 
@@ -151,8 +151,4 @@ pub async fn policy(config: &CollectorConfig, action: PolicyAction) -> anyhow::R
 /// A scope as written, resolved against the registry.
 async fn resolve_scope(store: &Store, text: &str) -> anyhow::Result<PolicyScope> {
     changes::resolve_scope(store, text).await.map_err(|e| anyhow::anyhow!("--{e}"))
-}
-
-fn rfc3339_ms(ms: u64) -> String {
-    rfc3339(u32::try_from(ms / 1000).unwrap_or(u32::MAX))
 }

@@ -41,8 +41,15 @@ fn not_admin(c: &Ctx) -> Option<axum::response::Response> {
     (!c.principal.is_admin()).then(|| fail(c, AppError::Forbidden(String::new())))
 }
 
-fn ms_text(ms: u64) -> String {
-    crate::clock::rfc3339(u32::try_from(ms / 1000).unwrap_or(u32::MAX))
+/// The cells every listing of changes has: set or removed, who, when, why.
+fn change_cells(c: &Ctx, r: &crate::storage::policies::PolicyRow) -> String {
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+        c.t(if r.removed == 1 { "policy_removed" } else { "policy_set" }),
+        esc(&r.author),
+        esc(&crate::clock::rfc3339_ms(r.at_ms)),
+        esc(&r.comment),
+    )
 }
 
 /// `GET /policies[?scope=S]`.
@@ -121,14 +128,11 @@ async fn policies_page(
     for r in &latest {
         let _ = write!(
             body,
-            r#"<tr><td><a href="/policies?scope={}">{}</a></td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><a href="/policies?scope={}">{}</a></td><td class="num">{}</td>{}</tr>"#,
             urlencode(&r.scope),
             esc(&r.scope),
             r.version,
-            c.t(if r.removed == 1 { "policy_removed" } else { "policy_set" }),
-            esc(&r.author),
-            esc(&ms_text(r.at_ms)),
-            esc(&r.comment),
+            change_cells(c, r),
         );
     }
     body.push_str("</table>");
@@ -153,15 +157,7 @@ async fn policies_page(
                 c.t("comment"),
             );
             for r in history.iter().rev() {
-                let _ = write!(
-                    body,
-                    r#"<tr><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                    r.version,
-                    c.t(if r.removed == 1 { "policy_removed" } else { "policy_set" }),
-                    esc(&r.author),
-                    esc(&ms_text(r.at_ms)),
-                    esc(&r.comment),
-                );
+                let _ = write!(body, r#"<tr><td class="num">{}</td>{}</tr>"#, r.version, change_cells(c, r),);
             }
             body.push_str("</table>");
         }

@@ -40,18 +40,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     println!("enrolling {n} devices…");
-    let devices: Vec<RawDevice> = rt.block_on(async {
-        let mut out = Vec::with_capacity(n);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-            let mut set = tokio::task::JoinSet::new();
-            for _ in chunk {
-                let (addr, ca, token) = (addr.clone(), ca.clone(), token.clone());
-                set.spawn(async move { RawDevice::enroll(&addr, &ca, &token, None).await.unwrap() });
-            }
-            out.extend(set.join_all().await);
-        }
-        out
-    });
+    let devices = rt.block_on(RawDevice::enroll_many(&addr, &ca, &token, n, 100));
 
     println!("opening {n} sessions…");
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
