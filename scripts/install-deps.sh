@@ -11,7 +11,9 @@
 # the ЕСПД tests start), iproute2 (namespaces, shaping), openssl (test certificates),
 # libreoffice-calc-nogui (the compliance tests open the XLSX exports), chromium + chromium-driver
 # (the web UI's browser tests drive headless Chromium over WebDriver), python3 with chdb-core (in-process modern
-# ClickHouse for schema tests), cargo-fuzz (fuzz smoke runs).
+# ClickHouse for schema tests), cargo-fuzz (fuzz smoke runs), rpm + lintian + debootstrap +
+# help2man + binutils (scripts/package.sh builds the packages; the tests install them into a
+# Debian root that debootstrap makes once, cached in /var/cache/parta-test).
 set -euo pipefail
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
@@ -24,7 +26,7 @@ fi
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter prometheus dnsmasq-base iproute2 openssl libreoffice-calc-nogui chromium chromium-driver; do
+for pkg in clickhouse-server clickhouse-client curl python3 python3-pip ca-certificates systemd dbus-daemon tzdata snmpd snmp prometheus-snmp-exporter prometheus dnsmasq-base iproute2 openssl libreoffice-calc-nogui chromium chromium-driver rpm lintian debootstrap help2man binutils; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
 

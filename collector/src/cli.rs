@@ -192,7 +192,7 @@ pub enum Command {
         action: RollupsAction,
     },
     /// Central configuration: agent settings per region, municipality, school or device, with
-    /// their history. (Stored and shown; delivery to agents comes with a later release.)
+    /// their history; agents receive their effective policy over their sessions.
     Policy {
         /// Policy action.
         #[command(subcommand)]

@@ -9,6 +9,7 @@
 //! - [`benchdata`]: synthetic regional data generated in ClickHouse, for the benchmarks.
 //! - [`chdb`]: modern ClickHouse in process (chdb), for running our SQL on ClickHouse 26.
 //! - [`clickhouse`]: a private ClickHouse server for one test.
+//! - [`debroot`]: a Debian root made by `debootstrap`, for installing the packages with `dpkg`.
 //! - [`fixtures`]: sysfs/procfs/rootfs trees of real-looking school devices.
 //! - [`flood`]: unauthenticated QUIC handshakes in bulk (the flood test and benchmark).
 //! - [`logind`]: a private D-Bus bus with a fake systemd-logind the test scripts.
@@ -28,6 +29,7 @@
 pub mod benchdata;
 pub mod chdb;
 pub mod clickhouse;
+pub mod debroot;
 pub mod delayline;
 pub mod fixtures;
 pub mod flood;

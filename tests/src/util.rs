@@ -114,19 +114,13 @@ pub fn signal(pid: u32, sig: &str) {
 
 /// (RSS KiB, peak RSS KiB, CPU seconds) of a process, from `/proc` (benchmarks).
 pub fn footprint(pid: u32) -> (u64, u64, f64) {
+    (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"), cpu_seconds(pid))
+}
+
+/// One KiB figure of `/proc/PID/status` (`VmRSS:`, `RssAnon:`, `RssFile:`…).
+pub fn status_kib(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (kib("VmRSS:"), kib("VmHWM:"), cpu_seconds(pid))
+    status.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// User + system CPU seconds a process has used.

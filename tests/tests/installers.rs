@@ -40,10 +40,25 @@ fn example_configurations_are_accepted_by_the_binaries() {
     std::fs::write(dir.path().join("enroll-token"), "pt1_0123456789abcdef0123456789abcdef01234567\n")
         .unwrap();
     std::fs::write(dir.path().join("ca.pem"), "placeholder").unwrap();
-    let agent_toml = std::fs::read_to_string(workspace_root().join("installers/config/agent.toml"))
-        .unwrap()
-        .replace("/etc/parta/", &format!("{}/", dir.path().display()));
+    let shipped = std::fs::read_to_string(workspace_root().join("installers/config/agent.toml")).unwrap();
+    // As shipped (the packages install it, then enroll, which writes the CA and collector): a
+    // device not enrolled yet is told what is missing, as a configuration error.
     let agent_cfg = dir.path().join("agent.toml");
+    std::fs::write(&agent_cfg, &shipped).unwrap();
+    let out = Command::new(binary("parta-agent"))
+        .env_clear()
+        .arg("--config")
+        .arg(&agent_cfg)
+        .arg("config")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(78) && err.contains("missing setting `ca_cert`"), "{err}");
+    // With the commented-out token file and CA (enrollment at the first session instead).
+    let agent_toml = shipped
+        .replace("# enroll_token_file =", "enroll_token_file =")
+        .replace("# ca_cert =", "ca_cert =")
+        .replace("/etc/parta/", &format!("{}/", dir.path().display()));
     std::fs::write(&agent_cfg, agent_toml).unwrap();
     let out = Command::new(binary("parta-agent"))
         .env_clear()

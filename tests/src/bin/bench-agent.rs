@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::logind::{Bus, FakeLogind};
 use parta_tests::procs::{Agent, AgentSpec, Collector};
-use parta_tests::util::{artifacts_dir, footprint, free_tcp_port, http_get};
+use parta_tests::util::{artifacts_dir, footprint, free_tcp_port, http_get, status_kib, workspace_root};
 
 fn node_exporter() -> Option<(Child, u16)> {
     let bin = ["/usr/bin/prometheus-node-exporter", "/usr/bin/node_exporter"]
@@ -75,9 +75,27 @@ fn main() {
     if roles != "off" {
         spec.extra.push(("PARTA_CONFIG".into(), config.display().to_string()));
     }
-    if let Ok(v) = std::env::var("MALLOC_ARENA_MAX") {
-        spec.extra.push(("MALLOC_ARENA_MAX".into(), v));
+    // glibc malloc's settings: the agent runs with those of its systemd unit
+    // (`Environment=GLIBC_TUNABLES=…`), unless this bench is given its own (`MALLOC_ARENA_MAX`,
+    // `MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES`…; `BENCH_AGENT_MALLOC=default` for glibc's
+    // defaults) to compare allocator behaviour.
+    let given: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES").collect();
+    if given.is_empty() && std::env::var("BENCH_AGENT_MALLOC").as_deref() != Ok("default") {
+        let unit =
+            std::fs::read_to_string(workspace_root().join("installers/systemd/parta-agent.service")).unwrap();
+        for v in unit.lines().filter_map(|l| l.strip_prefix("Environment=GLIBC_TUNABLES=")) {
+            spec.extra.push(("GLIBC_TUNABLES".into(), v.to_owned()));
+        }
     }
+    spec.extra.extend(given);
+    let malloc: Vec<String> = spec
+        .extra
+        .iter()
+        .filter(|(k, _)| k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("malloc: {}", if malloc.is_empty() { "glibc defaults".to_owned() } else { malloc.join(" ") });
     let agent = Agent::start(spec, &art, "agent");
     let mut baseline = node_exporter();
     if baseline.is_none() {
@@ -101,23 +119,30 @@ fn main() {
         }
         if Instant::now() >= next_print {
             let (rss, _, cpu) = footprint(agent.pid());
+            // Anonymous memory is the agent's own; file-backed pages are its code and libc's,
+            // shared and given back under pressure, and they grow as code paths first run.
             println!(
-                "  t={:>4}s agent RSS {:.1} MiB, CPU {cpu:.2} s",
+                "  t={:>4}s agent RSS {:.1} MiB (anonymous {:.1}, file {:.1}), CPU {cpu:.2} s",
                 started.elapsed().as_secs(),
-                rss as f64 / 1024.0
+                rss as f64 / 1024.0,
+                status_kib(agent.pid(), "RssAnon:") as f64 / 1024.0,
+                status_kib(agent.pid(), "RssFile:") as f64 / 1024.0,
             );
             next_print += Duration::from_secs(60);
         }
         std::thread::sleep(Duration::from_secs(1));
     }
     let (rss, hwm, cpu) = footprint(agent.pid());
+    let (anon, file) = (status_kib(agent.pid(), "RssAnon:"), status_kib(agent.pid(), "RssFile:"));
     let reports = ch.query_u64("SELECT count() FROM bench.ingest_ledger");
     let bytes = ch.query_u64("SELECT sum(bytes) FROM bench.ingest_ledger");
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "agent:   RSS {:.2} MiB (peak {:.2} MiB), CPU {cpu:.2} s over {secs:.0} s ({:.2} ms per report), {reports} reports, {:.0} B/report on the wire",
+        "agent:   RSS {:.2} MiB (peak {:.2} MiB; anonymous {:.2}, file-backed {:.2}), CPU {cpu:.2} s over {secs:.0} s ({:.2} ms per report), {reports} reports, {:.0} B/report on the wire",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0,
         cpu * 1000.0 / reports.max(1) as f64,
         bytes as f64 / reports.max(1) as f64
     );
