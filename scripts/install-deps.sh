@@ -11,7 +11,7 @@
 # the ЕСПД tests start), iproute2 (namespaces, shaping), openssl (test certificates),
 # libreoffice-calc-nogui (the compliance tests open the XLSX exports), chromium + chromium-driver
 # (the web UI's browser tests drive headless Chromium over WebDriver), python3 with chdb-core (in-process modern
-# ClickHouse for schema tests), cargo-fuzz (fuzz smoke runs), rpm + lintian + debootstrap +
+# ClickHouse for schema tests), ansible (PyPI; the playbook test), cargo-fuzz (fuzz smoke runs), rpm + lintian + debootstrap +
 # help2man + binutils (scripts/package.sh builds the packages; the tests install them into a
 # Debian root that debootstrap makes once, cached in /var/cache/parta-test).
 set -euo pipefail
@@ -42,6 +42,12 @@ if ! python3 -c 'import chdb' >/dev/null 2>&1; then
     log "installing chdb-core (modern ClickHouse in process, for schema tests)"
     python3 -m pip install --quiet --disable-pip-version-check 'chdb-core==26.9.0' 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'chdb-core==26.9.0'
+fi
+
+if ! python3 -c 'import ansible_collections.community.general' >/dev/null 2>&1; then
+    log "installing ansible (the tests run the agent's playbook against a Debian root)"
+    python3 -m pip install --quiet --disable-pip-version-check 'ansible==12.3.0' 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'ansible==12.3.0'
 fi
 
 if command -v cargo >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then

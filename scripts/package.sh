@@ -10,6 +10,7 @@
 #   PARTA_PKG_FORMATS="deb rpm"  which formats
 #   PARTA_PKG_BIN_DIR=DIR      package the binaries in DIR instead of building target/release
 #   PARTA_PKG_OUT=DIR          where the packages go (default target/packages)
+#   PARTA_PKG_STRIP=0          package the binaries unstripped (e.g. signed with Astra's bsign)
 #   PARTA_PKG_COMPRESS=fast    gzip -1 instead of xz (the tests package debug binaries)
 # Needs dpkg-deb, rpmbuild and help2man (Debian's dpkg, rpm and help2man packages; scripts/install-deps.sh installs
 # them). Prints each package with its size; the last lines are the packages' paths.
@@ -76,8 +77,11 @@ stage() {
     local name=$1 unitdir=$2 short=${1#parta-}
     local d=$WORK/$name-${unitdir//\//_}
     install -D -m 0755 "$BIN/$name" "$d/usr/bin/$name"
-    # Symbols are of no use on a school PC (and a third of the size).
-    strip --strip-unneeded --remove-section=.comment --remove-section=.note "$d/usr/bin/$name"
+    # Symbols are of no use on a school PC. PARTA_PKG_STRIP=0 packages the binaries as given
+    # (binaries signed for Astra Linux's ЗПС: stripping would break their signature).
+    if [ "${PARTA_PKG_STRIP:-1}" != 0 ]; then
+        strip --strip-unneeded --remove-section=.comment --remove-section=.note "$d/usr/bin/$name"
+    fi
     install -D -m 0644 "installers/systemd/$name.service" "$d$unitdir/$name.service"
     install -D -m 0644 "installers/sysusers.d/$name.conf" "$d/usr/lib/sysusers.d/$name.conf"
     if [ -f "installers/tmpfiles.d/$name.conf" ]; then

@@ -1,6 +1,6 @@
 //! A Debian root made by `debootstrap` (Debian's package), for installing Parta's packages with
 //! the real `dpkg`: made once per machine (minbase with systemd, cached under
-//! `/var/cache/parta-test`, or `PARTA_DEBROOT_CACHE`), copied for each test, entered with
+//! `/var/cache/parta-test`, or `PARTA_DEBROOT_CACHE`; python3 for Ansible), copied for each test, entered with
 //! `chroot` inside a private mount namespace (`unshare`) that has its own `/proc`, `/sys` and
 //! `/dev`, so nothing the test mounts outlives it.
 
@@ -95,16 +95,16 @@ fn cached_root() -> PathBuf {
     let base = std::env::var_os("PARTA_DEBROOT_CACHE")
         .map_or_else(|| PathBuf::from("/var/cache/parta-test"), PathBuf::from);
     std::fs::create_dir_all(&base).unwrap();
-    let root = base.join(format!("{SUITE}-minbase-systemd"));
+    let root = base.join(format!("{SUITE}-minbase-systemd-python3-apt"));
     let lock = std::fs::File::create(base.join(".lock")).unwrap();
     lock.lock().unwrap();
     if !root.join(".parta-complete").exists() {
-        let tmp = base.join(format!("{SUITE}-minbase-systemd.tmp"));
+        let tmp = base.join(format!("{SUITE}-minbase-systemd-python3-apt.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         let mirror =
             std::env::var("PARTA_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
         let out = Command::new("debootstrap")
-            .args(["--variant=minbase", "--include=systemd,init-system-helpers", SUITE])
+            .args(["--variant=minbase", "--include=systemd,init-system-helpers,python3,python3-apt", SUITE])
             .arg(&tmp)
             .arg(&mirror)
             .output()

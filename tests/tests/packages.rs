@@ -281,3 +281,58 @@ fn rpm_packages_read_right_and_install_upgrade_erase_with_rpm_root() {
     assert!(said.contains("set tls_names"), "{said}");
     assert_eq!(modes(&root, &["/etc/parta/collector.toml"]), ["640 root parta-collector"]);
 }
+
+#[test]
+fn ansible_playbook_installs_and_enrolls_the_agent_once() {
+    let art = artifacts_dir("packages-ansible");
+    let out = tempfile::tempdir().unwrap();
+    let pkgs = package(out.path(), "1", "deb");
+    let ch = ClickHouse::start();
+    let collector = Collector::start(&ch, "pkgansible", &art);
+    let school = "74-0345";
+    let (_, join) = collector.create_join(school, &["--uses", "2"]);
+    let root = DebRoot::fresh();
+    // The inventory a municipality would write: one line per device, the join string once per
+    // school; the device here is the Debian root, reached with Ansible's chroot connection.
+    let inventory = out.path().join("schools.ini");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[school_74_0345]\n{} ansible_connection=community.general.chroot ansible_python_interpreter=/usr/bin/python3 parta_room=\"каб. 301\"\n\
+             [school_74_0345:vars]\nparta_join=\"{join}\"\n",
+            root.path().display()
+        ),
+    )
+    .unwrap();
+    let playbook = workspace_root().join("installers/ansible/parta-agent.yml");
+    let deb = find(&pkgs, "parta-agent_", ".deb");
+    let run = || {
+        let o = root.mounted(&[
+            "ansible-playbook".as_ref(),
+            "-i".as_ref(),
+            inventory.as_os_str(),
+            playbook.as_os_str(),
+            "-e".as_ref(),
+            format!("parta_package={}", deb.display()).as_ref(),
+        ]);
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        std::fs::write(art.join("ansible.log"), &text).unwrap();
+        assert!(o.status.success(), "ansible-playbook: {text}");
+        text
+    };
+    let first = run();
+    assert!(first.contains("failed=0"), "{first}");
+    let id = std::fs::read_to_string(root.file("/var/lib/parta-agent/device-id")).unwrap().trim().to_owned();
+    let list = collector.command().args(["device", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.lines().any(|l| l.contains(&id) && l.contains(school)), "device list: {list}");
+    let config = std::fs::read_to_string(root.file("/etc/parta/agent.toml")).unwrap();
+    assert!(config.contains("room = \"каб. 301\""), "{config}");
+    assert!(!root.file("/etc/parta/join").exists(), "the school's token does not stay on the device");
+    assert!(!first.contains(&join) && !first.contains("pt1_"), "the join string is never logged: {first}");
+    // Run again: nothing changes on the enrolled device (no second enrollment, no join file).
+    let second = run();
+    assert!(second.contains("changed=0"), "{second}");
+    assert_eq!(std::fs::read_to_string(root.file("/var/lib/parta-agent/device-id")).unwrap().trim(), id);
+    assert!(!root.file("/etc/parta/join").exists());
+}

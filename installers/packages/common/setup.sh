@@ -34,8 +34,9 @@ agent_enroll() {
     set --
     [ -z "${PARTA_ROOM:-}" ] || set -- "$@" --room "$PARTA_ROOM"
     [ -z "${PARTA_CLASS:-}" ] || set -- "$@" --class "$PARTA_CLASS"
-    if PARTA_STATE_DIR=/var/lib/parta-agent /usr/bin/parta-agent --config /etc/parta/agent.toml \
-        enroll "$@" -- "$join"; then
+    # Only the flags above set the room and class (an empty PARTA_ROOM would set an empty room).
+    if env -u PARTA_ROOM -u PARTA_CLASS -u PARTA_JOIN PARTA_STATE_DIR=/var/lib/parta-agent \
+        /usr/bin/parta-agent --config /etc/parta/agent.toml enroll "$@" -- "$join"; then
         # The school's token has done its work on this device: do not leave it lying around.
         rm -f /etc/parta/join
     else
