@@ -21,6 +21,9 @@
 //! - [`policy`]: the configuration exchange — the collector offers a device its effective
 //!   policy, the agent answers with the version it applied or why it refused one — and the
 //!   agent's side of it as a state machine.
+//! - [`release`]: signed releases — the signature file `parta-release sign` writes, release
+//!   versions, and the checks a device makes before installing an artifact (trusted key,
+//!   signature, product, newer version, size and SHA-256 as the bytes arrive).
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
@@ -54,6 +57,7 @@ pub mod inventory;
 pub mod join;
 pub mod message;
 pub mod policy;
+pub mod release;
 pub mod sample;
 pub mod seqset;
 pub mod snmp;

@@ -40,6 +40,8 @@ pub fn binary(name: &str) -> PathBuf {
             "parta-agent",
             "-p",
             "parta-collector",
+            "-p",
+            "parta-release",
         ]);
         if release {
             cmd.arg("--release");
