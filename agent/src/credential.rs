@@ -23,6 +23,9 @@ pub const KEY_FILE: &str = "device.key";
 pub const CERT_FILE: &str = "device.pem";
 /// The collector's CA learned at enrollment with a join string.
 pub const CA_FILE: &str = "collector-ca.pem";
+/// The region's release public key pinned at enrollment (from the join string): the only key
+/// whose signatures the device's updates may carry.
+pub const RELEASE_KEY_FILE: &str = "release.pub";
 
 /// SubjectPublicKeyInfo header of an ECDSA P-256 key (id-ecPublicKey, prime256v1); the
 /// 65-byte uncompressed point follows.
@@ -205,6 +208,24 @@ pub fn renewed(current: &Credential, cert: &Certificate) -> Credential {
 /// Writes the collector's CA learned at enrollment (PEM, readable).
 pub fn store_ca(path: &Path, der: &[u8]) -> Result<(), CredentialError> {
     fsutil::write_atomic(path, pem_encode("CERTIFICATE", der).as_bytes(), false).map_err(io(path))
+}
+
+/// Pins the region's release public key (written as `parta-release keygen` writes it).
+pub fn store_release_key(path: &Path, public: &[u8; 32]) -> Result<(), CredentialError> {
+    let text = format!("{}\n", parta_protocol::release::render_public_key(public));
+    fsutil::write_atomic(path, text.as_bytes(), false).map_err(io(path))
+}
+
+/// The pinned release public key, if the device has one.
+pub fn load_release_key(state_dir: &Path) -> Result<Option<[u8; 32]>, CredentialError> {
+    let path = state_dir.join(RELEASE_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parta_protocol::release::parse_public_key(&text)
+            .map(Some)
+            .map_err(|reason| CredentialError::Damaged { path: path.clone(), reason }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&path)(e)),
+    }
 }
 
 /// The device's key and current credential, shared by the uplink (which enrolls and renews)

@@ -254,6 +254,9 @@ pub fn command(config: &AgentConfig, cmd: &EnrollCommand) -> anyhow::Result<()> 
         .ok_or_else(|| anyhow::anyhow!("enrolled, but the collector's CA was not kept (a bug)"))?;
     let ca_path = state.join(credential::CA_FILE);
     credential::store_ca(&ca_path, &ca)?;
+    if let Some(key) = &join.release_key {
+        credential::store_release_key(&state.join(credential::RELEASE_KEY_FILE), key)?;
+    }
     let mut settings: Vec<(&str, String)> = vec![
         ("collector", join.collectors.join(",")),
         ("ca_cert", ca_path.display().to_string()),
@@ -269,7 +272,13 @@ pub fn command(config: &AgentConfig, cmd: &EnrollCommand) -> anyhow::Result<()> 
     write_config(&cmd.config_path, &settings, &["enroll_token", "enroll_token_file"])?;
     give_to_state_owner(
         state,
-        &[credential::KEY_FILE, credential::CERT_FILE, crate::identity::FILE, credential::CA_FILE],
+        &[
+            credential::KEY_FILE,
+            credential::CERT_FILE,
+            crate::identity::FILE,
+            credential::CA_FILE,
+            credential::RELEASE_KEY_FILE,
+        ],
     );
     println!(
         "enrolled as device {} of school {} with {}; credential valid until {}",
@@ -284,6 +293,14 @@ pub fn command(config: &AgentConfig, cmd: &EnrollCommand) -> anyhow::Result<()> 
         state.join(credential::CERT_FILE).display(),
         state.join(credential::KEY_FILE).display()
     );
+    match &join.release_key {
+        Some(k) => println!(
+            "release key:   {} ({}; updates must be signed by it)",
+            parta_protocol::release::key_id_text(k),
+            state.join(credential::RELEASE_KEY_FILE).display()
+        ),
+        None => println!("release key:   none in the join string (this device will not take updates)"),
+    }
     println!("configuration: {}", cmd.config_path.display());
     println!(
         "start the agent: systemctl enable --now parta-agent (or `parta-agent --config {} run`)",

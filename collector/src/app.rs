@@ -310,6 +310,7 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "ingest_queue_bytes": c.ingest.queue_bytes,
         "max_handshakes": c.ingest.max_handshakes,
         "join_addresses": c.fleet.join_addresses,
+        "release_key": c.fleet.release_key.as_ref().map(parta_protocol::release::key_id_text),
         "device_cert_validity": humantime::format_duration(c.fleet.cert_validity).to_string(),
         "log_format": format!("{:?}", c.log.format).to_lowercase(),
         "log_level": c.log.level,

@@ -103,6 +103,10 @@ pub struct GlobalArgs {
     /// Validity of device certificates, e.g. 365d; renewed when a third is left [default: 365d].
     #[arg(long, env = "PARTA_DEVICE_CERT_VALIDITY", global = true, value_name = "DURATION")]
     pub device_cert_validity: Option<String>,
+    /// The region's release public key file (`parta-release keygen` makes release.pub): join
+    /// strings carry it and enrolled devices install only releases signed by it [default: none].
+    #[arg(long, env = "PARTA_RELEASE_KEY", global = true, value_name = "FILE")]
+    pub release_key: Option<String>,
     /// A device that has not applied its current policy this long after a change shows as
     /// drifted [default: 1h].
     #[arg(long, env = "PARTA_POLICY_DRIFT_AFTER", global = true, value_name = "DURATION")]

@@ -14,6 +14,7 @@
 //! data_dir = "/var/lib/parta-collector"
 //! tls_names = "parta.example.ru"
 //! join_addresses = "parta.example.ru:4433"  # what join strings tell agents to connect to
+//! release_key = "/etc/parta/release.pub"  # the region's release public key, given to devices in join strings
 //! device_cert_validity = "365d"             # device certificates; renewed with a third left
 //! policy_drift_after = "1h"             # a device not running its current policy by then is drifted
 //! web_timezone = "Asia/Yekaterinburg"  # weekday × hour heatmaps; default: the system's zone
@@ -64,6 +65,7 @@ struct FileConfig {
     #[serde(default, deserialize_with = "settings::scalar")]
     max_handshakes: Option<String>,
     join_addresses: Option<String>,
+    release_key: Option<String>,
     device_cert_validity: Option<String>,
     policy_drift_after: Option<String>,
     web_timezone: Option<String>,
@@ -148,6 +150,9 @@ pub struct FleetConfig {
     pub cert_validity: Duration,
     /// A device that has not applied its current policy this long after the change is drifted.
     pub policy_drift_after: Duration,
+    /// The region's release public key (from `release_key`, a `release.pub` file): join strings
+    /// carry it, and enrolled devices install only releases it signed.
+    pub release_key: Option<[u8; 32]>,
 }
 
 /// Default time after a policy change until a device that has not applied it is drifted: long
@@ -383,6 +388,12 @@ impl CollectorConfig {
                     },
                 )?
                 .map_or(DEFAULT_POLICY_DRIFT_AFTER, |v| v.0),
+            release_key: l
+                .parse("release_key", a.release_key.clone(), "release_key", f.release_key, |s| {
+                    let text = std::fs::read_to_string(s).map_err(|e| format!("cannot read {s}: {e}"))?;
+                    parta_protocol::release::parse_public_key(&text)
+                })?
+                .map(|v| v.0),
         };
         let st = SpeedTestLimits::default();
         let speedtest = SpeedTestLimits {

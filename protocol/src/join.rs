@@ -2,13 +2,15 @@
 //! into a deployment script.
 //!
 //! ```text
-//! parta://HOST[:PORT][,HOST[:PORT]…]/SCHOOL?token=TOKEN&ca=sha256:HEX
+//! parta://HOST[:PORT][,HOST[:PORT]…]/SCHOOL?token=TOKEN&ca=sha256:HEX[&release=ed25519:HEX]
 //! ```
 //!
 //! `HOST` is a name or an address (IPv6 in brackets), `PORT` defaults to 4433; `SCHOOL` is the
 //! school id; `TOKEN` the school's enrollment token; `HEX` the SHA-256 of the collector CA's
 //! certificate (DER), 64 hex digits, colons allowed. The agent trusts the collector only if the
-//! CA it presents has that fingerprint, so no CA file needs copying.
+//! CA it presents has that fingerprint, so no CA file needs copying. `release`, when the region
+//! signs releases, is its release public key (Ed25519, 64 hex digits): the device pins it at
+//! enrollment and installs only releases signed by it.
 
 use std::fmt;
 
@@ -32,6 +34,8 @@ pub struct Join {
     pub token: String,
     /// SHA-256 of the collector CA certificate's DER.
     pub ca_sha256: [u8; 32],
+    /// The region's release public key (Ed25519), pinned at enrollment.
+    pub release_key: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for Join {
@@ -42,6 +46,7 @@ impl fmt::Debug for Join {
             .field("school", &self.school)
             .field("token", &"<redacted>")
             .field("ca_sha256", &hex(&self.ca_sha256))
+            .field("release_key", &self.release_key.as_ref().map(|k| hex(k)))
             .finish()
     }
 }
@@ -55,7 +60,11 @@ impl fmt::Display for Join {
             self.school,
             self.token,
             hex(&self.ca_sha256)
-        )
+        )?;
+        if let Some(k) = &self.release_key {
+            write!(f, "&release=ed25519:{}", hex(k))?;
+        }
+        Ok(())
     }
 }
 
@@ -103,12 +112,13 @@ impl std::str::FromStr for Join {
             check_address(c)?;
         }
         validate::validate_school_id(school).map_err(|e| part("school", e.to_string()))?;
-        let (mut token, mut ca) = (None, None);
+        let (mut token, mut ca, mut release) = (None, None, None);
         for pair in query.split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let slot = match key {
                 "token" => &mut token,
                 "ca" => &mut ca,
+                "release" => &mut release,
                 other => {
                     return Err(part("parameter", format!("unknown parameter {:?}", truncated(other))));
                 }
@@ -123,7 +133,17 @@ impl std::str::FromStr for Join {
         }
         let ca = ca.ok_or_else(|| part("ca", "missing: the CA fingerprint, sha256:HEX"))?;
         let ca_sha256 = parse_fingerprint(ca).map_err(|r| part("ca", r))?;
-        Ok(Self { collectors, school: school.to_owned(), token: token.to_owned(), ca_sha256 })
+        let release_key = release
+            .map(|r| {
+                r.strip_prefix("ed25519:")
+                    .and_then(|h| parse_fingerprint(&format!("sha256:{h}")).ok())
+                    .filter(|_| r.len() == "ed25519:".len() + 64)
+                    .ok_or_else(|| {
+                        part("release", "expected ed25519: and 64 hex digits (the release public key)")
+                    })
+            })
+            .transpose()?;
+        Ok(Self { collectors, school: school.to_owned(), token: token.to_owned(), ca_sha256, release_key })
     }
 }
 
@@ -172,6 +192,7 @@ mod tests {
             school: "74-0012".into(),
             token: "pt1_0123456789abcdef0123456789abcdef01234567".into(),
             ca_sha256: [0xab; 32],
+            release_key: None,
         }
     }
 
@@ -184,6 +205,10 @@ mod tests {
         );
         assert_eq!(text.parse::<Join>().unwrap(), j);
         assert!(!format!("{j:?}").contains("pt1_"));
+        let with_key = Join { release_key: Some([0x5c; 32]), ..j };
+        let text = with_key.to_string();
+        assert!(text.ends_with(&format!("&release=ed25519:{}", "5c".repeat(32))), "{text}");
+        assert_eq!(text.parse::<Join>().unwrap(), with_key);
     }
 
     #[test]
@@ -207,6 +232,11 @@ mod tests {
         assert!(bad("parta://,/1?token=a").starts_with("collector address:"));
         assert!(bad("parta://x/1?token=a&token=b").contains("twice"));
         assert!(bad("parta://x/1?token=a&foo=1").contains("unknown parameter"));
+        let ca = format!("ca=sha256:{}", "0".repeat(64));
+        assert!(bad(&format!("parta://x/1?token=a&{ca}&release=ed25519:00")).starts_with("release:"));
+        assert!(bad(&format!("parta://x/1?token=a&{ca}&release={}", "0".repeat(64))).starts_with("release:"));
+        let colons = (0..32).map(|_| "00").collect::<Vec<_>>().join(":");
+        assert!(bad(&format!("parta://x/1?token=a&{ca}&release=ed25519:{colons}")).starts_with("release:"));
         assert_eq!(bad(&"x".repeat(MAX_JOIN_LEN + 1)), JoinError::TooLong.to_string());
     }
 }

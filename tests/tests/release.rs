@@ -121,3 +121,51 @@ fn signed_builds_verify_and_every_bad_one_is_refused_with_its_reason() {
     assert!(said.contains("readable by others"), "{said}");
     assert!(std::fs::read_to_string(&sig).unwrap().contains("version = 0.2.0"), "nothing re-signed");
 }
+
+#[test]
+fn the_release_key_travels_in_join_strings_and_is_pinned_at_enrollment() {
+    use parta_tests::clickhouse::ClickHouse;
+    use parta_tests::procs::Collector;
+    let art = parta_tests::util::artifacts_dir("release-pin");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    assert_eq!(release(&["keygen", "--out", s(&keys)]).0, 0);
+    let public = keys.join("release.pub");
+    let public_text = std::fs::read_to_string(&public).unwrap();
+
+    // A collector given something else than a public key says so, naming the setting.
+    let bad = dir.path().join("bad.pub");
+    std::fs::write(&bad, "not a key\n").unwrap();
+    let out = Command::new(binary("parta-collector"))
+        .env_clear()
+        .args(["--release-key", s(&bad), "config"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("--release-key") && err.contains("not a release public key"), "{err}");
+    // The private key is not a public key either.
+    let out = Command::new(binary("parta-collector"))
+        .env_clear()
+        .args(["--release-key", s(&keys.join("release.key")), "config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+
+    let ch = ClickHouse::start();
+    let collector = Collector::start_with(&ch, "relpin", &art, &[("PARTA_RELEASE_KEY", s(&public))]);
+    let (_, join) = collector.create_join("74-0012", &[]);
+    let key_hex = public_text.trim().rsplit(' ').next().unwrap();
+    assert!(join.ends_with(&format!("&release=ed25519:{key_hex}")), "{join}");
+    let state = dir.path().join("state");
+    let cfg = dir.path().join("agent.toml");
+    let out = Command::new(binary("parta-agent"))
+        .env_clear()
+        .args(["--config", s(&cfg), "--state-dir", s(&state), "enroll", &join])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("release key:") && said.contains("updates must be signed by it"), "{said}");
+    assert_eq!(std::fs::read_to_string(state.join("release.pub")).unwrap(), public_text);
+}

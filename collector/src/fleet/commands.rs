@@ -46,6 +46,7 @@ pub async fn token(config: &CollectorConfig, action: TokenAction) -> anyhow::Res
                 school: school.clone(),
                 token: new.token.clone(),
                 ca_sha256: super::ca::sha256(&anchor),
+                release_key: config.fleet.release_key,
             };
             // The join string must read back as itself: an address that does not is refused
             // before anything is stored.
