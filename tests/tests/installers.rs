@@ -44,14 +44,17 @@ fn example_configurations_are_accepted_by_the_binaries() {
     // As shipped (the packages install it, then enroll, which writes the CA and collector): a
     // device not enrolled yet is told what is missing, as a configuration error.
     let agent_cfg = dir.path().join("agent.toml");
-    std::fs::write(&agent_cfg, &shipped).unwrap();
-    let out = Command::new(binary("parta-agent"))
-        .env_clear()
-        .arg("--config")
-        .arg(&agent_cfg)
-        .arg("config")
-        .output()
-        .unwrap();
+    let agent_config = |text: &str| {
+        std::fs::write(&agent_cfg, text).unwrap();
+        Command::new(binary("parta-agent"))
+            .env_clear()
+            .arg("--config")
+            .arg(&agent_cfg)
+            .arg("config")
+            .output()
+            .unwrap()
+    };
+    let out = agent_config(&shipped);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.code() == Some(78) && err.contains("missing setting `ca_cert`"), "{err}");
     // With the commented-out token file and CA (enrollment at the first session instead).
@@ -59,14 +62,7 @@ fn example_configurations_are_accepted_by_the_binaries() {
         .replace("# enroll_token_file =", "enroll_token_file =")
         .replace("# ca_cert =", "ca_cert =")
         .replace("/etc/parta/", &format!("{}/", dir.path().display()));
-    std::fs::write(&agent_cfg, agent_toml).unwrap();
-    let out = Command::new(binary("parta-agent"))
-        .env_clear()
-        .arg("--config")
-        .arg(&agent_cfg)
-        .arg("config")
-        .output()
-        .unwrap();
+    let out = agent_config(&agent_toml);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["school"], "74-0012");
