@@ -24,6 +24,9 @@
 //! - [`release`]: signed releases — the signature file `parta-release sign` writes, release
 //!   versions, and the checks a device makes before installing an artifact (trusted key,
 //!   signature, product, newer version, size and SHA-256 as the bytes arrive).
+//! - [`update`]: the agent's side of a release update as a state machine — what to do with an
+//!   offer, where a download resumes, the states a device reports, and versions that failed
+//!   here not retried until an administrator says so. (Not on the wire yet.)
 //! - [`sample`]: the measurements a report carries (host identity, host metrics, …). New kinds of
 //!   samples are appended as new enum variants; existing variants are frozen.
 //! - [`codec`]: the versioned envelope — a 2-byte protocol version followed by the postcard body.
@@ -62,6 +65,7 @@ pub mod sample;
 pub mod seqset;
 pub mod snmp;
 pub mod speedtest;
+pub mod update;
 pub mod usage;
 pub mod validate;
 

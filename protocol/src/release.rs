@@ -30,8 +30,9 @@ pub const SIG_MAX: usize = 1024;
 /// The first line of every signature file (format version 1).
 pub const HEADER: &str = "parta-release-signature 1";
 
-/// A release version, `MAJOR.MINOR.PATCH`; releases only move up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A release version, `MAJOR.MINOR.PATCH`; releases only move up. Serialized as its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ReleaseVersion {
     /// Major.
     pub major: u32,
@@ -59,6 +60,19 @@ impl std::str::FromStr for ReleaseVersion {
             [a, b, c] => Ok(Self { major: num(a)?, minor: num(b)?, patch: num(c)? }),
             _ => Err(format!("{s:?} is not a version MAJOR.MINOR.PATCH")),
         }
+    }
+}
+
+impl TryFrom<String> for ReleaseVersion {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<ReleaseVersion> for String {
+    fn from(v: ReleaseVersion) -> Self {
+        v.to_string()
     }
 }
 
