@@ -242,6 +242,34 @@ impl Manifest {
         )
     }
 
+    /// The manifest of an artifact of `size` bytes with SHA-256 `sha256`, signed with `key`
+    /// (`parta-release sign`; the tests and fixtures sign with keys from fixed seeds).
+    pub fn sign(
+        name: &str,
+        version: ReleaseVersion,
+        target: &str,
+        size: u64,
+        sha256: [u8; 32],
+        key: &ring::signature::Ed25519KeyPair,
+    ) -> Self {
+        use ring::signature::KeyPair as _;
+        // An Ed25519 public key is 32 bytes and a signature 64: the copies cannot fail.
+        let mut public = [0u8; 32];
+        public.copy_from_slice(key.public_key().as_ref());
+        let mut m = Self {
+            name: name.to_owned(),
+            version,
+            target: target.to_owned(),
+            size,
+            sha256,
+            key: key_id(&public),
+            signature: [0; 64],
+        };
+        let signature = key.sign(m.signed_text().as_bytes());
+        m.signature.copy_from_slice(signature.as_ref());
+        m
+    }
+
     /// The signature file.
     pub fn render(&self) -> String {
         format!("{}signature = {}\n", self.signed_text(), hex(&self.signature))
@@ -374,32 +402,39 @@ impl ArtifactCheck {
     }
 }
 
+/// Keys from fixed seeds, for this module's tests and [`crate::update`]'s.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testkeys {
     #![allow(clippy::unwrap_used)]
-    use super::*;
     use ring::signature::KeyPair as _;
 
-    fn keypair(seed: u8) -> ring::signature::Ed25519KeyPair {
+    /// The key pair of a seed.
+    pub(crate) fn keypair(seed: u8) -> ring::signature::Ed25519KeyPair {
         ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap()
     }
 
-    fn public(k: &ring::signature::Ed25519KeyPair) -> [u8; 32] {
+    /// Its public key.
+    pub(crate) fn public(k: &ring::signature::Ed25519KeyPair) -> [u8; 32] {
         k.public_key().as_ref().try_into().unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::testkeys::{keypair, public};
+    use super::*;
 
     fn signed(k: &ring::signature::Ed25519KeyPair, artifact: &[u8], version: &str) -> Manifest {
-        let mut m = Manifest {
-            name: "parta-agent".into(),
-            version: version.parse().unwrap(),
-            target: "x86_64-linux".into(),
-            size: artifact.len() as u64,
-            sha256: Sha256::digest(artifact).into(),
-            key: key_id(&public(k)),
-            signature: [0; 64],
-        };
-        m.signature = k.sign(m.signed_text().as_bytes()).as_ref().try_into().unwrap();
-        m
+        let digest = Sha256::digest(artifact).into();
+        Manifest::sign(
+            "parta-agent",
+            version.parse().unwrap(),
+            "x86_64-linux",
+            artifact.len() as u64,
+            digest,
+            k,
+        )
     }
 
     fn check(m: &Manifest, artifact: &[u8]) -> Result<(), Refusal> {

@@ -313,30 +313,15 @@ impl Updater {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::release::key_id;
-    use ring::signature::KeyPair as _;
+    use crate::release::testkeys::{keypair as key, public};
     use sha2::Digest as _;
 
-    fn key(seed: u8) -> ring::signature::Ed25519KeyPair {
-        ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap()
-    }
-
-    fn public(k: &ring::signature::Ed25519KeyPair) -> [u8; 32] {
-        k.public_key().as_ref().try_into().unwrap()
-    }
-
     fn sig(k: &ring::signature::Ed25519KeyPair, artifact: &[u8], version: &str) -> Vec<u8> {
-        let mut m = Manifest {
-            name: "parta-agent".into(),
-            version: version.parse().unwrap(),
-            target: "x86_64-linux".into(),
-            size: artifact.len() as u64,
-            sha256: sha2::Sha256::digest(artifact).into(),
-            key: key_id(&public(k)),
-            signature: [0; 64],
-        };
-        m.signature = k.sign(m.signed_text().as_bytes()).as_ref().try_into().unwrap();
-        m.render().into_bytes()
+        let digest = sha2::Sha256::digest(artifact).into();
+        let v = version.parse().unwrap();
+        Manifest::sign("parta-agent", v, "x86_64-linux", artifact.len() as u64, digest, k)
+            .render()
+            .into_bytes()
     }
 
     fn device(running: &str) -> Updater {

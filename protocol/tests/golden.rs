@@ -100,22 +100,21 @@ fn largest_snmp_polls_fit_a_frame() {
 /// (Ed25519 signatures are deterministic), and the file must come out byte for byte.
 #[test]
 fn release_signature_file_matches_the_fixture() {
-    use parta_protocol::release::{Manifest, key_id};
+    use parta_protocol::release::Manifest;
     use ring::signature::KeyPair as _;
     use sha2::Digest as _;
     let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[42; 32]).unwrap();
     let public: [u8; 32] = key.public_key().as_ref().try_into().unwrap();
     let artifact = b"parta-agent 0.2.0 for the golden fixture\n";
-    let mut m = Manifest {
-        name: "parta-agent".into(),
-        version: "0.2.0".parse().unwrap(),
-        target: "x86_64-linux".into(),
-        size: artifact.len() as u64,
-        sha256: sha2::Sha256::digest(artifact).into(),
-        key: key_id(&public),
-        signature: [0; 64],
-    };
-    m.signature = key.sign(m.signed_text().as_bytes()).as_ref().try_into().unwrap();
+    let digest = sha2::Sha256::digest(artifact).into();
+    let m = Manifest::sign(
+        "parta-agent",
+        "0.2.0".parse().unwrap(),
+        "x86_64-linux",
+        artifact.len() as u64,
+        digest,
+        &key,
+    );
     let path = golden_dir().join("release.sig");
     if std::env::var_os("PARTA_BLESS").is_some() {
         std::fs::write(&path, m.render()).unwrap();

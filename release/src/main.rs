@@ -161,20 +161,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 version.parse().map_err(|e: String| anyhow::anyhow!("--version: {e}"))?;
             let (size, sha256) = digest(&artifact)?;
             let public = public_of(&pair)?;
-            let mut m = Manifest {
-                name,
-                version,
-                target,
-                size,
-                sha256,
-                key: release::key_id(&public),
-                signature: [0; 64],
-            };
-            m.signature = pair
-                .sign(m.signed_text().as_bytes())
-                .as_ref()
-                .try_into()
-                .context("an Ed25519 signature is 64 bytes")?;
+            let m = Manifest::sign(&name, version, &target, size, sha256, &pair);
             // What is written must be what devices read: parse it back before writing.
             let text = m.render();
             Manifest::parse(text.as_bytes()).map_err(|e| anyhow::anyhow!("--name/--target: {e}"))?;
