@@ -348,5 +348,8 @@ fn web_ui_in_chromium_and_access_scopes() {
     let actors = ch.query(&format!("SELECT actor, via FROM {db}.export_log ORDER BY at"));
     assert!(actors.contains("user:admin\tui"), "{actors}");
     browser.click(&browser.find("#sign-out"));
-    assert!(browser.url().contains("/login"), "{}", browser.url());
+    // The click submits a form: wait for the navigation it starts, not for the click to return.
+    wait_for(Duration::from_secs(10), "the sign-in page after signing out", || {
+        browser.url().contains("/login").then_some(())
+    });
 }
