@@ -149,6 +149,9 @@ pub enum Refusal {
     /// No signature file came with it.
     #[error("unsigned: no signature file")]
     Unsigned,
+    /// Bytes came for a release that was not offered and accepted.
+    #[error("no release was offered and accepted for these bytes")]
+    NotOffered,
     /// The signature file is not one.
     #[error("malformed {0}")]
     Malformed(#[from] ParseError),

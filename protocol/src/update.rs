@@ -239,7 +239,7 @@ impl Updater {
     /// asks again from [`Progress::More`]).
     pub fn bytes(&mut self, offset: u64, bytes: &[u8]) -> Result<Progress, Refusal> {
         let Some(d) = self.current.as_mut() else {
-            return Err(Refusal::Unsigned);
+            return Err(Refusal::NotOffered);
         };
         if d.done {
             return Ok(Progress::Complete);
@@ -269,13 +269,13 @@ impl Updater {
         match self.current.as_ref() {
             Some(d) if d.done => Ok(Progress::Complete),
             Some(_) => self.complete(),
-            None => Err(Refusal::Unsigned),
+            None => Err(Refusal::NotOffered),
         }
     }
 
     fn complete(&mut self) -> Result<Progress, Refusal> {
         let Some(d) = self.current.as_mut() else {
-            return Err(Refusal::Unsigned);
+            return Err(Refusal::NotOffered);
         };
         let version = d.manifest.version;
         match d.check.clone().finish() {
@@ -370,6 +370,9 @@ mod tests {
     #[test]
     fn bad_releases_are_refused_reported_and_not_retried_until_an_admin_says_so() {
         let mut u = device("0.2.0");
+        // Bytes before any offer are nobody's.
+        assert_eq!(u.bytes(0, b"x"), Err(Refusal::NotOffered));
+        assert_eq!(u.end(), Err(Refusal::NotOffered));
         // Older, another key, a damaged signature file.
         let older = sig(&key(1), ARTIFACT, "0.1.5");
         assert!(matches!(u.offer(&older, 0), OfferDecision::Refused(Refusal::NotNewer { .. })));

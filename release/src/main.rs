@@ -256,16 +256,7 @@ fn verify(
 fn digest(path: &Path) -> anyhow::Result<(u64, [u8; 32])> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = sha2::Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(buf.get(..n).unwrap_or_default());
-        size += n as u64;
-    }
+    let size = std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
     Ok((size, h.finalize().into()))
 }
 
