@@ -62,6 +62,7 @@ pub fn main() -> u8 {
             Command::ApiToken { action } => crate::auth::commands::api_token(&config, action).await,
             Command::Rollups { action } => rollups(&config, action).await,
             Command::Policy { action } => crate::policy::commands::policy(&config, action).await,
+            Command::Release { action } => crate::release::commands::release(&config, action).await,
         }
     });
     // Sessions may still hold connections; do not wait for them at exit.
@@ -176,6 +177,21 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
     let (policy_status, status_writer) = crate::policy::deliver::start_writer(store.clone());
+    let releases = Arc::new(crate::release::book::ReleaseBook::new(config.data_dir.clone()));
+    if let Err(e) = releases.refresh(&store).await {
+        tracing::warn!(error = %e, "cannot load releases yet");
+    }
+    let release_refresher = tokio::spawn(crate::release::book::refresh_loop(
+        Arc::clone(&releases),
+        store.clone(),
+        stop_rx.clone(),
+    ));
+    let (update_status, update_writer) = crate::release::serve::start_writer(store.clone());
+    let courier = crate::release::serve::Courier {
+        book: releases,
+        status: update_status,
+        bandwidth: Arc::new(crate::release::serve::Bandwidth::new(config.fleet.release_bandwidth_mbit)),
+    };
     let ctx = Arc::new(SessionCtx {
         store: store.clone(),
         tokens,
@@ -190,6 +206,7 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         shutdown: stop_rx.clone(),
         policies: Arc::clone(&policies),
         policy_status,
+        courier,
     });
     let quic =
         tokio::spawn(server::run(endpoint.clone(), ctx, config.ingest.max_handshakes, stop_rx.clone()));
@@ -247,8 +264,10 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     refresher.abort();
     fleet_refresher.abort();
     policy_refresher.abort();
-    // The sessions are gone, and with them the status senders: the writer stores what it holds.
+    release_refresher.abort();
+    // The sessions are gone, and with them the status senders: the writers store what they hold.
     let _ = tokio::time::timeout(Duration::from_secs(2), status_writer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), update_writer).await;
     enroll_task.abort();
     Ok(())
 }
@@ -311,6 +330,7 @@ fn show_config(c: &CollectorConfig) -> anyhow::Result<()> {
         "max_handshakes": c.ingest.max_handshakes,
         "join_addresses": c.fleet.join_addresses,
         "release_key": c.fleet.release_key.as_ref().map(parta_protocol::release::key_id_text),
+        "release_bandwidth_mbit": c.fleet.release_bandwidth_mbit,
         "device_cert_validity": humantime::format_duration(c.fleet.cert_validity).to_string(),
         "log_format": format!("{:?}", c.log.format).to_lowercase(),
         "log_level": c.log.level,

@@ -107,6 +107,9 @@ pub struct GlobalArgs {
     /// strings carry it and enrolled devices install only releases signed by it [default: none].
     #[arg(long, env = "PARTA_RELEASE_KEY", global = true, value_name = "FILE")]
     pub release_key: Option<String>,
+    /// Bandwidth all release downloads together may take, Mbit/s [default: 100].
+    #[arg(long, env = "PARTA_RELEASE_BANDWIDTH_MBIT", global = true, value_name = "MBIT")]
+    pub release_bandwidth_mbit: Option<String>,
     /// A device that has not applied its current policy this long after a change shows as
     /// drifted [default: 1h].
     #[arg(long, env = "PARTA_POLICY_DRIFT_AFTER", global = true, value_name = "DURATION")]
@@ -201,6 +204,81 @@ pub enum Command {
         /// Policy action.
         #[command(subcommand)]
         action: PolicyAction,
+    },
+    /// Signed releases of the agent: add one (verified against `release_key`), roll it out to
+    /// a share of the devices or to scopes, see where every device stands.
+    Release {
+        /// Release action.
+        #[command(subcommand)]
+        action: ReleaseAction,
+    },
+}
+
+/// Release actions.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseAction {
+    /// Add a release signed with `parta-release sign`: the signature is checked against the
+    /// collector's `release_key` and the artifact against the signature; the artifact is kept
+    /// in DATA_DIR/releases. Nothing is offered to devices until `release rollout`.
+    Add {
+        /// The signature file (`FILE.sig`).
+        signature: PathBuf,
+        /// The artifact (the agent's binary).
+        artifact: PathBuf,
+        /// The channel.
+        #[arg(long, value_enum)]
+        channel: crate::release::Channel,
+        /// Who, for the record [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Offer a channel's release to a share of all devices (--percent; a larger share includes
+    /// every device of a smaller one) and/or to the devices of scopes (--scope, repeatable).
+    /// Replaces the channel's previous rollout; `--percent 0` with no scope stops offering.
+    Rollout {
+        /// The channel.
+        #[arg(long, value_enum)]
+        channel: crate::release::Channel,
+        /// The release [default: the newest added to the channel].
+        #[arg(long, value_name = "X.Y.Z")]
+        version: Option<String>,
+        /// Share of all devices, 0–100.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: Option<u8>,
+        /// Devices of this scope (school:ID, municipality:REGION/NAME, region:CODE, device:ID, all).
+        #[arg(long, value_name = "SCOPE")]
+        scope: Vec<String>,
+        /// Why, for the record.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Who, for the record [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Have devices on which the channel's release failed (refused, rolled back, failed) try it
+    /// again: raises the rollout's retry epoch.
+    Retry {
+        /// The channel.
+        #[arg(long, value_enum)]
+        channel: crate::release::Channel,
+        /// Who, for the record [default: the user running the command].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Releases and the rollouts in force.
+    List,
+    /// Per release: how many devices are offered, downloading, installed, healthy, rolled back,
+    /// failed or refused, with the reasons; `--devices` lists each device.
+    Status {
+        /// Only this release.
+        #[arg(long, value_name = "X.Y.Z")]
+        version: Option<String>,
+        /// One line per device and release.
+        #[arg(long)]
+        devices: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
 }
 

@@ -15,6 +15,7 @@
 //! tls_names = "parta.example.ru"
 //! join_addresses = "parta.example.ru:4433"  # what join strings tell agents to connect to
 //! release_key = "/etc/parta/release.pub"  # the region's release public key, given to devices in join strings
+//! release_bandwidth_mbit = 100          # all release downloads together, Mbit/s
 //! device_cert_validity = "365d"             # device certificates; renewed with a third left
 //! policy_drift_after = "1h"             # a device not running its current policy by then is drifted
 //! web_timezone = "Asia/Yekaterinburg"  # weekday × hour heatmaps; default: the system's zone
@@ -66,6 +67,8 @@ struct FileConfig {
     max_handshakes: Option<String>,
     join_addresses: Option<String>,
     release_key: Option<String>,
+    #[serde(default, deserialize_with = "settings::scalar")]
+    release_bandwidth_mbit: Option<String>,
     device_cert_validity: Option<String>,
     policy_drift_after: Option<String>,
     web_timezone: Option<String>,
@@ -153,7 +156,13 @@ pub struct FleetConfig {
     /// The region's release public key (from `release_key`, a `release.pub` file): join strings
     /// carry it, and enrolled devices install only releases it signed.
     pub release_key: Option<[u8; 32]>,
+    /// Bandwidth all sessions together may use for release artifacts, Mbit/s.
+    pub release_bandwidth_mbit: u32,
 }
+
+/// Default bound on the bandwidth release artifacts take: a tenth of a gigabit port, so that
+/// reports and the web UI keep flowing while a region downloads.
+pub const DEFAULT_RELEASE_BANDWIDTH_MBIT: usize = 100;
 
 /// Default time after a policy change until a device that has not applied it is drifted: long
 /// enough for a device switched on in the morning, short enough to be seen the same day.
@@ -394,6 +403,14 @@ impl CollectorConfig {
                     parta_protocol::release::parse_public_key(&text)
                 })?
                 .map(|v| v.0),
+            release_bandwidth_mbit: u32::try_from(count(
+                "release_bandwidth_mbit",
+                &a.release_bandwidth_mbit,
+                f.release_bandwidth_mbit,
+                DEFAULT_RELEASE_BANDWIDTH_MBIT,
+                100_000,
+            )?)
+            .unwrap_or(u32::MAX),
         };
         let st = SpeedTestLimits::default();
         let speedtest = SpeedTestLimits {

@@ -22,6 +22,9 @@
 //!   reports, the ЕСПД speed-test service.
 //! - [`policy`]: central configuration — policy scopes and a device's effective policy (the
 //!   merge of its scopes), checked by the agent's own rules (`parta_agent::policy`).
+//! - [`release`]: signed releases of the agent — `release add|rollout|retry|list|status`,
+//!   which release a device is offered, the artifact served in chunks over its session under a
+//!   shared bandwidth bound, the devices' update states.
 
 #![forbid(unsafe_code)]
 
@@ -37,6 +40,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod policy;
 pub mod refresh;
+pub mod release;
 pub mod speedtest;
 pub mod storage;
 pub mod tls;

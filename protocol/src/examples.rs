@@ -12,9 +12,11 @@ use crate::inventory::{
     SizeSource,
 };
 use crate::policy::{PolicyId, PolicyOffer, PolicyOutcome, PolicyStatus};
+use crate::release::ReleaseVersion;
 use crate::snmp::{
     InterfaceReading, PollOutcome, PrinterReading, RateNote, SnmpDeviceKind, SnmpPoll, SystemGroup,
 };
+use crate::update::{ReleaseMessage, StatusReport, UpdateMessage, UpdateState};
 use crate::usage::{PowerEvent, PowerEventKind, Subject, UsageInterval, UsageState, UserClass};
 
 use crate::message::{
@@ -59,6 +61,55 @@ pub fn policy_status() -> Message {
             reason: "cannot read /etc/parta/region-ca.pem: No such file or directory".into(),
         },
     })
+}
+
+/// The collector's offer of release 0.2.0 (the golden signature file).
+pub fn release_offer() -> Message {
+    Message::Release(ReleaseMessage::Offer {
+        signature: include_bytes!("../tests/golden/release.sig").to_vec(),
+        retry: 0,
+    })
+}
+
+/// The artifact of that release, as the collector sends it in one chunk.
+pub fn release_chunk() -> Message {
+    Message::Release(ReleaseMessage::Chunk {
+        version: ReleaseVersion { major: 0, minor: 2, patch: 0 },
+        offset: 0,
+        bytes: b"parta-agent 0.2.0 for the golden fixture\n".to_vec(),
+        end: true,
+    })
+}
+
+/// An agent ready for releases, whose last one (0.2.0) is being downloaded.
+pub fn update_ready() -> Message {
+    Message::Update(UpdateMessage::Ready {
+        target: "x86_64-linux".into(),
+        latest: Some(StatusReport {
+            version: ReleaseVersion { major: 0, minor: 2, patch: 0 },
+            state: UpdateState::Downloading,
+            bytes: 20,
+            detail: String::new(),
+        }),
+    })
+}
+
+/// The agent resuming its download at byte 20.
+pub fn update_fetch() -> Message {
+    Message::Update(UpdateMessage::Fetch {
+        version: ReleaseVersion { major: 0, minor: 2, patch: 0 },
+        offset: 20,
+    })
+}
+
+/// The old version again: the new one did not report healthy in time.
+pub fn update_rolled_back() -> Message {
+    Message::Update(UpdateMessage::Status(StatusReport {
+        version: ReleaseVersion { major: 0, minor: 2, patch: 0 },
+        state: UpdateState::RolledBack,
+        bytes: 41,
+        detail: "parta-agent 0.2.0 did not report healthy within 2m; 0.1.0 restored".into(),
+    }))
 }
 
 /// The collector's `Welcome`.
@@ -533,5 +584,10 @@ pub fn all() -> Vec<(&'static str, Message)> {
         ("report_espd", connectivity_report()),
         ("policy", policy_offer()),
         ("policy_status", policy_status()),
+        ("release_offer", release_offer()),
+        ("release_chunk", release_chunk()),
+        ("update_ready", update_ready()),
+        ("update_fetch", update_fetch()),
+        ("update_rolled_back", update_rolled_back()),
     ]
 }

@@ -397,6 +397,11 @@ pub enum Message {
     Policy(crate::policy::PolicyOffer),
     /// Agent → collector: what became of a policy offer.
     PolicyStatus(crate::policy::PolicyStatus),
+    /// Collector → agent, to an agent that said it takes releases: an offer, or a piece of an
+    /// artifact it asked for.
+    Release(crate::update::ReleaseMessage),
+    /// Agent → collector: ready for releases, a fetch, a state transition.
+    Update(crate::update::UpdateMessage),
 }
 
 /// Variant indexes of [`Message`] on the wire (postcard writes the index as a varint first).
@@ -409,6 +414,8 @@ pub mod tag {
     pub const ENROLL: u32 = 5;
     /// `PolicyStatus`.
     pub const POLICY_STATUS: u32 = 9;
+    /// `Update`.
+    pub const UPDATE: u32 = 11;
 }
 
 impl Message {
@@ -425,6 +432,8 @@ impl Message {
             Self::Renewed(_) => "Renewed",
             Self::Policy(_) => "Policy",
             Self::PolicyStatus(_) => "PolicyStatus",
+            Self::Release(_) => "Release",
+            Self::Update(_) => "Update",
         }
     }
 }

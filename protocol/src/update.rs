@@ -76,6 +76,76 @@ pub struct StatusReport {
     pub detail: String,
 }
 
+/// Longest signature file in an offer, bytes (the format's own bound).
+pub const MAX_OFFER_SIGNATURE: usize = crate::release::SIG_MAX;
+/// Largest piece of an artifact in one [`ReleaseMessage::Chunk`], bytes.
+pub const MAX_CHUNK: usize = 128 * 1024;
+/// Longest platform name in [`UpdateMessage::Ready`].
+pub const MAX_TARGET: usize = 64;
+
+/// Collector → agent, during a session of an agent that said [`UpdateMessage::Ready`].
+///
+/// ```text
+/// agent                                        collector
+///   Hello ──▶                            ◀── Welcome
+///   Update(Ready { target, latest }) ──▶
+///                                      ◀── Release(Offer { signature, retry })  (when the rollout
+///   Update(Status(offered)) ──▶                                                 includes the device)
+///   Update(Fetch { version, offset }) ──▶
+///                                      ◀── Release(Chunk { version, offset, bytes, end })
+///   … one fetch per chunk, resuming at the offset verified on disk …
+///   Update(Status(downloaded)) ──▶      (the root-owned installer takes over; the new version
+///                                        reports installed and healthy — or the old one reports
+///                                        rolled_back — in a later session)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReleaseMessage {
+    /// A release for this device: the signature file as `parta-release sign` wrote it, and the
+    /// retry epoch (raised by an administrator to have devices try a version that failed).
+    Offer {
+        /// The signature file.
+        #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { MAX_OFFER_SIGNATURE }>")]
+        signature: Vec<u8>,
+        /// Retry epoch.
+        retry: u32,
+    },
+    /// A piece of the artifact, answering a fetch.
+    Chunk {
+        /// The release.
+        version: ReleaseVersion,
+        /// Where the bytes start.
+        offset: u64,
+        /// The bytes (at most [`MAX_CHUNK`]).
+        #[serde(deserialize_with = "crate::bounded::vec_at_most::<_, _, { MAX_CHUNK }>")]
+        bytes: Vec<u8>,
+        /// No bytes follow these: the artifact ends here (or the collector has no more of it).
+        end: bool,
+    },
+}
+
+/// Agent → collector, about releases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpdateMessage {
+    /// Sent once after `Welcome`: this agent takes release offers for its platform; the state
+    /// of its latest release (sent again every session, so a transition reported while the
+    /// collector was away is not lost; the collector keeps the newest per device and version).
+    Ready {
+        /// Its platform, e.g. `x86_64-linux`.
+        target: String,
+        /// Its latest release's state, if any.
+        latest: Option<StatusReport>,
+    },
+    /// Asks for the artifact of `version` from `offset` on.
+    Fetch {
+        /// The release (must be the one offered in this session).
+        version: ReleaseVersion,
+        /// The first byte wanted.
+        offset: u64,
+    },
+    /// A transition.
+    Status(StatusReport),
+}
+
 /// A version that failed on this device, kept (by the agent, in its state directory) so that it
 /// is not retried on every offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -259,6 +259,7 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
         .chain(parta_collector::storage::accounts::catalogue())
         .chain(parta_collector::storage::fleet::catalogue())
         .chain(parta_collector::storage::policies::catalogue())
+        .chain(parta_collector::storage::releases::catalogue())
         .map(|(name, sql)| {
             // The rollups' version, the overview's "online since" time.
             let sql = sql

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use parta_common::quic::{FramedRecv, RecvError, send_message};
 use parta_protocol::heap::HeapSize as _;
 use parta_protocol::message::tag;
+use parta_protocol::update::{ReleaseMessage, UpdateMessage};
 use parta_protocol::validate::{seq_in_window, validate_enroll, validate_hello, validate_report};
 use parta_protocol::{
     Ack, DecodeError, EnrollRequest, FrameError, Hello, MAX_FRAME_LEN, Message, PRE_AUTH_MAX_FRAME_LEN,
@@ -32,6 +33,7 @@ use crate::fleet::ca::{DeviceCa, sha256};
 use crate::fleet::enroll::{Enroller, Refusal};
 use crate::metrics::Metrics;
 use crate::policy::deliver::Delivery;
+use crate::release::serve::UpdateSession;
 use crate::storage::rows::{Accepted, SessionRecord};
 use crate::storage::{Store, now_secs};
 use crate::tokens::TokenCache;
@@ -49,7 +51,7 @@ const RENEW_RETRY: Duration = Duration::from_secs(60);
 /// Messages accepted before the device is authenticated.
 const PRE_AUTH: &[u32] = &[tag::HELLO, tag::ENROLL];
 /// Messages accepted after `Hello`.
-const REPORTS: &[u32] = &[tag::REPORT, tag::POLICY_STATUS];
+const REPORTS: &[u32] = &[tag::REPORT, tag::POLICY_STATUS, tag::UPDATE];
 
 /// What every session needs.
 #[derive(Debug)]
@@ -80,6 +82,8 @@ pub struct SessionCtx {
     pub policies: Arc<crate::policy::book::PolicyBook>,
     /// Where devices' policy answers are recorded.
     pub policy_status: crate::policy::deliver::StatusSender,
+    /// Releases: what devices are offered, the artifacts, where their states go.
+    pub courier: crate::release::serve::Courier,
 }
 
 /// How a session ended.
@@ -322,8 +326,9 @@ impl Session<'_> {
                 return End::Gone(format!("sending Policy: {e}"));
             }
         }
+        let mut updates = UpdateSession::new(self.ctx.courier.clone(), device, &hello.agent_version);
         let mut pending: VecDeque<(u64, Option<oneshot::Receiver<()>>)> = VecDeque::new();
-        let end = self.exchange(hello, auth, claim, &mut pending, &mut policy).await;
+        let end = self.exchange(hello, auth, claim, &mut pending, &mut policy, &mut updates).await;
         for (_, rx) in pending {
             if let Some(rx) = rx {
                 let _ = rx.await;
@@ -347,7 +352,12 @@ impl Session<'_> {
         claim: &Claim,
         pending: &mut VecDeque<(u64, Option<oneshot::Receiver<()>>)>,
         policy: &mut Delivery,
+        updates: &mut UpdateSession,
     ) -> End {
+        // The chunk being read for the agent's fetch (one at a time).
+        let mut fetch: Option<
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseMessage, String>> + Send>>,
+        > = None;
         let mut shutdown = self.ctx.shutdown.clone();
         // Numbers received in this session and not yet acknowledged: a second copy within one
         // session is an agent bug, refused rather than stored twice.
@@ -399,6 +409,30 @@ impl Session<'_> {
                         }
                     }
                 }
+                () = updates.changed() => {
+                    if let Err(why) = self.offer_release(auth, updates).await {
+                        return End::Gone(why);
+                    }
+                }
+                chunk = async {
+                    match fetch.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                }, if fetch.is_some() => {
+                    fetch = None;
+                    match chunk {
+                        Ok(m) => {
+                            if let Err(e) = send_message(&mut self.send, &Message::Release(m)).await {
+                                return End::Gone(format!("sending a release chunk: {e}"));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(device = %auth.device, error = %e, "cannot read a release artifact");
+                            return End::Reject(RejectReason::Internal, "cannot read the release artifact; retry later".into());
+                        }
+                    }
+                }
                 () = tokio::time::sleep_until(renew_at) => {
                     match self.ctx.enroller.renew(auth.device).await {
                         Ok(cert) => {
@@ -444,6 +478,23 @@ impl Session<'_> {
                             return End::Reject(RejectReason::Malformed, e);
                         }
                     }
+                    Ok(Some(Message::Update(msg))) => {
+                        let ready = matches!(msg, UpdateMessage::Ready { .. });
+                        match updates.on_message(msg) {
+                            Err(e) => return End::Reject(RejectReason::Malformed, e),
+                            Ok(Some(job)) => {
+                                if fetch.is_some() {
+                                    return End::Reject(RejectReason::Malformed,
+                                        "Update(Fetch) before the previous chunk was sent".into());
+                                }
+                                fetch = Some(Box::pin(job.answer(Arc::clone(&self.ctx.courier.bandwidth))));
+                            }
+                            Ok(None) => {}
+                        }
+                        if ready && let Err(why) = self.offer_release(auth, updates).await {
+                            return End::Gone(why);
+                        }
+                    }
                     Ok(Some(other)) => {
                         return End::Reject(RejectReason::UnexpectedMessage, format!("unexpected {} during session", other.name()));
                     }
@@ -451,6 +502,22 @@ impl Session<'_> {
                     Err(e) => return from_recv_error(e),
                 },
             }
+        }
+    }
+
+    /// Offers the device a release if a rollout gives it one it was not offered in this
+    /// session; an error when the agent went away.
+    async fn offer_release(
+        &mut self,
+        auth: &Authenticated,
+        updates: &mut UpdateSession,
+    ) -> Result<(), String> {
+        let scopes = self.ctx.policies.set().scopes(&auth.school, Some(auth.device));
+        match updates.next_offer(&scopes) {
+            Some(offer) => send_message(&mut self.send, &Message::Release(offer))
+                .await
+                .map_err(|e| format!("sending a release offer: {e}")),
+            None => Ok(()),
         }
     }
 

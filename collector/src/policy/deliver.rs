@@ -5,62 +5,22 @@
 //! once is a few inserts, not thousands.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use parta_protocol::DeviceId;
 use parta_protocol::policy::{MAX_REASON, PolicyId, PolicyOffer, PolicyOutcome, PolicyStatus};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::book::PolicyBook;
 use crate::storage::Store;
 use crate::storage::policies::PolicyStatusRow;
 
-/// Statuses waiting to be written, at most; beyond it the newest are dropped with a warning
-/// (the device says what it runs again at its next connect).
-const STATUS_QUEUE: usize = 65_536;
-/// Statuses are written at least this often while some wait.
-const STATUS_FLUSH: Duration = Duration::from_millis(500);
-
 /// Where sessions put the statuses they hear.
-#[derive(Debug, Clone)]
-pub struct StatusSender(mpsc::Sender<PolicyStatusRow>);
-
-impl StatusSender {
-    fn send(&self, row: PolicyStatusRow) {
-        if self.0.try_send(row).is_err() {
-            tracing::warn!("policy status queue full or closed; a device's answer is not recorded");
-        }
-    }
-}
+pub type StatusSender = crate::storage::queue::RowSender<PolicyStatusRow>;
 
 /// Starts the task writing statuses; it ends when every sender is gone, after writing what
 /// it holds.
 pub fn start_writer(store: Store) -> (StatusSender, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<PolicyStatusRow>(STATUS_QUEUE);
-    let task = tokio::spawn(async move {
-        let mut batch = Vec::new();
-        loop {
-            let Some(first) = rx.recv().await else { return };
-            batch.push(first);
-            let deadline = tokio::time::Instant::now() + STATUS_FLUSH;
-            while let Ok(Some(row)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-                batch.push(row);
-            }
-            // ClickHouse away: retried a few times, then dropped (the devices say again what
-            // they run at their next connect).
-            let mut tries = 0;
-            while let Err(e) = store.put_policy_statuses(&batch).await {
-                tries += 1;
-                if tries >= 5 {
-                    tracing::warn!(error = %e, rows = batch.len(), "cannot record policy statuses; dropped");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            batch.clear();
-        }
-    });
-    (StatusSender(tx), task)
+    crate::storage::queue::start(store, "policy_status")
 }
 
 /// One session's side of the exchange.

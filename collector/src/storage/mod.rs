@@ -7,6 +7,8 @@
 //! - [`fleet`]: enrolled devices, their certificates and school history.
 //! - [`accounts`], [`policies`]: accounts and credentials, and policies with their history, in
 //!   the auth database.
+//! - [`queue`]: rows many sessions produce a few at a time, written in batches by one task.
+//! - [`releases`]: signed releases and their rollouts (auth database), devices' update states.
 //!
 //! Inserts go table by table with the ledger last: a ledger row exists only once all the data
 //! of its report is stored. If the collector dies between the data and the ledger insert, the
@@ -19,7 +21,9 @@ pub mod fleet;
 pub mod overview;
 pub mod policies;
 pub mod queries;
+pub mod queue;
 pub mod registry;
+pub mod releases;
 pub mod rows;
 pub mod schema;
 

@@ -166,11 +166,6 @@ impl Store {
         Ok((serials, macs))
     }
 
-    /// Records policy statuses.
-    pub async fn put_policy_statuses(&self, rows: &[PolicyStatusRow]) -> Result<(), StoreError> {
-        self.insert_rows("policy_status", rows).await
-    }
-
     /// Writes a new version.
     pub async fn put_policy(&self, row: &PolicyRow) -> Result<(), StoreError> {
         self.auth().insert_rows("policies", std::slice::from_ref(row)).await

@@ -243,6 +243,11 @@ ORDER BY token_id",
         name: "what policy each device runs and its answers",
         statements: super::policies::MIGRATION_14,
     },
+    Migration {
+        version: 15,
+        name: "signed releases, their rollouts and devices' update states",
+        statements: super::releases::MIGRATION_15,
+    },
 ];
 
 /// The database of accounts and credentials that belongs to database `db`.

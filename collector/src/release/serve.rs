@@ -1,0 +1,245 @@
+//! A session's side of releases: after the agent says it takes releases (`Update(Ready)`), the
+//! collector offers the newest release a rollout gives the device, serves the artifact one
+//! chunk per fetch — within a bandwidth bound all sessions share — and records every state the
+//! device reports in `update_status`.
+//!
+//! Everything the agent sends is bounded: one `Ready` per session, a platform name and details
+//! of bounded length, fetches only of the release offered in this session and inside its size,
+//! at most [`MAX_STATUSES`] states per session.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use parta_protocol::DeviceId;
+use parta_protocol::release::ReleaseVersion;
+use parta_protocol::update::{
+    MAX_CHUNK, MAX_DETAIL, MAX_TARGET, ReleaseMessage, StatusReport, UpdateMessage,
+};
+use tokio::sync::watch;
+
+use super::book::{Offer, ReleaseBook};
+use crate::policy::PolicyScope;
+use crate::storage::releases::UpdateStatusRow;
+
+/// Update states one session may report, at most (a real agent reports a handful).
+pub const MAX_STATUSES: u32 = 64;
+
+/// Where sessions put the states devices report.
+pub type StatusSender = crate::storage::queue::RowSender<UpdateStatusRow>;
+
+/// Starts the task writing update states.
+pub fn start_writer(store: crate::storage::Store) -> (StatusSender, tokio::task::JoinHandle<()>) {
+    crate::storage::queue::start(store, "update_status")
+}
+
+/// The bandwidth all sessions share for artifacts: chunks leave no faster than this on average
+/// (one chunk may go at once).
+#[derive(Debug)]
+pub struct Bandwidth {
+    bytes_per_sec: f64,
+    next_free: Mutex<Instant>,
+}
+
+impl Bandwidth {
+    /// A bound of `mbit` megabits per second (at least 1).
+    pub fn new(mbit: u32) -> Self {
+        let bytes_per_sec = f64::from(mbit.max(1)) * 1_000_000.0 / 8.0;
+        Self { bytes_per_sec, next_free: Mutex::new(Instant::now()) }
+    }
+
+    /// Waits for the turn to send `n` bytes.
+    pub async fn take(&self, n: usize) {
+        let cost = Duration::from_secs_f64((n as f64 / self.bytes_per_sec).min(3600.0));
+        let start = {
+            let mut next = self.next_free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            let start = (*next).max(now);
+            *next = start + cost;
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
+/// What the session needs from the collector.
+#[derive(Debug, Clone)]
+pub struct Courier {
+    /// Releases in force.
+    pub book: Arc<ReleaseBook>,
+    /// Where states go.
+    pub status: StatusSender,
+    /// The shared bound.
+    pub bandwidth: Arc<Bandwidth>,
+}
+
+/// A fetch to answer.
+#[derive(Debug)]
+pub struct Fetch {
+    path: std::path::PathBuf,
+    version: ReleaseVersion,
+    offset: u64,
+    len: usize,
+    end: bool,
+}
+
+impl Fetch {
+    /// Reads the chunk (after waiting for the bandwidth) and makes the answer.
+    pub async fn answer(self, bandwidth: Arc<Bandwidth>) -> Result<ReleaseMessage, String> {
+        bandwidth.take(self.len).await;
+        let Fetch { path, version, offset, len, end } = self;
+        let bytes = tokio::task::spawn_blocking(move || read_at(&path, offset, len))
+            .await
+            .map_err(|e| e.to_string())??;
+        Ok(ReleaseMessage::Chunk { version, offset, bytes, end })
+    }
+}
+
+fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Result<Vec<u8>, String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64).read_to_end(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(buf)
+}
+
+/// One session's side.
+#[derive(Debug)]
+pub struct UpdateSession {
+    courier: Courier,
+    device: DeviceId,
+    running: Option<ReleaseVersion>,
+    running_text: String,
+    target: Option<String>,
+    offered: Option<Offer>,
+    statuses: u32,
+    changes: watch::Receiver<u64>,
+}
+
+impl UpdateSession {
+    /// A session of `device`, whose `Hello` says it runs `agent_version`.
+    pub fn new(courier: Courier, device: DeviceId, agent_version: &str) -> Self {
+        let mut changes = courier.book.subscribe();
+        changes.mark_unchanged();
+        Self {
+            courier,
+            device,
+            running: agent_version.parse().ok(),
+            running_text: agent_version.to_owned(),
+            target: None,
+            offered: None,
+            statuses: 0,
+            changes,
+        }
+    }
+
+    /// Waits until releases or rollouts change.
+    pub async fn changed(&mut self) {
+        if self.changes.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The offer to send now, if the device takes releases and a rollout gives it one it was
+    /// not offered in this session yet.
+    pub fn next_offer(&mut self, scopes: &[PolicyScope]) -> Option<ReleaseMessage> {
+        let target = self.target.as_deref()?;
+        let offer = self.courier.book.offer_for(self.device, scopes, target, self.running)?;
+        if self.offered.as_ref().is_some_and(|o| o.manifest == offer.manifest && o.retry == offer.retry) {
+            return None;
+        }
+        tracing::info!(device = %self.device, version = %offer.manifest.version, retry = offer.retry,
+            "offering the device a release");
+        let msg = ReleaseMessage::Offer { signature: offer.signature.clone(), retry: offer.retry };
+        self.offered = Some(offer);
+        Some(msg)
+    }
+
+    /// A message from the agent: `Ok(Some(fetch))` when a chunk is to be sent; an error (for
+    /// the `Reject`) when it breaks a bound.
+    pub fn on_message(&mut self, msg: UpdateMessage) -> Result<Option<Fetch>, String> {
+        match msg {
+            UpdateMessage::Ready { target, latest } => {
+                if self.target.is_some() {
+                    return Err("Update(Ready) sent twice in one session".into());
+                }
+                if target.is_empty() || target.len() > MAX_TARGET {
+                    return Err(format!("Update(Ready): a platform name of {} bytes", target.len()));
+                }
+                self.target = Some(target);
+                if let Some(s) = latest {
+                    self.on_status(&s)?;
+                }
+                Ok(None)
+            }
+            UpdateMessage::Status(s) => {
+                self.on_status(&s)?;
+                Ok(None)
+            }
+            UpdateMessage::Fetch { version, offset } => {
+                let Some(offer) = self.offered.as_ref().filter(|o| o.manifest.version == version) else {
+                    return Err(format!("Update(Fetch) of {version}, which this session did not offer"));
+                };
+                let size = offer.manifest.size;
+                if offset > size {
+                    return Err(format!(
+                        "Update(Fetch) of {version} from byte {offset}, beyond its {size} bytes"
+                    ));
+                }
+                let len = usize::try_from((size - offset).min(MAX_CHUNK as u64)).unwrap_or(MAX_CHUNK);
+                let end = offset + len as u64 >= size;
+                Ok(Some(Fetch { path: offer.path.clone(), version, offset, len, end }))
+            }
+        }
+    }
+
+    fn on_status(&mut self, s: &StatusReport) -> Result<(), String> {
+        self.statuses += 1;
+        if self.statuses > MAX_STATUSES {
+            return Err(format!("more than {MAX_STATUSES} update states in one session"));
+        }
+        if s.detail.len() > MAX_DETAIL {
+            return Err(format!("an update state's detail is longer than {MAX_DETAIL} bytes"));
+        }
+        let level_warn = matches!(s.state.as_str(), "refused" | "failed" | "rolled_back");
+        if level_warn {
+            tracing::warn!(device = %self.device, version = %s.version, state = s.state.as_str(), detail = %s.detail,
+                "the device reports an update that did not happen");
+        } else {
+            tracing::info!(device = %self.device, version = %s.version, state = s.state.as_str(), bytes = s.bytes,
+                "the device reports an update state");
+        }
+        if s.state == parta_protocol::update::UpdateState::Healthy {
+            self.running = Some(s.version);
+        }
+        self.courier.status.send(UpdateStatusRow {
+            device_id: self.device.0,
+            version: s.version.to_string(),
+            state: s.state.as_str().to_owned(),
+            bytes: s.bytes,
+            detail: s.detail.clone(),
+            running: self.running_text.clone(),
+            at: crate::clock::rollup_version(),
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bandwidth_bound_paces_chunks() {
+        // 8 Mbit/s = 1 MB/s: ten chunks of 100 kB take about 0.9 s after the first.
+        let b = Bandwidth::new(8);
+        let t0 = tokio::time::Instant::now();
+        for _ in 0..10 {
+            b.take(100_000).await;
+        }
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(890) && took < Duration::from_millis(1100), "{took:?}");
+    }
+}
