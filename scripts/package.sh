@@ -82,7 +82,10 @@ stage() {
     if [ "${PARTA_PKG_STRIP:-1}" != 0 ]; then
         strip --strip-unneeded --remove-section=.comment --remove-section=.note "$d/usr/bin/$name"
     fi
-    install -D -m 0644 "installers/systemd/$name.service" "$d$unitdir/$name.service"
+    local unit
+    for unit in installers/systemd/"$name".service installers/systemd/"$name"-*.service installers/systemd/"$name"-*.path; do
+        [ -f "$unit" ] && install -D -m 0644 "$unit" "$d$unitdir/$(basename "$unit")"
+    done
     install -D -m 0644 "installers/sysusers.d/$name.conf" "$d/usr/lib/sysusers.d/$name.conf"
     if [ -f "installers/tmpfiles.d/$name.conf" ]; then
         install -D -m 0644 "installers/tmpfiles.d/$name.conf" "$d/usr/lib/tmpfiles.d/$name.conf"

@@ -76,6 +76,29 @@ pub fn main() -> u8 {
             Ok(false) => return 1,
             Err(e) => Err(e),
         },
+        Command::Update(crate::cli::UpdateCommand::Install(args)) => {
+            let installer = crate::update::install::Installer {
+                state_dir: config.state_dir.clone(),
+                binary: args.binary,
+                work_dir: args.work_dir,
+                key: args.key,
+                health_timeout: args.health_timeout,
+                restart: args.restart_command.split_whitespace().map(str::to_owned).collect(),
+            };
+            match installer.run() {
+                Ok(
+                    crate::update::install::Outcome::Nothing | crate::update::install::Outcome::Healthy(_),
+                ) => Ok(()),
+                Ok(
+                    crate::update::install::Outcome::RolledBack(v, why)
+                    | crate::update::install::Outcome::Failed(v, why),
+                ) => {
+                    eprintln!("parta-agent: {v} not installed: {why}");
+                    return 1;
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Config => show_config(&config, cli.global.common.config.as_deref()).and_then(|()| {
             config.uplink(&cli.global, &matches)?;
             eprintln!("configuration is complete for `parta-agent run`");

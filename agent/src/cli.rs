@@ -9,7 +9,7 @@ use parta_common::settings::CommonArgs;
 /// Parta agent: reports uptime, usage, inventory and bandwidth of a school device to a Parta
 /// collector over QUIC.
 #[derive(Debug, Parser)]
-#[command(name = "parta-agent", version, about, long_about = None)]
+#[command(name = "parta-agent", version = crate::version::text(), about, long_about = None)]
 pub struct Cli {
     /// Options shared by all commands.
     #[command(flatten)]
@@ -154,6 +154,10 @@ pub enum Command {
     /// SNMP diagnostics for LAN gear and printers.
     #[command(subcommand)]
     Snmp(SnmpCommand),
+    /// Updates of the agent: `update install` is the root-owned installer that
+    /// parta-agent-update.service runs when the agent has downloaded a signed release.
+    #[command(subcommand)]
+    Update(UpdateCommand),
     /// Connectivity checks, run once on site (commissioning).
     #[command(subcommand)]
     Check(CheckCommand),
@@ -179,6 +183,37 @@ pub struct EnrollArgs {
     /// Forget this device's identity (key, certificate, id) and enroll as a new device.
     #[arg(long, conflicts_with = "force")]
     pub new_device: bool,
+}
+
+/// `parta-agent update …`.
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Install the release the agent downloaded (run as root by parta-agent-update.service):
+    /// verify it again against the root-owned release key, replace the binary keeping the
+    /// previous one, restart the agent, and put the previous binary back unless the new
+    /// version reports healthy in time. Also finishes an installation that was interrupted.
+    /// Exit status 0 when installed or nothing waited, 1 when refused or rolled back.
+    Install(InstallArgs),
+}
+
+/// Flags of `update install`.
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// The installed agent binary.
+    #[arg(long, default_value = "/usr/bin/parta-agent")]
+    pub binary: PathBuf,
+    /// The installer's own directory: the previous binary, the journal.
+    #[arg(long, default_value = "/var/lib/parta-agent-update")]
+    pub work_dir: PathBuf,
+    /// The release public key root trusts (written at enrollment by the package).
+    #[arg(long, default_value = "/etc/parta/release.pub")]
+    pub key: PathBuf,
+    /// Time the new version has to report healthy (connected, a report acknowledged).
+    #[arg(long, env = "PARTA_UPDATE_HEALTH_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub health_timeout: std::time::Duration,
+    /// The command that restarts the agent (words separated by spaces).
+    #[arg(long, default_value = "systemctl --no-block restart parta-agent.service")]
+    pub restart_command: String,
 }
 
 /// `parta-agent check …`.

@@ -116,7 +116,7 @@ pub async fn enroll(
     let config =
         tls::client_config(trust, Present::Nothing).map_err(|e| EnrollError::WrongCa(e.to_string()))?;
     let req = EnrollRequest {
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        agent_version: crate::version::text().to_owned(),
         kind,
         token: token.to_owned(),
         public_key: key.public_key().to_vec(),

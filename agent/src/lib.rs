@@ -24,6 +24,9 @@
 //!   [`credential`]: the device's key, certificate and the collector's CA in the state directory.
 //! - [`privacy`]: what may leave the device — the machine's own filesystems only (no mount
 //!   point naming a person), the host name sent, hashed or left out.
+//! - [`update`]: updates of the agent — the signed release downloaded and verified by the
+//!   agent, installed by the root-owned `parta-agent update install` with a health watchdog
+//!   and rollback; [`version`]: the version this build carries (stamped at release).
 //! - [`status`]: the snapshot the running agent writes and `parta-agent status` reads.
 //! - [`identity`]: the device id kept in the state directory (offered at enrollment); [`paths`]: where host files are
 //!   read from (`--sysfs`, `--procfs`, `--rootfs`).
@@ -52,5 +55,7 @@ pub mod sources;
 pub mod spool;
 pub mod status;
 pub mod tls;
+pub mod update;
 pub mod uplink;
 pub mod usage;
+pub mod version;

@@ -72,6 +72,9 @@ pub async fn run(
         collector = %collectors_text(&uplink),
         interval = %humantime::format_duration(config.interval), spool_pending = stats.pending,
         next_seq = stats.next_seq, "agent starting");
+    let (update_link, update_task) =
+        blocking::run(|| crate::update::start(&config.state_dir, crate::version::release()));
+    tokio::spawn(update_task.run());
     let mut policies = AgentPolicy::new(policy.as_ref().map(LastKnownGood::id));
     let (answers_tx, answers_rx) = watch::channel(PolicyAnswer { running: policies.running(), status: None });
     let (offers_tx, mut offers_rx) = watch::channel(None);
@@ -80,11 +83,12 @@ pub async fn run(
         settings: uplink.clone(),
         identity: Arc::clone(&device),
         hello: Hello {
-            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_version: crate::version::text().to_owned(),
             kind: config.kind,
             running_policy: None,
         },
         policy: PolicyLink { offers: offers_tx, answers: answers_rx },
+        updates: update_link,
     };
     let backoff = Backoff::new(Duration::from_secs(1), config.reconnect_max);
     let uplink_task = Uplink::new(params, Arc::clone(&outbox), Arc::clone(&wake), Arc::clone(&link), backoff);

@@ -23,6 +23,8 @@ use crate::credential::{self, Credential, Identity};
 use crate::enroll::{self, EnrollError};
 use crate::outbox::{Outbox, lock};
 use crate::tls::{self, Present, Trust};
+use crate::update::Inbound;
+use parta_protocol::update::UpdateMessage;
 
 /// Time allowed for connecting and for the collector's answer to `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -85,7 +87,7 @@ pub fn explain_rejection(reason: RejectReason, detail: &str) -> String {
         RejectReason::UnsupportedVersion => format!(
             "the collector does not speak protocol version {} of this agent ({}); upgrade the agent",
             parta_protocol::PROTOCOL_VERSION,
-            env!("CARGO_PKG_VERSION")
+            crate::version::text()
         ),
         other => format!("the collector refused the agent: {other}"),
     };
@@ -115,6 +117,8 @@ pub struct UplinkParams {
     pub hello: Hello,
     /// Policy offers in, answers out.
     pub policy: PolicyLink,
+    /// Releases in, fetches and update states out.
+    pub updates: crate::update::UpdateLink,
 }
 
 /// The uplink's side of the configuration exchange: it passes the collector's latest offer to
@@ -146,6 +150,8 @@ pub struct Uplink {
     backoff: Backoff,
     /// Sessions tried, to pick the next collector address.
     attempts: usize,
+    /// Sessions established, numbering them for the update task.
+    established: u64,
 }
 
 /// What the uplink tells `parta-agent status`.
@@ -175,7 +181,7 @@ impl Uplink {
         link: Arc<Mutex<LinkState>>,
         backoff: Backoff,
     ) -> Self {
-        Self { params, outbox, wake, link, backoff, attempts: 0 }
+        Self { params, outbox, wake, link, backoff, attempts: 0, established: 0 }
     }
 
     /// Runs sessions until `shutdown` turns true (returns `Ok`) or the collector rejects the
@@ -363,6 +369,18 @@ impl Uplink {
             },
         };
         self.on_welcome(conn, &welcome).await;
+        self.established += 1;
+        let session = self.established;
+        let updates = self.params.updates.clone();
+        if updates.inbox.send(Inbound::Session(session)).await.is_err() {
+            return SessionEnd::Transient("the update task is gone".into());
+        }
+        let latest = updates.latest.borrow().clone();
+        let ready = UpdateMessage::Ready { target: crate::update::TARGET.to_owned(), latest };
+        if let Err(e) = send_message(&mut send, &Message::Update(ready)).await {
+            return SessionEnd::Transient(format!("sending Update(Ready): {e}"));
+        }
+        let mut update_out = updates.outbox.lock().await;
         let outbox = Arc::clone(&self.outbox);
         let wake = Arc::clone(&self.wake);
         let link = Arc::clone(&self.link);
@@ -382,12 +400,30 @@ impl Uplink {
                         return SessionEnd::Transient(format!("sending PolicyStatus: {e}"));
                     }
                 }
+                // What the update task has to say for this session (fetches, states).
+                while let Ok((n, msg)) = update_out.try_recv() {
+                    if n == session
+                        && let Err(e) = send_message(&mut send, &Message::Update(msg)).await
+                    {
+                        return SessionEnd::Transient(format!("sending Update: {e}"));
+                    }
+                }
                 let batch = crate::blocking::run(|| lock(&outbox).next_batch());
                 let records = match batch {
                     Ok(Some(r)) => r,
                     Ok(None) => {
                         tokio::select! {
                             () = wake.notified() => {}
+                            out = update_out.recv() => match out {
+                                Some((n, msg)) if n == session => {
+                                    if let Err(e) = send_message(&mut send, &Message::Update(msg)).await {
+                                        return SessionEnd::Transient(format!("sending Update: {e}"));
+                                    }
+                                }
+                                Some(_) => {}
+                                // The task is gone only when the agent stops.
+                                None => wake.notified().await,
+                            },
                             changed = answers.changed() => match changed {
                                 Ok(()) => answer_due = true,
                                 // The runner is gone only when the agent stops.
@@ -407,12 +443,21 @@ impl Uplink {
             }
         };
         let reader = async {
+            let mut acked = false;
             loop {
                 match recv.next().await {
                     Ok(Some(Message::Ack(ack))) => {
                         crate::blocking::run(|| lock(&outbox).on_ack(&ack, std::time::Instant::now()));
                         link_state(&link).last_ack = Some(std::time::SystemTime::now());
                         wake.notify_one();
+                        if !std::mem::replace(&mut acked, true) {
+                            let _ = updates.inbox.try_send(Inbound::Acked(session));
+                        }
+                    }
+                    Ok(Some(Message::Release(m))) => {
+                        if updates.inbox.send(Inbound::Release(session, m)).await.is_err() {
+                            return SessionEnd::Transient("the update task is gone".into());
+                        }
                     }
                     Ok(Some(Message::Renewed(cert))) => renew(&identity, &cert).await,
                     Ok(Some(Message::Policy(offer))) => {

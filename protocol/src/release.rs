@@ -406,6 +406,74 @@ impl ArtifactCheck {
 }
 
 /// Keys from fixed seeds, for this module's tests and [`crate::update`]'s.
+/// The marker before the version a build carries in its version slot (see [`stamp`]).
+pub const STAMP_MARKER: &[u8] = b"PARTA-VERSION-SLOT:";
+/// Bytes of the version slot after the marker: the version, then NUL bytes.
+pub const STAMP_LEN: usize = 32;
+
+/// A version slot holding `version` (for the binary's `static`).
+pub const fn stamp_slot(version: &str) -> [u8; STAMP_MARKER.len() + STAMP_LEN] {
+    let mut slot = [0u8; STAMP_MARKER.len() + STAMP_LEN];
+    let mut i = 0;
+    while i < STAMP_MARKER.len() {
+        slot[i] = STAMP_MARKER[i];
+        i += 1;
+    }
+    let v = version.as_bytes();
+    let mut j = 0;
+    while j < v.len() && j < STAMP_LEN {
+        slot[STAMP_MARKER.len() + j] = v[j];
+        j += 1;
+    }
+    slot
+}
+
+/// The version in a slot's bytes after the marker (up to the first NUL).
+pub fn slot_version(after_marker: &[u8]) -> Option<&str> {
+    let bytes = after_marker.get(..STAMP_LEN)?;
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(STAMP_LEN);
+    std::str::from_utf8(bytes.get(..end)?).ok()
+}
+
+/// Where the slot's version starts: the one place the marker is followed by a version and NUL
+/// padding (the marker's own text may appear elsewhere in a binary, followed by other data).
+fn slot_offset(binary: &[u8]) -> Result<usize, String> {
+    let mut found = binary
+        .windows(STAMP_MARKER.len())
+        .enumerate()
+        .filter(|(_, w)| *w == STAMP_MARKER)
+        .map(|(i, _)| i + STAMP_MARKER.len())
+        .filter(|&at| {
+            let Some(bytes) = binary.get(at..at + STAMP_LEN) else { return false };
+            let end = bytes.iter().position(|&b| b == 0).unwrap_or(STAMP_LEN);
+            bytes[end..].iter().all(|&b| b == 0)
+                && slot_version(bytes).is_some_and(|t| t.parse::<ReleaseVersion>().is_ok())
+        });
+    let first = found.next().ok_or("no version slot: not a Parta build")?;
+    if found.next().is_some() {
+        return Err("more than one version slot".into());
+    }
+    Ok(first)
+}
+
+/// The version a build carries (what it will say it runs).
+pub fn read_stamp(binary: &[u8]) -> Result<ReleaseVersion, String> {
+    let at = slot_offset(binary)?;
+    let text = binary.get(at..).and_then(slot_version).ok_or("the version slot is not text")?;
+    text.parse().map_err(|e| format!("version slot {text:?}: {e}"))
+}
+
+/// Stamps a build with the version it is released as: a region builds once and releases the
+/// same code under the version it signs, so the version a device reports is the one signed.
+pub fn stamp(binary: &mut [u8], version: ReleaseVersion) -> Result<(), String> {
+    let at = slot_offset(binary)?;
+    let text = version.to_string();
+    let slot = binary.get_mut(at..at + STAMP_LEN).ok_or("the version slot is cut off")?;
+    slot.fill(0);
+    slot.get_mut(..text.len()).ok_or("version too long for the slot")?.copy_from_slice(text.as_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod testkeys {
     #![allow(clippy::unwrap_used)]
@@ -419,6 +487,26 @@ pub(crate) mod testkeys {
     /// Its public key.
     pub(crate) fn public(k: &ring::signature::Ed25519KeyPair) -> [u8; 32] {
         k.public_key().as_ref().try_into().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+
+    #[test]
+    fn a_build_is_stamped_with_its_release_version_and_read_back() {
+        let mut bin = b"ELF...".to_vec();
+        bin.extend_from_slice(&stamp_slot("0.1.0"));
+        bin.extend_from_slice(b"...rest");
+        assert_eq!(read_stamp(&bin).unwrap().to_string(), "0.1.0");
+        stamp(&mut bin, "0.12.345".parse().unwrap()).unwrap();
+        assert_eq!(read_stamp(&bin).unwrap().to_string(), "0.12.345");
+        assert!(bin.ends_with(b"...rest"));
+        assert!(read_stamp(b"no slot here").unwrap_err().contains("not a Parta build"));
+        let mut two = bin.clone();
+        two.extend_from_slice(&stamp_slot("0.1.0"));
+        assert!(stamp(&mut two, "0.2.0".parse().unwrap()).unwrap_err().contains("more than one"));
     }
 }
 

@@ -48,6 +48,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Stamp a build of the agent with the version it is released as (the version it will
+    /// report and be compared by): writes OUT, executable.
+    Stamp {
+        /// The version (MAJOR.MINOR.PATCH).
+        #[arg(long)]
+        version: String,
+        /// Where to write the stamped build.
+        #[arg(long)]
+        out: PathBuf,
+        /// The build.
+        binary: PathBuf,
+    },
     /// Sign an artifact: writes ARTIFACT.sig (or --sig) naming the product, version, target,
     /// size and SHA-256, signed with the private key.
     Sign {
@@ -150,6 +162,21 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!("{}", release::render_public_key(&public));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Stamp { version, out, binary } => {
+            let version: ReleaseVersion =
+                version.parse().map_err(|e: String| anyhow::anyhow!("--version: {e}"))?;
+            let mut bytes =
+                std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
+            let was =
+                release::read_stamp(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", binary.display()))?;
+            release::stamp(&mut bytes, version).map_err(|e| anyhow::anyhow!("{}: {e}", binary.display()))?;
+            parta_common::fsutil::write_atomic(&out, &bytes, false)
+                .with_context(|| format!("writing {}", out.display()))?;
+            std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .with_context(|| format!("making {} executable", out.display()))?;
+            println!("stamped {} (was {was}) as {version}: {}", binary.display(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Public { key } => {
             let pair = load_private(&key)?;
             println!("{}", release::render_public_key(&public_of(&pair)?));
@@ -159,6 +186,20 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let pair = load_private(&key)?;
             let version: ReleaseVersion =
                 version.parse().map_err(|e: String| anyhow::anyhow!("--version: {e}"))?;
+            // A Parta build says which version it is: signing it as another would have devices
+            // install it forever (it would never report the version it was offered as).
+            if name == "parta-agent" {
+                let head =
+                    std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
+                if let Ok(stamped) = release::read_stamp(&head)
+                    && stamped != version
+                {
+                    anyhow::bail!(
+                        "{} is stamped {stamped}, not {version}: `parta-release stamp --version {version}` first",
+                        artifact.display()
+                    );
+                }
+            }
             let (size, sha256) = digest(&artifact)?;
             let public = public_of(&pair)?;
             let m = Manifest::sign(&name, version, &target, size, sha256, &pair);

@@ -80,7 +80,18 @@ fn deb_packages_install_enroll_upgrade_and_remove_in_a_debian_root() {
     assert!(!text.lines().any(|l| l.starts_with("E:") || l.starts_with("W:")), "lintian: {text}");
 
     let ch = ClickHouse::start();
-    let collector = Collector::start(&ch, "pkgdeb", &art);
+    // The region's release key: join strings carry it, enrollment pins it, and the package
+    // gives root's installer its own copy.
+    let keys = tempfile::tempdir().unwrap();
+    let keygen = Command::new(binary("parta-release"))
+        .args(["keygen", "--out"])
+        .arg(keys.path().join("k"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let release_pub = keys.path().join("k/release.pub");
+    let collector =
+        Collector::start_with(&ch, "pkgdeb", &art, &[("PARTA_RELEASE_KEY", release_pub.to_str().unwrap())]);
     let school = "74-0012";
     let (_, join) = collector.create_join(school, &["--uses", "3"]);
     let root = DebRoot::fresh();
@@ -107,6 +118,7 @@ fn deb_packages_install_enroll_upgrade_and_remove_in_a_debian_root() {
                 "/var/lib/parta-agent/device.key",
                 "/var/lib/parta-agent/device.pem",
                 "/etc/parta/agent.toml",
+                "/etc/parta/release.pub",
             ]
         ),
         [
@@ -114,15 +126,30 @@ fn deb_packages_install_enroll_upgrade_and_remove_in_a_debian_root() {
             "700 parta-agent parta-agent",
             "600 parta-agent parta-agent",
             "600 parta-agent parta-agent",
+            "644 root root",
             "644 root root"
         ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.file("/etc/parta/release.pub")).unwrap(),
+        std::fs::read_to_string(&release_pub).unwrap(),
+        "root's installer trusts the region's key"
     );
     let config = std::fs::read_to_string(root.file("/etc/parta/agent.toml")).unwrap();
     assert!(config.contains(&collector.quic_addr()) && config.contains("room = \"каб. 214\""), "{config}");
     let wants = root.file("/etc/systemd/system/multi-user.target.wants/parta-agent.service");
     assert!(wants.symlink_metadata().is_ok(), "an enrolled device's agent is enabled");
-    // The installed unit, as systemd reads it on the installed system.
-    let verify = root.sh("systemd-analyze verify --man=no /lib/systemd/system/parta-agent.service", &[]);
+    for (target, unit) in [("paths", "parta-agent-update.path"), ("multi-user", "parta-agent-update.service")]
+    {
+        let wants = root.file(&format!("/etc/systemd/system/{target}.target.wants/{unit}"));
+        assert!(wants.symlink_metadata().is_ok(), "the update installer {unit} is enabled");
+    }
+    // The installed units, as systemd reads them on the installed system.
+    let verify = root.sh(
+        "systemd-analyze verify --man=no /lib/systemd/system/parta-agent.service \
+         /lib/systemd/system/parta-agent-update.path /lib/systemd/system/parta-agent-update.service",
+        &[],
+    );
     let verr = String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success() && verr.trim().is_empty(), "systemd-analyze verify: {verr}");
     // The manual page is there and names the commands.

@@ -547,7 +547,7 @@ pub fn run_checks(
         timeout: s.timeout,
         tls,
         block_markers: s.block_markers.clone(),
-        user_agent: format!("parta-agent/{}", env!("CARGO_PKG_VERSION")),
+        user_agent: format!("parta-agent/{}", crate::version::text()),
     };
     let mut checks = Vec::new();
     let hosts: Vec<String> = {

@@ -86,6 +86,10 @@ pub struct SessionCtx {
     pub courier: crate::release::serve::Courier,
 }
 
+/// A release chunk being read for the agent.
+type ChunkFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseMessage, String>> + Send>>;
+
 /// How a session ended.
 #[derive(Debug)]
 enum End {
@@ -355,9 +359,7 @@ impl Session<'_> {
         updates: &mut UpdateSession,
     ) -> End {
         // The chunk being read for the agent's fetch (one at a time).
-        let mut fetch: Option<
-            std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseMessage, String>> + Send>>,
-        > = None;
+        let mut fetch: Option<ChunkFuture> = None;
         let mut shutdown = self.ctx.shutdown.clone();
         // Numbers received in this session and not yet acknowledged: a second copy within one
         // session is an agent bug, refused rather than stored twice.

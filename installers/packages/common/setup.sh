@@ -39,6 +39,11 @@ agent_enroll() {
         /usr/bin/parta-agent --config /etc/parta/agent.toml enroll "$@" -- "$join"; then
         # The school's token has done its work on this device: do not leave it lying around.
         rm -f /etc/parta/join
+        # The release key the join string pinned, in root's keeping: the root-owned installer
+        # trusts this copy, never the agent's (the agent could rewrite its own).
+        if [ -s /var/lib/parta-agent/release.pub ] && [ ! -e /etc/parta/release.pub ]; then
+            install -m 0644 -o root -g root /var/lib/parta-agent/release.pub /etc/parta/release.pub
+        fi
     else
         echo "parta-agent: enrollment failed (above); the package is installed, the agent not started." >&2
         echo "  Fix the cause, then install again with PARTA_JOIN (or /etc/parta/join), or run" >&2
