@@ -19,6 +19,9 @@
 //! - [`quic`]: a raw QUIC client speaking the wire protocol, and devices enrolled without an
 //!   agent, for bad-input and attack tests.
 //! - [`netns`], [`tmpfs`]: network namespaces and small disks the fault tests create and cut.
+//! - [`updates`]: devices with the agent installed as the packages install it (their own binary,
+//!   a supervisor, root's release key, the installer run when a release is downloaded) and the
+//!   region's signed builds, for update tests.
 //! - [`verify`]: the end state every fault test checks — each report exactly once, as sent.
 //! - [`util`]: free ports, waiting, binaries and artifact directories.
 //! - [`webdriver`]: headless Debian Chromium over WebDriver (chromedriver), for the UI tests.
@@ -40,6 +43,7 @@ pub mod procs;
 pub mod quic;
 pub mod snmpd;
 pub mod tmpfs;
+pub mod updates;
 pub mod util;
 pub mod verify;
 pub mod webdriver;

@@ -152,6 +152,11 @@ impl Collector {
         c
     }
 
+    /// The collector's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
     /// A `parta-collector` command with this collector's configuration in its environment.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(binary("parta-collector"));

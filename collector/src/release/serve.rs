@@ -94,6 +94,9 @@ impl Fetch {
         let bytes = tokio::task::spawn_blocking(move || read_at(&path, offset, len))
             .await
             .map_err(|e| e.to_string())??;
+        // A file shorter than its signature says (damaged on disk): the collector has no more,
+        // and says so; the device refuses the release as truncated.
+        let end = end || bytes.len() < len;
         Ok(ReleaseMessage::Chunk { version, offset, bytes, end })
     }
 }
