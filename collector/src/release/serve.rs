@@ -235,6 +235,102 @@ impl UpdateSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::releases::{ReleaseRow, RolloutRow};
+    use parta_protocol::update::UpdateState;
+
+    /// A session of a device to which a rollout offers 0.2.0 (a real signature file, by a key
+    /// the device need not know: the collector is only a courier).
+    fn session() -> (UpdateSession, tokio::sync::mpsc::Receiver<UpdateStatusRow>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let sig = include_str!("../../../protocol/tests/golden/release.sig");
+        let release = ReleaseRow {
+            product: "parta-agent".into(),
+            version: "0.2.0".into(),
+            target: "x86_64-linux".into(),
+            channel: "stable".into(),
+            signature: sig.into(),
+            size: 41,
+            sha256: String::new(),
+            added_ms: 0,
+            author: String::new(),
+        };
+        let rollout = RolloutRow {
+            channel: "stable".into(),
+            version: "0.2.0".into(),
+            percent: 100,
+            scopes: vec![],
+            retry: 0,
+            at_ms: 0,
+            author: String::new(),
+            comment: String::new(),
+        };
+        let book = Arc::new(ReleaseBook::new(dir.path().to_owned()));
+        book.replace(super::super::book::ReleaseSet::new(&[release], &[rollout]));
+        let (status, rx) = crate::storage::queue::channel("update_status");
+        let courier = Courier { book, status, bandwidth: Arc::new(Bandwidth::new(100)) };
+        (UpdateSession::new(courier, DeviceId::random(), "0.1.0"), rx, dir)
+    }
+
+    fn v(s: &str) -> ReleaseVersion {
+        s.parse().unwrap()
+    }
+
+    fn report(state: UpdateState, detail: &str) -> StatusReport {
+        StatusReport { version: v("0.2.0"), state, bytes: 0, detail: detail.into() }
+    }
+
+    #[test]
+    fn a_hostile_agent_cannot_fetch_what_it_was_not_offered_or_flood_states() {
+        let (mut s, mut rows, _dir) = session();
+        // Nothing offered before Ready; fetches of anything not offered are refused.
+        assert!(s.next_offer(&[]).is_none());
+        let fetch = |version: &str, offset: u64| UpdateMessage::Fetch { version: v(version), offset };
+        assert!(s.on_message(fetch("0.2.0", 0)).unwrap_err().contains("did not offer"));
+        let ready = || UpdateMessage::Ready { target: "x86_64-linux".into(), latest: None };
+        s.on_message(ready()).unwrap();
+        assert!(s.on_message(ready()).unwrap_err().contains("twice"));
+        assert!(matches!(s.next_offer(&[]), Some(ReleaseMessage::Offer { retry: 0, .. })));
+        assert!(s.next_offer(&[]).is_none(), "offered once per session");
+        assert!(s.on_message(fetch("0.3.0", 0)).unwrap_err().contains("did not offer"));
+        assert!(s.on_message(fetch("0.2.0", 42)).unwrap_err().contains("beyond"));
+        let ok = s.on_message(fetch("0.2.0", 40)).unwrap().unwrap();
+        assert_eq!((ok.offset, ok.len, ok.end), (40, 1, true));
+        // A platform name or a detail beyond the bounds ends the session.
+        let (mut s2, _, _d2) = session();
+        let long = UpdateMessage::Ready { target: "x".repeat(MAX_TARGET + 1), latest: None };
+        assert!(s2.on_message(long).is_err());
+        let detail = "d".repeat(MAX_DETAIL + 1);
+        assert!(s.on_message(UpdateMessage::Status(report(UpdateState::Failed, &detail))).is_err());
+        // States are recorded as said, up to the bound per session.
+        s.on_message(UpdateMessage::Status(report(UpdateState::Downloading, ""))).unwrap();
+        let row = rows.try_recv().unwrap();
+        assert_eq!(
+            (row.version.as_str(), row.state.as_str(), row.running.as_str()),
+            ("0.2.0", "downloading", "0.1.0")
+        );
+        let mut refused = None;
+        for i in 0..MAX_STATUSES {
+            if let Err(e) = s.on_message(UpdateMessage::Status(report(UpdateState::Downloading, ""))) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = refused.expect("the flood is cut");
+        assert!(e.contains("more than"), "{e}");
+        assert!(i < MAX_STATUSES);
+    }
+
+    #[test]
+    fn a_device_running_the_release_or_a_newer_one_is_not_offered_it() {
+        let (s, _, dir) = session();
+        let book = &s.courier.book;
+        let d = DeviceId::random();
+        assert!(book.offer_for(d, &[], "x86_64-linux", Some(v("0.2.0"))).is_none());
+        assert!(book.offer_for(d, &[], "x86_64-linux", Some(v("0.3.0"))).is_none());
+        assert!(book.offer_for(d, &[], "aarch64-linux", Some(v("0.1.0"))).is_none(), "another platform");
+        let o = book.offer_for(d, &[], "x86_64-linux", Some(v("0.1.0"))).unwrap();
+        assert_eq!(o.path, dir.path().join("releases/parta-agent-0.2.0-x86_64-linux"));
+    }
 
     #[test]
     fn the_bandwidth_bound_paces_chunks() {

@@ -36,13 +36,19 @@ impl<T> RowSender<T> {
     }
 }
 
+/// A sender for `table` and the receiving end of its queue (the writer's, or a test's).
+pub fn channel<T>(table: &'static str) -> (RowSender<T>, mpsc::Receiver<T>) {
+    let (tx, rx) = mpsc::channel::<T>(QUEUE);
+    (RowSender { tx, table }, rx)
+}
+
 /// Starts the task writing rows of `table`; it ends when every sender is gone, after writing
 /// what it holds.
 pub fn start<T>(store: Store, table: &'static str) -> (RowSender<T>, tokio::task::JoinHandle<()>)
 where
     T: clickhouse::RowOwned + clickhouse::RowWrite + Send + Sync + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<T>(QUEUE);
+    let (sender, mut rx) = channel::<T>(table);
     let task = tokio::spawn(async move {
         let mut batch = Vec::new();
         loop {
@@ -66,5 +72,5 @@ where
             batch.clear();
         }
     });
-    (RowSender { tx, table }, task)
+    (sender, task)
 }
