@@ -82,7 +82,7 @@ pub fn main() -> u8 {
                 binary: args.binary,
                 work_dir: args.work_dir,
                 key: args.key,
-                health_timeout: args.health_timeout,
+                health_timeout: args.update_health_timeout,
                 restart: args.restart_command.split_whitespace().map(str::to_owned).collect(),
             };
             match installer.run() {

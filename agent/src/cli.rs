@@ -210,7 +210,7 @@ pub struct InstallArgs {
     pub key: PathBuf,
     /// Time the new version has to report healthy (connected, a report acknowledged).
     #[arg(long, env = "PARTA_UPDATE_HEALTH_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
-    pub health_timeout: std::time::Duration,
+    pub update_health_timeout: std::time::Duration,
     /// The command that restarts the agent (words separated by spaces).
     #[arg(long, default_value = "systemctl --no-block restart parta-agent.service")]
     pub restart_command: String,

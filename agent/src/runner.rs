@@ -522,6 +522,7 @@ fn write_status(
         waiting_for_ack_s: waiting.map(|w| w.as_secs()),
         spool_counters: counters,
         last_espd: last_espd.cloned(),
+        version: crate::version::text().to_owned(),
     };
     status::write(dir, &snapshot);
 }

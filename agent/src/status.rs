@@ -47,6 +47,9 @@ pub struct Snapshot {
     /// The probe role's last round (absent when the role is off or no round ran yet).
     #[serde(default)]
     pub last_espd: Option<EspdRound>,
+    /// The version the running agent carries.
+    #[serde(default)]
+    pub version: String,
 }
 
 /// A probe round in short.
@@ -119,6 +122,8 @@ struct Report {
     agent: Option<Snapshot>,
     spool: Option<Stats>,
     oldest_pending_age_s: Option<u64>,
+    /// The latest release this device heard of and where it stands with it.
+    update: Option<parta_protocol::update::StatusReport>,
 }
 
 /// `parta-agent status`.
@@ -140,6 +145,9 @@ pub fn show(state_dir: &Path, format: OutputFormat) -> anyhow::Result<()> {
         agent: snapshot,
         spool: stats,
         oldest_pending_age_s,
+        update: std::fs::read(state_dir.join(crate::update::files::DIR).join(crate::update::files::LATEST))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
     };
     let mut out = std::io::stdout().lock();
     match format {
@@ -158,6 +166,10 @@ fn ago(now: u64, t: u64) -> String {
 
 fn write_text(out: &mut impl std::io::Write, r: &Report, now: u64) -> std::io::Result<()> {
     writeln!(out, "state directory:  {}", r.state_dir.display())?;
+    if let Some(u) = &r.update {
+        let detail = if u.detail.is_empty() { String::new() } else { format!(" — {}", u.detail) };
+        writeln!(out, "latest release:   {} {}{detail}", u.version, u.state.as_str())?;
+    }
     match &r.agent {
         Some(a) => {
             writeln!(
@@ -168,6 +180,9 @@ fn write_text(out: &mut impl std::io::Write, r: &Report, now: u64) -> std::io::R
                 ago(now, a.updated_at)
             )?;
             writeln!(out, "device:           {} (school {})", a.device_id, a.school)?;
+            if !a.version.is_empty() {
+                writeln!(out, "version:          {}", a.version)?;
+            }
             match a.credential_expires {
                 Some(t) => writeln!(
                     out,

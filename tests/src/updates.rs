@@ -295,7 +295,7 @@ impl Installer {
             .arg(self.dir.join("installer"))
             .arg("--key")
             .arg(self.dir.join("release.pub"))
-            .args(["--health-timeout", timeout, "--restart-command"])
+            .args(["--update-health-timeout", timeout, "--restart-command"])
             .arg(self.dir.join("restart"));
         cmd
     }

@@ -173,6 +173,29 @@ fn twenty_agents_update_staged_ten_percent_then_all() {
         let v = session_versions(&ch, db);
         (v.len() == 20 && v.values().all(|v| v == "0.2.0")).then_some(())
     });
+    // `parta-agent status` says it too (the running agent's version, its latest release).
+    wait_for(Duration::from_secs(30), "every agent's status to name 0.2.0", || {
+        devices.iter().all(|d| d.agent.status()["agent"]["version"] == "0.2.0").then_some(())
+    });
+    for d in &devices {
+        let s = d.agent.status();
+        assert_eq!(
+            (s["update"]["version"].as_str(), s["update"]["state"].as_str()),
+            (Some("0.2.0"), Some("Healthy")),
+            "{s}"
+        );
+    }
+    // The API's device list shows each device's latest release state.
+    let (code, body) = collector.get("/api/v1/devices");
+    assert_eq!(code, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let healthy = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["update"]["version"] == "0.2.0" && d["update"]["state"] == "healthy")
+        .count();
+    assert_eq!(healthy, 20, "{body}");
     let text = collector_ok(&collector, &["release", "status"]);
     assert!(text.lines().any(|l| l == "0.2.0\thealthy\t20"), "{text}");
     check_nothing_lost(&ch, db, &mut devices);

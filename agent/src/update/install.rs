@@ -10,7 +10,7 @@
 //!
 //! Then: the installed binary is copied to `WORK_DIR/previous`, a journal says what is under
 //! way, the new binary replaces the old by rename, the agent is restarted, and the installer
-//! waits (`--health-timeout`) for the new version to write `STATE_DIR/update/healthy` (it does
+//! waits (`--update-health-timeout`) for the new version to write `STATE_DIR/update/healthy` (it does
 //! once connected with a report acknowledged). If it does not, the previous binary goes back
 //! and the agent is restarted again. The outcome is written to `STATE_DIR/update/installer.json`
 //! for the agent to report. A run that finds a journal (the previous run was killed or the power

@@ -301,6 +301,21 @@ pub struct DeviceJson {
     /// Devices running an agent: where the device stands with its policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::state::PolicyState>,
+    /// Devices running an agent: the latest release it reported about and where it stands
+    /// with it (`offered` … `healthy`, `rolled_back`, `failed`, `refused`, with the reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateJson>,
+}
+
+/// A device's latest update state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateJson {
+    /// The release.
+    pub version: String,
+    /// Its state on the device.
+    pub state: String,
+    /// Why (refusals, failures, rollbacks).
+    pub detail: String,
 }
 
 /// The polling state of an SNMP device in `/api/v1/devices`.
@@ -339,6 +354,14 @@ pub(crate) async fn devices(
     }
     let rows = st.store.list_devices(q.school.as_deref()).await?;
     let statuses = st.policy_statuses().await?;
+    // The latest update state of each device (of its newest report, whichever release).
+    let mut updates: std::collections::HashMap<uuid::Uuid, crate::storage::releases::UpdateStatusRow> =
+        std::collections::HashMap::new();
+    for u in st.store.update_statuses().await? {
+        if updates.get(&u.device_id).is_none_or(|have| have.at < u.at) {
+            updates.insert(u.device_id, u);
+        }
+    }
     let policies = st.policies.set();
     let now = crate::clock::now_ms();
     let devices: Vec<DeviceJson> = rows
@@ -357,6 +380,7 @@ pub(crate) async fn devices(
             state: None,
             credential_expires: None,
             policy: None,
+            update: None,
         })
         .chain(st.store.list_snmp_devices(q.school.as_deref()).await?.into_iter().map(|r| DeviceJson {
             device_id: r.device_id.to_string(),
@@ -378,6 +402,7 @@ pub(crate) async fn devices(
             state: None,
             credential_expires: None,
             policy: None,
+            update: None,
         }))
         .filter(|d: &DeviceJson| st.accounts.sees(&principal, &d.school_id))
         .map(|mut d| {
@@ -391,6 +416,11 @@ pub(crate) async fn devices(
                     now,
                     st.policy_drift_after,
                 ));
+                d.update = updates.get(&f.row.device_id).map(|u| UpdateJson {
+                    version: u.version.clone(),
+                    state: u.state.clone(),
+                    detail: u.detail.clone(),
+                });
             }
             d
         })
