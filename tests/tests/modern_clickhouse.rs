@@ -318,13 +318,22 @@ fn bound_queries(db: &str) -> Vec<(String, String)> {
                 "fleet_certs",
                 "fleet_schools",
                 "policy_status",
+                "update_status",
             ] {
                 sql = sql.replace(&format!("INTO {table} "), &format!("INTO {db}.{table} "));
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {db}.{table}\n"));
                 sql = sql.replace(&format!("FROM {table} "), &format!("FROM {db}.{table} "));
             }
             // Accounts and credentials are in the auth database.
-            for table in ["users", "api_tokens", "enroll_tokens", "ended_sessions", "policies"] {
+            for table in [
+                "users",
+                "api_tokens",
+                "enroll_tokens",
+                "ended_sessions",
+                "policies",
+                "releases",
+                "release_rollouts",
+            ] {
                 let auth = parta_collector::storage::schema::auth_database(db);
                 sql = sql.replace(&format!("FROM {table}\n"), &format!("FROM {auth}.{table}\n"));
                 sql = sql.replace(&format!("FROM {table} "), &format!("FROM {auth}.{table} "));

@@ -37,9 +37,18 @@ fn signed_builds_verify_and_every_bad_one_is_refused_with_its_reason() {
     assert!(said.contains("--force"), "{said}");
     assert_eq!(release(&["keygen", "--out", s(&other)]).0, 0);
 
-    // The artifact: the agent binary as built.
+    // The artifact: the agent binary as built, stamped with the version it is released as. A
+    // build stamped otherwise is not signed as another version.
     let artifact = dir.path().join("parta-agent");
-    std::fs::copy(binary("parta-agent"), &artifact).unwrap();
+    let (code, said) = release(&["sign", "--key", s(&key), "--version", "0.2.0", s(&binary("parta-agent"))]);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("is stamped 0.1.0, not 0.2.0"), "{said}");
+    let (code, said) =
+        release(&["stamp", "--version", "0.2.0", "--out", s(&artifact), s(&binary("parta-agent"))]);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("(was 0.1.0) as 0.2.0"), "{said}");
+    let out = Command::new(&artifact).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "parta-agent 0.2.0");
     let (code, said) = release(&["sign", "--key", s(&key), "--version", "0.2.0", s(&artifact)]);
     assert_eq!(code, 0, "{said}");
     let sig = dir.path().join("parta-agent.sig");
