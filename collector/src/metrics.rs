@@ -66,6 +66,8 @@ pub struct Metrics {
     /// Usage intervals, SNMP polls and connectivity runs left out for a local day far from the
     /// day they arrived.
     pub far_dated_dropped: Counter,
+    /// Bytes of release artifacts sent to devices.
+    pub release_bytes: Counter,
 }
 
 impl Default for Metrics {
@@ -101,6 +103,7 @@ impl Metrics {
             renewals: Counter::default(),
             ingest_queue_bytes: Gauge::default(),
             far_dated_dropped: Counter::default(),
+            release_bytes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("reports_accepted", "Reports stored and acknowledged", m.reports_accepted.clone());
@@ -162,6 +165,11 @@ impl Metrics {
             m.handshake_retries.clone(),
         );
         registry.register("enrollments", "Devices enrolled", m.enrollments.clone());
+        registry.register(
+            "release_bytes_served",
+            "Bytes of signed release artifacts sent to devices (within release_bandwidth_mbit)",
+            m.release_bytes.clone(),
+        );
         registry.register(
             "certificate_renewals",
             "Device certificates renewed over sessions",

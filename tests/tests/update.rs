@@ -196,6 +196,16 @@ fn twenty_agents_update_staged_ten_percent_then_all() {
         .filter(|d| d["update"]["version"] == "0.2.0" && d["update"]["state"] == "healthy")
         .count();
     assert_eq!(healthy, 20, "{body}");
+    // /metrics (promtool-checked) counts the artifact bytes served: every device's whole build.
+    let metrics = collector.metrics_checked();
+    let served: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("parta_release_bytes_served_total "))
+        .expect("parta_release_bytes_served_total")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(served >= 20.0 * std::fs::metadata(&b).unwrap().len() as f64, "{served}");
     let text = collector_ok(&collector, &["release", "status"]);
     assert!(text.lines().any(|l| l == "0.2.0\thealthy\t20"), "{text}");
     check_nothing_lost(&ch, db, &mut devices);

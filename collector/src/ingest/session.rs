@@ -425,9 +425,14 @@ impl Session<'_> {
                     fetch = None;
                     match chunk {
                         Ok(m) => {
+                            let served = match &m {
+                                ReleaseMessage::Chunk { bytes, .. } => bytes.len() as u64,
+                                ReleaseMessage::Offer { .. } => 0,
+                            };
                             if let Err(e) = send_message(&mut self.send, &Message::Release(m)).await {
                                 return End::Gone(format!("sending a release chunk: {e}"));
                             }
+                            self.ctx.metrics.release_bytes.inc_by(served);
                         }
                         Err(e) => {
                             tracing::error!(device = %auth.device, error = %e, "cannot read a release artifact");
