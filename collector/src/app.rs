@@ -127,7 +127,13 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         memory.clone(),
         config.ingest,
     ));
-    let refresher = tokio::spawn(refresh_tokens(Arc::clone(&tokens), store.clone(), stop_rx.clone()));
+    let refresher = tokio::spawn({
+        let (tokens, store) = (Arc::clone(&tokens), store.clone());
+        crate::refresh::keep_fresh("token", stop_rx.clone(), move || {
+            let (tokens, store) = (Arc::clone(&tokens), store.clone());
+            async move { tokens.refresh(&store).await }
+        })
+    });
     let revoke_sessions = Arc::clone(&registry);
     let fleet_refresher = tokio::spawn(crate::fleet::book::refresh_loop(
         Arc::clone(&book),
@@ -171,21 +177,25 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     if let Err(e) = policies.refresh(&store).await {
         tracing::warn!(error = %e, "cannot load policies yet");
     }
-    let policy_refresher = tokio::spawn(crate::policy::book::refresh_loop(
-        Arc::clone(&policies),
-        store.clone(),
-        stop_rx.clone(),
-    ));
+    let policy_refresher = tokio::spawn({
+        let (policies, store) = (Arc::clone(&policies), store.clone());
+        crate::refresh::keep_fresh("policy", stop_rx.clone(), move || {
+            let (policies, store) = (Arc::clone(&policies), store.clone());
+            async move { policies.refresh(&store).await }
+        })
+    });
     let (policy_status, status_writer) = crate::policy::deliver::start_writer(store.clone());
     let releases = Arc::new(crate::release::book::ReleaseBook::new(config.data_dir.clone()));
     if let Err(e) = releases.refresh(&store).await {
         tracing::warn!(error = %e, "cannot load releases yet");
     }
-    let release_refresher = tokio::spawn(crate::release::book::refresh_loop(
-        Arc::clone(&releases),
-        store.clone(),
-        stop_rx.clone(),
-    ));
+    let release_refresher = tokio::spawn({
+        let (releases, store) = (Arc::clone(&releases), store.clone());
+        crate::refresh::keep_fresh("release", stop_rx.clone(), move || {
+            let (releases, store) = (Arc::clone(&releases), store.clone());
+            async move { releases.refresh(&store).await }
+        })
+    });
     let (update_status, update_writer) = crate::release::serve::start_writer(store.clone());
     let courier = crate::release::serve::Courier {
         book: releases,
@@ -284,18 +294,6 @@ async fn connect_and_migrate(config: &CollectorConfig) -> Store {
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(10));
-    }
-}
-
-async fn refresh_tokens(tokens: Arc<TokenCache>, store: Store, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(crate::refresh::REFRESH_EVERY) => {}
-            () = parta_common::shutdown::stopped(&mut stop) => return,
-        }
-        if let Err(e) = tokens.refresh(&store).await {
-            tracing::debug!(error = %e, "token refresh failed; keeping the cached set");
-        }
     }
 }
 

@@ -2,10 +2,14 @@
 //! seconds, and also when something unknown is asked for — a token or a device certificate
 //! created a moment ago, perhaps by another collector. A flood of unknown values must not become
 //! a flood of ClickHouse queries: misses share one refresh, at most one per [`MISS_REFRESH_MIN`].
+//! Views the sessions wait on (policies, releases) are a [`Shared`] value, refreshed by
+//! [`keep_fresh`].
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 /// How often the views are refreshed in the background.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
@@ -49,5 +53,78 @@ impl MissRefresh {
             tokio::time::sleep_until((last + MISS_REFRESH_MIN).into()).await;
         }
         refresh().await
+    }
+}
+
+/// A view many sessions read, replaced whole when a refresh finds it changed; the generation
+/// tells waiting sessions that it did.
+#[derive(Debug)]
+pub struct Shared<T> {
+    value: RwLock<Arc<T>>,
+    generation: watch::Sender<u64>,
+}
+
+impl<T: Default + PartialEq> Default for Shared<T> {
+    fn default() -> Self {
+        Self { value: RwLock::new(Arc::default()), generation: watch::Sender::new(0) }
+    }
+}
+
+impl<T: PartialEq> Shared<T> {
+    /// The current value.
+    pub fn get(&self) -> Arc<T> {
+        Arc::clone(&self.value.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Changes: the value grows with every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Replaces the value; subscribers are told when it differs.
+    pub fn replace(&self, value: T) {
+        let mut current = self.value.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if **current != value {
+            *current = Arc::new(value);
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+}
+
+/// Runs `refresh` every [`REFRESH_EVERY`] until `stop` (the first time after one period: the
+/// caller loaded the view at start); a failure keeps the cached view.
+pub async fn keep_fresh<F, Fut, T, E>(what: &'static str, mut stop: watch::Receiver<bool>, mut refresh: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(REFRESH_EVERY) => {}
+            () = parta_common::shutdown::stopped(&mut stop) => return,
+        }
+        if let Err(e) = refresh().await {
+            tracing::debug!(error = %e, "{what} refresh failed; keeping the cached view");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribers_hear_of_changes_only() {
+        let shared: Shared<Vec<u8>> = Shared::default();
+        let mut rx = shared.subscribe();
+        shared.replace(Vec::new());
+        assert!(!rx.has_changed().unwrap(), "the same value is no change");
+        shared.replace(vec![1]);
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        assert_eq!(*shared.get(), vec![1]);
+        shared.replace(vec![1]);
+        assert!(!rx.has_changed().unwrap());
     }
 }

@@ -366,6 +366,22 @@ impl Manifest {
     }
 }
 
+/// Why [`ArtifactCheck::check_reader`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadCheckError {
+    /// The reader failed after `seen` bytes.
+    #[error("reading failed after {seen} bytes: {source}")]
+    Io {
+        /// Bytes read and checked before the failure.
+        seen: u64,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The bytes are not the signed artifact.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
 /// The artifact's bytes checked as they arrive (a download may resume: feed the bytes already
 /// on disk first).
 #[derive(Debug, Clone)]
@@ -390,6 +406,28 @@ impl ArtifactCheck {
     /// Bytes fed so far.
     pub fn seen(&self) -> u64 {
         self.seen
+    }
+
+    /// Feeds everything `reader` yields, in 64 KiB pieces (each also handed to `each`), then
+    /// gives the verdict: the one loop for an artifact in a file, wherever it is checked.
+    pub fn check_reader(
+        mut self,
+        mut reader: impl std::io::Read,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), ReadCheckError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(ReadCheckError::Io { seen: self.seen, source }),
+            };
+            let piece = buf.get(..n).unwrap_or_default();
+            self.update(piece)?;
+            each(piece);
+        }
+        Ok(self.finish()?)
     }
 
     /// The verdict once every byte is in.

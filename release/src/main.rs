@@ -11,7 +11,6 @@
 //! The signature file format and every check are in `parta_protocol::release`, shared with the
 //! collector and the agents.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -277,20 +276,14 @@ fn verify(
     if let Some(r) = running {
         m.check_offer(name, target, r)?;
     }
-    let mut check = m.checker();
-    let mut f = std::fs::File::open(artifact)
+    let f = std::fs::File::open(artifact)
         .map_err(|_| release::Refusal::Truncated { expected: m.size, got: 0 })?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|_| release::Refusal::Truncated { expected: m.size, got: check.seen() })?;
-        if n == 0 {
-            break;
+    m.checker().check_reader(f, |_| {}).map_err(|e| match e {
+        release::ReadCheckError::Io { seen, .. } => {
+            release::Refusal::Truncated { expected: m.size, got: seen }
         }
-        check.update(buf.get(..n).unwrap_or_default())?;
-    }
-    check.finish()?;
+        release::ReadCheckError::Refused(r) => r,
+    })?;
     Ok(m)
 }
 

@@ -256,19 +256,9 @@ fn check(
     if m.version.to_string() != wanted {
         return Err(format!("the trigger names {wanted:?}, the signature {}", m.version));
     }
-    let mut check = m.checker();
-    let mut f = std::fs::File::open(artifact).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 64 * 1024];
+    let f = std::fs::File::open(artifact).map_err(|e| e.to_string())?;
     let mut head = Vec::new();
-    loop {
-        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        check.update(&buf[..n]).map_err(|e| e.to_string())?;
-        head.extend_from_slice(&buf[..n]);
-    }
-    check.finish().map_err(|e| e.to_string())?;
+    m.checker().check_reader(f, |piece| head.extend_from_slice(piece)).map_err(|e| e.to_string())?;
     match release::read_stamp(&head) {
         Ok(v) if v == m.version => Ok(m),
         Ok(v) => Err(format!("the build says it is {v}, the signature {}", m.version)),

@@ -412,9 +412,8 @@ impl UpdateTask {
         }
         match progress {
             Progress::Complete => self.complete(version),
-            Progress::More { next } if end => {
+            Progress::More { .. } if end => {
                 // The collector has no more: truncated.
-                let _ = next;
                 if let Err(refusal) = self.updater.end() {
                     tracing::warn!(%version, reason = %refusal, "refused a release download");
                     self.forget_download();

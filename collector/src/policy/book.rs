@@ -8,7 +8,7 @@
 //! applied version `v` by `v + drift_after` is *drifted*.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use parta_protocol::DeviceId;
 use parta_protocol::policy::{PolicyId, PolicyOffer};
@@ -271,8 +271,7 @@ pub enum OfferError {
 #[derive(Debug)]
 pub struct PolicyBook {
     key: PolicyKey,
-    set: RwLock<Arc<PolicySet>>,
-    generation: watch::Sender<u64>,
+    set: crate::refresh::Shared<PolicySet>,
     /// Register category → the one equipment class it names.
     classes: HashMap<String, String>,
 }
@@ -280,12 +279,7 @@ pub struct PolicyBook {
 impl PolicyBook {
     /// An empty book whose secrets open with `key`.
     pub fn new(key: PolicyKey) -> Self {
-        Self {
-            key,
-            set: RwLock::new(Arc::default()),
-            generation: watch::Sender::new(0),
-            classes: HashMap::new(),
-        }
+        Self { key, set: crate::refresh::Shared::default(), classes: HashMap::new() }
     }
 
     /// Register categories that name one equipment class (in every profile that has them):
@@ -313,21 +307,17 @@ impl PolicyBook {
 
     /// The current set.
     pub fn set(&self) -> Arc<PolicySet> {
-        Arc::clone(&self.set.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        self.set.get()
     }
 
     /// Changes of the set: the value grows with every change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
+        self.set.subscribe()
     }
 
     /// Replaces the set; sessions are told when it differs.
     pub fn replace(&self, set: PolicySet) {
-        let mut current = self.set.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if **current != set {
-            *current = Arc::new(set);
-            self.generation.send_modify(|g| *g += 1);
-        }
+        self.set.replace(set);
     }
 
     /// Reads the policies and the school registry again.
@@ -379,19 +369,6 @@ impl PolicyBook {
         }
         t.insert("item".into(), item.inventory_no.clone().into());
         t
-    }
-}
-
-/// Refreshes the book until `stop`.
-pub async fn refresh_loop(book: Arc<PolicyBook>, store: Store, mut stop: watch::Receiver<bool>) {
-    loop {
-        if let Err(e) = book.refresh(&store).await {
-            tracing::debug!(error = %e, "policy refresh failed; keeping the cached set");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(crate::refresh::REFRESH_EVERY) => {}
-            () = parta_common::shutdown::stopped(&mut stop) => return,
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use parta_protocol::DeviceId;
 use parta_protocol::release::{Manifest, ReleaseVersion};
@@ -97,6 +97,11 @@ impl ReleaseSet {
         set
     }
 
+    /// True when `version` is a release of any platform (a device may report states of it).
+    pub fn knows(&self, version: ReleaseVersion) -> bool {
+        self.releases.keys().any(|(_, v)| *v == version)
+    }
+
     /// The rollouts in force.
     pub fn rollouts(&self) -> &[Rollout] {
         &self.rollouts
@@ -134,33 +139,28 @@ impl ReleaseSet {
 #[derive(Debug)]
 pub struct ReleaseBook {
     data_dir: PathBuf,
-    set: RwLock<Arc<ReleaseSet>>,
-    generation: watch::Sender<u64>,
+    set: crate::refresh::Shared<ReleaseSet>,
 }
 
 impl ReleaseBook {
     /// An empty book; artifacts are under `data_dir`.
     pub fn new(data_dir: PathBuf) -> Self {
-        Self { data_dir, set: RwLock::new(Arc::default()), generation: watch::Sender::new(0) }
+        Self { data_dir, set: crate::refresh::Shared::default() }
     }
 
     /// The current set.
     pub fn set(&self) -> Arc<ReleaseSet> {
-        Arc::clone(&self.set.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        self.set.get()
     }
 
     /// Changes of the set.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
+        self.set.subscribe()
     }
 
     /// Replaces the set; sessions are told when it differs.
     pub fn replace(&self, set: ReleaseSet) {
-        let mut current = self.set.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if **current != set {
-            *current = Arc::new(set);
-            self.generation.send_modify(|g| *g += 1);
-        }
+        self.set.replace(set);
     }
 
     /// Reads releases and rollouts again.
@@ -180,19 +180,6 @@ impl ReleaseBook {
         running: Option<ReleaseVersion>,
     ) -> Option<Offer> {
         self.set().offer_for(&self.data_dir, device, scopes, target, running)
-    }
-}
-
-/// Refreshes the book until `stop`.
-pub async fn refresh_loop(book: Arc<ReleaseBook>, store: Store, mut stop: watch::Receiver<bool>) {
-    loop {
-        if let Err(e) = book.refresh(&store).await {
-            tracing::debug!(error = %e, "release refresh failed; keeping the cached set");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(crate::refresh::REFRESH_EVERY) => {}
-            () = parta_common::shutdown::stopped(&mut stop) => return,
-        }
     }
 }
 

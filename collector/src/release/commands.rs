@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use anyhow::{Context as _, bail};
-use parta_protocol::release::{Manifest, ReleaseVersion, key_id_text};
+use parta_protocol::release::{Manifest, ReadCheckError, ReleaseVersion, key_id_text};
 
 use super::{AGENT, artifact_path};
 use crate::app::migrated_store;
@@ -195,19 +195,11 @@ fn verify(
     if manifest.name != AGENT {
         bail!("{}: a release of {:?}; the collector offers {AGENT} only", signature.display(), manifest.name);
     }
-    let mut check = manifest.checker();
-    let mut f =
-        std::fs::File::open(artifact).with_context(|| format!("cannot read {}", artifact.display()))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf)
-            .with_context(|| format!("reading {}", artifact.display()))?;
-        if n == 0 {
-            break;
-        }
-        check.update(&buf[..n]).map_err(|e| anyhow::anyhow!("{}: {e}; nothing added", artifact.display()))?;
-    }
-    check.finish().map_err(|e| anyhow::anyhow!("{}: {e}; nothing added", artifact.display()))?;
+    let f = std::fs::File::open(artifact).with_context(|| format!("cannot read {}", artifact.display()))?;
+    manifest.checker().check_reader(f, |_| {}).map_err(|e| match e {
+        ReadCheckError::Io { source, .. } => anyhow::anyhow!("reading {}: {source}", artifact.display()),
+        ReadCheckError::Refused(e) => anyhow::anyhow!("{}: {e}; nothing added", artifact.display()),
+    })?;
     // The signature file is ASCII by its grammar.
     Ok((String::from_utf8_lossy(&sig).into_owned(), manifest))
 }
