@@ -451,3 +451,201 @@ fn bad_releases_are_refused_a_broken_one_rolled_back_and_faults_end_consistent()
 
     check_nothing_lost(&ch, db, &mut devices);
 }
+
+/// A hostile agent, over real QUIC sessions with credentials of its own: it gets exactly the
+/// bytes of the release it was offered and nothing else; a fetch of a version it was not offered
+/// or beyond the artifact, `Ready` twice, an over-long platform name or detail and a flood of
+/// states each end its session with the reason; what it made up (a state of a release the
+/// collector does not have, a state past the bound, an over-long detail) is never recorded; and
+/// an update message before `Hello`, with or without a certificate, is refused.
+#[test]
+fn a_hostile_agent_over_quic_gets_only_what_it_was_offered_and_records_nothing_made_up() {
+    use parta_protocol::update::{
+        MAX_CHUNK, MAX_DETAIL, MAX_TARGET, ReleaseMessage, StatusReport, UpdateMessage, UpdateState,
+    };
+    use parta_protocol::{Message, RejectReason};
+    use parta_tests::quic::{RawClient, RawDevice, hello};
+
+    let art = artifacts_dir("update-hostile");
+    let rel = Releases::new();
+    let ch = ClickHouse::start();
+    let db = "upd_hostile";
+    let public = rel.public();
+    let collector = Collector::start_with(&ch, db, &art, &[("PARTA_RELEASE_KEY", public.to_str().unwrap())]);
+    let token = collector.create_token("74-0012");
+    let b = rel.build("0.2.0");
+    let sig = rel.sign(&b, "0.2.0");
+    collector_ok(
+        &collector,
+        &["release", "add", sig.to_str().unwrap(), b.to_str().unwrap(), "--channel", "stable"],
+    );
+    collector_ok(&collector, &["release", "rollout", "--channel", "stable", "--percent", "100"]);
+    let artifact = std::fs::read(&b).unwrap();
+    let size = artifact.len() as u64;
+    let v = |s: &str| s.parse::<parta_protocol::release::ReleaseVersion>().unwrap();
+    let report = |version: &str, state: UpdateState, detail: &str| StatusReport {
+        version: v(version),
+        state,
+        bytes: 0,
+        detail: detail.into(),
+    };
+    let (addr, ca) = (collector.quic_addr(), collector.ca());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    /// A session past `Welcome`.
+    async fn welcomed(addr: &str, ca: &Path, d: &RawDevice) -> RawClient {
+        let mut c = RawClient::connect_as(addr, ca, d).await;
+        c.send(&hello()).await;
+        assert!(matches!(c.next().await, Ok(Some(Message::Welcome(_)))));
+        c
+    }
+    /// The next release message (skipping any other the collector sends).
+    async fn next_release(c: &mut RawClient) -> ReleaseMessage {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(60), c.next()).await.expect("a release message") {
+                Ok(Some(Message::Release(m))) => return m,
+                Ok(Some(_)) => continue,
+                other => panic!("expected a release message, got {other:?}"),
+            }
+        }
+    }
+    /// Says `Ready` and waits for the offer of 0.2.0.
+    async fn offered(c: &mut RawClient, latest: Option<StatusReport>) {
+        c.send(&Message::Update(UpdateMessage::Ready { target: TARGET.into(), latest })).await;
+        match next_release(c).await {
+            ReleaseMessage::Offer { signature, .. } => {
+                let m = parta_protocol::release::Manifest::parse(&signature).unwrap();
+                assert_eq!(m.version.to_string(), "0.2.0");
+            }
+            other => panic!("expected an offer, got {other:?}"),
+        }
+    }
+    let update = |m: UpdateMessage| Message::Update(m);
+    let fetch = |version: &str, offset: u64| update(UpdateMessage::Fetch { version: v(version), offset });
+
+    let [a, flooder, verbose, liar] = rt.block_on(async {
+        let devices = RawDevice::enroll_many(&addr, &ca, &token, 4, 4).await;
+        <[RawDevice; 4]>::try_from(devices).ok().unwrap()
+    });
+    rt.block_on(async {
+        // What was offered, byte for byte: the first chunk, the tail, the empty end.
+        let mut c = welcomed(&addr, &ca, &a).await;
+        offered(&mut c, None).await;
+        for (offset, want, end) in [
+            (0, &artifact[..MAX_CHUNK], false),
+            (size - 10, &artifact[artifact.len() - 10..], true),
+            (size, &artifact[..0], true),
+        ] {
+            c.send(&fetch("0.2.0", offset)).await;
+            match next_release(&mut c).await {
+                ReleaseMessage::Chunk { version, offset: at, bytes, end: e } => {
+                    assert_eq!((version.to_string(), at, e), ("0.2.0".to_owned(), offset, end));
+                    assert!(bytes == want, "chunk at {offset}: {} bytes, not the artifact's", bytes.len());
+                }
+                other => panic!("expected a chunk, got {other:?}"),
+            }
+        }
+        // A version it was not offered (one the collector does not even have).
+        c.send(&fetch("0.3.0", 0)).await;
+        let (reason, detail) = c.rejection_with_detail().await;
+        assert_eq!(reason, RejectReason::Malformed, "{detail}");
+        assert!(detail.contains("did not offer"), "{detail}");
+
+        // Beyond the artifact's end.
+        let mut c = welcomed(&addr, &ca, &a).await;
+        offered(&mut c, None).await;
+        c.send(&fetch("0.2.0", size + 1)).await;
+        let (reason, detail) = c.rejection_with_detail().await;
+        assert_eq!(reason, RejectReason::Malformed, "{detail}");
+        assert!(detail.contains("beyond its"), "{detail}");
+
+        // The offered version, before anything was offered in this session.
+        let mut c = welcomed(&addr, &ca, &a).await;
+        c.send(&fetch("0.2.0", 0)).await;
+        let (reason, detail) = c.rejection_with_detail().await;
+        assert_eq!(reason, RejectReason::Malformed, "{detail}");
+        assert!(detail.contains("did not offer"), "{detail}");
+
+        // `Ready` twice.
+        let mut c = welcomed(&addr, &ca, &a).await;
+        offered(&mut c, None).await;
+        c.send(&update(UpdateMessage::Ready { target: TARGET.into(), latest: None })).await;
+        let (reason, detail) = c.rejection_with_detail().await;
+        assert_eq!(reason, RejectReason::Malformed, "{detail}");
+        assert!(detail.contains("twice"), "{detail}");
+
+        // A platform name over its bound.
+        let mut c = welcomed(&addr, &ca, &a).await;
+        c.send(&update(UpdateMessage::Ready { target: "x".repeat(MAX_TARGET + 1), latest: None })).await;
+        let (reason, detail) = c.rejection_with_detail().await;
+        assert_eq!(reason, RejectReason::Malformed, "{detail}");
+        assert!(detail.contains("platform name"), "{detail}");
+
+        // A flood of states: the bound holds, the state past it is not recorded.
+        let mut c = welcomed(&addr, &ca, &flooder).await;
+        offered(&mut c, None).await;
+        for _ in 0..64 {
+            c.send(&update(UpdateMessage::Status(report("0.2.0", UpdateState::Downloading, "flood")))).await;
+        }
+        c.send(&update(UpdateMessage::Status(report("0.2.0", UpdateState::Failed, "past the bound")))).await;
+        let (reason, detail) = c.rejection_with_detail().await;
+        assert_eq!(reason, RejectReason::Malformed, "{detail}");
+        assert!(detail.contains("more than 64 update states"), "{detail}");
+
+        // A detail over its bound is not recorded.
+        let mut c = welcomed(&addr, &ca, &verbose).await;
+        offered(&mut c, Some(report("0.2.0", UpdateState::Offered, "before"))).await;
+        c.send(&update(UpdateMessage::Status(report(
+            "0.2.0",
+            UpdateState::Failed,
+            &"d".repeat(MAX_DETAIL + 1),
+        ))))
+        .await;
+        let (reason, detail) = c.rejection_with_detail().await;
+        assert_eq!(reason, RejectReason::Malformed, "{detail}");
+        assert!(detail.contains("longer than"), "{detail}");
+
+        // States of a release the collector does not have are not believed (the session goes
+        // on); then one true state, which marks the end of everything written before it.
+        let made_up = report("9.9.9", UpdateState::Healthy, "made up");
+        let mut c = welcomed(&addr, &ca, &liar).await;
+        offered(&mut c, Some(made_up.clone())).await;
+        c.send(&update(UpdateMessage::Status(made_up))).await;
+        c.send(&update(UpdateMessage::Status(report("0.2.0", UpdateState::Refused, "marker")))).await;
+        c.send(&fetch("0.2.0", 0)).await;
+        assert!(matches!(next_release(&mut c).await, ReleaseMessage::Chunk { .. }), "still in session");
+        c.close();
+
+        // Before `Hello`: with a certificate, and without one.
+        let mut c = RawClient::connect_as(&addr, &ca, &a).await;
+        c.send(&fetch("0.2.0", 0)).await;
+        assert_eq!(c.rejection().await, RejectReason::UnexpectedMessage);
+        let mut c = RawClient::connect(&addr, &ca).await;
+        c.send(&update(UpdateMessage::Ready { target: TARGET.into(), latest: None })).await;
+        assert_eq!(c.rejection().await, RejectReason::UnexpectedMessage);
+    });
+
+    // The writer keeps order: once the marker is stored, everything said before it is too.
+    let liar_id = liar.id().to_string();
+    wait_for(Duration::from_secs(60), "the liar's true state", || {
+        (detail(&collector, &liar_id, "0.2.0") == ("refused".to_owned(), "marker".to_owned())).then_some(())
+    });
+    let s = statuses(&collector);
+    assert!(!s.keys().any(|(_, version)| version == "9.9.9"), "a made-up release recorded: {s:?}");
+    assert_eq!(
+        detail(&collector, &flooder.id().to_string(), "0.2.0"),
+        ("downloading".to_owned(), "flood".to_owned()),
+        "the state past the bound is not recorded"
+    );
+    assert_eq!(
+        detail(&collector, &verbose.id().to_string(), "0.2.0"),
+        ("offered".to_owned(), "before".to_owned()),
+        "the over-long detail is not recorded"
+    );
+    assert_eq!(
+        ch.query_u64(&format!("SELECT count() FROM {db}.update_status WHERE length(detail) > {MAX_DETAIL}")),
+        0
+    );
+    let never = a.id().to_string();
+    assert!(!s.keys().any(|(d, _)| *d == never), "the first device said no state: {s:?}");
+}

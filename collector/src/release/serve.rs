@@ -208,6 +208,14 @@ impl UpdateSession {
         if s.detail.len() > MAX_DETAIL {
             return Err(format!("an update state's detail is longer than {MAX_DETAIL} bytes"));
         }
+        if !self.courier.book.set().knows(s.version) {
+            // Only a release this collector offers can have states; a state of any other version
+            // is something the device made up (or a release added elsewhere not yet read here:
+            // the device says its latest state again in its next session).
+            tracing::warn!(device = %self.device, version = %s.version, state = s.state.as_str(),
+                "the device reports a state of a release the collector does not have; not recorded");
+            return Ok(());
+        }
         let level_warn = matches!(s.state.as_str(), "refused" | "failed" | "rolled_back");
         if level_warn {
             tracing::warn!(device = %self.device, version = %s.version, state = s.state.as_str(), detail = %s.detail,
@@ -318,6 +326,25 @@ mod tests {
         let (i, e) = refused.expect("the flood is cut");
         assert!(e.contains("more than"), "{e}");
         assert!(i < MAX_STATUSES);
+    }
+
+    #[test]
+    fn a_state_of_a_release_the_collector_does_not_have_is_not_recorded() {
+        let (mut s, mut rows, _dir) = session();
+        let made_up = StatusReport {
+            version: v("9.9.9"),
+            state: UpdateState::Healthy,
+            bytes: 0,
+            detail: String::new(),
+        };
+        s.on_message(UpdateMessage::Ready { target: "x86_64-linux".into(), latest: Some(made_up.clone()) })
+            .unwrap();
+        s.on_message(UpdateMessage::Status(made_up)).unwrap();
+        assert!(rows.try_recv().is_err(), "nothing recorded");
+        // Nor does it make the collector believe the device runs 9.9.9: 0.2.0 is still offered.
+        assert!(matches!(s.next_offer(&[]), Some(ReleaseMessage::Offer { .. })));
+        s.on_message(UpdateMessage::Status(report(UpdateState::Offered, ""))).unwrap();
+        assert_eq!(rows.try_recv().unwrap().state, "offered");
     }
 
     #[test]
