@@ -14,7 +14,7 @@
 //! - [`api`]: HTTP endpoints (axum): `/healthz`, `/readyz`, `/metrics`, `/api/v1/…`.
 //! - [`tokens`]: enrollment tokens (generation, hashing, limits, the cache enrollment checks).
 //! - Leaves: [`clock`] (now, versions, RFC 3339), [`refresh`] (in-memory views refreshed on a
-//!   timer and on a miss), [`who`] (the actor of a command).
+//!   timer and on a miss; a shared view sessions wait on), [`who`] (the actor of a command).
 //! - [`tls`]: the server certificate, generated with a private CA on first start if none is
 //!   configured, and the client-certificate verifiers. [`metrics`]: the collector's own
 //!   Prometheus metrics.

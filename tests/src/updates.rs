@@ -125,6 +125,8 @@ pub struct Device {
     pub agent: Agent,
     /// The device's root: `bin/parta-agent`, `state/`, `installer/`, `release.pub`.
     pub dir: PathBuf,
+    /// Its name in the artifacts (`NAME.log`, `NAME.installer.log`).
+    pub name: String,
 }
 
 impl Device {
@@ -208,7 +210,26 @@ pub fn install_device(
     spec.state_dir = Some(state);
     spec.wrapper = vec!["/bin/sh".into(), dir.join("supervise").display().to_string()];
     let agent = Agent::start(spec, artifacts, name);
-    Device { agent, dir }
+    Device { agent, dir, name: name.to_owned() }
+}
+
+/// Installs a device for each of `ids` (an id kept from before, or `None` for a new one) under
+/// `root/PREFIXnn`, as [`install_device`] does.
+pub fn install_devices(
+    root: &Path,
+    prefix: &str,
+    build: &Path,
+    release_pub: &Path,
+    ids: impl IntoIterator<Item = Option<uuid::Uuid>>,
+    spec: impl Fn() -> AgentSpec,
+    artifacts: &Path,
+) -> Vec<Device> {
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            install_device(root, &format!("{prefix}{i:02}"), build, release_pub, id, spec(), artifacts)
+        })
+        .collect()
 }
 
 /// The stand-in for `parta-agent-update.path`: runs each device's installer when its agent
@@ -261,6 +282,15 @@ impl PathWatch {
             }
         });
         Self { stop, running, thread: Some(thread) }
+    }
+
+    /// Watches every device of `devices`.
+    pub fn over(devices: &[Device], artifacts: &Path, health_timeout: &str) -> Self {
+        Self::start(
+            devices.iter().map(|d| (d.dir.clone(), d.name.clone())).collect(),
+            artifacts,
+            health_timeout,
+        )
     }
 
     /// Process id of the installer running for the device in `dir`.
@@ -324,6 +354,33 @@ pub fn statuses(collector: &crate::procs::Collector) -> HashMap<(String, String)
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Devices of `ids` whose state with `version` is `state`.
+pub fn in_state(
+    collector: &crate::procs::Collector,
+    ids: &[String],
+    version: &str,
+    state: &str,
+) -> std::collections::BTreeSet<String> {
+    let s = statuses(collector);
+    ids.iter()
+        .filter(|id| s.get(&((*id).clone(), version.to_owned())).is_some_and(|(st, _)| st == state))
+        .cloned()
+        .collect()
+}
+
+/// Waits until every device of `ids` is in `state` with `version`.
+pub fn wait_state(
+    collector: &crate::procs::Collector,
+    ids: &[String],
+    version: &str,
+    state: &str,
+    timeout: Duration,
+) {
+    crate::util::wait_for(timeout, &format!("{} devices {state} with {version}", ids.len()), || {
+        (in_state(collector, ids, version, state).len() == ids.len()).then_some(())
+    });
 }
 
 /// Runs a `parta-collector` command and returns its standard output; panics on failure.

@@ -13,7 +13,9 @@ use std::time::Duration;
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::procs::{AgentSpec, Collector};
 use parta_tests::tmpfs::Tmpfs;
-use parta_tests::updates::{Device, PathWatch, Releases, collector_ok, install_device, statuses};
+use parta_tests::updates::{
+    Device, PathWatch, Releases, collector_ok, install_devices, statuses, wait_state,
+};
 use parta_tests::util::{artifacts_dir, wait_for};
 use parta_tests::verify::{exactly_once, wait_drained};
 
@@ -40,21 +42,6 @@ fn ids_with_first_tenth(n: usize, first: usize) -> Vec<uuid::Uuid> {
 
 fn device_ids(devices: &[Device]) -> Vec<String> {
     devices.iter().map(|d| d.agent.device_id()).collect()
-}
-
-/// Devices of `ids` whose state with `version` is `state`.
-fn in_state(collector: &Collector, ids: &[String], version: &str, state: &str) -> BTreeSet<String> {
-    let s = statuses(collector);
-    ids.iter()
-        .filter(|id| s.get(&((*id).clone(), version.to_owned())).is_some_and(|(st, _)| st == state))
-        .cloned()
-        .collect()
-}
-
-fn wait_state(collector: &Collector, ids: &[String], version: &str, state: &str, timeout: Duration) {
-    wait_for(timeout, &format!("{} devices {state} with {version}", ids.len()), || {
-        (in_state(collector, ids, version, state).len() == ids.len()).then_some(())
-    });
 }
 
 /// The detail a device reported with `version`.
@@ -112,26 +99,10 @@ fn twenty_agents_update_staged_ten_percent_then_all() {
     let ids = ids_with_first_tenth(20, 2);
     let root = tempfile::tempdir().unwrap();
     let base = rel.base_build();
-    let mut devices: Vec<Device> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            install_device(
-                root.path(),
-                &format!("dev{i:02}"),
-                &base,
-                &public,
-                Some(*id),
-                AgentSpec::new(&collector, school, &token),
-                &art,
-            )
-        })
-        .collect();
-    let _watch = PathWatch::start(
-        devices.iter().enumerate().map(|(i, d)| (d.dir.clone(), format!("dev{i:02}"))).collect(),
-        &art,
-        "60s",
-    );
+    let spec = || AgentSpec::new(&collector, school, &token);
+    let mut devices =
+        install_devices(root.path(), "dev", &base, &public, ids.iter().copied().map(Some), spec, &art);
+    let _watch = PathWatch::over(&devices, &art, "60s");
     wait_connected(&ch, db, 20);
     let all = device_ids(&devices);
     assert_eq!(
@@ -208,6 +179,22 @@ fn twenty_agents_update_staged_ten_percent_then_all() {
     assert!(served >= 20.0 * std::fs::metadata(&b).unwrap().len() as f64, "{served}");
     let text = collector_ok(&collector, &["release", "status"]);
     assert!(text.lines().any(|l| l == "0.2.0\thealthy\t20"), "{text}");
+    // So do the web UI's release page and each device's page.
+    collector.add_user("admin", "admin", "all", "admin-password");
+    let mut web = parta_tests::websession::Session::new(&collector);
+    assert_eq!(web.sign_in("admin", "admin-password"), 303);
+    let (code, page) = web.get("/releases");
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(r#"<td>0.2.0</td><td><span class="upd-healthy">работает исправно</span></td><td class="num">20</td>"#),
+        "{page}"
+    );
+    let (code, device_page) = web.get(&format!("/d/{}", all[7]));
+    assert_eq!(code, 200, "{device_page}");
+    assert!(
+        device_page.contains(r#"<p id="device-update">Версия 0.2.0: <span class="upd-healthy">"#),
+        "{device_page}"
+    );
     check_nothing_lost(&ch, db, &mut devices);
 }
 
@@ -242,27 +229,12 @@ fn bad_releases_are_refused_a_broken_one_rolled_back_and_faults_end_consistent()
     let root = tempfile::tempdir().unwrap();
     // Device 0 keeps its state on a small disk of its own, to be filled during a download.
     let disk = Tmpfs::mount("200m");
-    std::fs::create_dir_all(root.path().join("dev0")).unwrap();
-    std::os::unix::fs::symlink(disk.path(), root.path().join("dev0/state")).unwrap();
+    std::fs::create_dir_all(root.path().join("dev00")).unwrap();
+    std::os::unix::fs::symlink(disk.path(), root.path().join("dev00/state")).unwrap();
     let base = rel.base_build();
-    let mut devices: Vec<Device> = (0..4)
-        .map(|i| {
-            install_device(
-                root.path(),
-                &format!("dev{i}"),
-                &base,
-                &public,
-                None,
-                AgentSpec::new(&collector, school, &token),
-                &art,
-            )
-        })
-        .collect();
-    let watch = PathWatch::start(
-        devices.iter().enumerate().map(|(i, d)| (d.dir.clone(), format!("dev{i}"))).collect(),
-        &art,
-        "15s",
-    );
+    let spec = || AgentSpec::new(&collector, school, &token);
+    let mut devices = install_devices(root.path(), "dev", &base, &public, [None; 4], spec, &art);
+    let watch = PathWatch::over(&devices, &art, "15s");
     wait_connected(&ch, db, 4);
     let ids = device_ids(&devices);
     let a = env!("CARGO_PKG_VERSION");
@@ -391,11 +363,7 @@ fn bad_releases_are_refused_a_broken_one_rolled_back_and_faults_end_consistent()
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(d3.installed_version(), a);
-    let watch = PathWatch::start(
-        devices.iter().enumerate().map(|(i, d)| (d.dir.clone(), format!("dev{i}"))).collect(),
-        &art,
-        "15s",
-    );
+    let watch = PathWatch::over(&devices, &art, "15s");
 
     // 4. The installer killed (-9) while the new version proves itself; run again (as at
     //    boot), it finishes: healthy, the new version installed.
@@ -611,7 +579,7 @@ fn a_hostile_agent_over_quic_gets_only_what_it_was_offered_and_records_nothing_m
         let mut c = welcomed(&addr, &ca, &liar).await;
         offered(&mut c, Some(made_up.clone())).await;
         c.send(&update(UpdateMessage::Status(made_up))).await;
-        c.send(&update(UpdateMessage::Status(report("0.2.0", UpdateState::Refused, "marker")))).await;
+        c.send(&update(UpdateMessage::Status(report("0.2.0", UpdateState::Refused, MARKER)))).await;
         c.send(&fetch("0.2.0", 0)).await;
         assert!(matches!(next_release(&mut c).await, ReleaseMessage::Chunk { .. }), "still in session");
         c.close();
@@ -628,7 +596,7 @@ fn a_hostile_agent_over_quic_gets_only_what_it_was_offered_and_records_nothing_m
     // The writer keeps order: once the marker is stored, everything said before it is too.
     let liar_id = liar.id().to_string();
     wait_for(Duration::from_secs(60), "the liar's true state", || {
-        (detail(&collector, &liar_id, "0.2.0") == ("refused".to_owned(), "marker".to_owned())).then_some(())
+        (detail(&collector, &liar_id, "0.2.0") == ("refused".to_owned(), MARKER.to_owned())).then_some(())
     });
     let s = statuses(&collector);
     assert!(!s.keys().any(|(_, version)| version == "9.9.9"), "a made-up release recorded: {s:?}");
@@ -648,4 +616,27 @@ fn a_hostile_agent_over_quic_gets_only_what_it_was_offered_and_records_nothing_m
     );
     let never = a.id().to_string();
     assert!(!s.keys().any(|(d, _)| *d == never), "the first device said no state: {s:?}");
+
+    // The web UI's release page (admins only) shows what devices said, escaped: the refusal
+    // with its reason, nothing of the made-up release.
+    collector.add_user("admin", "admin", "all", "admin-password");
+    collector.add_user("ops", "ops", "all", "ops-password");
+    let mut ops = parta_tests::websession::Session::new(&collector);
+    assert_eq!(ops.sign_in("ops", "ops-password"), 303);
+    assert_eq!(ops.get("/releases").0, 403);
+    assert!(!ops.get("/").1.contains("/releases"), "no link for a non-admin");
+    let mut web = parta_tests::websession::Session::new(&collector);
+    assert_eq!(web.sign_in("admin", "admin-password"), 303);
+    assert!(web.get("/").1.contains(r#"href="/releases""#));
+    let (code, page) = web.get("/releases");
+    assert_eq!(code, 200, "{page}");
+    let escaped = "marker &lt;script&gt;alert(1)&lt;/script&gt;";
+    let problems = &page[page.find(r#"id="release-problems""#).expect("the problems table")..];
+    assert!(problems.contains(&liar_id) && problems.contains(escaped), "{page}");
+    assert!(!page.contains("<script>"), "a device's words are escaped");
+    assert!(!page.contains("9.9.9"), "{page}");
+    assert!(page.contains("отклонено устройством") && page.contains("100 % устройств"), "{page}");
 }
+
+/// A refusal reason with markup in it, as a hostile device might send.
+const MARKER: &str = "marker <script>alert(1)</script>";

@@ -232,15 +232,7 @@ async fn status(
         .into_iter()
         .filter(|r| only.is_none_or(|v| r.version == v.to_string()))
         .collect();
-    let mut per: BTreeMap<(ReleaseVersion, String), (u64, BTreeMap<String, u64>)> = BTreeMap::new();
-    for r in &rows {
-        let Ok(v) = r.version.parse::<ReleaseVersion>() else { continue };
-        let e = per.entry((v, r.state.clone())).or_default();
-        e.0 += 1;
-        if !r.detail.is_empty() {
-            *e.1.entry(r.detail.clone()).or_default() += 1;
-        }
-    }
+    let per = super::summarize(&rows);
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Json => {

@@ -13,15 +13,21 @@
 //! - [`serve`]: a session's side — the offer, the artifact in chunks under a bandwidth bound
 //!   shared by all sessions, the device's states recorded in `update_status`.
 //! - [`commands`]: `parta-collector release add|rollout|retry|status|list`.
+//!
+//! [`summarize`] counts devices per release and state for `release status` and the web UI's
+//! `/releases` page.
 
 pub mod book;
 pub mod commands;
 pub mod serve;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use parta_protocol::release::ReleaseVersion;
+
+use crate::storage::releases::UpdateStatusRow;
 
 /// A release channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -62,3 +68,27 @@ pub fn artifact_path(data_dir: &Path, product: &str, version: ReleaseVersion, ta
 
 /// The product the collector offers.
 pub const AGENT: &str = "parta-agent";
+
+/// Devices per (release, state), with how many gave each reason.
+pub type Summary = BTreeMap<(ReleaseVersion, String), (u64, BTreeMap<String, u64>)>;
+
+/// Counts `rows` (each device's latest state with each release) per release and state; rows
+/// whose version does not parse are skipped.
+pub fn summarize(rows: &[UpdateStatusRow]) -> Summary {
+    let mut per = Summary::new();
+    for r in rows {
+        let Ok(v) = r.version.parse::<ReleaseVersion>() else { continue };
+        let e = per.entry((v, r.state.clone())).or_default();
+        e.0 += 1;
+        if !r.detail.is_empty() {
+            *e.1.entry(r.detail.clone()).or_default() += 1;
+        }
+    }
+    per
+}
+
+/// True for the states that end a release on a device without it running: the ones an
+/// administrator looks at.
+pub fn is_problem(state: &str) -> bool {
+    matches!(state, "failed" | "refused" | "rolled_back")
+}

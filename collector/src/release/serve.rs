@@ -216,7 +216,7 @@ impl UpdateSession {
                 "the device reports a state of a release the collector does not have; not recorded");
             return Ok(());
         }
-        let level_warn = matches!(s.state.as_str(), "refused" | "failed" | "rolled_back");
+        let level_warn = super::is_problem(s.state.as_str());
         if level_warn {
             tracing::warn!(device = %self.device, version = %s.version, state = s.state.as_str(), detail = %s.detail,
                 "the device reports an update that did not happen");

@@ -4,7 +4,8 @@
 //! Pages: sign-in; the overview (regions → municipalities); a municipality's schools; a school
 //! (classes, daily hours per class, weekday × hour heatmap, rooms and devices); a device
 //! (inventory, use per day, interfaces of network gear, pages of printers); connectivity;
-//! compliance with export buttons; the account's API tokens; accounts (admin). Every page's
+//! compliance with export buttons; the account's API tokens; accounts, policies and agent
+//! releases (admin; [`policies`], [`releases`]). Every page's
 //! state is in its URL (period `from`/`to`), so links can be shared. Russian by default; the
 //! language switch sets a cookie.
 //!
@@ -13,6 +14,7 @@
 pub mod i18n;
 mod pages;
 mod policies;
+mod releases;
 
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ pub fn router(state: Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/tokens/{id}/revoke", post(pages::revoke_token))
         .route("/users", get(pages::users))
         .route("/policies", get(policies::list).post(policies::save))
+        .route("/releases", get(releases::list))
         .route("/logout", post(pages::logout))
         .route_layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
@@ -251,7 +254,12 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: &str) -> Html<String> {
     let other = if l == Lang::Ru { Lang::En } else { Lang::Ru };
     let other_name = if l == Lang::Ru { "English" } else { "Русский" };
     let admin = if ctx.principal.is_admin() {
-        format!(r#"<a href="/policies">{}</a><a href="/users">{}</a>"#, t(l, "policies"), t(l, "users"))
+        format!(
+            r#"<a href="/policies">{}</a><a href="/releases">{}</a><a href="/users">{}</a>"#,
+            t(l, "policies"),
+            t(l, "releases"),
+            t(l, "users")
+        )
     } else {
         String::new()
     };

@@ -706,6 +706,7 @@ pub(crate) async fn device(
     if let Some(p) = &detail.policy {
         body.push_str(&super::policies::view_html(&c, &p.effective, Some(&p.state)));
     }
+    body.push_str(&super::releases::device_html(&st, &c, device.0).await.map_err(|e| fail(&c, e))?);
     let _ = write!(
         body,
         "<h2>{}</h2>{}",

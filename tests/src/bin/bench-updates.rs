@@ -22,7 +22,7 @@ use parta_protocol::{DeviceKind, Hello, Message, examples};
 use parta_tests::clickhouse::ClickHouse;
 use parta_tests::procs::{AgentSpec, Collector};
 use parta_tests::quic::{RawClient, RawDevice};
-use parta_tests::updates::{PathWatch, Releases, collector_ok, install_device, statuses};
+use parta_tests::updates::{PathWatch, Releases, collector_ok, install_devices, wait_state};
 use parta_tests::util::{artifacts_dir, footprint};
 use tokio::sync::{mpsc, watch};
 
@@ -207,40 +207,14 @@ fn main() {
     // 3. Real agents updated A → B.
     let root = tempfile::tempdir().unwrap();
     let base = rel.base_build();
-    let real_devices: Vec<_> = (0..real)
-        .map(|i| {
-            install_device(
-                root.path(),
-                &format!("real{i:02}"),
-                &base,
-                &public,
-                None,
-                AgentSpec::new(&c, "74-0012", &token),
-                &art,
-            )
-        })
-        .collect();
-    let _watch = PathWatch::start(
-        real_devices.iter().enumerate().map(|(i, d)| (d.dir.clone(), format!("real{i:02}"))).collect(),
-        &art,
-        "120s",
-    );
+    let spec = || AgentSpec::new(&c, "74-0012", &token);
+    let real_devices = install_devices(root.path(), "real", &base, &public, vec![None; real], spec, &art);
+    let _watch = PathWatch::over(&real_devices, &art, "120s");
     let ids: Vec<String> = real_devices.iter().map(|d| d.agent.device_id()).collect();
     let t0 = Instant::now();
     // They connect, are offered 0.2.0 at once (the rollout includes their school), download,
     // install and prove healthy.
-    loop {
-        let s = statuses(&c);
-        let healthy = ids
-            .iter()
-            .filter(|id| s.get(&((*id).clone(), "0.2.0".into())).is_some_and(|(st, _)| st == "healthy"))
-            .count();
-        if healthy == real {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(900), "{healthy} of {real} healthy after 15 min");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_state(&c, &ids, "0.2.0", "healthy", Duration::from_secs(900));
     let real_done = t0.elapsed();
 
     println!(
