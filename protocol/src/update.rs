@@ -362,6 +362,18 @@ impl Updater {
         }
     }
 
+    /// The download of `version` stopped for want of disk space (none free before it started,
+    /// or a write failed): reported as failed with `why`, but not remembered — the space may be
+    /// freed, and the next offer (the next session) tries again without an administrator.
+    pub fn out_of_space(&mut self, version: ReleaseVersion, why: &str) {
+        let bytes =
+            self.current.as_ref().filter(|d| d.manifest.version == version).map_or(0, |d| d.check.seen());
+        self.report(version, UpdateState::Failed, bytes, why);
+        if self.current.as_ref().is_some_and(|d| d.manifest.version == version) {
+            self.current = None;
+        }
+    }
+
     /// What the installer says happened to `version`; final failures are remembered so the
     /// version is not retried until an administrator raises the retry epoch.
     pub fn installer(&mut self, version: ReleaseVersion, state: UpdateState, why: &str) {
@@ -481,6 +493,24 @@ mod tests {
             OfferDecision::AlreadyFailed { reason: "not healthy within 2m".into() }
         );
         assert!(u.failed().values().all(|f| f.state.is_final()));
+    }
+
+    #[test]
+    fn a_download_stopped_by_a_full_disk_is_reported_and_tried_again_at_the_next_offer() {
+        let offer = sig(&key(1), ARTIFACT, "0.2.0");
+        let mut u = device("0.1.0");
+        assert_eq!(u.offer(&offer, 0), OfferDecision::Download { from: 0 });
+        u.bytes(0, &ARTIFACT[..30]).unwrap();
+        u.out_of_space("0.2.0".parse().unwrap(), "No space left on device");
+        let last = u.take_reports().pop().unwrap();
+        assert_eq!(
+            (last.state, last.bytes, last.detail.as_str()),
+            (UpdateState::Failed, 30, "No space left on device")
+        );
+        assert!(u.current().is_none() && u.failed().is_empty(), "not remembered as failed");
+        // The next offer (same epoch) starts it again from the beginning.
+        assert_eq!(u.offer(&offer, 0), OfferDecision::Download { from: 0 });
+        assert_eq!(u.bytes(0, ARTIFACT.as_slice()).unwrap(), Progress::Complete);
     }
 
     proptest::proptest! {

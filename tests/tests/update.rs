@@ -389,7 +389,8 @@ fn bad_releases_are_refused_a_broken_one_rolled_back_and_faults_end_consistent()
     assert_eq!(d3.installed_version(), "0.6.0");
 
     // 5. Device 1's agent killed (-9) mid-download resumes after the bytes it verified; device
-    //    0's disk fills up during its download: it fails with the reason, and nothing else.
+    //    0's disk fills up during its download: it fails with the reason, and nothing else; in
+    //    its next session, the disk freed, it downloads the version again without an admin.
     let next = rel.build("0.7.0");
     assert!(add(&rel.sign(&next, "0.7.0"), &next, "pilot").status.success());
     pilot("0.7.0", &[&scope(0), &scope(1)]);
@@ -416,6 +417,11 @@ fn bad_releases_are_refused_a_broken_one_rolled_back_and_faults_end_consistent()
     wait_state(&collector, &ids[1..2], "0.7.0", "healthy", Duration::from_secs(240));
     assert!(devices[1].agent.log().contains("resuming a release download"), "device 1 resumed its download");
     assert_eq!(devices[1].installed_version(), "0.7.0");
+    // A new session of device 0 (its agent restarted): the same offer, tried again.
+    let pid = devices[0].agent_pid().unwrap();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    wait_state(&collector, &ids[0..1], "0.7.0", "healthy", Duration::from_secs(240));
+    assert_eq!(devices[0].installed_version(), "0.7.0");
 
     check_nothing_lost(&ch, db, &mut devices);
 }

@@ -17,7 +17,8 @@
 //! Every transition is sent to the collector as it happens and the latest again at every
 //! session start (`Update(Ready)`), so nothing is lost across restarts or outages. A version
 //! that failed here is remembered in `failed.json` and not tried again until an administrator
-//! raises the retry epoch (`parta-collector release retry`).
+//! raises the retry epoch (`parta-collector release retry`) — except a download stopped by a
+//! full disk (or any failed write), which is tried again in the next session.
 //!
 //! Linux only for now (the installer's binary swap and restart; the download is portable).
 
@@ -354,7 +355,8 @@ impl UpdateTask {
                     free >> 20,
                     need >> 20
                 );
-                self.updater.installer(m.version, UpdateState::Failed, &why);
+                tracing::warn!(%why, version = %m.version, "release download not started; tried again next session");
+                self.updater.out_of_space(m.version, &why);
                 return false;
             }
             Ok(_) => {}
@@ -385,9 +387,9 @@ impl UpdateTask {
 
     fn disk_failure(&mut self, version: ReleaseVersion, e: &std::io::Error) {
         let why = format!("cannot write the download in {}: {e}", self.dir.display());
-        tracing::warn!(%why, "release download failed");
+        tracing::warn!(%why, "release download failed; tried again next session");
         self.forget_download();
-        self.updater.installer(version, UpdateState::Failed, &why);
+        self.updater.out_of_space(version, &why);
     }
 
     fn chunk(&mut self, version: ReleaseVersion, offset: u64, bytes: &[u8], end: bool) {

@@ -1,5 +1,5 @@
 //! The agent's update state machine driven by arbitrary offers, bytes at arbitrary offsets,
-//! early ends and installer outcomes: never panics, never reports a detail longer than the
+//! early ends, installer outcomes and full disks: never panics, never reports a detail longer than the
 //! bound, and a release is only ever complete when the offer verified (the fuzzer has no
 //! trusted key's signature, so nothing completes).
 #![no_main]
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         let n = usize::from(tail.first().copied().unwrap_or(0)).min(tail.len().saturating_sub(1));
         let (arg, next) = tail.get(1..).unwrap_or_default().split_at(n);
         rest = next;
-        match op % 4 {
+        match op % 5 {
             0 => {
                 let _ = u.offer(arg, u32::from(op / 4));
             }
@@ -35,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => {
                 let _ = u.end();
+            }
+            3 => {
+                let v = ReleaseVersion { major: 0, minor: u32::from(op / 5), patch: 0 };
+                u.out_of_space(v, std::str::from_utf8(arg).unwrap_or(""));
             }
             _ => {
                 let v = ReleaseVersion { major: 0, minor: u32::from(op / 4), patch: 0 };
