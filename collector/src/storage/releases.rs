@@ -136,6 +136,15 @@ const STATUSES: &str = "SELECT device_id, version, argMax(state, at), argMax(byt
  GROUP BY device_id, version
  ORDER BY device_id, version";
 
+/// The latest state of one device with every release.
+const DEVICE_STATUSES: &str =
+    "SELECT device_id, version, argMax(state, at), argMax(bytes, at), argMax(detail, at),
+        argMax(running, at), max(at)
+ FROM update_status
+ WHERE device_id = toUUID(?)
+ GROUP BY device_id, version
+ ORDER BY device_id, version";
+
 /// Every query of this module, for the test suite.
 pub fn catalogue() -> Vec<(&'static str, String)> {
     vec![
@@ -143,6 +152,7 @@ pub fn catalogue() -> Vec<(&'static str, String)> {
         ("release_rollouts", ROLLOUTS.to_owned()),
         ("release_rollout_history", ROLLOUT_HISTORY.to_owned()),
         ("update_statuses", STATUSES.to_owned()),
+        ("device_update_statuses", DEVICE_STATUSES.to_owned()),
     ]
 }
 
@@ -168,6 +178,19 @@ impl Store {
     /// The latest state of every device with every release.
     pub async fn update_statuses(&self) -> Result<Vec<UpdateStatusRow>, StoreError> {
         self.client().query(STATUSES).fetch_all().await.map_err(|e| self.err(e))
+    }
+
+    /// The latest state of `device` with every release.
+    pub async fn device_update_statuses(
+        &self,
+        device: uuid::Uuid,
+    ) -> Result<Vec<UpdateStatusRow>, StoreError> {
+        self.client()
+            .query(DEVICE_STATUSES)
+            .bind(device.to_string())
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// Records a release.

@@ -166,8 +166,8 @@ pub(crate) async fn list(State(st): State<Arc<ApiState>>, c: Ctx) -> Page {
 
 /// A device's latest release state, for its page (nothing when it never reported one).
 pub(super) async fn device_html(st: &ApiState, c: &Ctx, device: uuid::Uuid) -> Result<String, AppError> {
-    let rows = st.store.update_statuses().await?;
-    let Some(r) = rows.iter().filter(|r| r.device_id == device).max_by_key(|r| r.at) else {
+    let rows = st.store.device_update_statuses(device).await?;
+    let Some(r) = rows.iter().max_by_key(|r| r.at) else {
         return Ok(String::new());
     };
     let detail = if r.detail.is_empty() { String::new() } else { format!(" — {}", esc(&r.detail)) };
