@@ -127,13 +127,12 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
         memory.clone(),
         config.ingest,
     ));
-    let refresher = tokio::spawn({
-        let (tokens, store) = (Arc::clone(&tokens), store.clone());
-        crate::refresh::keep_fresh("token", stop_rx.clone(), move || {
-            let (tokens, store) = (Arc::clone(&tokens), store.clone());
-            async move { tokens.refresh(&store).await }
-        })
-    });
+    let refresher = tokio::spawn(crate::refresh::keep_fresh(
+        "token",
+        stop_rx.clone(),
+        (Arc::clone(&tokens), store.clone()),
+        |(view, store)| async move { view.refresh(&store).await },
+    ));
     let revoke_sessions = Arc::clone(&registry);
     let fleet_refresher = tokio::spawn(crate::fleet::book::refresh_loop(
         Arc::clone(&book),
@@ -177,25 +176,23 @@ async fn serve(config: CollectorConfig) -> anyhow::Result<()> {
     if let Err(e) = policies.refresh(&store).await {
         tracing::warn!(error = %e, "cannot load policies yet");
     }
-    let policy_refresher = tokio::spawn({
-        let (policies, store) = (Arc::clone(&policies), store.clone());
-        crate::refresh::keep_fresh("policy", stop_rx.clone(), move || {
-            let (policies, store) = (Arc::clone(&policies), store.clone());
-            async move { policies.refresh(&store).await }
-        })
-    });
+    let policy_refresher = tokio::spawn(crate::refresh::keep_fresh(
+        "policy",
+        stop_rx.clone(),
+        (Arc::clone(&policies), store.clone()),
+        |(view, store)| async move { view.refresh(&store).await },
+    ));
     let (policy_status, status_writer) = crate::policy::deliver::start_writer(store.clone());
     let releases = Arc::new(crate::release::book::ReleaseBook::new(config.data_dir.clone()));
     if let Err(e) = releases.refresh(&store).await {
         tracing::warn!(error = %e, "cannot load releases yet");
     }
-    let release_refresher = tokio::spawn({
-        let (releases, store) = (Arc::clone(&releases), store.clone());
-        crate::refresh::keep_fresh("release", stop_rx.clone(), move || {
-            let (releases, store) = (Arc::clone(&releases), store.clone());
-            async move { releases.refresh(&store).await }
-        })
-    });
+    let release_refresher = tokio::spawn(crate::refresh::keep_fresh(
+        "release",
+        stop_rx.clone(),
+        (Arc::clone(&releases), store.clone()),
+        |(view, store)| async move { view.refresh(&store).await },
+    ));
     let (update_status, update_writer) = crate::release::serve::start_writer(store.clone());
     let courier = crate::release::serve::Courier {
         book: releases,

@@ -91,11 +91,15 @@ impl<T: PartialEq> Shared<T> {
     }
 }
 
-/// Runs `refresh` every [`REFRESH_EVERY`] until `stop` (the first time after one period: the
-/// caller loaded the view at start); a failure keeps the cached view.
-pub async fn keep_fresh<F, Fut, T, E>(what: &'static str, mut stop: watch::Receiver<bool>, mut refresh: F)
-where
-    F: FnMut() -> Fut,
+/// Runs `refresh(state.clone())` every [`REFRESH_EVERY`] until `stop` (the first time after
+/// one period: the caller loaded the view at start); a failure keeps the cached view.
+pub async fn keep_fresh<S, Fut, T, E>(
+    what: &'static str,
+    mut stop: watch::Receiver<bool>,
+    state: S,
+    refresh: impl Fn(S) -> Fut,
+) where
+    S: Clone,
     Fut: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
@@ -104,7 +108,7 @@ where
             () = tokio::time::sleep(REFRESH_EVERY) => {}
             () = parta_common::shutdown::stopped(&mut stop) => return,
         }
-        if let Err(e) = refresh().await {
+        if let Err(e) = refresh(state.clone()).await {
             tracing::debug!(error = %e, "{what} refresh failed; keeping the cached view");
         }
     }

@@ -253,15 +253,22 @@ impl Updater {
         self.reports.push(StatusReport { version, state, bytes, detail: detail(why) });
     }
 
-    fn fail(&mut self, version: ReleaseVersion, state: UpdateState, reason: &str, retry: u32) {
+    /// Reports that `version` ended in `state` and drops its download if it is the current
+    /// one; the retry epoch it was offered with (`retry` when it is not the current one).
+    fn conclude(&mut self, version: ReleaseVersion, state: UpdateState, reason: &str, retry: u32) -> u32 {
         let mine = self.current.as_ref().filter(|d| d.manifest.version == version);
         let bytes = mine.map_or(0, |d| d.check.seen());
         let retry = mine.map_or(retry, |d| d.retry);
-        self.report(version, state, bytes, reason);
-        self.failed.insert(version, FailedRelease { state, reason: detail(reason), retry });
-        if self.current.as_ref().is_some_and(|d| d.manifest.version == version) {
+        if mine.is_some() {
             self.current = None;
         }
+        self.report(version, state, bytes, reason);
+        retry
+    }
+
+    fn fail(&mut self, version: ReleaseVersion, state: UpdateState, reason: &str, retry: u32) {
+        let retry = self.conclude(version, state, reason, retry);
+        self.failed.insert(version, FailedRelease { state, reason: detail(reason), retry });
     }
 
     /// An offer: the signature file's bytes and the offer's retry epoch.
@@ -366,12 +373,7 @@ impl Updater {
     /// or a write failed): reported as failed with `why`, but not remembered — the space may be
     /// freed, and the next offer (the next session) tries again without an administrator.
     pub fn out_of_space(&mut self, version: ReleaseVersion, why: &str) {
-        let bytes =
-            self.current.as_ref().filter(|d| d.manifest.version == version).map_or(0, |d| d.check.seen());
-        self.report(version, UpdateState::Failed, bytes, why);
-        if self.current.as_ref().is_some_and(|d| d.manifest.version == version) {
-            self.current = None;
-        }
+        self.conclude(version, UpdateState::Failed, why, 0);
     }
 
     /// What the installer says happened to `version`; final failures are remembered so the

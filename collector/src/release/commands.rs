@@ -172,12 +172,7 @@ pub async fn release(config: &CollectorConfig, action: ReleaseAction) -> anyhow:
 
 /// `10 % of devices and school:74-0012`.
 fn describe(r: &RolloutRow) -> String {
-    let mut parts = Vec::new();
-    if r.percent > 0 || r.scopes.is_empty() {
-        parts.push(format!("{} % of devices", r.percent));
-    }
-    parts.extend(r.scopes.iter().cloned());
-    parts.join(" and ")
+    super::offered_to(r, "of devices").join(" and ")
 }
 
 /// Checks a signature file and its artifact against the region's key; the file's text and what

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use parta_protocol::release::ReleaseVersion;
 
-use crate::storage::releases::UpdateStatusRow;
+use crate::storage::releases::{RolloutRow, UpdateStatusRow};
 
 /// A release channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -91,4 +91,15 @@ pub fn summarize(rows: &[UpdateStatusRow]) -> Summary {
 /// administrator looks at.
 pub fn is_problem(state: &str) -> bool {
     matches!(state, "failed" | "refused" | "rolled_back")
+}
+
+/// Whom a rollout offers its release to, in parts: `N % <of_devices>` (when it names a share, or
+/// nothing else), then its scopes.
+pub fn offered_to(r: &RolloutRow, of_devices: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    if r.percent > 0 || r.scopes.is_empty() {
+        parts.push(format!("{} % {of_devices}", r.percent));
+    }
+    parts.extend(r.scopes.iter().cloned());
+    parts
 }

@@ -60,11 +60,8 @@ pub(crate) async fn list(State(st): State<Arc<ApiState>>, c: Ctx) -> Page {
         c.t("comment"),
     );
     for r in &rollouts {
-        let mut whom = Vec::new();
-        if r.percent > 0 || r.scopes.is_empty() {
-            whom.push(format!("{} % {}", r.percent, c.t("release_of_devices")));
-        }
-        whom.extend(r.scopes.iter().map(|s| esc(s)));
+        let whom: Vec<String> =
+            crate::release::offered_to(r, c.t("release_of_devices")).iter().map(|s| esc(s)).collect();
         let _ = write!(
             body,
             r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
